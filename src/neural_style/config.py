@@ -1,0 +1,122 @@
+"""The one home of every default and every string choice.
+
+The CLI, the web page and the batch runner read their defaults and choices from here;
+nothing else restates them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional, Tuple
+
+# --- layer names (VGG-19, in network order) -------------------------------------------
+_BLOCKS = (2, 2, 4, 4, 4)  # convolutions per block
+
+
+def _layer_names() -> Tuple[str, ...]:
+    names = []
+    for b, n in enumerate(_BLOCKS, start=1):
+        for i in range(1, n + 1):
+            names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+        names.append(f"pool{b}")
+    return tuple(names)
+
+
+LAYERS: Tuple[str, ...] = _layer_names()  # conv1_1, relu1_1, ..., pool5 (37 names)
+
+# --- string choices: each tuple feeds validation, the CLI's choices and error texts ------
+POOLING = ("avg", "max")
+OPTIMIZERS = ("lbfgs", "adam")
+INITS = ("noise", "content", "style")  # or a path to an image
+PREPROCESS = ("torch", "caffe")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "fp32", "bf16")
+PRESERVE_COLOR = ("none", "luminance", "histogram")
+COLOR_MATCH = ("chol", "pca", "sym")
+STYLE_LOSSES = ("gram", "mean-std", "w2", "sliced")
+MASK_MODES = ("inside", "resize")
+PRESETS = ("fast", "paper")
+
+# --- limits ------------------------------------------------------------------------------
+MAX_INPUT_PIXELS = 100_000_000  # images larger than this are refused when loading (~10k x 10k)
+MAX_SIZE = 8192  # the longest output side accepted at all
+
+# --- the paper's network and losses ------------------------------------------------------
+PAPER_CONTENT_LAYERS = ("conv4_2",)
+PAPER_STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every setting of a run. Field defaults are the tool's defaults.
+
+    Loss weights follow the paper's convention: alpha (content_weight) / beta (style_weight)
+    = 1e-3 on the normalised network.
+    """
+
+    # images
+    size: int = 512  # long side of the output, pixels
+    style_scale: float = 1.0  # style long side = content long side * style_scale
+    # network
+    weights: Optional[str] = None  # None: torchvision's ImageNet VGG-19; a path; or "random"
+    preprocess: str = "torch"  # "torch": RGB mean/std; "caffe": BGR 0-255 minus mean pixel
+    pooling: str = "avg"  # the paper replaces max by average pooling
+    normalize: bool = True  # the paper's normalised network (see features.normalize_vgg)
+    # losses
+    content_layers: Tuple[str, ...] = PAPER_CONTENT_LAYERS
+    style_layers: Tuple[str, ...] = PAPER_STYLE_LAYERS
+    style_layer_weights: Optional[Tuple[float, ...]] = None  # None: equal, summing to 1
+    content_weight: float = 1.0  # alpha
+    style_weight: float = 1e3  # beta
+    tv_weight: float = 0.0  # the paper has no total-variation term
+    style_loss: str = "gram"
+    # optimisation
+    optimizer: str = "lbfgs"
+    iterations: Tuple[int, ...] = (500,)  # one entry per scale
+    scales: Tuple[int, ...] = ()  # long sides of a coarse-to-fine schedule; () = just `size`
+    init: str = "noise"  # noise | content | style | path to an image
+    seed: int = 0
+    learning_rate: float = 0.02  # Adam only; pixels are in [0, 1]
+    lbfgs_history: int = 100
+    lbfgs_line_search: bool = False  # strong-Wolfe line search (more evaluations per step)
+    # execution
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it natively
+    channels_last: bool = True
+    compile: bool = False  # torch.compile; repays its 10-30 s only on long runs
+    threads: int = 0  # 0: every core
+    # control (colour, several styles, regions)
+    preserve_color: str = "none"
+    color_match: str = "pca"
+    style_blend: Optional[Tuple[float, ...]] = None  # None: equal weights over style images
+    content_mask: Optional[str] = None
+    style_masks: Tuple[str, ...] = ()
+    mask_mode: str = "inside"
+    region_weights: Optional[Tuple[float, ...]] = None  # None: 1/R each
+    tile: int = 0  # 0: no tiling; else tile side (pixels) of the tiled loss evaluation
+
+    def replace(self, **changes) -> "Options":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Options":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+        return cls(**kwargs)
+
+
+#: Named sets of overrides. "paper" is the exact procedure of Gatys et al. (2016).
+PRESET_OVERRIDES = {
+    "fast": {},
+    "paper": dict(
+        pooling="avg", normalize=True, content_layers=PAPER_CONTENT_LAYERS,
+        style_layers=PAPER_STYLE_LAYERS, style_layer_weights=None, content_weight=1.0,
+        style_weight=1e3, tv_weight=0.0, style_loss="gram", optimizer="lbfgs",
+        iterations=(500,), scales=(), init="noise", precision="fp32",
+    ),
+}
+
+DEFAULTS = Options()

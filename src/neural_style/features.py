@@ -1,0 +1,189 @@
+"""VGG-19 with named layers, truncated after the deepest layer a run needs.
+
+The network takes RGB images in [0, 1], shape (B, 3, H, W), and applies the preprocessing
+of its weight set itself ("torch": ImageNet mean/std; "caffe": BGR, 0-255, minus the mean
+pixel), so the optimised variable is always the image as the user sees it.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import LAYERS, POOLING, PREPROCESS
+from .errors import InvalidOption, WeightsError, choice
+
+# Index of each named layer in torchvision's `vgg19().features` (the weight files' layout).
+TORCHVISION_INDEX: Dict[str, int] = {name: i for i, name in enumerate(LAYERS)}
+CONV_LAYERS = tuple(n for n in LAYERS if n.startswith("conv"))
+_CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+
+TORCH_MEAN = (0.485, 0.456, 0.406)
+TORCH_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def validate_layers(layers: Iterable[str]) -> tuple:
+    """Return the layers as a tuple, raising InvalidOption for an unknown name."""
+    layers = tuple(layers)
+    for name in layers:
+        choice("layer", name, LAYERS)
+    return layers
+
+
+def deepest(layers: Iterable[str]) -> str:
+    """The layer, among `layers`, that comes last in the network."""
+    return max(validate_layers(layers), key=LAYERS.index)
+
+
+class VGG19(nn.Module):
+    """VGG-19's 16 convolutions and 5 poolings as named modules, up to `last`.
+
+    forward(x, layers) returns {name: activation} for the requested layers and stops
+    after the deepest one.
+    """
+
+    def __init__(self, last: str = "pool5", pooling: str = "avg", preprocess: str = "torch"):
+        super().__init__()
+        choice("pooling", pooling, POOLING)
+        self.preprocess = choice("preprocess", preprocess, PREPROCESS)
+        self.pooling = pooling
+        self.names = LAYERS[: LAYERS.index(choice("layer", last, LAYERS)) + 1]
+        self.layers = nn.ModuleDict()
+        in_ch = 3
+        for name in self.names:
+            block = int(name[4])  # conv1_1, relu1_1, pool1: the digit after the prefix
+            if name.startswith("conv"):
+                out_ch = _CHANNELS[block]
+                self.layers[name] = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+                in_ch = out_ch
+            elif name.startswith("relu"):
+                self.layers[name] = nn.ReLU()
+            else:
+                # Departure (the paper's own choice, kept as an option): the paper replaces
+                # VGG's max pooling by average pooling; --pooling max restores VGG.
+                self.layers[name] = nn.AvgPool2d(2, 2) if pooling == "avg" else nn.MaxPool2d(2, 2)
+        mean, std = (TORCH_MEAN, TORCH_STD) if preprocess == "torch" else (CAFFE_MEAN_BGR, (1.0,) * 3)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+
+    def convs(self):
+        return [(n, m) for n, m in self.layers.items() if isinstance(m, nn.Conv2d)]
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] -> the input the weights expect."""
+        if self.preprocess == "caffe":
+            x = x.flip(1) * 255.0
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor, layers: Sequence[str]) -> Dict[str, torch.Tensor]:
+        wanted = set(layers)
+        last = max(wanted, key=LAYERS.index)
+        out: Dict[str, torch.Tensor] = {}
+        x = self.prepare(x)
+        prev = None
+        for name, module in self.layers.items():
+            if name.startswith("relu"):
+                # In place (saves one activation per layer) unless the conv output was asked for.
+                x = F.relu(x, inplace=prev not in wanted)
+            else:
+                x = module(x)
+            if name in wanted:
+                out[name] = x
+            if name == last:
+                break
+            prev = name
+        return out
+
+
+def state_dict_from_torchvision(sd: Mapping[str, torch.Tensor], last: str = "pool5") -> Dict[str, torch.Tensor]:
+    """Map torchvision's `features.{i}.weight` keys (or bare `{i}.weight`) to named layers."""
+    out = {}
+    for name in LAYERS[: LAYERS.index(last) + 1]:
+        if not name.startswith("conv"):
+            continue
+        i = TORCHVISION_INDEX[name]
+        for part in ("weight", "bias"):
+            for key in (f"features.{i}.{part}", f"{i}.{part}", f"layers.{name}.{part}"):
+                if key in sd:
+                    out[f"layers.{name}.{part}"] = sd[key]
+                    break
+            else:
+                raise WeightsError(f"weights file lacks '{f'features.{i}.{part}'}' ({name}); "
+                                   "expected torchvision's VGG-19 layout")
+    return out
+
+
+def random_vgg(last: str = "pool5", pooling: str = "avg", preprocess: str = "torch", seed: int = 0) -> VGG19:
+    """A VGG-19 with seeded random weights (He-normal, fan-in): for tests and benchmarks.
+
+    It yields textures rather than art, but the mathematics and the cost are the same.
+    """
+    net = VGG19(last, pooling, preprocess)
+    gen = torch.Generator().manual_seed(seed)
+    for _, conv in net.convs():
+        fan_in = conv.weight[0].numel()
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+        conv.bias.copy_(torch.randn(conv.bias.shape, generator=gen) * 0.01)
+    return net
+
+
+def load_vgg(state_dict: Mapping[str, torch.Tensor], last: str = "pool5", pooling: str = "avg",
+             preprocess: str = "torch") -> VGG19:
+    """A VGG19 truncated after `last` with weights from a torchvision-layout state dict."""
+    net = VGG19(last, pooling, preprocess)
+    mapped = state_dict_from_torchvision(state_dict, last)
+    try:
+        net.load_state_dict(mapped, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"weights do not fit VGG-19: {str(e).splitlines()[0]}") from None
+    return net
+
+
+@torch.no_grad()
+def filter_means(net: VGG19, images: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Per-filter mean activation of every ReLU, averaged over `images` (each (1,3,H,W)).
+
+    Each image counts equally whatever its size: the mean over its positions, then over images.
+    """
+    relus = [n for n in net.names if n.startswith("relu")]
+    sums = {n: 0.0 for n in relus}
+    for img in images:
+        feats = net(img, relus)
+        for n in relus:
+            sums[n] = sums[n] + feats[n].float().mean(dim=(0, 2, 3))
+    return {n: s / len(images) for n, s in sums.items()}
+
+
+@torch.no_grad()
+def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], eps: float = 1e-8) -> Dict[str, torch.Tensor]:
+    """The paper's normalised network, in place: every filter's mean activation becomes 1.
+
+    Filter k of conv l is divided by its mean ReLU activation c_k (weights and bias; ReLU and
+    pooling commute with positive scales) and the next conv's input weights are multiplied by
+    c_k, so the function computed by the layers after is unchanged.
+
+    Departure: the paper measured the means over ImageNet's images; ImageNet is not at hand
+    for a user's run, so the means are computed on the images of the run itself (content and
+    style). Measuring all layers in one pass equals the authors' layer-by-layer procedure,
+    because each rescaling leaves the later layers' activations unchanged. Filters whose
+    mean is 0 (dead on these images) keep scale 1. Returns the scales {relu_name: c}.
+    """
+    means = filter_means(net, images)
+    convs = net.convs()
+    scales = {}
+    for j, (name, conv) in enumerate(convs):
+        relu = "relu" + name[4:]
+        if relu not in means:
+            break
+        c = means[relu].to(conv.weight.dtype)
+        c = torch.where(c > eps, c, torch.ones_like(c))
+        scales[relu] = c
+        conv.weight.div_(c.view(-1, 1, 1, 1))
+        conv.bias.div_(c)
+        if j + 1 < len(convs):
+            convs[j + 1][1].weight.mul_(c.view(1, -1, 1, 1))
+    return scales
