@@ -1,0 +1,395 @@
+"""The `neural-style` command: argument parsing, a progress bar, errors as one line.
+
+Every option is derived from the fields of config.Options (defaults and choices are read
+from there, never restated); this module only parses, shows progress and saves.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from . import __version__, config
+from .config import Options
+from .errors import InvalidOption, NeuralStyleError, OutputError, Stop
+
+# --- options derived from config.Options ------------------------------------------------
+HELP = {
+    "size": "long side of the output in pixels",
+    "style_scale": "style image long side = output long side x this",
+    "weights": "VGG-19 weights: a local .pth in torchvision's layout, or 'random' (seeded, for tests); "
+               "default: torchvision's ImageNet VGG-19, downloaded once",
+    "preprocess": "input convention of the weights: torch (RGB, mean/std) or caffe (BGR, 0-255, mean pixel)",
+    "pooling": "pooling layers (the paper: avg)",
+    "normalize": "the paper's normalised network (mean activation 1 per filter)",
+    "content_layers": "comma-separated content layers",
+    "style_layers": "comma-separated style layers",
+    "style_layer_weights": "comma-separated w_l, one per style layer (default: equal, summing to 1)",
+    "content_weight": "alpha", "style_weight": "beta",
+    "tv_weight": "total-variation weight (not in the paper)",
+    "style_loss": "style statistic to match (the paper: gram)",
+    "optimizer": "optimiser (the paper: lbfgs)",
+    "iterations": "iterations, or one count per scale: 300,100",
+    "scales": "coarse-to-fine long sides, e.g. 256,512, or 'auto'",
+    "init": "starting image: noise | content | style | PATH",
+    "seed": "random seed (noise, projections)",
+    "learning_rate": "Adam's step size (pixels in [0,1])",
+    "lbfgs_history": "L-BFGS history size",
+    "lbfgs_line_search": "L-BFGS strong-Wolfe line search",
+    "device": "where to compute", "precision": "auto: bf16 autocast where supported natively",
+    "channels_last": "channels-last memory layout", "compile": "torch.compile the network",
+    "threads": "CPU threads (0: torch's default, every core)",
+    "preserve_color": "keep the content's colours (1606.05897)",
+    "color_match": "matrix for --preserve-color histogram",
+    "style_blend": "comma-separated blend weights, one per style image",
+    "content_mask": "region mask of the output/content (values 0..R-1)",
+    "style_masks": "comma-separated region masks, one per style image",
+    "mask_mode": "how masks reach each layer: inside (eroded, the authors' default) | resize",
+    "region_weights": "comma-separated lambda_r per region (default 1/R)",
+    "tile": "evaluate the loss in tiles of this many pixels (0: off)",
+}
+CHOICES = {"preprocess": config.PREPROCESS, "pooling": config.POOLING, "style_loss": config.STYLE_LOSSES,
+           "optimizer": config.OPTIMIZERS, "device": config.DEVICES, "precision": config.PRECISIONS,
+           "preserve_color": config.PRESERVE_COLOR, "color_match": config.COLOR_MATCH,
+           "mask_mode": config.MASK_MODES}
+LIST_TYPES = {"content_layers": str, "style_layers": str, "style_layer_weights": float, "iterations": int,
+              "scales": int, "style_blend": float, "style_masks": str, "region_weights": float}
+# Fields each verb does not take.
+NOT_FOR = {"transfer": set(),
+           "content": {"style_layers", "style_layer_weights", "style_weight", "style_scale", "style_loss",
+                       "preserve_color", "color_match", "style_blend", "content_mask", "style_masks",
+                       "mask_mode", "region_weights", "content_layers"},
+           "texture": {"content_layers", "content_weight", "preserve_color", "color_match", "style_blend",
+                       "content_mask", "style_masks", "mask_mode", "region_weights", "style_layers"}}
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _list(kind: type, field: str):
+    def parse(text: str):
+        if field == "scales" and text == "auto":
+            return "auto"
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got '{text}'")
+    return parse
+
+
+def add_option_flags(p: argparse.ArgumentParser, verb: str) -> None:
+    for f in dataclasses.fields(Options):
+        if f.name in NOT_FOR[verb]:
+            continue
+        default = getattr(config.DEFAULTS, f.name)
+        show = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_ = f"{HELP.get(f.name, '')} (default: {show})"
+        if f.type in ("bool", bool):
+            p.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif f.name in LIST_TYPES:
+            p.add_argument(flag(f.name), type=_list(LIST_TYPES[f.name], f.name), default=None, help=help_)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            p.add_argument(flag(f.name), type=kind, default=None, choices=CHOICES.get(f.name), help=help_)
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    o = config.DEFAULTS.replace(**config.PRESET_OVERRIDES[getattr(args, "preset", "fast") or "fast"])
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)
+             if getattr(args, f.name, None) is not None}
+    if given.get("scales") == "auto":
+        given["scales"] = auto_scales(given.get("size", o.size))
+    return o.replace(**given)
+
+
+def auto_scales(size: int) -> tuple:
+    """Halve the size until it is <= 256 (at least 128 px): e.g. 1024 -> 256, 512, 1024."""
+    scales = [size]
+    while scales[0] > 256 and scales[0] // 2 >= 128:
+        scales.insert(0, scales[0] // 2)
+    return tuple(scales)
+
+
+def command_line(content, styles: Sequence, output, options: Options, job: str = "transfer") -> str:
+    """The `neural-style` command that reproduces `options` (only non-default flags)."""
+    words = ["neural-style", job] + ([str(content)] if content is not None else []) + [str(s) for s in styles]
+    words += ["-o", str(output)]
+    for f in dataclasses.fields(Options):
+        v, d = getattr(options, f.name), getattr(config.DEFAULTS, f.name)
+        if v == d or f.name in NOT_FOR[job]:
+            continue
+        if isinstance(v, bool):
+            words.append(flag(f.name) if v else "--no-" + f.name.replace("_", "-"))
+        elif v is not None:
+            words += [flag(f.name), ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+# --- the parser ------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neural-style", description="Neural style transfer (Gatys et al., CVPR 2016).")
+    p.add_argument("--version", action="version", version=f"neural-style {__version__}")
+    sub = p.add_subparsers(dest="verb", metavar="VERB")
+    sub.required = True
+
+    def job(name, help_, inputs):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        for arg, kw in inputs:
+            sp.add_argument(arg, **kw)
+        sp.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
+        sp.add_argument("--preset", choices=config.PRESETS, default="fast",
+                        help="fast: the tuned default schedule; paper: the exact procedure of the paper")
+        sp.add_argument("--quiet", action="store_true", help="no progress bar")
+        sp.add_argument("--save-every", type=int, default=0, metavar="N",
+                        help="write OUT_0100.png etc. every N iterations (the output itself is untouched)")
+        sp.add_argument("--report", metavar="FILE.json", help="write options, timing and final losses as JSON")
+        add_option_flags(sp, name)
+        return sp
+
+    job("transfer", "paint CONTENT in the manner of STYLE (several styles are blended)",
+        [("content", dict(help="content photograph")), ("styles", dict(nargs="+", help="style image(s)"))])
+    sp = job("content", "reconstruct CONTENT from white noise using one layer",
+             [("content", dict(help="content photograph"))])
+    sp.add_argument("--layer", default=config.PAPER_CONTENT_LAYERS[0], help="the content layer")
+    sp = job("texture", "synthesise STYLE's texture from white noise",
+             [("style", dict(help="style image"))])
+    sp.add_argument("--layers", default=",".join(config.PAPER_STYLE_LAYERS), help="comma-separated style layers")
+
+    sp = sub.add_parser("rerun", help="regenerate an output from the recipe embedded in it")
+    sp.add_argument("recipe_from", metavar="IMAGE", help="an image written by neural-style")
+    sp.add_argument("-o", "--output", required=True)
+    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--report", metavar="FILE.json")
+    sp.set_defaults(save_every=0)
+
+    sp = sub.add_parser("weights", help="download and verify the VGG-19 weights; print the cached path")
+    sp = sub.add_parser("demo", help="stylise the paper's Tuebingen photograph with Starry Night")
+    sp.add_argument("-o", "--output", default=None, help="where to write the result")
+    sp.add_argument("--size", type=int, default=None)
+    sp.add_argument("--weights", default=None, help=HELP["weights"])
+    sp.add_argument("--quiet", action="store_true")
+    sp = sub.add_parser("serve", help="start the web page (needs the [web] extra)")
+    sp.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    sp.add_argument("--port", type=int, default=7860)
+    sp.add_argument("--weights", default=None, help=HELP["weights"])
+    return p
+
+
+# --- progress ----------------------------------------------------------------------------
+class Progress:
+    """A one-line progress bar on stderr: step, losses, time left."""
+
+    def __init__(self, enabled: bool, stream=None):
+        self.enabled, self.stream = enabled, stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last_line = 0.0
+
+    def __call__(self, it) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        done = it.step == it.total
+        if not done and now - self.last_line < (0.2 if self.tty else 5.0):
+            return
+        self.last_line = now
+        width = 24
+        fill = int(width * it.step / max(it.total, 1))
+        l = it.losses
+        line = (f"[{'#' * fill}{'.' * (width - fill)}] {it.step}/{it.total} {it.size[0]}x{it.size[1]} "
+                f"content {l.get('content', 0):.3g} style {l.get('style', 0):.3g} total {l.get('total', 0):.4g} "
+                f"{_clock(it.elapsed)} elapsed, {_clock(it.eta)} left")
+        self.stream.write(("\r" + line + ("\n" if done else "")) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+# --- running a job -----------------------------------------------------------------------
+def check_output(path: str) -> Path:
+    """Fail before a run, not after it, when the output cannot be written."""
+    out = Path(path)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise OutputError(f"output '{path}': unsupported extension '{out.suffix}' (use .png, .jpg or .jpeg)")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"output directory '{parent}' does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory '{parent}' is not writable")
+    if out.is_dir():
+        raise OutputError(f"output '{path}' is a directory")
+    return out
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write JSON atomically (temporary file in the same directory, then rename)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Interrupt:
+    """SIGINT/SIGTERM during a run: stop after the current iteration (the CLI owns signals)."""
+
+    def __init__(self):
+        self.hit = False
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.hit:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def run_job(job: str, content, styles, options: Options, args) -> int:
+    from . import images, transfer
+
+    out = check_output(args.output)
+    if args.report:
+        check_output_json(args.report)
+    progress = Progress(not args.quiet)
+
+    with Interrupt() as interrupt:
+        def callback(it):
+            progress(it)
+            if args.save_every and it.step % args.save_every == 0 and it.step < it.total:
+                images.save_image(it.image(), images.numbered_path(out, it.step))
+            if interrupt.hit:
+                raise Stop
+
+        result = transfer.run(job, content, styles, options, callback)
+    progress.close()
+    images.save_image(result.image, out, result.recipe)
+    if args.report:
+        write_json(args.report, result.report())
+    if result.stopped:
+        print(f"neural-style: interrupted at step {result.iterations}; saved {out}", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"wrote {out} ({result.iterations} iterations, {result.seconds:.1f} s, "
+              f"loss {result.losses['total']:.4g})", file=sys.stderr)
+    return 0
+
+
+def check_output_json(path: str) -> None:
+    parent = Path(path).parent if str(Path(path).parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"report directory '{parent}' does not exist or is not writable")
+
+
+def cmd_rerun(args) -> int:
+    from . import images
+
+    recipe = images.read_recipe(args.recipe_from)
+    if not recipe or "options" not in recipe:
+        raise InvalidOption(f"'{args.recipe_from}' carries no neural-style recipe")
+    options = Options.from_dict(recipe["options"])
+    inputs = ([recipe["content"]] if recipe.get("content") else []) + list(recipe.get("styles", []))
+    for item in inputs:
+        if not item.get("path"):
+            raise InvalidOption(f"the recipe in '{args.recipe_from}' names an input given in memory, not a file")
+        img = images.load_image(item["path"])
+        import hashlib
+        if hashlib.sha256(img.tobytes()).hexdigest() != item["pixels_sha256"]:
+            raise InvalidOption(f"input '{item['path']}' has changed since the recipe was written")
+    content = recipe["content"]["path"] if recipe.get("content") else None
+    styles = [s["path"] for s in recipe.get("styles", [])]
+    return run_job(recipe["job"], content, styles, options, args)
+
+
+def cmd_weights(args) -> int:
+    from . import weights
+
+    print(weights.download())
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import assets
+
+    content, style = assets.demo_images()
+    out = args.output or str(Path(content).parent / "demo-tuebingen-starry-night.png")
+    args.output, args.save_every, args.report = out, 0, None
+    o = config.DEFAULTS.replace(**({"size": args.size} if args.size else {}),
+                                **({"weights": args.weights} if args.weights else {}))
+    code = run_job("transfer", str(content), [str(style)], o, args)
+    if code == 0:
+        print(f"the demo result is {out}")
+    return code
+
+
+def cmd_serve(args) -> int:
+    try:
+        from . import web
+    except ImportError as e:
+        raise NeuralStyleError(f"the web page needs the web extra: pip install 'neural-style[web]' ({e})")
+    if not web.is_loopback(args.host):
+        print(f"neural-style: warning: serving on {args.host}, reachable from other machines", file=sys.stderr)
+    web.main(host=args.host, port=args.port, weights=args.weights)
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse prints usage and exits 2 on bad flags
+    try:
+        if args.verb in ("transfer", "content", "texture"):
+            o = options_from_args(args)
+            if args.verb == "transfer":
+                return run_job("transfer", args.content, args.styles, o, args)
+            if args.verb == "content":
+                o = o.replace(content_layers=tuple(args.layer.split(",")))
+                return run_job("content", args.content, [], o, args)
+            o = o.replace(style_layers=tuple(s for s in args.layers.split(",") if s))
+            return run_job("texture", None, [args.style], o, args)
+        return {"rerun": cmd_rerun, "weights": cmd_weights, "demo": cmd_demo, "serve": cmd_serve}[args.verb](args)
+    except NeuralStyleError as e:
+        print(f"neural-style: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("neural-style: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("neural-style: error: out of memory; try a smaller --size", file=sys.stderr)
+        return 1
+    except Exception as e:  # never a traceback for the user; NEURAL_STYLE_DEBUG=1 shows it
+        if os.environ.get("NEURAL_STYLE_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"neural-style: error: {type(e).__name__}: {msg}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,452 @@
+"""The optimisation: Gatys, Ecker & Bethge (CVPR 2016), read top to bottom in `run`.
+
+Three jobs share one engine:
+  transfer  minimise alpha * L_content + beta * L_style   (Fig. 2)
+  content   content reconstruction from white noise       (Fig. 1, top)
+  texture   style reconstruction (texture synthesis)      (Fig. 1, bottom)
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import __version__, color, config, images
+from .config import Options
+from .errors import InvalidOption, Stop, choice
+from .features import VGG19, deepest, normalize_vgg, validate_layers
+from .losses import as_matrix, content_loss, style_loss_fn, tv_loss
+from .weights import get_vgg
+
+ImageLike = Union[str, "os.PathLike[str]", Image.Image]
+JOBS = ("transfer", "content", "texture")
+
+
+# --- what a run reports ---------------------------------------------------------------------
+@dataclass
+class Iterate:
+    """One optimisation step, as passed to `callback`. `image()` renders it on demand."""
+
+    step: int  # 1-based, counted over all scales
+    total: int  # steps in the whole schedule
+    losses: Dict[str, float]  # "content", "style", "tv", "total" (weighted, this step's point)
+    elapsed: float  # seconds since the run started
+    size: tuple  # (width, height) of the current scale
+    _render: Callable[[], Image.Image] = field(repr=False, default=None)
+
+    @property
+    def eta(self) -> float:
+        """Seconds left, extrapolated from the steps so far."""
+        return self.elapsed / max(self.step, 1) * (self.total - self.step)
+
+    def image(self) -> Image.Image:
+        return self._render()
+
+
+@dataclass
+class Result:
+    image: Image.Image
+    losses: dict  # {"content": {layer: L}, "style": {layer: E_l}, "tv": float, "total": float}
+    options: Options
+    recipe: dict  # everything needed to regenerate the image; embedded when saving
+    iterations: int
+    seconds: float
+    stopped: bool = False
+
+    def report(self) -> dict:
+        """The --report JSON: options, iterations, seconds, final per-layer losses."""
+        return {"version": __version__, "options": self.recipe["options"],
+                "weights_sha256": self.recipe["weights_sha256"], "iterations": self.iterations,
+                "seconds": round(self.seconds, 3), "stopped": self.stopped, "losses": self.losses}
+
+
+# --- checking options ------------------------------------------------------------------------
+def check_options(o: Options, job: str = "transfer", n_styles: int = 1) -> Options:
+    """Validate every field; return the options with derived fields filled in."""
+    choice("job", job, JOBS)
+    for kind, value, allowed in (
+        ("pooling", o.pooling, config.POOLING), ("optimizer", o.optimizer, config.OPTIMIZERS),
+        ("preprocess", o.preprocess, config.PREPROCESS), ("device", o.device, config.DEVICES),
+        ("precision", o.precision, config.PRECISIONS), ("style loss", o.style_loss, config.STYLE_LOSSES),
+        ("colour preservation", o.preserve_color, config.PRESERVE_COLOR),
+        ("colour match", o.color_match, config.COLOR_MATCH), ("mask mode", o.mask_mode, config.MASK_MODES),
+    ):
+        choice(kind, value, allowed)
+    if not 16 <= o.size <= config.MAX_SIZE:
+        raise InvalidOption(f"--size {o.size} is outside 16..{config.MAX_SIZE}")
+    if o.style_scale <= 0:
+        raise InvalidOption(f"--style-scale must be positive, got {o.style_scale}")
+    validate_layers(o.content_layers)
+    validate_layers(o.style_layers)
+    if job == "transfer" and not (o.content_layers or o.style_layers):
+        raise InvalidOption("no content or style layers given")
+    for name, w in (("content", o.content_weight), ("style", o.style_weight), ("tv", o.tv_weight),
+                    ("learning-rate", o.learning_rate)):
+        if not w >= 0:
+            raise InvalidOption(f"--{name}-weight must be >= 0, got {w}")
+    if o.style_layer_weights is not None:
+        if len(o.style_layer_weights) != len(o.style_layers):
+            raise InvalidOption(f"--style-layer-weights has {len(o.style_layer_weights)} values for "
+                                f"{len(o.style_layers)} style layers")
+        if any(w < 0 for w in o.style_layer_weights):
+            raise InvalidOption("--style-layer-weights must be >= 0")
+    scales = o.scales or (o.size,)
+    if any(not 16 <= s <= config.MAX_SIZE for s in scales):
+        raise InvalidOption(f"--scales {','.join(map(str, scales))}: each must be within 16..{config.MAX_SIZE}")
+    if len(o.iterations) not in (1, len(scales)) or any(i < 0 for i in o.iterations):
+        raise InvalidOption(f"--iterations needs 1 or {len(scales)} non-negative values "
+                            f"(one per scale), got {','.join(map(str, o.iterations))}")
+    if o.style_blend is not None:
+        if len(o.style_blend) != n_styles:
+            raise InvalidOption(f"--style-blend has {len(o.style_blend)} weights for {n_styles} style images")
+        if any(b < 0 for b in o.style_blend) or sum(o.style_blend) <= 0:
+            raise InvalidOption("--style-blend weights must be >= 0 with a positive sum")
+    if o.init not in config.INITS:
+        images.load_image(o.init)  # a path: fail now if it is not a readable image
+    return o
+
+
+def layer_weights(o: Options) -> List[float]:
+    """w_l: the given weights, or equal weights summing to 1 (the paper's 1/5 each)."""
+    if o.style_layer_weights is not None:
+        return list(o.style_layer_weights)
+    return [1.0 / len(o.style_layers)] * len(o.style_layers) if o.style_layers else []
+
+
+def schedule(o: Options) -> List[tuple]:
+    """[(long side, iterations)] for each scale, coarse to fine."""
+    scales = list(o.scales or (o.size,))
+    iters = list(o.iterations) * (len(scales) if len(o.iterations) == 1 else 1)
+    return list(zip(scales, iters))
+
+
+# --- execution settings -------------------------------------------------------------------------
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvalidOption("--device cuda: no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InvalidOption("--device mps: no MPS device is available")
+    return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device computes bf16 natively (AVX-512 BF16 / AMX on CPUs)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def autocast_for(o: Options, device: torch.device):
+    """bf16 autocast for the convolutions (Grams and losses stay fp32: as_matrix casts up)."""
+    use = o.precision == "bf16" or (o.precision == "auto" and native_bf16(device))
+    if use and o.precision == "bf16" and not native_bf16(device) and device.type != "cpu":
+        raise InvalidOption(f"--precision bf16 is not supported on {device.type}")
+    if not use:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+# --- the pieces of the objective -----------------------------------------------------------------
+@dataclass
+class Region:
+    """One spatially controlled region (the whole image when there are no masks)."""
+
+    weight: float  # lambda_r
+    masks: Dict[str, Optional[torch.Tensor]]  # style layer -> (M,) mask of the output, or None
+    targets: Dict[str, object]  # style layer -> style loss target
+
+
+@dataclass
+class Targets:
+    content: Dict[str, torch.Tensor]  # content layer -> P (N, M)
+    regions: List[Region]
+
+
+def feature_fn(net: VGG19, to_net=None, channels_last: bool = False, amp=contextlib.nullcontext):
+    """features(x, layers) -> {layer: activation}: input adaptation, memory layout, precision."""
+
+    def features(x: torch.Tensor, layers) -> Dict[str, torch.Tensor]:
+        x = to_net(x) if to_net else x
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with amp():
+            return net(x, layers)
+
+    return features
+
+
+class Objective:
+    """alpha * sum_l L_content + beta * sum_l w_l E_l (+ tv): the function the optimiser sees."""
+
+    def __init__(self, features, o: Options, targets: Targets):
+        self.o, self.t = o, targets
+        self.style_loss = style_loss_fn(o.style_loss)
+        self.w = dict(zip(o.style_layers, layer_weights(o)))
+        self.layers = list(dict.fromkeys(list(targets.content) + list(o.style_layers if targets.regions else ())))
+        self.features = lambda x: features(x, self.layers)
+
+    def parts(self, x: torch.Tensor) -> dict:
+        """Unweighted per-layer losses in the paper's units, as tensors."""
+        feats = self.features(x)
+        content = {l: content_loss(as_matrix(feats[l]), p) for l, p in self.t.content.items()}
+        style = {}
+        for l in self.o.style_layers if self.t.regions else ():
+            f = as_matrix(feats[l])
+            style[l] = sum(r.weight * self.style_loss(f, r.targets[l], r.masks.get(l)) for r in self.t.regions)
+        tv = tv_loss(x) if self.o.tv_weight else x.new_zeros(())
+        return {"content": content, "style": style, "tv": tv}
+
+    def total(self, parts: dict) -> torch.Tensor:
+        o = self.o
+        c = sum(parts["content"].values()) if parts["content"] else 0.0
+        s = sum(self.w[l] * e for l, e in parts["style"].items()) if parts["style"] else 0.0
+        return o.content_weight * c + o.style_weight * s + o.tv_weight * parts["tv"]
+
+    def summary(self, parts: dict, total: torch.Tensor) -> Dict[str, float]:
+        """Weighted loss terms as floats (for progress display)."""
+        o = self.o
+        c = float(sum(parts["content"].values())) if parts["content"] else 0.0
+        s = float(sum(self.w[l] * e for l, e in parts["style"].items())) if parts["style"] else 0.0
+        return {"content": o.content_weight * c, "style": o.style_weight * s,
+                "tv": o.tv_weight * float(parts["tv"]), "total": float(total)}
+
+
+@torch.no_grad()
+def build_targets(net_features, o: Options, content: Optional[torch.Tensor], styles: Sequence[torch.Tensor],
+                  blend: Sequence[float]) -> Targets:
+    """Content features P and blended style targets at one scale (computed once per scale)."""
+    loss = style_loss_fn(o.style_loss)
+    P = {}
+    if content is not None and o.content_layers and o.content_weight > 0:
+        feats = net_features(content, o.content_layers)
+        P = {l: as_matrix(feats[l]) for l in o.content_layers}
+    regions = []
+    if styles and o.style_layers:
+        per_style = [net_features(s, o.style_layers) for s in styles]
+        targets = {l: loss.blend([loss.target(as_matrix(f[l])) for f in per_style], blend) for l in o.style_layers}
+        regions.append(Region(1.0, {}, targets))
+    return Targets(P, regions)
+
+
+# --- the optimiser loop ----------------------------------------------------------------------------
+def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
+             on_step: Callable[[Dict[str, float], torch.Tensor], None]) -> tuple:
+    """Run `iterations` steps of L-BFGS or Adam on the pixels x; returns (final x, stopped).
+
+    on_step(losses, x) follows every step; raising Stop there ends the loop early.
+
+    Pixels are not clamped inside the closure (the paper optimises unconstrained pixels);
+    they are clipped to [0, 1] only when the image is rendered or saved.
+    """
+    x = x.detach().clone().requires_grad_(True)
+    if o.optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=o.lbfgs_history,
+                                tolerance_grad=-1.0, tolerance_change=-1.0,
+                                line_search_fn="strong_wolfe" if o.lbfgs_line_search else None)
+    else:
+        opt = torch.optim.Adam([x], lr=o.learning_rate)
+    last: Dict[str, float] = {}
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        parts = objective.parts(x)
+        total = objective.total(parts)
+        total.backward()
+        last.update(objective.summary(parts, total))
+        return total
+
+    for _ in range(iterations):
+        if o.optimizer == "lbfgs":
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+        try:
+            on_step(dict(last), x)
+        except Stop:
+            return x.detach(), True
+    return x.detach(), False
+
+
+# --- the whole run ------------------------------------------------------------------------------------
+def _as_list(styles) -> list:
+    if styles is None:
+        return []
+    if isinstance(styles, (str, Image.Image)) or hasattr(styles, "__fspath__"):
+        return [styles]
+    return list(styles)
+
+
+def _describe(src) -> dict:
+    """How a recipe names an input: its path (when it has one) and the SHA-256 of its pixels."""
+    img = images.load_image(src)
+    return {"path": None if isinstance(src, Image.Image) else os.path.abspath(src),
+            "size": list(img.size), "pixels_sha256": hashlib.sha256(img.tobytes()).hexdigest()}
+
+
+def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[Options] = None,
+        callback: Optional[Callable[[Iterate], None]] = None, **overrides) -> Result:
+    """Run one job ("transfer", "content" or "texture") and return its Result.
+
+    Raising neural_style.Stop inside `callback` ends the run early; the current iterate
+    is returned with `stopped=True`.
+    """
+    start = time.perf_counter()
+    styles = _as_list(styles)
+    o = (options or config.DEFAULTS).replace(**overrides) if overrides else (options or config.DEFAULTS)
+    o = check_options(o, job, max(len(styles), 1))
+
+    # 1. Images: load, then the output size (long side = --size, the content's aspect ratio;
+    #    a texture takes the style's).
+    content_img = images.load_image(content) if content is not None else None
+    style_imgs = [images.load_image(s) for s in styles]
+    if job != "texture" and content_img is None:
+        raise InvalidOption(f"the {job} job needs a content image")
+    if job != "content" and not style_imgs:
+        raise InvalidOption(f"the {job} job needs at least one style image")
+    shape_src = content_img if job != "texture" else style_imgs[0]
+    blend = [b / sum(o.style_blend) for b in o.style_blend] if o.style_blend else [1 / max(len(style_imgs), 1)] * len(style_imgs)
+    if job == "content":
+        o = o.replace(style_layers=(), style_weight=0.0)
+    if job == "texture":
+        o = o.replace(content_layers=(), content_weight=0.0)
+
+    # 2. Colour preservation (1606.05897): recolour the style, or work on luminance alone.
+    if o.preserve_color == "histogram" and content_img is not None:
+        c = images.to_tensor(content_img)
+        style_imgs = [images.to_pil(color.match_histogram(images.to_tensor(s), c, o.color_match)) for s in style_imgs]
+    luminance = o.preserve_color == "luminance" and content_img is not None
+
+    # 3. Device, precision, network (cut after the deepest layer needed), normalisation.
+    device = pick_device(o.device)
+    if o.threads:
+        torch.set_num_threads(o.threads)
+    last = deepest(list(o.content_layers) + list(o.style_layers))
+    net, sha, preprocess = get_vgg(o.weights, last=last, pooling=o.pooling, preprocess=o.preprocess, seed=0)
+    net = net.to(device).eval()
+    use_cl = o.channels_last and device.type in ("cpu", "cuda")
+    if use_cl:
+        net = net.to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    amp = autocast_for(o, device)
+
+    def prepare(img: Image.Image, long_side: int, size=None) -> torch.Tensor:
+        img = images.fit_to(img, size) if size else images.resize_long_side(img, long_side)
+        t = images.to_tensor(img).to(device)
+        return color.luminance_only(t)[:, :1] if luminance else t
+
+    to_net = (lambda t: t.expand(-1, 3, -1, -1)) if luminance else None
+    net_features = feature_fn(net, to_net, use_cl, amp)
+
+    plan = schedule(o)
+    final_side = plan[-1][0]
+    full_w, full_h = images.resize_long_side(shape_src, final_side).size
+
+    def scaled_inputs(long_side: int):
+        w, h = images.resize_long_side(shape_src, long_side).size
+        c = prepare(content_img, long_side) if content_img is not None else None
+        # The paper resizes the style image to the content's size; we keep its aspect ratio
+        # and scale its long side to the output's times --style-scale.
+        ss = [prepare(s, max(16, round(max(w, h) * o.style_scale))) for s in style_imgs]
+        if luminance:
+            cy = c
+            ss = [color.match_luminance(s, cy) for s in ss]
+        return (w, h), c, ss
+
+    if o.normalize:
+        # The normalised network of the paper, once per run, on the run's own images at full size.
+        _, c_full, s_full = scaled_inputs(final_side)
+        ims = ([c_full] if c_full is not None and job != "texture" else []) + (s_full if job != "content" else [])
+        normalize_vgg(net, [to_net(t) if to_net else t for t in ims])
+
+    # 4. Coarse to fine: at each scale recompute the targets, start from the previous result.
+    gen = torch.Generator().manual_seed(o.seed)
+    x = None
+    step, total_steps = 0, sum(n for _, n in plan)
+    stopped = False
+    for long_side, n_iter in plan:
+        (w, h), c, ss = scaled_inputs(long_side)
+        targets = build_targets(net_features, o, c if job != "texture" else None, ss if job != "content" else [], blend)
+        objective = Objective(net_features, o, targets)
+        x = _initial(o, x, (w, h), c, ss, gen, device, luminance)
+
+        def on_step(losses, live, size=(w, h)):
+            nonlocal step
+            step += 1
+            if callback is not None:
+                # image() renders the live iterate: call it inside the callback.
+                callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
+                                 lambda: _render(live, content_img, luminance, size)))
+
+        x, stopped = optimise(objective, x, o, n_iter, on_step)
+        if stopped:
+            break
+
+    # 5. The final image and its losses, in fp32 at the final size, on the clipped pixels.
+    (w, h), c, ss = scaled_inputs(final_side)
+    if x.shape[-2:] != (h, w):
+        x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+    x = x.clamp(0, 1)
+    fp32 = o.replace(precision="fp32")
+    with torch.no_grad():
+        fp32_features = feature_fn(net, to_net, use_cl)
+        targets = build_targets(fp32_features, fp32, c if job != "texture" else None,
+                                ss if job != "content" else [], blend)
+        objective = Objective(fp32_features, fp32, targets)
+        parts = objective.parts(x)
+        total = float(objective.total(parts))
+    losses = {"content": {l: float(v) for l, v in parts["content"].items()},
+              "style": {l: float(v) for l, v in parts["style"].items()},
+              "tv": float(parts["tv"]), "total": total}
+    image = _render(x, content_img, luminance, (w, h))
+    recipe = {"neural_style": __version__, "job": job, "options": o.to_dict(), "weights_sha256": sha,
+              "preprocess": preprocess, "seed": o.seed,
+              "content": _describe(content) if content is not None else None,
+              "styles": [_describe(s) for s in styles], "style_blend": blend,
+              "style_layer_weights": layer_weights(o)}
+    recipe["options"]["style_layer_weights"] = layer_weights(o)
+    recipe["options"]["weights_sha256"] = sha
+    image.info["neural-style"] = recipe
+    return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped)
+
+
+def _initial(o: Options, prev, size, content, styles, gen, device, luminance) -> torch.Tensor:
+    """The starting image: the upsampled previous scale, or noise | content | style | a file."""
+    w, h = size
+    ch = 1 if luminance else 3
+    if prev is not None:
+        return F.interpolate(prev, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    if o.init == "noise":
+        # The paper starts from white noise: uniform in the pixel range.
+        return torch.rand((1, ch, h, w), generator=gen).to(device)
+    if o.init == "content":
+        return content.clone()
+    if o.init == "style":
+        return F.interpolate(styles[0], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    t = images.to_tensor(images.fit_to(images.load_image(o.init), (w, h))).to(device)
+    return color.luminance_only(t)[:, :1] if luminance else t
+
+
+def _render(x: torch.Tensor, content_img, luminance: bool, size) -> Image.Image:
+    """Pixels -> PIL, recombining with the content's colour in luminance mode."""
+    x = x.detach()
+    if luminance:
+        c = images.to_tensor(images.fit_to(content_img, size)).to(x.device)
+        x = color.recombine_luminance(x.expand(-1, 3, -1, -1), c)
+    return images.to_pil(x.clamp(0, 1).float().cpu())

@@ -1,0 +1,93 @@
+import copy
+
+import pytest
+import torch
+
+from neural_style import config
+from neural_style.errors import InvalidOption
+from neural_style.features import (TORCHVISION_INDEX, VGG19, deepest, load_vgg, normalize_vgg, random_vgg,
+                                   state_dict_from_torchvision)
+
+
+def test_layer_names_follow_vgg19():
+    assert len(config.LAYERS) == 37
+    assert [n for n in config.LAYERS if n.startswith("conv")][-1] == "conv5_4"
+    # torchvision's indices: conv4_2 is features.21, pool5 is features.36
+    assert TORCHVISION_INDEX["conv1_1"] == 0 and TORCHVISION_INDEX["conv4_2"] == 21
+    assert TORCHVISION_INDEX["pool5"] == 36 and TORCHVISION_INDEX["relu5_1"] == 29
+
+
+def test_network_is_cut_after_the_deepest_layer():
+    net = VGG19(deepest(["conv1_1", "conv4_2", "conv3_1"]))
+    assert net.names[-1] == "conv4_2"
+    assert "conv4_3" not in net.layers
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in VGG19().parameters())
+
+
+def test_unknown_layer_lists_valid_names():
+    with pytest.raises(InvalidOption, match="relu4_1.*valid: conv1_1"):
+        deepest(["relu4_11"])
+
+
+def test_features_shapes_and_pooling():
+    net = random_vgg("pool5", pooling="max")
+    assert isinstance(net.layers["pool1"], torch.nn.MaxPool2d)
+    out = net(torch.rand(1, 3, 64, 64), ["conv1_1", "relu2_1", "conv4_2", "pool5"])
+    assert out["conv1_1"].shape == (1, 64, 64, 64)
+    assert out["relu2_1"].shape == (1, 128, 32, 32)
+    assert out["conv4_2"].shape == (1, 512, 8, 8)
+    assert out["pool5"].shape == (1, 512, 2, 2)
+    assert isinstance(random_vgg("pool1").layers["pool1"], torch.nn.AvgPool2d)
+
+
+def test_conv_output_is_not_overwritten_by_inplace_relu():
+    net = random_vgg("relu1_1")
+    out = net(torch.rand(1, 3, 16, 16), ["conv1_1", "relu1_1"])
+    assert (out["conv1_1"] < 0).any()
+    assert torch.equal(out["relu1_1"], out["conv1_1"].clamp_min(0))
+
+
+def test_weights_are_frozen():
+    assert not any(p.requires_grad for p in random_vgg("conv2_1").parameters())
+
+
+def test_torchvision_layout_round_trip():
+    net = random_vgg("conv3_1", seed=3)
+    sd = {f"features.{TORCHVISION_INDEX[k.split('.')[1]]}.{k.split('.')[2]}": v for k, v in net.state_dict().items()}
+    sd["classifier.0.weight"] = torch.zeros(2, 2)  # ignored
+    net2 = load_vgg(sd, "conv3_1")
+    x = torch.rand(1, 3, 24, 24)
+    assert torch.equal(net(x, ["conv3_1"])["conv3_1"], net2(x, ["conv3_1"])["conv3_1"])
+
+
+def test_caffe_preprocessing_is_bgr_0_255_minus_mean():
+    net = VGG19("conv1_1", preprocess="caffe")
+    x = torch.zeros(1, 3, 2, 2)
+    x[:, 0] = 1.0  # pure red
+    y = net.prepare(x)
+    assert torch.allclose(y[0, :, 0, 0], torch.tensor([-103.939, -116.779, 255 - 123.68]))
+
+
+def test_normalisation_keeps_function_up_to_positive_channel_scales():
+    torch.manual_seed(0)
+    net = random_vgg("relu5_1", seed=1)
+    images = [torch.rand(1, 3, 48, 48), torch.rand(1, 3, 40, 56)]
+    layers = [n for n in net.names if n.startswith(("relu", "conv", "pool"))]
+    before = net(images[0], layers)
+    before = {k: v.clone() for k, v in before.items()}
+    normed = copy.deepcopy(net)
+    scales = normalize_vgg(normed, images)
+    after = normed(images[0], layers)
+    for name in layers:
+        block = name[4:] if not name.startswith("pool") else None
+        # each layer's output = original / c (c of the most recent relu at or before it)
+        relu = "relu" + block if block else max((r for r in scales if r < "relu" + name[4] + "_9"),
+                                                key=config.LAYERS.index)
+        c = scales[relu].view(1, -1, 1, 1)
+        assert torch.all(c > 0)
+        assert torch.allclose(after[name] * c, before[name], rtol=1e-4, atol=1e-5), name
+    # every filter that fires has mean activation 1 over the run's images
+    means = {r: sum(normed(im, [r])[r].mean(dim=(0, 2, 3)) for im in images) / 2 for r in scales}
+    for r, m in means.items():
+        alive = scales[r] != 1.0
+        assert torch.allclose(m[alive], torch.ones_like(m[alive]), rtol=1e-3), r
