@@ -1,0 +1,390 @@
+"""Image input and output: loading any image as RGB, tensors, resizing, atomic saving.
+
+Tensors are (1, 3, H, W) float32 RGB in [0, 1]; PIL images are (W, H) in Pillow's order.
+Every failure the user can fix raises ImageError (inputs) or OutputError (outputs) with a
+one-line message naming the file; no Pillow or OS traceback escapes, and nothing prints.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from . import config
+from .errors import ImageError, InvalidOption, OutputError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+RECIPE_KEY = "neural-style"  # PNG text-chunk key holding the recipe JSON
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # output extension -> format
+JPEG_QUALITY = 95
+WHITE = (255, 255, 255)
+
+
+# --- loading -------------------------------------------------------------------------------
+def load_image(src: Union[PathLike, Image.Image], max_pixels: int = config.MAX_INPUT_PIXELS) -> Image.Image:
+    """Load `src` (a path or a PIL image) as an upright 8-bit RGB image of size (W, H).
+
+    EXIF orientation is applied, transparency is composited on white and 16-bit / float
+    images are scaled to 8 bits (see `to_rgb`). Images with more than `max_pixels` pixels
+    are refused from their header, before any decoding. Raises ImageError.
+    """
+    if isinstance(src, Image.Image):
+        return _finish(src, _name(getattr(src, "filename", "") or "<image>"), max_pixels)
+    if not isinstance(src, (str, os.PathLike)):
+        raise TypeError(f"load_image expects a path or a PIL image, not {type(src).__name__}")
+    path = Path(src)
+    name = _name(path)
+    _check_readable(path, name)
+    try:
+        with _open(path, name, max_pixels) as im:
+            return _finish(im, name, max_pixels)
+    except OSError as e:  # closing the file
+        raise ImageError(f"cannot load image '{name}': {_reason(e)}") from None
+
+
+def _check_readable(path: Path, name: str) -> None:
+    """Raise ImageError unless `path` is an existing, non-empty regular file."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageError(f"cannot load image '{name}': no such file") from None
+    except OSError as e:
+        raise ImageError(f"cannot load image '{name}': {_reason(e)}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageError(f"cannot load image '{name}': is a directory, not an image file")
+    if st.st_size == 0:
+        raise ImageError(f"cannot load image '{name}': the file is empty")
+
+
+def _open(path: Path, name: str, max_pixels: int) -> Image.Image:
+    """Image.open (header only) with Pillow's errors and bomb warning turned into ImageError."""
+    try:
+        with warnings.catch_warnings():  # we enforce our own limit; the library never prints
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except Image.DecompressionBombError:
+        raise ImageError(_too_large(name, None, max_pixels)) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"cannot load image '{name}': not an image file (or an unsupported format)") from None
+    except Exception as e:  # OSError, SyntaxError, struct.error ... from a plugin
+        raise ImageError(f"cannot load image '{name}': {_reason(e)}") from None
+
+
+def _finish(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
+    """Size check (header), full decode, EXIF orientation and RGB conversion of an open image."""
+    w, h = im.size
+    if w * h > max_pixels:
+        raise ImageError(_too_large(name, (w, h), max_pixels))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im.load()  # decode everything now: a truncated file fails here, not later
+            out = to_rgb(_upright(im))
+    except Image.DecompressionBombError:
+        raise ImageError(_too_large(name, (w, h), max_pixels)) from None
+    except Exception as e:
+        raise ImageError(f"cannot load image '{name}': {_reason(e)}") from None
+    out.info = {}  # drop EXIF, ICC, comments: the pixels are plain RGB from here on
+    return out
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; an unreadable EXIF block is ignored, not fatal."""
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:
+        return im
+
+
+def _too_large(name: str, size: Optional[Tuple[int, int]], max_pixels: int) -> str:
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    dims = f" ({size[0]}x{size[1]} = {size[0] * size[1]:,} pixels)" if size else ""
+    if size is None and pillow_limit is not None and 2 * pillow_limit < max_pixels:
+        return (f"cannot load image '{name}': it exceeds Pillow's safety limit of "
+                f"{2 * pillow_limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
+    return f"cannot load image '{name}': the image{dims} exceeds the limit of {max_pixels:,} pixels"
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Convert a PIL image of any mode to a new 8-bit RGB image of the same size.
+
+    Transparency (alpha bands, palette or colour-key transparency) is composited on white.
+    Integer and float modes (I;16*, I, F) are scaled to 0..255 from their real range: the
+    full 16-bit range for I;16*; for I and F, 0..1 / 0..255 / 0..65535 when the data fit
+    in it, else the data's min..max. Nothing is clipped.
+    """
+    if im.mode.startswith("I") or im.mode == "F":
+        return Image.fromarray(_scale_to_uint8(np.asarray(im), im.mode)).convert("RGB")
+    if "A" in im.mode or "a" in im.mode or "transparency" in im.info:
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", im.size, WHITE + (255,)), rgba).convert("RGB")
+    return im.convert("RGB")
+
+
+def _scale_to_uint8(a: np.ndarray, mode: str) -> np.ndarray:
+    """(H, W) integer or float array -> (H, W) uint8, mapping its range linearly to 0..255."""
+    a = a.astype(np.float64)
+    finite = a[np.isfinite(a)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if mode.startswith("I;16"):
+        full = (0.0, 65535.0)
+    else:
+        ranges = ((0.0, 1.0), (0.0, 255.0), (0.0, 65535.0)) if mode == "F" else ((0.0, 255.0), (0.0, 65535.0))
+        full = next(((a0, b0) for a0, b0 in ranges if a0 <= lo and hi <= b0), (lo, hi))
+    span = full[1] - full[0] or 1.0
+    out = np.nan_to_num((a - full[0]) * (255.0 / span), nan=0.0, posinf=255.0, neginf=0.0)
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
+# --- tensors -------------------------------------------------------------------------------
+def to_tensor(img: Image.Image) -> torch.Tensor:
+    """PIL image (W, H), any mode -> (1, 3, H, W) float32 RGB tensor in [0, 1]."""
+    rgb = img if img.mode == "RGB" else to_rgb(img)
+    arr = np.array(rgb, dtype=np.uint8)  # (H, W, 3), a writable copy
+    return torch.from_numpy(arr).permute(2, 0, 1).unsqueeze(0).float().div_(255.0).contiguous()
+
+
+def to_pil(t: torch.Tensor) -> Image.Image:
+    """(1, 3, H, W) or (3, H, W) float tensor, any float dtype and device -> PIL RGB (W, H).
+
+    Values are clamped to [0, 1] (NaN -> 0) and rounded to the nearest 8-bit level.
+    """
+    t = t.detach()
+    if t.dim() == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 3 or t.shape[0] != 3:
+        raise ValueError(f"to_pil expects a (1, 3, H, W) or (3, H, W) tensor, got {tuple(t.shape)}")
+    t = torch.nan_to_num(t.float(), nan=0.0).clamp(0.0, 1.0).mul(255.0).round()
+    return Image.fromarray(t.to(torch.uint8).permute(1, 2, 0).contiguous().cpu().numpy())
+
+
+# --- resizing ------------------------------------------------------------------------------
+def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
+    """Resize (LANCZOS) so the longer side is `long_side`, keeping the aspect ratio.
+
+    The short side is rounded to the nearest pixel (halves up) and is at least 1.
+    """
+    if int(long_side) != long_side or long_side < 1:
+        raise InvalidOption(f"invalid image size {long_side!r}: must be a positive number of pixels")
+    w, h = img.size
+    scale = long_side / max(w, h)
+    return fit_to(img, (max(1, math.floor(w * scale + 0.5)), max(1, math.floor(h * scale + 0.5))))
+
+
+def fit_to(img: Image.Image, size: Tuple[int, int]) -> Image.Image:
+    """Resize (LANCZOS) to exactly `size` = (W, H), ignoring the aspect ratio; a new image."""
+    w, h = (int(size[0]), int(size[1]))
+    if w < 1 or h < 1:
+        raise InvalidOption(f"invalid image size {w}x{h}: both sides must be at least 1 pixel")
+    if (w, h) == img.size:
+        return img.copy()
+    return img.resize((w, h), Image.Resampling.LANCZOS)
+
+
+# --- saving --------------------------------------------------------------------------------
+def save_image(img: Union[Image.Image, torch.Tensor], path: PathLike, recipe: Optional[dict] = None,
+               overwrite: bool = True) -> Path:
+    """Write `img` (PIL image or tensor, see `to_pil`) to `path` as PNG or JPEG, atomically.
+
+    The format follows the extension (.png, .jpg, .jpeg). `recipe` is embedded as JSON
+    (PNG text chunk "neural-style"; JPEG COM comment). The file is written to a hidden
+    temporary file in the same directory, fsynced, then renamed over `path`, so `path` is
+    either the old file or the complete new one. Returns `path`. Raises OutputError.
+    """
+    path = Path(path)
+    name = _name(path)
+    fmt = _output_format(path, name)
+    _check_directory(path, name, overwrite)
+    if isinstance(img, torch.Tensor):
+        img = to_pil(img)
+    params = _save_params(img, fmt, recipe, name)
+    if fmt == "JPEG" and img.mode not in ("RGB", "L"):
+        img = to_rgb(img)
+    _atomic_write(path, name, lambda f: img.save(f, format=fmt, **params), overwrite)
+    return path
+
+
+def _output_format(path: Path, name: str) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        ext = f"extension '{path.suffix}'" if path.suffix else "no extension"
+        raise OutputError(f"cannot write '{name}': {ext} is not supported (use {', '.join(FORMATS)})")
+    return fmt
+
+
+def _check_directory(path: Path, name: str, overwrite: bool) -> None:
+    parent = path.parent
+    if not parent.exists():
+        raise OutputError(f"cannot write '{name}': directory '{_name(parent)}' does not exist")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write '{name}': '{_name(parent)}' is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write '{name}': directory '{_name(parent)}' is not writable")
+    if path.is_dir():
+        raise OutputError(f"cannot write '{name}': it is a directory")
+    if not overwrite and path.exists():
+        raise OutputError(f"cannot write '{name}': the file exists (overwrite is off)")
+
+
+def _save_params(img: Image.Image, fmt: str, recipe: Optional[dict], name: str) -> dict:
+    """Pillow save() keywords: the recipe as text, JPEG quality, no metadata carried over."""
+    text = None
+    if recipe is not None:
+        try:
+            text = json.dumps(recipe, sort_keys=True, ensure_ascii=True, default=str)
+        except (TypeError, ValueError) as e:
+            raise OutputError(f"cannot write '{name}': the recipe is not JSON-serialisable ({_reason(e)})") from None
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        if text is not None:
+            info.add_itxt(RECIPE_KEY, text, zip=True)
+        return {"pnginfo": info}
+    # An explicit (possibly empty) comment stops Pillow reusing img.info["comment"].
+    return {"quality": JPEG_QUALITY, "comment": (text or "").encode("ascii")}
+
+
+def _atomic_write(path: Path, name: str, write, overwrite: bool) -> None:
+    """Call write(file) on a hidden temp file next to `path`, fsync it, and rename it in place."""
+    mode = _new_file_mode(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write '{name}': {_reason(e)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        _chmod(tmp, mode)
+        _commit(tmp, path, name, overwrite)
+    except BaseException as e:
+        _unlink(tmp)
+        if isinstance(e, OutputError) or not isinstance(e, Exception):  # incl. KeyboardInterrupt
+            raise
+        raise OutputError(f"cannot write '{name}': {_reason(e)}") from None
+    _fsync_dir(path.parent)
+
+
+def _commit(tmp: str, path: Path, name: str, overwrite: bool) -> None:
+    """Rename `tmp` to `path`; without overwrite, fail (atomically where possible) if it exists."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic "create if absent"
+    except FileExistsError:
+        raise OutputError(f"cannot write '{name}': the file exists (overwrite is off)") from None
+    except OSError:  # hard links unsupported on this file system
+        if path.exists():
+            raise OutputError(f"cannot write '{name}': the file exists (overwrite is off)") from None
+        os.replace(tmp, path)
+        return
+    _unlink(tmp)
+
+
+def _new_file_mode(path: Path) -> int:
+    """Permission bits for the result: the existing file's, else 0o666 minus the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (os.umask is process-wide, not thread-safe)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _chmod(tmp: str, mode: int) -> None:
+    try:
+        os.chmod(tmp, mode)  # mkstemp makes 0o600 files
+    except OSError:
+        pass
+
+
+def _unlink(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- recipes and names ---------------------------------------------------------------------
+def read_recipe(path: PathLike) -> Optional[dict]:
+    """The recipe dict embedded by `save_image` in a PNG or JPEG, or None if there is none.
+
+    Reads metadata only (no pixel decoding). Raises ImageError if the file is unreadable
+    or not an image, or if its "neural-style" PNG chunk is not a JSON object.
+    """
+    path = Path(path)
+    name = _name(path)
+    _check_readable(path, name)
+    with _open(path, name, config.MAX_INPUT_PIXELS) as im:
+        own = im.info.get(RECIPE_KEY)  # PNG text chunks before the image data
+        text = own if own is not None else im.info.get("comment") if im.format in ("JPEG", "MPO") else None
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        recipe = json.loads(text)
+    except ValueError:
+        recipe = None
+    if isinstance(recipe, dict):
+        return recipe
+    if own is not None:
+        raise ImageError(f"cannot read the recipe in '{name}': the '{RECIPE_KEY}' chunk is not a JSON object")
+    return None  # some other program's JPEG comment
+
+
+def numbered_path(path: PathLike, step: int) -> Path:
+    """The path of intermediate `step` next to `path`: out.png, 12 -> out_0012.png."""
+    if int(step) != step or step < 0:
+        raise ValueError(f"step must be a non-negative integer, got {step!r}")
+    path = Path(path)
+    return path.with_name(f"{path.stem}_{int(step):04d}{path.suffix}")
+
+
+def _name(path) -> str:
+    """A path as one printable line (control characters escaped)."""
+    s = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    return s if s.isprintable() else ascii(s)[1:-1]
+
+
+def _reason(e: BaseException) -> str:
+    """An exception as a short, single-line reason."""
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+    text = " ".join(text.split())
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
