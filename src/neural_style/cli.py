@@ -135,8 +135,15 @@ def command_line(content, styles: Sequence, output, options: Options, job: str =
 
 
 # --- the parser ------------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"neural-style: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neural-style", description="Neural style transfer (Gatys et al., CVPR 2016).")
+    p = Parser(prog="neural-style", description="Neural style transfer (Gatys et al., CVPR 2016).")
     p.add_argument("--version", action="version", version=f"neural-style {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True

@@ -159,7 +159,7 @@ def filter_means(net: VGG19, images: Sequence[torch.Tensor]) -> Dict[str, torch.
 
 
 @torch.no_grad()
-def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], eps: float = 1e-8) -> Dict[str, torch.Tensor]:
+def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], floor: float = 0.01) -> Dict[str, torch.Tensor]:
     """The paper's normalised network, in place: every filter's mean activation becomes 1.
 
     Filter k of conv l is divided by its mean ReLU activation c_k (weights and bias; ReLU and
@@ -169,8 +169,12 @@ def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], eps: float = 1e-8)
     Departure: the paper measured the means over ImageNet's images; ImageNet is not at hand
     for a user's run, so the means are computed on the images of the run itself (content and
     style). Measuring all layers in one pass equals the authors' layer-by-layer procedure,
-    because each rescaling leaves the later layers' activations unchanged. Filters whose
-    mean is 0 (dead on these images) keep scale 1. Returns the scales {relu_name: c}.
+    because each rescaling leaves the later layers' activations unchanged.
+    Departure: two images leave some filters (almost) silent, and dividing by a mean near 0
+    would blow up their pre-ReLU responses (conv layers) by factors of 1e4 and more, so each
+    mean is floored at `floor` times the layer's average filter mean; a filter silent on
+    these images (mean 0) keeps scale 1. ImageNet's millions of images make this moot in
+    the paper. Returns the scales {relu_name: c}.
     """
     means = filter_means(net, images)
     convs = net.convs()
@@ -180,7 +184,7 @@ def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], eps: float = 1e-8)
         if relu not in means:
             break
         c = means[relu].to(conv.weight.dtype)
-        c = torch.where(c > eps, c, torch.ones_like(c))
+        c = torch.where(c > 0, c.clamp_min(floor * float(c.mean())), torch.ones_like(c))
         scales[relu] = c
         conv.weight.div_(c.view(-1, 1, 1, 1))
         conv.bias.div_(c)

@@ -220,10 +220,11 @@ class Objective:
     def summary(self, parts: dict, total: torch.Tensor) -> Dict[str, float]:
         """Weighted loss terms as floats (for progress display)."""
         o = self.o
-        c = float(sum(parts["content"].values())) if parts["content"] else 0.0
-        s = float(sum(self.w[l] * e for l, e in parts["style"].items())) if parts["style"] else 0.0
-        return {"content": o.content_weight * c, "style": o.style_weight * s,
-                "tv": o.tv_weight * float(parts["tv"]), "total": float(total)}
+        with torch.no_grad():
+            c = float(sum(parts["content"].values())) if parts["content"] else 0.0
+            s = float(sum(self.w[l] * e for l, e in parts["style"].items())) if parts["style"] else 0.0
+            return {"content": o.content_weight * c, "style": o.style_weight * s,
+                    "tv": o.tv_weight * float(parts["tv"]), "total": float(total)}
 
 
 @torch.no_grad()

@@ -1,0 +1,162 @@
+"""The command line: jobs, outputs, reports, recipes, signals, and bad input as one line."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from neural_style import cli, images
+
+FAST = ["--weights", "random", "--size", "32", "--iterations", "4", "--device", "cpu", "--quiet"]
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def run_cli(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_transfer_writes_png_with_recipe_and_report(small, capsys):
+    out, report = small["dir"] / "out.png", small["dir"] / "r.json"
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, "--report", report,
+                            "--content-weight", "2", "--style-weight", "500", *FAST], capsys)
+    assert code == 0, err
+    recipe = images.read_recipe(out)
+    assert recipe["job"] == "transfer" and recipe["options"]["content_weight"] == 2.0
+    assert recipe["weights_sha256"] == "random" and recipe["seed"] == 0
+    rep = json.loads(report.read_text())
+    assert rep["iterations"] == 4 and rep["seconds"] > 0
+    o = rep["options"]
+    assert o["content_weight"] == 2.0 and o["style_weight"] == 500.0
+    assert o["style_layer_weights"] == pytest.approx([0.2] * 5) and o["weights_sha256"] == "random"
+    L = rep["losses"]
+    assert set(L["content"]) == {"conv4_2"} and set(L["style"]) == {"conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"}
+    total = 2.0 * L["content"]["conv4_2"] + 500.0 * sum(0.2 * e for e in L["style"].values())
+    assert L["total"] == pytest.approx(total, rel=1e-5)
+
+
+def test_jpeg_output_and_iterations_zero(small, capsys):
+    out = small["dir"] / "out.jpg"
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST, "--iterations", "0"], capsys)
+    assert code == 0, err
+    assert out.read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_content_and_texture_verbs(small, capsys):
+    out = small["dir"] / "c.png"
+    assert run_cli(["content", small["content"], "-o", out, "--layer", "conv2_2", *FAST], capsys)[0] == 0
+    assert images.read_recipe(out)["options"]["content_layers"] == ["conv2_2"]
+    out = small["dir"] / "t.png"
+    assert run_cli(["texture", small["style"], "-o", out, "--layers", "conv1_1,conv2_1", *FAST, "--size", "24"], capsys)[0] == 0
+    assert images.load_image(out).size == (24, 24)
+    assert images.read_recipe(out)["options"]["style_layers"] == ["conv1_1", "conv2_1"]
+
+
+def test_save_every_writes_numbered_intermediates_not_the_output(small, capsys):
+    out = small["dir"] / "out.png"
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST, "--save-every", "2",
+                            "--iterations", "5"], capsys)
+    assert code == 0, err
+    names = sorted(p.name for p in small["dir"].glob("out*.png"))
+    assert names == ["out.png", "out_0002.png", "out_0004.png"]
+
+
+def test_rerun_from_recipe_reproduces_the_bytes(small, capsys):
+    a, b = small["dir"] / "a.png", small["dir"] / "b.png"
+    assert run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, "--seed", "3"], capsys)[0] == 0
+    code, _, err = run_cli(["rerun", a, "-o", b, "--quiet"], capsys)
+    assert code == 0, err
+    assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_command_line_round_trips_options():
+    o = cli.options_from_args(cli.build_parser().parse_args(
+        ["transfer", "c.jpg", "s.jpg", "-o", "x.png", "--size", "300", "--style-layers", "conv1_1,conv2_1",
+         "--no-normalize", "--iterations", "10"]))
+    line = cli.command_line("c.jpg", ["s.jpg"], "x.png", o)
+    again = cli.options_from_args(cli.build_parser().parse_args(line.split()[1:]))
+    assert again == o and "--no-normalize" in line and "--size 300" in line
+
+
+def test_paper_preset(small):
+    o = cli.options_from_args(cli.build_parser().parse_args(["transfer", "c", "s", "-o", "x.png", "--preset", "paper"]))
+    assert o.precision == "fp32" and o.init == "noise" and o.iterations == (500,) and o.scales == ()
+    assert o.content_layers == ("conv4_2",) and o.pooling == "avg" and o.normalize
+
+
+# --- bad input: one line on stderr, non-zero exit, existing output untouched ----------------
+def _bad_files(d: Path) -> dict:
+    good = d / "good.png"
+    images.to_pil(__import__("torch").rand(1, 3, 20, 20)).save(good)
+    (d / "empty.png").write_bytes(b"")
+    (d / "text.png").write_text("not an image\n")
+    data = good.read_bytes()
+    (d / "trunc.png").write_bytes(data[: len(data) // 2])
+    (d / "bad.pth").write_bytes(b"\x00garbage" * 100)
+    return {"good": good}
+
+
+@pytest.mark.parametrize("case", [
+    "missing", "empty", "text", "truncated", "outdir", "extension", "choice", "layer", "weights", "number",
+])
+def test_bad_input_is_one_line_and_leaves_output_alone(tmp_path, capsys, case):
+    _bad_files(tmp_path)
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    c, s = tmp_path / "good.png", tmp_path / "good.png"
+    argv = {
+        "missing": ["transfer", tmp_path / "nope.jpg", s, "-o", out],
+        "empty": ["transfer", tmp_path / "empty.png", s, "-o", out],
+        "text": ["transfer", c, tmp_path / "text.png", "-o", out],
+        "truncated": ["transfer", tmp_path / "trunc.png", s, "-o", out],
+        "outdir": ["transfer", c, s, "-o", tmp_path / "no" / "dir" / "out.png"],
+        "extension": ["transfer", c, s, "-o", tmp_path / "out.gif"],
+        "choice": ["transfer", c, s, "-o", out, "--pooling", "median"],
+        "layer": ["transfer", c, s, "-o", out, "--style-layers", "conv1_1,relu9_1"],
+        "weights": ["transfer", c, s, "-o", out, "--weights", tmp_path / "bad.pth"],
+        "number": ["transfer", c, s, "-o", out, "--size", "big"],
+    }[case]
+    if case != "weights":
+        argv += ["--weights", "random"]
+    code, stdout, err = run_cli(argv + ["--quiet", "--iterations", "1", "--size", "32"] if case != "number"
+                                else argv + ["--quiet"], capsys)
+    assert code != 0
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and lines[0].startswith("neural-style: error:")
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_unknown_layer_message_lists_valid_names(tmp_path, capsys):
+    _bad_files(tmp_path)
+    code, _, err = run_cli(["transfer", tmp_path / "good.png", tmp_path / "good.png", "-o", tmp_path / "o.png",
+                            "--weights", "random", "--content-layers", "conv4_9"], capsys)
+    assert code == 2 and "did you mean 'conv4_2'" in err and "valid: conv1_1, relu1_1" in err
+
+
+def test_sigint_saves_the_current_iterate_and_report(small):
+    out, report = small["dir"] / "out.png", small["dir"] / "r.json"
+    env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "neural_style.cli", "transfer", str(small["content"]),
+                             str(small["style"]), "-o", str(out), "--report", str(report), "--weights", "random",
+                             "--size", "48", "--iterations", "100000", "--device", "cpu"],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        first = proc.stderr.readline()  # the progress bar's first line: the run is under way
+        assert "/100000" in first, first
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    rep = json.loads(report.read_text())
+    assert rep["stopped"] is True and 0 < rep["iterations"] < 100000
+    assert images.read_recipe(out)["job"] == "transfer"
