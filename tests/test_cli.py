@@ -137,7 +137,7 @@ def test_bad_input_is_one_line_and_leaves_output_alone(tmp_path, capsys, case):
 def test_unknown_layer_message_lists_valid_names(tmp_path, capsys):
     _bad_files(tmp_path)
     code, _, err = run_cli(["transfer", tmp_path / "good.png", tmp_path / "good.png", "-o", tmp_path / "o.png",
-                            "--weights", "random", "--content-layers", "conv4_9"], capsys)
+                            "--weights", "random", "--content-layers", "conv4_22"], capsys)
     assert code == 2 and "did you mean 'conv4_2'" in err and "valid: conv1_1, relu1_1" in err
 
 

