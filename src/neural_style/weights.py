@@ -1,0 +1,379 @@
+"""VGG-19 weights: the known sets, their download into torch hub's cache, and loading.
+
+The default set is torchvision's ImageNet VGG-19. It is fetched once into
+``torch.hub.get_dir()/checkpoints/`` (the directory torchvision itself uses, so a file
+torchvision already downloaded is reused) and checked against its SHA-256 every time it
+is used. ``--weights PATH`` loads any file in torchvision's layout instead, and
+``--weights random`` builds a seeded random network (tests, benchmarks).
+
+Downloads follow torch hub's conventions (temporary ``.partial`` file next to the target,
+streamed SHA-256, atomic move; the hash prefix is the file name's suffix after the dash)
+but are done here rather than by ``torch.hub.download_url_to_file``, for three reasons:
+a network timeout without touching the process-wide socket default, progress through a
+callback instead of a progress bar on stderr, and detection of a download cut short
+(urllib silently returns a short body when the server closes early).
+
+Nothing here prints; every failure is a WeightsError with a one-line message.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import socket
+import ssl
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Mapping, Optional, Tuple, Union
+from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
+
+import torch
+
+from .config import LAYERS, POOLING, PREPROCESS
+from .errors import InvalidOption, WeightsError, choice
+from .features import VGG19, load_vgg, random_vgg
+
+#: progress(bytes_done, bytes_total_or_None), called as a download advances.
+Progress = Callable[[int, Optional[int]], None]
+
+DEFAULT_TIMEOUT = 10.0  # seconds without a byte (connect or read) before a download gives up
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightSet:
+    """A downloadable weight file.
+
+    sha256: the file's full SHA-256 or a prefix of it (at least 8 hex digits, torch hub's
+    convention: the part of the file name after the dash).
+    """
+
+    name: str
+    url: str
+    sha256: str
+    preprocess: str
+    filename: str
+
+    def __post_init__(self):
+        if not re.fullmatch(r"[0-9a-f]{8,64}", self.sha256):
+            raise ValueError(f"sha256 of weight set {self.name!r} must be 8-64 lowercase hex digits")
+        if self.preprocess not in PREPROCESS:
+            raise ValueError(f"preprocess of weight set {self.name!r} must be one of {PREPROCESS}")
+        if not self.filename or Path(self.filename).name != self.filename:
+            raise ValueError(f"filename of weight set {self.name!r} must be a bare file name")
+
+
+VGG19_IMAGENET = WeightSet(
+    name="torchvision VGG-19 (ImageNet)",
+    url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    sha256="dcbb9e9d",
+    preprocess="torch",
+    filename="vgg19-dcbb9e9d.pth",
+)
+
+#: Every known weight set, by short name.
+WEIGHT_SETS: Dict[str, WeightSet] = {"vgg19": VGG19_IMAGENET}
+
+#: The weights used when none are given.
+DEFAULT = VGG19_IMAGENET
+
+
+def cached_path(weight_set: WeightSet = None) -> Path:
+    """Where `weight_set` lives in torch hub's cache (honours TORCH_HOME and torch.hub.set_dir)."""
+    weight_set = weight_set or DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / weight_set.filename
+
+
+def sha256_file(path: Union[str, os.PathLike], chunk_size: int = CHUNK) -> str:
+    """The SHA-256 of a file as 64 hex digits, read in chunks."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(chunk_size), b""):
+                h.update(block)
+    except OSError as e:
+        raise WeightsError(f"cannot read {path}: {e.strerror or e}") from None
+    return h.hexdigest()
+
+
+# A 548 MB file takes about a second to hash; remember digests of unchanged files.
+_digests: Dict[tuple, str] = {}
+_digests_lock = threading.Lock()
+
+
+def _stat_key(path: Path) -> tuple:
+    st = path.stat()
+    return (str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+def _digest(path: Path) -> str:
+    key = _stat_key(path)
+    with _digests_lock:
+        if key in _digests:
+            return _digests[key]
+    digest = sha256_file(path)
+    with _digests_lock:
+        _digests[key] = digest
+    return digest
+
+
+# --- downloading --------------------------------------------------------------------------
+
+
+class _FetchFailed(Exception):
+    """Internal: a download failed; args[0] is a short reason phrase."""
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _reason(exc: BaseException, timeout: float) -> str:
+    """A short phrase for a network failure."""
+    if isinstance(exc, URLError) and not isinstance(exc, HTTPError):
+        inner = exc.reason
+        if isinstance(inner, BaseException):
+            return _reason(inner, timeout)
+        return _one_line(inner)
+    if isinstance(exc, HTTPError):
+        return f"HTTP {exc.code} {_one_line(exc.reason)}"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found; offline?"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return f"no response within {timeout:g} s"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {_one_line(exc.reason or exc)}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return _one_line(exc.strerror)
+    return _one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+def user_agent() -> str:
+    try:
+        from . import __version__
+    except ImportError:  # pragma: no cover - only while the package is half-initialised
+        __version__ = "0"
+    return f"neural-style/{__version__} (neural style transfer) Python-urllib"
+
+
+def fetch(url: str, dst: Path, *, timeout: float = DEFAULT_TIMEOUT, progress: Optional[Progress] = None,
+          check: Optional[Callable[[Path, str], None]] = None, max_bytes: Optional[int] = None) -> str:
+    """Download `url` to `dst` atomically and return its SHA-256.
+
+    The body is streamed into a unique ``<dst>.<hex>.partial`` file next to `dst`, which
+    `check(tmp_path, sha256)` may inspect (and reject by raising) before it is moved into
+    place; on any failure nothing is left behind. Network failures raise _FetchFailed with
+    a short reason; exceptions from `check` and `progress` propagate unchanged.
+    """
+    dst = Path(dst)
+    tmp = dst.with_name(f"{dst.name}.{uuid.uuid4().hex}.partial")
+    sha = hashlib.sha256()
+    try:
+        try:
+            f = open(tmp, "xb")
+        except OSError as e:
+            raise _FetchFailed(f"cannot write {tmp}: {e.strerror or e}") from None
+        with f:
+            request = Request(url, headers={"User-Agent": user_agent()})
+            try:
+                with urlopen(request, timeout=timeout) as resp:
+                    length = resp.headers.get("Content-Length")
+                    total = int(length) if length and length.strip().isdigit() else None
+                    if max_bytes is not None and total is not None and total > max_bytes:
+                        raise _FetchFailed(f"the file is larger than {max_bytes} bytes")
+                    done = 0
+                    if progress is not None:
+                        progress(0, total)
+                    while True:
+                        block = resp.read(CHUNK)
+                        if not block:
+                            break
+                        try:
+                            f.write(block)
+                        except OSError as e:
+                            raise _FetchFailed(f"cannot write {tmp}: {e.strerror or e}") from None
+                        sha.update(block)
+                        done += len(block)
+                        if max_bytes is not None and done > max_bytes:
+                            raise _FetchFailed(f"the file is larger than {max_bytes} bytes")
+                        if progress is not None:
+                            progress(done, total)
+                    if total is not None and done != total:
+                        raise _FetchFailed(f"the connection closed after {done} of {total} bytes")
+            except HTTPError as e:
+                e.close()
+                raise _FetchFailed(_reason(e, timeout)) from None
+            except http.client.IncompleteRead as e:
+                raise _FetchFailed(f"the connection closed after {len(e.partial)} bytes") from None
+            except (URLError, http.client.HTTPException, OSError) as e:
+                raise _FetchFailed(_reason(e, timeout)) from None
+            except ValueError as e:  # malformed URL
+                raise _FetchFailed(_one_line(e)) from None
+        digest = sha.hexdigest()
+        if check is not None:
+            check(tmp, digest)
+        os.replace(tmp, dst)
+        return digest
+    finally:
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:  # pragma: no cover - e.g. a read-only directory; nothing more to do
+            pass
+
+
+def _ensure(weight_set: WeightSet, url: Optional[str], progress: Optional[Progress],
+            timeout: float) -> Tuple[Path, str]:
+    """The verified cached file of `weight_set` and its SHA-256, downloading it if absent."""
+    path = cached_path(weight_set)
+    expected = weight_set.sha256
+    if path.exists():
+        digest = _digest(path)
+        if not digest.startswith(expected):
+            raise WeightsError(
+                f"cached weights file {path} is corrupt: its SHA-256 is {digest}, expected one "
+                f"starting {expected}; delete it to download it again, or pass --weights PATH "
+                "to load a local file")
+        return path, digest
+
+    url = url or weight_set.url
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise WeightsError(
+            f"cannot create the weights cache {path.parent} ({e.strerror or e}); set TORCH_HOME "
+            "to a writable directory, or pass --weights PATH to load a local file") from None
+
+    def check(tmp: Path, digest: str) -> None:
+        if not digest.startswith(expected):
+            raise WeightsError(
+                f"weights downloaded from {url} fail their hash check: SHA-256 {digest}, expected "
+                f"one starting {expected}; nothing was saved to {path}; pass --weights PATH to "
+                "load a local file")
+
+    try:
+        digest = fetch(url, path, timeout=timeout, progress=progress, check=check)
+    except _FetchFailed as e:
+        raise WeightsError(
+            f"could not download the {weight_set.name} weights from {url} ({e.args[0]}) into {path}; "
+            "connect and retry, put the file there yourself, or pass --weights PATH to load a "
+            "local file") from None
+    with _digests_lock:
+        _digests[_stat_key(path)] = digest
+    return path, digest
+
+
+def download(weight_set: WeightSet = None, url: Optional[str] = None, progress: Optional[Progress] = None,
+             timeout: float = DEFAULT_TIMEOUT) -> Path:
+    """The path of `weight_set` (default: DEFAULT) in torch hub's cache, downloaded if absent.
+
+    A cached file is checked against the set's SHA-256 and never replaced or deleted: a
+    mismatch raises WeightsError. `url` overrides where the file is fetched from (the hash
+    check still applies). `progress(done, total)` is called as bytes arrive. `timeout` is
+    the seconds without any byte before giving up.
+    """
+    path, _ = _ensure(weight_set or DEFAULT, url, progress, timeout)
+    return path
+
+
+# --- loading ------------------------------------------------------------------------------
+
+_CONV_KEY = re.compile(r"(?:features\.\d+|\d+|layers\.conv\d_\d)\.(?:weight|bias)")
+
+
+def load_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.Tensor]:
+    """The VGG feature tensors of a weights file, keyed in torchvision's layout.
+
+    The file is read with ``weights_only=True``: tensors and plain containers only, so a
+    file carrying code is refused without running it. Accepts a plain state dict or one
+    wrapped under "state_dict" or "model", drops a "module." prefix (DataParallel) and keeps
+    the ``features.*`` entries (or bare ``{i}.weight`` / named ``layers.conv*`` ones).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}" if not path.exists()
+                           else f"weights path is not a file: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch.load raises many kinds for a bad file
+        import pickle
+
+        if isinstance(e, pickle.UnpicklingError):
+            raise WeightsError(
+                f"{path} holds Python objects besides tensors and was refused unread (weights_only "
+                "loading, for safety); save a plain state dict (torch.save(model.state_dict(), ...))"
+            ) from None
+        if isinstance(e, OSError):
+            raise WeightsError(f"cannot read {path}: {e.strerror or e}") from None
+        detail = _one_line(e, 120) if str(e) else type(e).__name__
+        raise WeightsError(f"{path} is not a readable PyTorch weights file (corrupt or another "
+                           f"format: {detail})") from None
+    for wrapper in ("state_dict", "model"):
+        if isinstance(data, Mapping) and isinstance(data.get(wrapper), Mapping):
+            data = data[wrapper]
+            break
+    if not isinstance(data, Mapping):
+        raise WeightsError(f"{path} does not hold a state dict (found {type(data).__name__})")
+    out: Dict[str, torch.Tensor] = {}
+    for key, value in data.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            continue
+        if key.startswith("module."):
+            key = key[len("module."):]
+        if key.startswith("features.") or _CONV_KEY.fullmatch(key):
+            out[key] = value
+    if not out:
+        raise WeightsError(f"{path} holds no VGG-19 convolution weights (expected torchvision's "
+                           "layout: features.0.weight, features.0.bias, ...)")
+    return out
+
+
+def get_vgg(weights: Union[None, str, os.PathLike] = None, last: str = "pool5", pooling: str = "avg",
+            preprocess: Optional[str] = None, url: Optional[str] = None, seed: int = 0, *,
+            progress: Optional[Progress] = None,
+            timeout: float = DEFAULT_TIMEOUT) -> Tuple[VGG19, str, str]:
+    """A VGG-19 truncated after `last`, with its weights' SHA-256 and preprocessing.
+
+    weights: None -> the default set (downloaded into the cache if needed; its own
+    preprocessing, "torch"); a path -> that file (preprocess as given, default "torch");
+    "random" -> seeded random weights (sha256 "random").
+    Returns (network, sha256, preprocess).
+    """
+    choice("layer", last, LAYERS)  # validate before any download
+    choice("pooling", pooling, POOLING)
+    if preprocess is not None:
+        choice("preprocess", preprocess, PREPROCESS)
+    if weights is None:
+        ws = DEFAULT
+        if preprocess is not None and preprocess != ws.preprocess:
+            raise InvalidOption(
+                f"preprocess '{preprocess}' does not match the default weights, which expect "
+                f"'{ws.preprocess}'; use it with --weights PATH for weights trained that way")
+        path, digest = _ensure(ws, url, progress, timeout)
+        preprocess = ws.preprocess
+    elif isinstance(weights, str) and weights == "random":
+        preprocess = preprocess or "torch"
+        return random_vgg(last, pooling, preprocess, seed), "random", preprocess
+    else:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"weights file not found: {path}" if not path.exists()
+                               else f"weights path is not a file: {path}")
+        digest = _digest(path)
+        preprocess = preprocess or "torch"
+    state = load_state_dict(path)
+    try:
+        net = load_vgg(state, last, pooling, preprocess)
+    except WeightsError as e:
+        raise WeightsError(f"{path}: {e}") from None
+    return net, digest, preprocess

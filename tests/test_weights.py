@@ -1,0 +1,483 @@
+"""Weights: download into torch hub's cache with hash checks, loading, get_vgg.
+
+No internet: weight files are generated from seeded random networks and served from a
+local HTTP server.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import pickle
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from neural_style import features, weights
+from neural_style.errors import InvalidOption, WeightsError
+from neural_style.weights import WeightSet
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+class Server:
+    """A local HTTP server: routes[path] = (body, mode); mode "ok", "truncate" or "404"."""
+
+    def __init__(self):
+        self.routes = {}
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append((self.path, dict(self.headers)))
+                body, mode = outer.routes.get(self.path, (b"", "404"))
+                if mode == "404":
+                    self.send_error(404, "Not Found")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                # "truncate": promise the whole body, send half, close the connection.
+                self.wfile.write(body if mode == "ok" else body[: len(body) // 2])
+                self.close_connection = True
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(autouse=True)
+def torch_home(tmp_path, monkeypatch):
+    """Point torch hub's cache at a temporary TORCH_HOME."""
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # in case something called set_dir
+    assert Path(torch.hub.get_dir()) == home / "hub"
+    return home
+
+
+def torchvision_state(last="pool1", seed=0):
+    """A random VGG-19's weights in torchvision's layout (features.{i}.weight/bias)."""
+    net = features.random_vgg(last=last, seed=seed)
+    sd = {}
+    for name, conv in net.convs():
+        i = features.TORCHVISION_INDEX[name]
+        sd[f"features.{i}.weight"] = conv.weight.detach().clone()
+        sd[f"features.{i}.bias"] = conv.bias.detach().clone()
+    return sd
+
+
+def write_weights(folder: Path, state=None) -> Path:
+    """Save `state` (default conv1_1..pool1) as vgg19-<first 8 hex of its sha256>.pth."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "tmp.pth"
+    torch.save(state if state is not None else torchvision_state(), tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    path = folder / f"vgg19-{digest[:8]}.pth"
+    tmp.rename(path)
+    return path
+
+
+def weight_set_for(path: Path, url: str) -> WeightSet:
+    return WeightSet(name="test VGG-19", url=url, sha256=path.name[6:14], preprocess="torch",
+                     filename=path.name)
+
+
+def checkpoints() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cache_listing():
+    return sorted(p.name for p in checkpoints().iterdir()) if checkpoints().exists() else []
+
+
+def refused_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def one_line(e) -> str:
+    msg = str(e.value)
+    assert "\n" not in msg and msg.strip() == msg and msg
+    return msg
+
+
+@pytest.fixture
+def served(tmp_path, server):
+    """A generated weights file, served at /<its name>, and its WeightSet."""
+    path = write_weights(tmp_path / "src")
+    server.routes["/" + path.name] = (path.read_bytes(), "ok")
+    return path, weight_set_for(path, server.url("/" + path.name))
+
+
+# --- the declared weight sets ---------------------------------------------------------------
+
+
+def test_default_is_torchvision_imagenet_vgg19():
+    d = weights.DEFAULT
+    assert d.url == "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+    assert d.filename == "vgg19-dcbb9e9d.pth"
+    assert d.sha256 == "dcbb9e9d" == d.filename.split("-")[1].split(".")[0]
+    assert d.preprocess == "torch"
+    assert weights.WEIGHT_SETS["vgg19"] is d
+    with pytest.raises(Exception):
+        d.url = "x"  # frozen
+
+
+def test_weight_set_validates_its_fields():
+    with pytest.raises(ValueError, match="hex"):
+        WeightSet("x", "http://h/x.pth", "DCBB9E9D", "torch", "x.pth")
+    with pytest.raises(ValueError, match="hex"):
+        WeightSet("x", "http://h/x.pth", "abc", "torch", "x.pth")
+    with pytest.raises(ValueError, match="preprocess"):
+        WeightSet("x", "http://h/x.pth", "dcbb9e9d", "bgr", "x.pth")
+    with pytest.raises(ValueError, match="file name"):
+        WeightSet("x", "http://h/x.pth", "dcbb9e9d", "torch", "../x.pth")
+
+
+def test_cached_path_is_in_torch_hub_checkpoints(torch_home):
+    assert weights.cached_path() == torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    ws = WeightSet("x", "http://h/a.pth", "0123abcd", "caffe", "a-0123abcd.pth")
+    assert weights.cached_path(ws) == torch_home / "hub" / "checkpoints" / "a-0123abcd.pth"
+
+
+def test_sha256_file(tmp_path):
+    p = tmp_path / "f.bin"
+    data = os.urandom(3 * 1024 + 17)
+    p.write_bytes(data)
+    assert weights.sha256_file(p) == hashlib.sha256(data).hexdigest()
+    assert weights.sha256_file(p, chunk_size=100) == hashlib.sha256(data).hexdigest()
+    with pytest.raises(WeightsError, match="cannot read"):
+        weights.sha256_file(tmp_path / "missing")
+
+
+# --- downloading -----------------------------------------------------------------------------
+
+
+def test_download_fills_the_cache_then_reuses_it_offline(served, server):
+    src, ws = served
+    seen = []
+    path = weights.download(ws, progress=lambda done, total: seen.append((done, total)))
+    assert path == weights.cached_path(ws) == checkpoints() / src.name
+    assert path.read_bytes() == src.read_bytes()
+    assert cache_listing() == [src.name]  # no .partial left over
+    size = src.stat().st_size
+    assert seen[0] == (0, size) and seen[-1] == (size, size)
+    assert len(server.requests) == 1
+    ua = server.requests[0][1].get("User-Agent", "")
+    assert ua.startswith("neural-style/")
+
+    server.stop()  # from now on any network access would fail
+    t = time.monotonic()
+    assert weights.download(ws) == path
+    assert time.monotonic() - t < 5
+
+
+def test_get_vgg_default_downloads_loads_and_then_uses_the_cache(served, server, monkeypatch):
+    src, ws = served
+    monkeypatch.setattr(weights, "DEFAULT", ws)
+    net, sha, pre = weights.get_vgg(last="pool1")
+    assert sha == hashlib.sha256(src.read_bytes()).hexdigest() and sha.startswith(ws.sha256)
+    assert pre == "torch" and net.preprocess == "torch"
+    expected = torch.load(src, weights_only=True)
+    assert torch.equal(net.layers["conv1_1"].weight, expected["features.0.weight"])
+    assert torch.equal(net.layers["conv1_2"].bias, expected["features.2.bias"])
+    assert net.names[-1] == "pool1"
+    assert len(server.requests) == 1
+
+    server.stop()
+    net2, sha2, _ = weights.get_vgg(last="relu1_2", pooling="max")
+    assert sha2 == sha and net2.names[-1] == "relu1_2"
+    assert torch.equal(net2.layers["conv1_1"].weight, expected["features.0.weight"])
+
+
+def test_download_with_a_wrong_hash_fails_and_leaves_nothing(served, server):
+    src, _ = served
+    url = server.url("/" + src.name)
+    # The real default set, pointed at our file: the hash prefix dcbb9e9d cannot match.
+    with pytest.raises(WeightsError) as e:
+        weights.download(url=url)
+    msg = one_line(e)
+    actual = hashlib.sha256(src.read_bytes()).hexdigest()
+    assert "hash check" in msg and "dcbb9e9d" in msg and actual in msg
+    assert url in msg and "--weights PATH" in msg
+    assert str(weights.cached_path()) in msg
+    assert cache_listing() == []
+    assert not weights.cached_path().exists()
+
+
+def test_truncated_download_fails_and_leaves_nothing(served, server):
+    src, ws = served
+    size = src.stat().st_size
+    server.routes["/" + src.name] = (src.read_bytes(), "truncate")
+    with pytest.raises(WeightsError) as e:
+        weights.download(ws)
+    msg = one_line(e)
+    assert f"closed after {size // 2} of {size} bytes" in msg
+    assert ws.url in msg and str(weights.cached_path(ws)) in msg and "--weights PATH" in msg
+    assert cache_listing() == []
+
+
+def test_http_error_is_reported(served, server):
+    _, ws = served
+    with pytest.raises(WeightsError) as e:
+        weights.download(ws, url=server.url("/missing.pth"))
+    msg = one_line(e)
+    assert "HTTP 404" in msg and server.url("/missing.pth") in msg
+    assert cache_listing() == []
+
+
+def test_connection_refused_fails_fast_with_a_useful_line():
+    url = f"http://127.0.0.1:{refused_port()}/models/vgg19-dcbb9e9d.pth"
+    t = time.monotonic()
+    with pytest.raises(WeightsError) as e:
+        weights.download(url=url)
+    assert time.monotonic() - t < 5
+    msg = one_line(e)
+    assert url in msg and "connection refused" in msg
+    assert str(weights.cached_path()) in msg
+    assert "--weights PATH" in msg and "local file" in msg
+    assert cache_listing() == []
+
+
+def test_a_silent_server_times_out():
+    # A listening socket that never accepts: the connection is made, no byte ever comes.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    try:
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/vgg19-dcbb9e9d.pth"
+        t = time.monotonic()
+        with pytest.raises(WeightsError) as e:
+            weights.download(url=url, timeout=0.5)
+        assert time.monotonic() - t < 5
+        msg = one_line(e)
+        assert "no response within 0.5 s" in msg and url in msg and "--weights PATH" in msg
+    finally:
+        s.close()
+    assert cache_listing() == []
+
+
+def test_a_corrupt_cached_file_is_reported_not_used_nor_deleted(served, server):
+    src, ws = served
+    cached = weights.cached_path(ws)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not the weights")
+    with pytest.raises(WeightsError) as e:
+        weights.download(ws)
+    msg = one_line(e)
+    assert str(cached) in msg
+    assert ws.sha256 in msg and hashlib.sha256(b"not the weights").hexdigest() in msg
+    assert "delete it" in msg and "--weights PATH" in msg
+    assert cached.read_bytes() == b"not the weights"  # neither replaced nor deleted
+    assert server.requests == []  # and no download attempted
+
+
+def test_a_cached_file_changed_after_a_check_is_caught(served):
+    src, ws = served
+    path = weights.download(ws)
+    assert weights.download(ws) == path
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new mtime, as a real edit
+    with pytest.raises(WeightsError, match="is corrupt"):
+        weights.download(ws)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def test_load_state_dict_keeps_features_from_plain_and_wrapped_files(tmp_path):
+    sd = torchvision_state()
+    extra = {"classifier.0.weight": torch.zeros(2, 2), "meta": "x", "epoch": 3}
+    cases = {
+        "plain": {**sd, "classifier.0.weight": torch.zeros(2, 2)},
+        "state_dict": {"state_dict": {**sd, **extra}, "epoch": 3},
+        "model": {"model": {f"module.{k}": v for k, v in sd.items()}},
+        "bare": {k[len("features."):]: v for k, v in sd.items()},
+    }
+    for name, data in cases.items():
+        p = tmp_path / f"{name}.pth"
+        torch.save(data, p)
+        got = weights.load_state_dict(p)
+        if name == "bare":
+            assert set(got) == {k[len("features."):] for k in sd}
+        else:
+            assert set(got) == set(sd), name
+        net = features.load_vgg(got, last="pool1")
+        assert torch.equal(net.layers["conv1_2"].weight, sd["features.2.weight"]), name
+
+
+def test_full_torchvision_layout_loads_up_to_pool5():
+    sd = torchvision_state(last="pool5", seed=3)
+    assert len(sd) == 32 and "features.34.weight" in sd  # conv5_4 is torchvision's index 34
+    net = features.load_vgg(sd, last="pool5")
+    ref = features.random_vgg(last="pool5", seed=3)
+    for name, conv in ref.convs():
+        assert torch.equal(net.layers[name].weight, conv.weight), name
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(net(x, ["pool5"])["pool5"], ref(x, ["pool5"])["pool5"])
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("fmt", ["zip", "legacy"])
+def test_a_pickle_with_code_is_refused_without_running_it(tmp_path, fmt):
+    marker = tmp_path / "PWNED"
+    p = tmp_path / "evil.pth"
+    payload = {"features.0.weight": torch.zeros(1), "x": _Evil(str(marker))}
+    if fmt == "zip":
+        torch.save(payload, p)
+    else:
+        with open(p, "wb") as f:
+            pickle.dump(payload, f, protocol=2)
+    assert not marker.exists()
+    with pytest.raises(WeightsError) as e:
+        weights.load_state_dict(p)
+    msg = one_line(e)
+    assert str(p) in msg and "refused" in msg and "weights_only" in msg
+    assert not marker.exists()
+    with pytest.raises(WeightsError):
+        weights.get_vgg(p, last="pool1")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not torch", "truncated"])
+def test_a_corrupt_or_foreign_file_is_a_weights_error(tmp_path, content):
+    p = tmp_path / "bad.pth"
+    if content == "truncated":
+        torch.save(torchvision_state(), p)
+        p.write_bytes(p.read_bytes()[:200])
+    else:
+        p.write_bytes(content)
+    with pytest.raises(WeightsError) as e:
+        weights.load_state_dict(p)
+    msg = one_line(e)
+    assert str(p) in msg and "not a readable PyTorch weights file" in msg
+
+
+def test_files_without_vgg_weights_are_refused(tmp_path):
+    p = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), p)
+    with pytest.raises(WeightsError, match="does not hold a state dict"):
+        weights.load_state_dict(p)
+    torch.save({"classifier.0.weight": torch.zeros(3)}, p)
+    with pytest.raises(WeightsError) as e:
+        weights.load_state_dict(p)
+    assert "no VGG-19 convolution weights" in one_line(e) and "features.0.weight" in str(e.value)
+
+
+def test_a_file_missing_a_conv_layer_is_refused(tmp_path):
+    sd = torchvision_state()
+    del sd["features.2.weight"], sd["features.2.bias"]  # conv1_2
+    p = write_weights(tmp_path, sd)
+    with pytest.raises(WeightsError) as e:
+        weights.get_vgg(p, last="pool1")
+    msg = one_line(e)
+    assert str(p) in msg and "features.2.weight" in msg and "conv1_2" in msg
+    # The truncated-but-complete file does not reach pool5 either.
+    with pytest.raises(WeightsError, match=r"features\.5\.weight.*conv2_1"):
+        weights.get_vgg(write_weights(tmp_path / "ok"), last="pool5")
+
+
+def test_a_wrongly_shaped_layer_is_refused(tmp_path):
+    sd = torchvision_state()
+    sd["features.2.weight"] = torch.zeros(64, 32, 3, 3)
+    with pytest.raises(WeightsError) as e:
+        weights.get_vgg(write_weights(tmp_path, sd), last="pool1")
+    assert "do not fit VGG-19" in one_line(e)
+
+
+# --- get_vgg -----------------------------------------------------------------------------------
+
+
+def test_get_vgg_from_a_path(tmp_path):
+    p = write_weights(tmp_path)
+    sd = torch.load(p, weights_only=True)
+    net, sha, pre = weights.get_vgg(str(p), last="pool1", pooling="max")
+    assert sha == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert pre == "torch" and net.pooling == "max"
+    assert torch.equal(net.layers["conv1_1"].weight, sd["features.0.weight"])
+    assert isinstance(net.layers["pool1"], torch.nn.MaxPool2d)
+    net, sha2, pre = weights.get_vgg(p, last="relu1_1", preprocess="caffe")
+    assert sha2 == sha and pre == "caffe" and net.preprocess == "caffe"
+    assert net.names == ("conv1_1", "relu1_1")
+    assert cache_listing() == []  # a local file is not copied into the cache
+
+
+def test_get_vgg_missing_path_or_directory(tmp_path):
+    with pytest.raises(WeightsError) as e:
+        weights.get_vgg(tmp_path / "nope.pth")
+    assert one_line(e) == f"weights file not found: {tmp_path / 'nope.pth'}"
+    with pytest.raises(WeightsError, match="not a file"):
+        weights.get_vgg(tmp_path)
+
+
+def test_get_vgg_random():
+    net, sha, pre = weights.get_vgg("random", last="relu2_1", seed=5)
+    assert sha == "random" and pre == "torch" and net.names[-1] == "relu2_1"
+    ref = features.random_vgg("relu2_1", "avg", "torch", 5)
+    assert torch.equal(net.layers["conv2_1"].weight, ref.layers["conv2_1"].weight)
+    other, _, _ = weights.get_vgg("random", last="relu2_1", seed=6)
+    assert not torch.equal(other.layers["conv1_1"].weight, ref.layers["conv1_1"].weight)
+    net, _, pre = weights.get_vgg("random", last="conv1_1", preprocess="caffe")
+    assert pre == "caffe" and net.preprocess == "caffe"
+    assert cache_listing() == []
+
+
+def test_get_vgg_validates_options_before_any_download():
+    url = f"http://127.0.0.1:{refused_port()}/x.pth"
+    with pytest.raises(InvalidOption, match="unknown layer 'conv9_9'"):
+        weights.get_vgg(last="conv9_9", url=url)
+    with pytest.raises(InvalidOption, match="pooling"):
+        weights.get_vgg(pooling="min", url=url)
+    with pytest.raises(InvalidOption, match="preprocess"):
+        weights.get_vgg(preprocess="bgr", url=url)
+    with pytest.raises(InvalidOption) as e:
+        weights.get_vgg(preprocess="caffe", url=url)
+    assert "default weights" in str(e.value) and "--weights PATH" in str(e.value)
+    assert cache_listing() == []
+
+
+def test_get_vgg_offline_names_the_url_cache_and_the_way_out():
+    url = f"http://127.0.0.1:{refused_port()}/vgg19-dcbb9e9d.pth"
+    with pytest.raises(WeightsError) as e:
+        weights.get_vgg(url=url)
+    msg = one_line(e)
+    assert url in msg and str(weights.cached_path()) in msg and "--weights PATH" in msg
