@@ -5,7 +5,7 @@ import torch
 
 from neural_style import config
 from neural_style.errors import InvalidOption
-from neural_style.features import (TORCHVISION_INDEX, VGG19, deepest, load_vgg, normalize_vgg, random_vgg,
+from neural_style.features import (TORCHVISION_INDEX, VGG19, deepest, filter_means, load_vgg, normalize_vgg, random_vgg,
                                    state_dict_from_torchvision)
 
 
@@ -86,8 +86,12 @@ def test_normalisation_keeps_function_up_to_positive_channel_scales():
         c = scales[relu].view(1, -1, 1, 1)
         assert torch.all(c > 0)
         assert torch.allclose(after[name] * c, before[name], rtol=1e-4, atol=1e-5), name
-    # every filter that fires has mean activation 1 over the run's images
-    means = {r: sum(normed(im, [r])[r].mean(dim=(0, 2, 3)) for im in images) / 2 for r in scales}
-    for r, m in means.items():
-        alive = scales[r] != 1.0
-        assert torch.allclose(m[alive], torch.ones_like(m[alive]), rtol=1e-3), r
+    # every filter whose mean is above the floor has mean activation 1 over the run's images;
+    # the (almost) silent ones below it stay below 1
+    original = filter_means(net, images)
+    means = filter_means(normed, images)
+    for r in scales:
+        typical = original[r] >= 0.01 * original[r].mean()
+        assert typical.float().mean() > 0.8, r
+        assert torch.allclose(means[r][typical], torch.ones(int(typical.sum())), rtol=1e-3), r
+        assert torch.all(means[r][~typical] <= 1.0 + 1e-4), r
