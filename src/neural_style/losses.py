@@ -83,7 +83,200 @@ class GramLoss:
         return (gram(f) / m - target).pow(2).sum() / (4.0 * n * n)
 
 
-STYLE_LOSSES = {"gram": GramLoss()}
+def _moments(f: Tensor, mask: Optional[Tensor]):
+    """Weighted mean and centred features.   f: (N, M), mask: (M,) or None.
+
+    Returns mu (N,), fc = f - mu (N, M) and the normalised weights w (M,) summing to 1.
+    The mask's values are the weights (for a 0/1 mask: the statistics of the region alone).
+    Departure: GramLoss's guided features T F weight positions by T^2; here by T. The two agree
+    for 0/1 masks and differ only on the soft edges of resized masks.
+    """
+    w = f.new_full((f.shape[1],), 1.0 / f.shape[1]) if mask is None else mask.to(f) / mask.sum().clamp_min(1e-8)
+    mu = f @ w
+    return mu, f - mu[:, None], w
+
+
+class MeanStdLoss:
+    """Per-channel mean and standard deviation (Huang & Belongie 2017, AdaIN's statistics).
+
+    E_l = 1/N * sum_c [(mu_c - mu'_c)^2 + (sd_c - sd'_c)^2], sd = sqrt(var + eps).
+    Departure (normalisation, our choice): Huang & Belongie sum unsquared L2 norms over
+    channels; we square and divide by N so that the value is a per-channel average like E_l.
+    For features whose channel means are about 1 (the paper's normalised network) shifting
+    every channel's mean by d changes the Gram E_l by about d^2, and this loss by d^2 too. eps = 1e-5 (as AdaIN)
+    keeps the gradient finite at zero variance. Masks weight the statistics.
+    The target is the (2, N) tensor [mu; sd]; blending averages it.
+    """
+
+    name = "mean-std"
+
+    def __init__(self, eps: float = 1e-5):
+        self.eps = eps
+
+    def target(self, f: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        mu, fc, w = _moments(f, mask)
+        return torch.stack([mu, (fc.pow(2) @ w + self.eps).sqrt()])
+
+    blend = staticmethod(GramLoss.blend)
+
+    def __call__(self, f: Tensor, target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        return (self.target(f, mask) - target).pow(2).sum() / f.shape[0]
+
+
+def _sqrtm(s: Tensor) -> Tensor:
+    """Square root of a symmetric PSD matrix via eigh.   s: (N, N) -> (N, N)."""
+    lam, v = torch.linalg.eigh((s + s.T) / 2)
+    return (v * lam.clamp_min(0).sqrt()) @ v.T
+
+
+def _wide(t: Tensor) -> Tensor:
+    """t in float64 (float32 on MPS, which has none): the N x N algebra of W2 runs in it."""
+    return t.float() if t.device.type == "mps" else t.double()
+
+
+class W2Loss:
+    """Closed-form Wasserstein-2 distance between Gaussian fits of the features (Mroueh 2020).
+
+    W2^2 = |mu_1 - mu_2|^2 + tr(S_1 + S_2 - 2 (S_2^1/2 S_1 S_2^1/2)^1/2), with 1 = output,
+    2 = style; E_l = W2^2 / N. Departure (normalisation, our choice): dividing by N makes it a
+    per-channel average; for uncorrelated channels W2^2 / N equals the mean-std loss (eps 0).
+    Caveat: with few positions per channel (M not >> N: deep layers of small images) sample
+    covariances are noisy, and W2 between two samples of one texture is far from 0 (more so
+    than the Gram loss); it is exactly 0 only for identical statistics.
+    The trace of the square root is the sum of the square roots of the eigenvalues of the
+    symmetric PSD matrix S_2^1/2 S_1 S_2^1/2 (torch.linalg.eigvalsh, differentiable), clamped
+    at eps: eigenvalues below eps (rounding noise around 0) contribute sqrt(eps) each and no
+    gradient. The N x N algebra runs in float64 (float32 on MPS) for that reason.
+    Covariances are population covariances, weighted by the mask if one is given.
+    The target is (mu_2, S_2, S_2^1/2), with S_2^1/2 computed once there.
+    """
+
+    name = "w2"
+
+    def __init__(self, eps: float = 1e-12):
+        self.eps = eps
+
+    @staticmethod
+    def _mean_cov(f: Tensor, mask: Optional[Tensor]):
+        mu, fc, w = _moments(f, mask)
+        return mu, (fc * w) @ fc.t()
+
+    @staticmethod
+    def _make(mu: Tensor, cov: Tensor):
+        return mu, cov, _sqrtm(_wide(cov))
+
+    def target(self, f: Tensor, mask: Optional[Tensor] = None):
+        return self._make(*self._mean_cov(f, mask))
+
+    @classmethod
+    def blend(cls, targets, weights: Sequence[float]):
+        """The Gaussian with the blended means and covariances.
+
+        Approximation: not the Wasserstein barycentre of the styles' Gaussians, and not the
+        moment fit of their mixture (which would add the spread of the means); simple and
+        equal to both when the styles share their means and covariances.
+        """
+        mu = sum(w * t[0] for t, w in zip(targets, weights))
+        cov = sum(w * t[1] for t, w in zip(targets, weights))
+        return cls._make(mu, cov)
+
+    def __call__(self, f: Tensor, target, mask: Optional[Tensor] = None) -> Tensor:
+        mu2, s2, r2 = target
+        mu1, s1 = self._mean_cov(f, mask)
+        c = r2 @ _wide(s1) @ r2
+        root_trace = torch.linalg.eigvalsh((c + c.T) / 2).clamp_min(self.eps).sqrt().sum()
+        cov_term = _wide(s1).trace() + _wide(s2).trace() - 2 * root_trace
+        return ((mu1 - mu2).pow(2).sum() + cov_term.to(f.dtype)) / f.shape[0]
+
+
+def _resample(p: Tensor, m: int) -> Tensor:
+    """Sorted rows (K, M_t) -> (K, m) by linear interpolation of the empirical quantiles.
+
+    Output position i reads the target at fractional index (i + 1/2) M_t / m - 1/2 (the
+    quantile (i + 1/2) / m), clamped to the ends; the identity when m = M_t.
+    """
+    mt = p.shape[1]
+    q = ((torch.arange(m, device=p.device, dtype=p.dtype) + 0.5) * (mt / m) - 0.5).clamp(0, mt - 1)
+    lo = q.floor().long()
+    hi = (lo + 1).clamp_max(mt - 1)
+    t = q - lo
+    return p[:, lo] * (1 - t) + p[:, hi] * t
+
+
+class SlicedLoss:
+    """Sliced Wasserstein distance between the feature distributions (Heitz et al., CVPR 2021).
+
+    Features (columns of F, points in R^N) are projected onto K random unit directions
+    (K = N unless n_directions is set); each direction's sorted projections of the output and
+    the style are compared: E_l = 1/K sum_k 1/M sum_i (sort(d_k F)_i - sort(d_k F_S)_i)^2,
+    the mean over directions of the squared 1D Wasserstein-2 distance (for Gaussians about
+    W2^2 / N, the scale of the other losses).
+
+    The directions are redrawn at every call (every loss evaluation, as in the paper) from a
+    torch.Generator the object holds; set `seed` (constructor or attribute) to restart it
+    reproducibly. `directions=` passes a fixed (K, N) set instead (for gradient checks).
+    Departure: when the style has M_S != M positions its sorted projections are resampled to
+    M by linear interpolation of the quantiles (`_resample`); Heitz et al. use equal sizes.
+    Masks select the positions where mask > 0.5 (a hard region; no weighting). An empty region
+    of the output gives 0.
+    The target is a list of (features (N, M_S), weight) pairs and the loss is their weighted
+    sum; blending concatenates the lists with the blend weights multiplied in.
+    """
+
+    name = "sliced"
+
+    def __init__(self, n_directions: Optional[int] = None, seed: Optional[int] = 0):
+        self.n_directions = n_directions
+        self.generator = torch.Generator()
+        self.seed = seed
+
+    @property
+    def seed(self) -> Optional[int]:
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: Optional[int]) -> None:
+        """Restart the directions' generator from `value` (None: a nondeterministic seed)."""
+        self._seed = value
+        if value is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(value)
+
+    def directions(self, n: int, like: Tensor) -> Tensor:
+        """K fresh random unit directions (K, n), drawn on the CPU, on like's device/dtype."""
+        k = self.n_directions or n
+        d = torch.randn(k, n, generator=self.generator, dtype=torch.float64)
+        return (d / d.norm(dim=1, keepdim=True)).to(like.device, like.dtype)
+
+    @staticmethod
+    def _select(f: Tensor, mask: Optional[Tensor]) -> Tensor:
+        return f if mask is None else f[:, mask > 0.5]
+
+    def target(self, f: Tensor, mask: Optional[Tensor] = None):
+        return [(self._select(f, mask), 1.0)]
+
+    @staticmethod
+    def blend(targets, weights: Sequence[float]):
+        return [(g, w * v) for t, w in zip(targets, weights) for g, v in t]
+
+    def __call__(self, f: Tensor, target, mask: Optional[Tensor] = None,
+                 directions: Optional[Tensor] = None) -> Tensor:
+        f = self._select(f, mask)
+        if f.shape[1] == 0:
+            return f.new_zeros(())
+        d = self.directions(f.shape[0], f) if directions is None else directions.to(f)
+        p = (d @ f).sort(dim=1).values
+        loss = f.new_zeros(())
+        for g, w in target:
+            q = (d @ g.to(f)).sort(dim=1).values
+            if q.shape[1] != p.shape[1]:
+                q = _resample(q, p.shape[1])
+            loss = loss + w * (p - q).pow(2).mean()
+        return loss
+
+
+STYLE_LOSSES = {"gram": GramLoss(), "mean-std": MeanStdLoss(), "w2": W2Loss(), "sliced": SlicedLoss()}
 
 
 def style_loss_fn(name: str):
