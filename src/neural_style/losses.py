@@ -279,9 +279,16 @@ class SlicedLoss:
 STYLE_LOSSES = {"gram": GramLoss(), "mean-std": MeanStdLoss(), "w2": W2Loss(), "sliced": SlicedLoss()}
 
 
-def style_loss_fn(name: str):
-    """The style loss object registered under `name` (see config.STYLE_LOSSES)."""
+def style_loss_fn(name: str, seed: Optional[int] = None):
+    """The style loss registered under `name` (see config.STYLE_LOSSES).
+
+    With a seed, a fresh instance whose random state (the sliced loss's projections)
+    starts from that seed, so a run is reproducible whatever ran before it.
+    """
     from .config import STYLE_LOSSES as NAMES
     from .errors import choice
 
-    return STYLE_LOSSES[choice("style loss", name, NAMES)]
+    loss = STYLE_LOSSES[choice("style loss", name, NAMES)]
+    if seed is not None and isinstance(loss, SlicedLoss):
+        return SlicedLoss(loss.n_directions, seed=seed)
+    return loss

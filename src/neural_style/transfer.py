@@ -195,7 +195,7 @@ class Objective:
 
     def __init__(self, features, o: Options, targets: Targets):
         self.o, self.t = o, targets
-        self.style_loss = style_loss_fn(o.style_loss)
+        self.style_loss = style_loss_fn(o.style_loss, seed=o.seed)
         self.w = dict(zip(o.style_layers, layer_weights(o)))
         self.layers = list(dict.fromkeys(list(targets.content) + list(o.style_layers if targets.regions else ())))
         self.features = lambda x: features(x, self.layers)
