@@ -141,7 +141,8 @@ def test_unknown_layer_message_lists_valid_names(tmp_path, capsys):
     assert code == 2 and "did you mean 'conv4_2'" in err and "valid: conv1_1, relu1_1" in err
 
 
-def test_sigint_saves_the_current_iterate_and_report(small):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_saves_the_current_iterate_and_report(small, sig):
     out, report = small["dir"] / "out.png", small["dir"] / "r.json"
     env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "neural_style.cli", "transfer", str(small["content"]),
@@ -151,7 +152,7 @@ def test_sigint_saves_the_current_iterate_and_report(small):
     try:
         first = proc.stderr.readline()  # the progress bar's first line: the run is under way
         assert "/100000" in first, first
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
