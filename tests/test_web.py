@@ -28,6 +28,9 @@ gr = pytest.importorskip("gradio", reason="the web page needs the web extra: pip
 from neural_style import DEFAULTS, config, read_recipe, web  # noqa: E402
 from neural_style.errors import ImageError, InvalidOption  # noqa: E402
 
+# Gradio's queue trips pandas deprecation warnings; they are Gradio's, not ours.
+pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
+
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "web.png"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -180,6 +183,21 @@ def test_refuse_remote_files_finds_urls_in_file_arguments():
     assert not names_url({"data": ["http://example.org is just text", 3, None]})
 
 
+def test_names_are_shown_literally_in_markdown():
+    assert web._md("my_*photo*[1].png") == r"my\_\*photo\*\[1\].png"
+    assert web._error("<img src=x> 'a.png'") == r"**Error:** \<img src=x\> 'a.png'"
+
+
+def test_local_assets_only_drops_remote_scripts_and_links():
+    html = (b'<head><link rel="preconnect" href="https://fonts.gstatic.com" crossorigin="anonymous" />'
+            b'<script\n src="https://cdnjs.cloudflare.com/x.min.js"\n async></script>'
+            b'<script src="./assets/index.js"></script><link rel="stylesheet" href="./assets/a.css">'
+            b'<meta property="og:image" content="https://example.org/i.jpg" /></head>')
+    out = web.LocalAssetsOnly._REMOTE.sub(b"", html)
+    assert b"cdnjs" not in out and b"fonts.gstatic" not in out
+    assert b"./assets/index.js" in out and b"./assets/a.css" in out and b"og:image" in out
+
+
 # --- the job queue ---------------------------------------------------------------------------
 class HeldJob(web.Job):
     """A job whose run() waits for `release` instead of optimising."""
@@ -258,9 +276,9 @@ def test_a_cancelled_job_returns_its_image_so_far(files):
 # --- the served app (HTTP) --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server():
-    """The browser tests' server: one job at a time, a queue of 4, 96 px, 30 iterations."""
-    app, url = serve(concurrency=1, queue_size=4, options=DEFAULTS.replace(size=96, iterations=(30,)),
-                     preview_every=3, max_bytes=1 << 20, max_pixels=2_000_000)
+    """The browser tests' server: one job at a time, a queue of 4, 96 px, 40 iterations."""
+    app, url = serve(concurrency=1, queue_size=4, options=DEFAULTS.replace(size=96, iterations=(40,)),
+                     preview_every=2, max_bytes=1 << 20, max_pixels=2_000_000)
     yield app, url
     app.neural_style.jobs.cancel_all()
     app.close()
@@ -278,6 +296,14 @@ def test_analytics_off_and_nothing_outside_the_temp_dir_is_served(server):
             assert status != 200 or (b"root:" not in body and b"[project]" not in body), (prefix, target)
 
 
+def test_the_page_loads_nothing_from_elsewhere(server):
+    _, url = server
+    status, body = http_get(url)
+    assert status == 200
+    remote = re.findall(rb"<(?:script|link)\b[^>]*(?:src|href)=[\"']?(?:https?:)?//[^>]*>", body, re.I)
+    assert remote == []
+
+
 def test_file_arguments_naming_urls_are_refused(server):
     _, url = server
     payload = {"data": [{"path": "http://127.0.0.1:9/remote.png", "meta": {"_type": "gradio.FileData"}}],
@@ -289,7 +315,6 @@ def test_file_arguments_naming_urls_are_refused(server):
 
 # --- the load test -----------------------------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
 def test_twenty_clients_against_a_queue_of_four(files, monkeypatch):
     """20 clients submit at once; one runs, four wait, fifteen are told the queue is full.
 
@@ -474,14 +499,14 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
     previews = page.evaluate("window.__previews")
     statuses = page.evaluate("window.__statuses")
     assert len(previews) >= 3, (previews, statuses)  # appeared, then changed at least twice
-    progress = [s for s in statuses if re.search(r"Step \d+ / 30 .*losses: content .*style .*left", s)]
+    progress = [s for s in statuses if re.search(r"Step \d+ / 40 .*losses: content .*style .*left", s)]
     assert len(progress) >= 2, statuses
-    assert "30 steps" in status
+    assert "40 steps" in status
 
     command = page.input_value("#command textarea")
     assert command.startswith("neural-style transfer "), command
     for part in (files["content"].name, files["style"].name, "--style-weight 100", "--init content",
-                 f"--preserve-color {config.PRESERVE_COLOR[1]}", "--size 96", "--iterations 30"):
+                 f"--preserve-color {config.PRESERVE_COLOR[1]}", "--size 96", "--iterations 40"):
         assert part in command, (part, command)
 
     with page.expect_download() as info:
@@ -511,3 +536,21 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
     assert 1 <= step < 1000
     assert app.neural_style.jobs.counts() == (0, 0)
     assert page.outside == []  # the page never left loopback
+
+
+@pytest.mark.browser
+def test_closing_the_page_cancels_its_job(page, server, files):
+    app, _ = server
+    page.set_input_files("#content-file input[type=file]", str(files["small"]))
+    page.set_input_files("#style-files input[type=file]", str(files["style"]))
+    _wait_text(page, "#upload-message", "Style: .*✓")
+    _set_number(page, "iterations", 2000)
+    page.click("#start")
+    _wait_text(page, "#status", r"Step \d+ / 2000")
+    cancelled = app.neural_style.jobs.stats["cancelled"]
+    page.close()
+    deadline = time.monotonic() + 120
+    while app.neural_style.jobs.counts() != (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert app.neural_style.jobs.counts() == (0, 0)
+    assert app.neural_style.jobs.stats["cancelled"] == cancelled + 1

@@ -23,8 +23,9 @@ Files and network
     exit); Gradio serves nothing else (no `allowed_paths`; the working directory is
     blocked). API calls whose file arguments name a URL are refused with HTTP 400 before
     Gradio could fetch them, and the page has no field that takes a URL. Gradio's
-    analytics, share links, SSR, MCP, run history and monitoring are off and the theme uses
-    bundled or system fonts, so the page loads and works with no outside network.
+    analytics, share links, SSR, MCP, run history and monitoring are off, the theme uses
+    bundled or system fonts, and remote <script>/<link> tags of Gradio's page template are
+    dropped, so the browser loads everything from this server and nothing else.
 
 Choices and defaults come from `neural_style.config` (and the `options` passed to
 `build_app`, `config.DEFAULTS` unless given); nothing here restates them.
@@ -236,6 +237,10 @@ def _numbers(text, kind, what: str) -> tuple:
 
 
 def _number(value, what: str, kind=float, lo=None, hi=None):
+    if kind is int and isinstance(value, int) and not isinstance(value, bool):
+        if lo is not None and value < lo or hi is not None and value > hi:
+            raise InvalidOption(f"{what} {value} is outside {lo:g}..{hi:g}")
+        return value
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -493,8 +498,13 @@ def _jobs(n: int) -> str:
     return f"{n} job" if n == 1 else f"{n} jobs"
 
 
+def _md(text: str) -> str:
+    """`text` (file names, messages) shown literally in Markdown."""
+    return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", str(text))
+
+
 def _error(text: str) -> str:
-    return f"**Error:** {text}"
+    return f"**Error:** {_md(text)}"
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -677,7 +687,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                                          max_pixels=settings.max_pixels)
             except NeuralStyleError as e:
                 return _error(str(e)), None
-            return f"Content: **{name}**, {img.width}×{img.height} ✓", _thumbnail(img)
+            return f"Content: **{_md(name)}**, {img.width}×{img.height} ✓", _thumbnail(img)
 
         def show_styles(paths):
             paths = list(paths or [])
@@ -693,7 +703,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 except NeuralStyleError as e:
                     return _error(str(e)), None
                 shown.append((_thumbnail(img), name))
-                notes.append(f"**{name}**, {img.width}×{img.height}")
+                notes.append(f"**{_md(name)}**, {img.width}×{img.height}")
             return "Style: " + "; ".join(notes) + " ✓", shown
 
         def set_preset(name):
@@ -733,9 +743,11 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
         ns_api = {"api_name": "stylise"}
         quiet = {"show_progress": "hidden"}
         fast = {"concurrency_limit": None}
-        content_file.upload(show_content, content_file, [upload_message, content_view], **fast, **quiet)
+        # Decoding uploads takes memory: a few at a time, the rest wait in Gradio's queue.
+        checks = {"concurrency_limit": 2 * cpu_count(), "concurrency_id": "check-uploads"}
+        content_file.upload(show_content, content_file, [upload_message, content_view], **checks, **quiet)
         content_file.clear(lambda: ("", None), None, [upload_message, content_view], **fast, **quiet)
-        style_files.upload(show_styles, style_files, [upload_message, style_view], **fast, **quiet)
+        style_files.upload(show_styles, style_files, [upload_message, style_view], **checks, **quiet)
         style_files.clear(lambda: ("", None), None, [upload_message, style_view], **fast, **quiet)
         preset.change(set_preset, preset, controls, **fast, **quiet)
         c["ratio"].change(None, c["ratio"], ratio_note, js=RATIO_JS, **quiet)
@@ -828,8 +840,11 @@ def _final(job: Job, settings: Settings):
     content_name, style_names = job.names
     out_name = f"{Path(content_name).stem or 'content'}-stylised.png"
     folder = Path(tempfile.mkdtemp(prefix="job-", dir=settings.outputs))
-    path = save_image(r.image, folder / out_name, r.recipe)
-    cmd = command_line(content_name, style_names, out_name, job.options)
+    try:
+        path = save_image(r.image, folder / out_name, r.recipe)
+        cmd = command_line(content_name, style_names, out_name, job.options)
+    except NeuralStyleError as e:
+        return _error(str(e)), r.image, keep, keep
     last = job.snapshot()
     summary = f"losses: {_losses(last.losses)} · " if last.losses else ""
     if r.stopped:
@@ -893,6 +908,48 @@ class RefuseRemoteFiles:
         return False
 
 
+class LocalAssetsOnly:
+    """ASGI middleware: drop remote <script src> and <link href> tags from HTML pages.
+
+    Some Gradio versions' page template loads a script from a CDN and preconnects to
+    Google's font servers; neither is needed, and the page must not reach outside.
+    """
+
+    _REMOTE = re.compile(
+        rb"<script\b[^>]*\bsrc=[\"']?(?:https?:)?//[^>]*>\s*</script\s*>"
+        rb"|<link\b[^>]*\bhref=[\"']?(?:https?:)?//[^>]*>", re.I)
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope.get("type") != "http" or scope.get("method") not in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        start, chunks = None, []
+
+        async def capture(message):
+            nonlocal start
+            if message["type"] == "http.response.start":
+                headers = {k.lower(): v for k, v in message.get("headers", [])}
+                if (headers.get(b"content-type", b"").startswith(b"text/html")
+                        and not headers.get(b"content-encoding")):
+                    start = message
+                    return
+                return await send(message)
+            if start is None or message["type"] != "http.response.body":
+                return await send(message)
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = self._REMOTE.sub(b"", b"".join(chunks))
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send(dict(start, headers=headers))
+            await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+
+        return await self.app(scope, receive, capture)
+
+
 def _replay(chunks: List[bytes], pending):
     sent = False
 
@@ -932,7 +989,7 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True
         "blocked_paths": blocked, "max_file_size": settings.max_bytes, "ssr_mode": False,
         "mcp_server": False, "pwa": False, "enable_monitoring": False, "favicon_path": None,
         "run_history": False,
-        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles)]}, "theme": _theme(gr), "css": CSS,
+        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles), Middleware(LocalAssetsOnly)]}, "theme": _theme(gr), "css": CSS,
     }
     if "theme" in inspect.signature(gr.Blocks.__init__).parameters:
         kw.pop("theme"), kw.pop("css")  # Gradio < 6 takes them in Blocks()
@@ -950,12 +1007,30 @@ def main(host: str = "127.0.0.1", port: int = 7860, concurrency: Optional[int] =
     Binds to loopback by default; the CLI prints `host_warning(host)` for other hosts.
     Each of the `concurrency` jobs gets cpus / concurrency torch threads.
     """
+    import signal
+
     import torch
 
     concurrency = int(concurrency or cpu_count())
     torch.set_num_threads(max(1, cpu_count() // concurrency))
     app = build_app(concurrency=concurrency, queue_size=queue_size, weights=weights, **limits)
+    url = launch(app, host, port, block=False, quiet=True)
+    print(f"neural-style: serving {url} ({_jobs(concurrency)} at a time, {queue_size} more may wait); "
+          "Ctrl-C stops", flush=True)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM stops it like Ctrl-C
+        previous = signal.signal(signal.SIGTERM, interrupt)
     try:
-        launch(app, host, port, block=True)
+        while app.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
     finally:
         app.neural_style.jobs.cancel_all()
+        app.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
