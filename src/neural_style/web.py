@@ -139,8 +139,10 @@ def _gradio():
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GRADIO_SSR_MODE", "False")
     temp_root()
-    import gradio as gr
-
+    try:
+        import gradio as gr
+    except ImportError as e:
+        raise NeuralStyleError(f"the web page needs the web extra: pip install 'neural-style[web]' ({e})") from None
     return gr
 
 
