@@ -54,7 +54,8 @@ HELP = {
     "style_masks": "comma-separated region masks, one per style image",
     "mask_mode": "how masks reach each layer: inside (eroded, the authors' default) | resize",
     "region_weights": "comma-separated lambda_r per region (default 1/R)",
-    "tile": "evaluate the loss in tiles of this many pixels (0: off)",
+    "tile": "evaluate the loss exactly in tiles of this many pixels (0: automatic, only when the run "
+            "would not fit in memory otherwise)",
 }
 CHOICES = {"preprocess": config.PREPROCESS, "pooling": config.POOLING, "style_loss": config.STYLE_LOSSES,
            "optimizer": config.OPTIMIZERS, "device": config.DEVICES, "precision": config.PRECISIONS,
@@ -178,6 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--report", metavar="FILE.json")
     sp.set_defaults(save_every=0)
 
+    from .figures import FIGURES
+
+    sp = sub.add_parser("figure", help="regenerate a figure of the paper from your images (a labelled grid)",
+                        description="1: content/style reconstructions by layer; 3: alpha/beta grid; "
+                                    "4: content layer conv2_2 vs conv4_2; 5: initialisations; 6: photo-to-photo")
+    sp.add_argument("number", type=int, choices=FIGURES, help="the figure")
+    sp.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
+    sp.add_argument("--content", help="content photograph (default: the demo's Tuebingen)")
+    sp.add_argument("--style", help="style image (default: the demo's Starry Night)")
+    sp.add_argument("--ratios", type=_list(float, "ratios"), help="figure 3's alpha/beta columns (default: 1e-5,1e-4,1e-3,1e-2)")
+    sp.add_argument("--seeds", type=_list(int, "seeds"), help="figure 5's noise seeds (default: 0,1,2)")
+    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
+    sp.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_option_flags(sp, "transfer")
     sp = sub.add_parser("weights", help="download and verify the VGG-19 weights; print the cached path")
     sp = sub.add_parser("demo", help="stylise the paper's Tuebingen photograph with Starry Night")
     sp.add_argument("-o", "--output", default=None, help="where to write the result")
@@ -188,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     sp.add_argument("--port", type=int, default=7860)
     sp.add_argument("--weights", default=None, help=HELP["weights"])
+    sp.add_argument("--concurrency", type=int, default=None, help="jobs optimising at once (default: one per CPU)")
+    sp.add_argument("--queue-size", type=int, default=8, help="jobs that may wait for a free worker; more are refused")
     return p
 
 
@@ -356,14 +373,28 @@ def cmd_demo(args) -> int:
     return code
 
 
+def cmd_figure(args) -> int:
+    from . import figures, images
+
+    out = check_output(args.output)
+    extra = {k: v for k, v in (("ratios", args.ratios), ("seeds", args.seeds)) if v}
+    say = None if args.quiet else (lambda i, n, label: print(f"figure {args.number}: run {i}/{n}: {label}",
+                                                               file=sys.stderr, flush=True))
+    fig = figures.figure(args.number, args.content, args.style, options_from_args(args), progress=say, **extra)
+    images.save_image(fig.image, out)
+    if not args.quiet:
+        print(f"wrote {out} ({fig.shape[0]}x{fig.shape[1]} cells)", file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args) -> int:
-    try:
-        from . import web
-    except ImportError as e:
-        raise NeuralStyleError(f"the web page needs the web extra: pip install 'neural-style[web]' ({e})")
-    if not web.is_loopback(args.host):
-        print(f"neural-style: warning: serving on {args.host}, reachable from other machines", file=sys.stderr)
-    web.main(host=args.host, port=args.port, weights=args.weights)
+    from . import web  # imports Gradio lazily; without the [web] extra web.main says so in one line
+
+    warning = web.host_warning(args.host)
+    if warning:
+        print(f"neural-style: warning: {warning}", file=sys.stderr)
+    web.main(host=args.host, port=args.port, weights=args.weights,
+             concurrency=args.concurrency, queue_size=args.queue_size)
     return 0
 
 
@@ -383,7 +414,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return run_job("content", args.content, [], o, args)
             o = o.replace(style_layers=tuple(s for s in args.layers.split(",") if s))
             return run_job("texture", None, [args.style], o, args)
-        return {"rerun": cmd_rerun, "weights": cmd_weights, "demo": cmd_demo, "serve": cmd_serve}[args.verb](args)
+        return {"rerun": cmd_rerun, "weights": cmd_weights, "demo": cmd_demo, "serve": cmd_serve,
+                "figure": cmd_figure}[args.verb](args)
     except NeuralStyleError as e:
         print(f"neural-style: error: {e}", file=sys.stderr)
         return e.exit_code
