@@ -1,0 +1,171 @@
+"""The paper's figures as labelled image grids, regenerated from the user's own images.
+
+    from neural_style import figures
+    fig = figures.figure(1, content="photo.jpg", style="painting.jpg", size=256)
+    fig.image.save("fig1.png")
+
+Numbers follow PAPER.md's list (Gatys, Ecker & Bethge, CVPR 2016):
+  1  content reconstructions from conv1_2 .. conv5_2 (top row) and style reconstructions
+     from growing layer sets conv1_1, +conv2_1, ... +conv5_1 (bottom row) (paper Fig. 1);
+  3  the alpha/beta grid: rows match styles on growing layer sets, columns the ratios
+     1e-5 .. 1e-2 (paper Fig. 3);
+  4  content layer conv2_2 vs conv4_2 (paper Fig. 4);
+  5  initialisation from the content, the style and several noise seeds (paper Fig. 6);
+  6  photo-to-photo transfer: a photograph as the style (paper Fig. 7).
+Every cell is one run of transfer.run with the given options (size, iterations, weights...),
+so tests build tiny figures with random weights. Labels use Pillow's default font.
+Departures: the paper's figures use the authors' own images and the ImageNet network; the
+first column shows the inputs; figure 3 has no inputs column.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from PIL import Image, ImageDraw, ImageFont
+
+from . import config
+from .config import Options
+from .errors import InvalidOption
+
+FIGURES = (1, 3, 4, 5, 6)
+RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # alpha / beta, the columns of Fig. 3
+SEEDS = (0, 1, 2)  # noise initialisations of Fig. 6
+CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+PAD = 4  # pixels between cells and around the grid
+WHITE = (255, 255, 255)
+
+
+@dataclass
+class Figure:
+    image: Image.Image
+    labels: List[str]  # one per cell, row by row
+    shape: Tuple[int, int]  # (rows, columns)
+    cell: Tuple[int, int]  # (width, height) of each cell's picture area
+    boxes: List[Tuple[int, int, int, int]] = field(default_factory=list)  # picture area per cell
+    label_boxes: List[Tuple[int, int, int, int]] = field(default_factory=list)  # label strip per cell
+
+
+def _font():
+    return ImageFont.load_default()
+
+
+def grid(cells: Sequence[Tuple[Optional[Image.Image], str]], columns: int,
+         cell: Optional[Tuple[int, int]] = None) -> Figure:
+    """Lay out (image, label) cells row by row; each image is fitted into the cell (aspect kept,
+    centred on white) with its label in a strip below. cell: default the largest image's size.
+    A cell whose image is None stays blank (still labelled)."""
+    if not cells:
+        raise InvalidOption("a figure needs at least one cell")
+    rows = -(-len(cells) // columns)
+    if cell is None:
+        cell = (max(im.size[0] for im, _ in cells if im is not None), max(im.size[1] for im, _ in cells if im is not None))
+    font = _font()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_h = probe.textbbox((0, 0), "Agjy|", font=font)[3]  # one line, whatever the labels
+    strip = text_h + 2 * PAD
+    cw, ch = cell
+    width, height = PAD + columns * (cw + PAD), PAD + rows * (ch + strip + PAD)
+    out = Image.new("RGB", (width, height), WHITE)
+    draw = ImageDraw.Draw(out)
+    boxes, label_boxes = [], []
+    for i, (im, label) in enumerate(cells):
+        r, c = divmod(i, columns)
+        x0, y0 = PAD + c * (cw + PAD), PAD + r * (ch + strip + PAD)
+        boxes.append((x0, y0, x0 + cw, y0 + ch))
+        label_boxes.append((x0, y0 + ch, x0 + cw, y0 + ch + strip))
+        if im is not None:
+            fitted = im.convert("RGB")
+            s = min(cw / fitted.size[0], ch / fitted.size[1])
+            if s != 1:
+                fitted = fitted.resize((max(1, min(cw, round(fitted.size[0] * s))), max(1, min(ch, round(fitted.size[1] * s)))),
+                                       Image.Resampling.LANCZOS)
+            out.paste(fitted, (x0 + (cw - fitted.size[0]) // 2, y0 + (ch - fitted.size[1]) // 2))
+        text = _shorten(draw, label, font, cw)
+        tw = draw.textbbox((0, 0), text, font=font)[2]
+        draw.text((x0 + max(0, (cw - tw) // 2), y0 + ch + PAD), text, fill=(0, 0, 0), font=font)
+    return Figure(out, [label for _, label in cells], (rows, columns), cell, boxes, label_boxes)
+
+
+def _shorten(draw, text: str, font, width: int) -> str:
+    """The label, cut with an ellipsis to fit the cell's width."""
+    if draw.textbbox((0, 0), text, font=font)[2] <= width:
+        return text
+    while text and draw.textbbox((0, 0), text + "...", font=font)[2] > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def _layer_sets(layers: Sequence[str] = config.PAPER_STYLE_LAYERS) -> List[Tuple[str, ...]]:
+    return [tuple(layers[: i + 1]) for i in range(len(layers))]
+
+
+def _set_label(layers: Sequence[str]) -> str:
+    return layers[0] if len(layers) == 1 else f"{layers[0]}..{layers[-1]}"
+
+
+def figure(number: int, content=None, style=None, options: Optional[Options] = None,
+           callback: Optional[Callable] = None, progress: Optional[Callable[[int, int, str], None]] = None,
+           ratios: Sequence[float] = RATIOS, seeds: Sequence[int] = SEEDS, **overrides) -> Figure:
+    """Build figure `number` (see the module doc) from `content` and `style` (paths or PIL).
+
+    options/overrides: the usual Options (size, iterations, weights, ...) for every cell;
+    callback: passed to every run; progress(i, n, label) is called before each run.
+    Without content/style the paper's demo images are used (downloaded once).
+    """
+    from . import api, images
+    from .transfer import run
+
+    if number not in FIGURES:
+        raise InvalidOption(f"unknown figure {number} (valid: {', '.join(map(str, FIGURES))})")
+    if content is None or style is None:
+        from . import assets
+
+        demo_c, demo_s = assets.demo_images()
+        content, style = content or demo_c, style or demo_s
+    o = api._options(options, dict(overrides))
+    plan: List[Tuple[str, str, Options]] = []  # (label, job, options) per run
+    columns = 0
+    inputs = [(images.load_image(content), "content"), (images.load_image(style), "style")]
+    if number == 1:
+        plan += [(l, "content", o.replace(content_layers=(l,))) for l in CONTENT_LAYERS]
+        plan += [(_set_label(s), "texture", o.replace(style_layers=s)) for s in _layer_sets()]
+        columns = 6
+        cells_layout = [inputs[0]] + [None] * 5 + [inputs[1]] + [None] * 5
+    elif number == 3:
+        for s in _layer_sets():
+            for r in ratios:
+                plan.append((f"{_set_label(s)} a/b={r:g}", "transfer",
+                             o.replace(style_layers=s, content_weight=1.0, style_weight=1.0 / r)))
+        columns = len(ratios)
+        cells_layout = [None] * len(plan)
+    elif number == 4:
+        plan += [(f"content {l}", "transfer", o.replace(content_layers=(l,))) for l in ("conv2_2", "conv4_2")]
+        columns = 4
+        cells_layout = inputs + [None, None]
+    elif number == 5:
+        plan += [("init content", "transfer", o.replace(init="content")),
+                 ("init style", "transfer", o.replace(init="style"))]
+        plan += [(f"noise seed {s}", "transfer", o.replace(init="noise", seed=s)) for s in seeds]
+        columns = 2 + len(plan)
+        cells_layout = inputs + [None] * len(plan)
+    else:  # 6: photo-to-photo
+        plan.append(("transfer", "transfer", o))
+        columns = 3
+        cells_layout = [(inputs[0][0], "content photo"), (inputs[1][0], "style photo"), None]
+    results = []
+    for i, (label, job, opts) in enumerate(plan):
+        if progress is not None:
+            progress(i + 1, len(plan), label)
+        if job == "content":
+            res = run("content", content, None, opts, callback)
+        elif job == "texture":
+            res = run("texture", None, style, opts, callback)
+        else:
+            res = run("transfer", content, style, opts, callback)
+        results.append((res.image, label))
+    it = iter(results)
+    cells = [c if c is not None else next(it) for c in cells_layout]
+    fig = grid(cells, columns, cell=(max(im.size[0] for im, _ in results), max(im.size[1] for im, _ in results)))
+    fig.image.info["neural-style-figure"] = {"figure": number, "labels": fig.labels, "options": o.to_dict()}
+    return fig

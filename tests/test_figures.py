@@ -1,0 +1,51 @@
+"""The paper's figures as labelled grids (tiny versions: random weights, a few iterations)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from neural_style import cli, figures, images
+
+TINY = dict(weights="random", size=24, iterations=(2,), device="cpu", precision="fp32")
+
+
+def _labelled(fig) -> bool:
+    """Every label strip has dark text pixels; every picture area has been painted."""
+    a = np.asarray(fig.image.convert("L"))
+    for (x0, y0, x1, y1), (u0, v0, u1, v1) in zip(fig.boxes, fig.label_boxes):
+        if not (a[v0:v1, u0:u1] < 128).any():
+            return False
+        if (a[y0:y1, x0:x1] == 255).all():
+            return False
+    return True
+
+
+@pytest.mark.parametrize("number, shape, n_cells, first", [
+    (1, (2, 6), 12, ["content", "conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2", "style", "conv1_1",
+                     "conv1_1..conv2_1"]),
+    (3, (5, 2), 10, ["conv1_1 a/b=0.001", "conv1_1 a/b=0.01", "conv1_1..conv2_1 a/b=0.001"]),
+    (4, (1, 4), 4, ["content", "style", "content conv2_2", "content conv4_2"]),
+    (5, (1, 6), 6, ["content", "style", "init content", "init style", "noise seed 0", "noise seed 5"]),
+    (6, (1, 3), 3, ["content photo", "style photo", "transfer"]),
+])
+def test_figure_grids_have_their_labelled_cells(small, number, shape, n_cells, first):
+    fig = figures.figure(number, small["content"], small["style"], ratios=(1e-3, 1e-2), seeds=(0, 5), **TINY)
+    assert fig.shape == shape and len(fig.labels) == len(fig.boxes) == n_cells
+    assert fig.labels[: len(first)] == first
+    rows, cols = shape
+    cw, ch = fig.cell
+    strip = fig.label_boxes[0][3] - fig.label_boxes[0][1]
+    assert fig.image.size == (figures.PAD + cols * (cw + figures.PAD), figures.PAD + rows * (ch + strip + figures.PAD))
+    assert max(cw, ch) == 24 and strip >= 8
+    assert _labelled(fig)
+
+
+def test_figure_cli_writes_the_grid(small, capsys):
+    out = small["dir"] / "fig.png"
+    code = cli.main(["figure", "4", "-o", str(out), "--content", str(small["content"]), "--style", str(small["style"]),
+                     "--weights", "random", "--size", "24", "--iterations", "2", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "run 2/2: content conv4_2" in err
+    assert images.load_image(out).size == figures.grid([(Image.new("RGB", (24, 19)), "x")] * 4, 4).image.size
+    assert cli.main(["figure", "2", "-o", str(out)]) == 2  # not one of the figures: one-line argparse error
+    assert "invalid choice: 2" in capsys.readouterr().err
