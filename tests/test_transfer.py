@@ -141,9 +141,9 @@ def test_style_scale_sets_the_style_size(small, fast, monkeypatch):
     seen = []
     orig = transfer.build_targets
 
-    def spy(features, o, content, styles, blend):
+    def spy(features, o, content, styles, blend, **kw):
         seen.extend(s.shape[-2:] for s in styles)
-        return orig(features, o, content, styles, blend)
+        return orig(features, o, content, styles, blend, **kw)
 
     monkeypatch.setattr(transfer, "build_targets", spy)
     neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "style_scale": 2.0})

@@ -7,6 +7,7 @@ embeds it in the file.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Optional, Sequence, Union
 
 from PIL import Image
@@ -18,7 +19,23 @@ Callback = Optional[Callable[[Iterate], None]]
 
 
 def _options(options: Optional[Options], overrides: dict) -> Optional[Options]:
-    # Accept a bare int for iterations/scales and lists for tuple fields.
+    # Accept a bare int for iterations/scales and lists for tuple fields; scales="auto" as in
+    # the CLI (halving from the output size); masks as paths, lists of paths or a
+    # comma-separated string.
+    if overrides.get("scales") == "auto":
+        from .cli import auto_scales
+
+        overrides["scales"] = auto_scales(overrides.get("size", (options or Options()).size))
+    if isinstance(overrides.get("content_mask"), (list, tuple)):
+        overrides["content_mask"] = ",".join(str(p) for p in overrides["content_mask"])
+    elif overrides.get("content_mask") is not None:
+        overrides["content_mask"] = str(overrides["content_mask"])
+    if isinstance(overrides.get("style_masks"), (str, os.PathLike)):
+        overrides["style_masks"] = tuple(str(overrides["style_masks"]).split(","))
+    elif overrides.get("style_masks") is not None:
+        overrides["style_masks"] = tuple(str(p) for p in overrides["style_masks"])
+    if overrides.get("tile") == "auto":
+        overrides["tile"] = 0
     for key in ("iterations", "scales", "content_layers", "style_layers", "style_layer_weights",
                 "style_blend", "style_masks", "region_weights"):
         v = overrides.get(key)

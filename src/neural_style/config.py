@@ -93,7 +93,7 @@ class Options:
     style_masks: Tuple[str, ...] = ()
     mask_mode: str = "inside"
     region_weights: Optional[Tuple[float, ...]] = None  # None: 1/R each
-    tile: int = 0  # 0: no tiling; else tile side (pixels) of the tiled loss evaluation
+    tile: int = 0  # tile side (pixels) of the exact tiled evaluation; 0: automatic (only if needed to fit)
 
     def replace(self, **changes) -> "Options":
         return dataclasses.replace(self, **changes)

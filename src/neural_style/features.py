@@ -6,7 +6,7 @@ pixel), so the optimised variable is always the image as the user sees it.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Mapping, Sequence
+from typing import Dict, Iterable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -159,7 +159,8 @@ def filter_means(net: VGG19, images: Sequence[torch.Tensor]) -> Dict[str, torch.
 
 
 @torch.no_grad()
-def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], floor: float = 0.01) -> Dict[str, torch.Tensor]:
+def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], floor: float = 0.01,
+                  means: Optional[Mapping[str, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
     """The paper's normalised network, in place: every filter's mean activation becomes 1.
 
     Filter k of conv l is divided by its mean ReLU activation c_k (weights and bias; ReLU and
@@ -174,9 +175,10 @@ def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], floor: float = 0.0
     would blow up their pre-ReLU responses (conv layers) by factors of 1e4 and more, so each
     mean is floored at `floor` times the layer's average filter mean; a filter silent on
     these images (mean 0) keeps scale 1. ImageNet's millions of images make this moot in
-    the paper. Returns the scales {relu_name: c}.
+    the paper. `means` (from `filter_means` or tiling.filter_means, which needs less memory)
+    skips measuring them here. Returns the scales {relu_name: c}.
     """
-    means = filter_means(net, images)
+    means = filter_means(net, images) if means is None else means
     convs = net.convs()
     scales = {}
     for j, (name, conv) in enumerate(convs):

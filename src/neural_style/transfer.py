@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import __version__, color, config, images
+from . import __version__, color, config, images, masks, memory
 from .config import Options
 from .errors import InvalidOption, Stop, choice
 from .features import VGG19, deepest, normalize_vgg, validate_layers
@@ -59,6 +59,9 @@ class Result:
     iterations: int
     seconds: float
     stopped: bool = False
+    # The output as (1, 3, H, W) float RGB before clipping and 8-bit rounding (luminance mode:
+    # the optimised Y recombined with the content's I and Q, exactly).
+    pixels: Optional[torch.Tensor] = field(default=None, repr=False)
 
     def report(self) -> dict:
         """The --report JSON: options, iterations, seconds, final per-layer losses."""
@@ -108,6 +111,8 @@ def check_options(o: Options, job: str = "transfer", n_styles: int = 1) -> Optio
             raise InvalidOption(f"--style-blend has {len(o.style_blend)} weights for {n_styles} style images")
         if any(b < 0 for b in o.style_blend) or sum(o.style_blend) <= 0:
             raise InvalidOption("--style-blend weights must be >= 0 with a positive sum")
+    if o.tile < 0:
+        raise InvalidOption(f"--tile must be >= 0 (0: automatic, tiles only when needed to fit in memory), got {o.tile}")
     if o.init not in config.INITS:
         images.load_image(o.init)  # a path: fail now if it is not a readable image
     return o
@@ -207,7 +212,9 @@ class Objective:
         style = {}
         for l in self.o.style_layers if self.t.regions else ():
             f = as_matrix(feats[l])
-            style[l] = sum(r.weight * self.style_loss(f, r.targets[l], r.masks.get(l)) for r in self.t.regions)
+            # A region whose mask is empty at this layer (or that no style provides there) has no term.
+            style[l] = sum((r.weight * self.style_loss(f, r.targets[l], r.masks.get(l)) for r in self.t.regions
+                            if r.targets.get(l) is not None), f.new_zeros(()))
         tv = tv_loss(x) if self.o.tv_weight else x.new_zeros(())
         return {"content": content, "style": style, "tv": tv}
 
@@ -229,19 +236,62 @@ class Objective:
 
 @torch.no_grad()
 def build_targets(net_features, o: Options, content: Optional[torch.Tensor], styles: Sequence[torch.Tensor],
-                  blend: Sequence[float]) -> Targets:
-    """Content features P and blended style targets at one scale (computed once per scale)."""
+                  blend: Sequence[float], masks=None, tiler=None) -> Targets:
+    """Content features P and blended style targets at one scale (computed once per scale).
+
+    masks: a masks.ScaleMasks (spatial control, 1611.07865) or None; tiler: a tiling.Tiler to
+    compute the features tile by tile (large images) or None.
+    """
     loss = style_loss_fn(o.style_loss)
     P = {}
     if content is not None and o.content_layers and o.content_weight > 0:
-        feats = net_features(content, o.content_layers)
+        feats = tiler.assemble(content, o.content_layers) if tiler else net_features(content, o.content_layers)
         P = {l: as_matrix(feats[l]) for l in o.content_layers}
     regions = []
-    if styles and o.style_layers:
+    if styles and o.style_layers and masks is None and tiler is None:
         per_style = [net_features(s, o.style_layers) for s in styles]
         targets = {l: loss.blend([loss.target(as_matrix(f[l])) for f in per_style], blend) for l in o.style_layers}
         regions.append(Region(1.0, {}, targets))
+    elif styles and o.style_layers:
+        regions = _region_targets(net_features, o, styles, blend, masks, tiler, loss)
     return Targets(P, regions)
+
+
+def _region_targets(net_features, o: Options, styles, blend, masks, tiler, loss) -> List[Region]:
+    """One Region per mask region (or one for the whole image), each with its blended targets.
+
+    Region r's target at layer l blends the targets of the styles that provide r there (a
+    style without a mask provides every region), its blend weights renormalised over them.
+    A region whose output mask or every providing style mask is empty at a layer gets no term
+    there (masks.empty), and a style whose mask for r is empty at a layer drops out of the blend.
+    """
+    from . import masks as _masks
+
+    n_regions = masks.n_regions if masks else 1
+    per_style = []  # per style: {layer: [target per region]} (one entry if the style has no mask)
+    for i, s in enumerate(styles):
+        sm = masks.styles[i] if masks else None
+        region_masks = [{}] if sm is None else [{l: sm[l][r] for l in o.style_layers} for r in range(n_regions)]
+        if tiler is not None:
+            per_style.append(tiler.style_targets(s, o.style_layers, region_masks, loss))
+        else:
+            feats = net_features(s, o.style_layers)
+            per_style.append({l: [None if _masks.empty(rm.get(l)) else loss.target(as_matrix(feats[l]), rm.get(l))
+                                  for rm in region_masks] for l in o.style_layers})
+    regions = []
+    for r in range(n_regions):
+        out_masks = {l: masks.output[l][r] for l in o.style_layers} if masks else {}
+        targets = {}
+        for l in o.style_layers:
+            if _masks.empty(out_masks.get(l)):
+                targets[l] = None
+                continue
+            parts = [(t[l][0 if len(t[l]) == 1 else r], b) for t, b in zip(per_style, blend)]
+            parts = [(t, b) for t, b in parts if t is not None and b > 0]
+            total = sum(b for _, b in parts)
+            targets[l] = loss.blend([t for t, _ in parts], [b / total for _, b in parts]) if parts else None
+        regions.append(Region(masks.weights[r] if masks else 1.0, out_masks, targets))
+    return regions
 
 
 # --- the optimiser loop ----------------------------------------------------------------------------
@@ -327,11 +377,17 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     if job == "texture":
         o = o.replace(content_layers=(), content_weight=0.0)
 
-    # 2. Colour preservation (1606.05897): recolour the style, or work on luminance alone.
-    if o.preserve_color == "histogram" and content_img is not None:
-        c = images.to_tensor(content_img)
-        style_imgs = [images.to_pil(color.match_histogram(images.to_tensor(s), c, o.color_match)) for s in style_imgs]
+    # 2. Colour preservation (1606.05897): recolour the style (in scaled_inputs, on the float
+    #    tensors at each scale: no clipping or 8-bit rounding), or work on luminance alone.
+    histogram = o.preserve_color == "histogram" and content_img is not None
     luminance = o.preserve_color == "luminance" and content_img is not None
+
+    # 2b. Spatial control (1611.07865): read and check the masks. Memory: estimate the peak
+    #     before any heavy work; tile the evaluation when that makes it fit (--tile 0), or
+    #     refuse with the largest size that fits (see memory.py).
+    regions = masks.load(o, content_img.size if job == "transfer" else None, [s.size for s in style_imgs], blend)
+    tile = memory.plan(o, job, shape_src.size, [s.size for s in style_imgs],
+                       n_regions=regions.content.shape[0] if regions else 0)
 
     # 3. Device, precision, network (cut after the deepest layer needed), normalisation.
     device = pick_device(o.device)
@@ -354,6 +410,7 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
 
     to_net = (lambda t: t.expand(-1, 3, -1, -1)) if luminance else None
     net_features = feature_fn(net, to_net, use_cl, amp)
+    layers = list(o.content_layers) + list(o.style_layers)
 
     plan = schedule(o)
     final_side = plan[-1][0]
@@ -365,6 +422,8 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
         # The paper resizes the style image to the content's size; we keep its aspect ratio
         # and scale its long side to the output's times --style-scale.
         ss = [prepare(s, max(16, round(max(w, h) * o.style_scale))) for s in style_imgs]
+        if histogram:
+            ss = [color.match_histogram(s, c, o.color_match) for s in ss]
         if luminance:
             cy = c
             ss = [color.match_luminance(s, cy) for s in ss]
@@ -374,7 +433,11 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
         # The normalised network of the paper, once per run, on the run's own images at full size.
         _, c_full, s_full = scaled_inputs(final_side)
         ims = ([c_full] if c_full is not None and job != "texture" else []) + (s_full if job != "content" else [])
-        normalize_vgg(net, [to_net(t) if to_net else t for t in ims])
+        ims = [to_net(t) if to_net else t for t in ims]
+        from .tiling import filter_means  # streamed (one map at a time) and tiled: any size fits
+
+        normalize_vgg(net, ims, means=filter_means(net, ims, tile or None))
+        del c_full, s_full, ims  # full-size copies: at 4096 px each is 200 MB
 
     # 4. Coarse to fine: at each scale recompute the targets, start from the previous result.
     gen = torch.Generator().manual_seed(o.seed)
@@ -383,8 +446,12 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     stopped = False
     for long_side, n_iter in plan:
         (w, h), c, ss = scaled_inputs(long_side)
-        targets = build_targets(net_features, o, c if job != "texture" else None, ss if job != "content" else [], blend)
-        objective = Objective(net_features, o, targets)
+        tiler = _tiler(net_features, net.names, layers, tile, (w, h))
+        sm = masks.for_scale(regions, net.names, o.style_layers, o.mask_mode, (w, h),
+                             [(t.shape[-1], t.shape[-2]) for t in ss], device) if regions else None
+        targets = build_targets(net_features, o, c if job != "texture" else None, ss if job != "content" else [], blend,
+                                masks=sm, tiler=tiler)
+        objective = _objective(net_features, o, targets, tiler)
         x = _initial(o, x, (w, h), c, ss, gen, device, luminance)
 
         def on_step(losses, live, size=(w, h)):
@@ -400,6 +467,7 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
             break
 
     # 5. The final image and its losses, in fp32 at the final size, on the clipped pixels.
+    objective = targets = c = ss = None  # free the last scale's before building the final ones
     (w, h), c, ss = scaled_inputs(final_side)
     if x.shape[-2:] != (h, w):
         x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
@@ -407,15 +475,19 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     fp32 = o.replace(precision="fp32")
     with torch.no_grad():
         fp32_features = feature_fn(net, to_net, use_cl)
+        tiler = _tiler(fp32_features, net.names, layers, tile, (w, h))
+        sm = masks.for_scale(regions, net.names, o.style_layers, o.mask_mode, (w, h),
+                             [(t.shape[-1], t.shape[-2]) for t in ss], device) if regions else None
         targets = build_targets(fp32_features, fp32, c if job != "texture" else None,
-                                ss if job != "content" else [], blend)
-        objective = Objective(fp32_features, fp32, targets)
+                                ss if job != "content" else [], blend, masks=sm, tiler=tiler)
+        objective = _objective(fp32_features, fp32, targets, tiler)
         parts = objective.parts(x)
         total = float(objective.total(parts))
     losses = {"content": {l: float(v) for l, v in parts["content"].items()},
               "style": {l: float(v) for l, v in parts["style"].items()},
               "tv": float(parts["tv"]), "total": total}
-    image = _render(x, content_img, luminance, (w, h))
+    pixels = _pixels(x, content_img, luminance, (w, h)).float().cpu()
+    image = images.to_pil(pixels.clamp(0, 1))
     recipe = {"neural_style": __version__, "job": job, "options": o.to_dict(), "weights_sha256": sha,
               "preprocess": preprocess, "seed": o.seed,
               "content": _describe(content) if content is not None else None,
@@ -424,7 +496,24 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     recipe["options"]["style_layer_weights"] = layer_weights(o)
     recipe["options"]["weights_sha256"] = sha
     image.info["neural-style"] = recipe
-    return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped)
+    return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
+
+
+def _tiler(features, names, layers, tile: int, size):
+    """A tiling.Tiler when tiling is on and the image at this scale is larger than a tile."""
+    if not tile or max(size) <= tile:
+        return None
+    from .tiling import Tiler
+
+    return Tiler(features, names, layers, tile)
+
+
+def _objective(features, o: Options, targets: Targets, tiler) -> "Objective":
+    if tiler is None:
+        return Objective(features, o, targets)
+    from .tiling import TiledObjective
+
+    return TiledObjective(features, o, targets, tiler)
 
 
 def _initial(o: Options, prev, size, content, styles, gen, device, luminance) -> torch.Tensor:
@@ -444,10 +533,15 @@ def _initial(o: Options, prev, size, content, styles, gen, device, luminance) ->
     return color.luminance_only(t)[:, :1] if luminance else t
 
 
-def _render(x: torch.Tensor, content_img, luminance: bool, size) -> Image.Image:
-    """Pixels -> PIL, recombining with the content's colour in luminance mode."""
+def _pixels(x: torch.Tensor, content_img, luminance: bool, size) -> torch.Tensor:
+    """The RGB output before clipping: in luminance mode Y recombined with the content's I, Q."""
     x = x.detach()
     if luminance:
         c = images.to_tensor(images.fit_to(content_img, size)).to(x.device)
         x = color.recombine_luminance(x.expand(-1, 3, -1, -1), c)
-    return images.to_pil(x.clamp(0, 1).float().cpu())
+    return x
+
+
+def _render(x: torch.Tensor, content_img, luminance: bool, size) -> Image.Image:
+    """Pixels -> PIL, recombining with the content's colour in luminance mode."""
+    return images.to_pil(_pixels(x, content_img, luminance, size).clamp(0, 1).float().cpu())

@@ -1,0 +1,284 @@
+"""How much memory a run needs, checked before it starts.
+
+`estimate_peak_bytes(options, width, height)` predicts the peak resident memory (RSS) of a
+run from the pixel counts of its images, the optimiser's state and the activations of one
+forward and backward pass through VGG-19 (of the whole image, or of one tile with its halo).
+The per-pixel coefficients below were fitted to peak RSS measured in subprocesses on this
+project's reference machine (x86-64, PyTorch 2.x CPU build); `python -m neural_style.memory`
+re-measures them and prints the fit, so they can be checked on another machine.
+
+`plan` (called by transfer.run before any heavy work) returns the tile side to use: 0 when
+the whole image fits, else the largest tile that makes the run fit when --tile is 0
+(automatic); with neither it raises ResourceError naming the largest --size that fits.
+Set NEURAL_STYLE_NO_MEMORY_CHECK=1 to skip the check (the estimate is then ignored).
+"""
+from __future__ import annotations
+
+import math
+import os
+from typing import Optional, Sequence, Tuple
+
+from . import config
+from .errors import ResourceError
+
+GiB = 1024 ** 3
+
+# --- the model's coefficients (bytes), fitted by least squares to peak RSS measured with
+# `measure` (2 iterations, random weights, CPU, 2 threads): untiled runs at 256/512/768 px in
+# fp32 and bf16, and tiled bf16 runs at 1024 (tiles 256, 512), 1536 and 2048 px (tile 512).
+# Residuals of the fit are within +-12%; SAFETY covers them.
+BASE = 0.60e9  # interpreter, torch, the network's weights, allocator slack
+# Working memory of one forward + backward pass per pixel of the evaluated area (the whole
+# image, or one tile with its halo), for the paper's layers (up to conv5_1), by precision;
+# scaled by `_depth_factor` for shallower or deeper layer sets.
+ACT = {"fp32": 2470.0, "bf16": 1550.0}
+FULL = 220.0  # per output pixel: the optimiser's working vectors, content features, copies
+SAFETY = 1.15  # the estimate is this much above the fitted model
+
+TILE_CANDIDATES = (2048, 1536, 1024, 768, 512, 384, 256)
+_CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+
+
+def _floats_per_pixel(layers: Sequence[str]) -> float:
+    """Feature values per input pixel of the given layers: N_l / stride_l^2 summed."""
+    total = 0.0
+    for l in layers:
+        b = int(l[4])
+        total += _CHANNELS[b] / 4 ** (b - 1)
+    return total
+
+
+def _depth_factor(layers: Sequence[str]) -> float:
+    """Activations of layers up to the deepest one used, relative to the paper's conv5_1."""
+    if not layers:
+        return 0.0
+    order = config.LAYERS
+    deepest = max(layers, key=order.index)
+    upto = order[: order.index(deepest) + 1]
+    ref = order[: order.index("conv5_1") + 1]
+    return _floats_per_pixel([n for n in upto if n[0] in "cr"]) / _floats_per_pixel([n for n in ref if n[0] in "cr"])
+
+
+def _precision(o, device: str = "cpu") -> str:
+    if o.precision == "fp32":
+        return "fp32"
+    return "bf16"  # auto resolves to bf16 on the machines this is calibrated on; fp32 is no larger
+
+
+def _halo(layers: Sequence[str]) -> Tuple[int, int]:
+    from .tiling import halo_for
+
+    names = config.LAYERS[: max(config.LAYERS.index(l) for l in layers) + 1]
+    return halo_for(names, layers)
+
+
+def _long_to_wh(aspect_wh: Tuple[int, int], long_side: int) -> Tuple[int, int]:
+    w, h = aspect_wh
+    s = long_side / max(w, h)
+    return max(1, math.floor(w * s + 0.5)), max(1, math.floor(h * s + 0.5))
+
+
+def estimate_peak_bytes(options, width: int, height: int, *, job: str = "transfer",
+                        style_sizes: Optional[Sequence[Tuple[int, int]]] = None, n_regions: int = 0,
+                        tile: Optional[int] = None) -> int:
+    """Predicted peak RSS in bytes of a run whose final output is width x height.
+
+    style_sizes: (w, h) of the style images as given (only their aspect ratios matter; by
+    default one square style image); n_regions: spatial-control regions (0: none);
+    tile: the tile side (None or 0: untiled). The coarse-to-fine schedule of `options` is
+    taken into account (the peak is that of the largest scale).
+    """
+    o = options
+    scales = list(o.scales or (o.size,))
+    iters = list(o.iterations) * (len(scales) if len(o.iterations) == 1 else 1)
+    final = scales[-1]
+    ch = 1 if o.preserve_color == "luminance" and job != "texture" else 3
+    content_layers = list(o.content_layers) if job != "texture" else []
+    style_layers = list(o.style_layers) if job != "content" else []
+    layers = content_layers + style_layers
+    styles = list(style_sizes) if style_sizes is not None else ([(1, 1)] if job != "content" else [])
+    act = ACT[_precision(o)] * _depth_factor(layers)
+    sliced = o.style_loss == "sliced"
+    peak = 0.0
+    for side, n in zip(scales, iters):
+        f = side / final
+        w, h = max(1, round(width * f)), max(1, round(height * f))
+        p = w * h
+        ps = [wh[0] * wh[1] for wh in (_long_to_wh(s, max(1, round(max(w, h) * o.style_scale))) for s in styles)]
+        # the content and style images as float tensors (two copies alive at times)
+        persist = 24.0 * (p + sum(ps)) + FULL * p
+        # L-BFGS remembers 2 vectors per step (the fit's runs had one pair); Adam has 2 in FULL
+        if o.optimizer == "lbfgs":
+            persist += 8.0 * ch * p * max(0, min(o.lbfgs_history, max(n - 1, 0)) - 1)
+        if n_regions:  # pixel masks of the output and the styles, and their per-layer copies
+            persist += 4.0 * n_regions * (p + sum(ps)) * 2.4
+        if sliced:  # the styles' features are the targets
+            persist += 4.0 * sum(ps) * _floats_per_pixel(style_layers)
+        area = p
+        if tile and max(w, h) > tile:
+            halo, stride = _halo(layers)
+            t = -(-tile // stride) * stride
+            area = min(w, t + 2 * halo) * min(h, t + 2 * halo)
+            if sliced:  # the output's assembled features and their gradient
+                persist += 8.0 * p * _floats_per_pixel(style_layers)
+        # the style images' targets are computed (without gradient) at their own size
+        style_area = max(ps, default=0) if not (tile and max(w, h) > tile) else area
+        peak = max(peak, persist + act * max(area, 0.6 * style_area))
+    return int(SAFETY * (BASE + peak))
+
+
+def available_bytes(device: str = "cpu") -> int:
+    """Memory a new allocation can use now: MemAvailable (psutil or /proc/meminfo), capped by a
+    cgroup limit if one is set; on CUDA the device's free memory."""
+    if device == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return int(free)
+    avail = None
+    try:
+        import psutil
+
+        avail = int(psutil.virtual_memory().available)
+    except Exception:
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        avail = int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    for limit_file, used_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                  ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                   "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as f:
+                limit = f.read().strip()
+            with open(used_file) as f:
+                used = int(f.read().strip())
+            if limit.isdigit() and int(limit) < 1 << 60:
+                room = int(limit) - used
+                avail = room if avail is None else min(avail, room)
+            break
+        except (OSError, ValueError):
+            continue
+    return avail if avail is not None else 1 << 62
+
+
+def _scaled(o, long_side: int):
+    """Options with the output's long side (and a coarse-to-fine schedule) scaled to long_side."""
+    final = (o.scales or (o.size,))[-1]
+    scales = tuple(max(16, round(s * long_side / final)) for s in o.scales) if o.scales else ()
+    return o.replace(size=long_side, scales=scales)
+
+
+def plan(o, job: str, shape_wh: Tuple[int, int], style_whs: Sequence[Tuple[int, int]], n_regions: int = 0,
+         available: Optional[int] = None, device: str = "cpu") -> int:
+    """The tile side for a run (0: untiled), or ResourceError if it cannot fit.
+
+    o.tile > 0: that tile side (checked); o.tile == 0: untiled if that fits, else the largest
+    of TILE_CANDIDATES that fits.
+    """
+    final = (o.scales or (o.size,))[-1]
+    w, h = _long_to_wh(shape_wh, final)
+    if os.environ.get("NEURAL_STYLE_NO_MEMORY_CHECK"):
+        return o.tile
+    avail = available_bytes(device) if available is None else available
+
+    def need(opts, ww, hh, t):
+        return estimate_peak_bytes(opts, ww, hh, job=job, style_sizes=style_whs or None, n_regions=n_regions, tile=t)
+
+    candidates = [o.tile] if o.tile else [0] + [t for t in TILE_CANDIDATES if t < max(w, h)]
+    for t in candidates:
+        if need(o, w, h, t) <= avail:
+            return t
+    # Nothing fits: find the largest size that does (same schedule shape and tiling rule).
+    smallest = candidates[-1]
+
+    def fits(side):
+        ow, oh = _long_to_wh(shape_wh, side)
+        opts = _scaled(o, side)
+        tiles = [opts.tile] if opts.tile else [0] + [t for t in TILE_CANDIDATES if t < side]
+        return any(need(opts, ow, oh, t) <= avail for t in tiles)
+
+    lo, hi = 16, final
+    if not fits(lo):
+        best = None
+    else:
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        best = lo
+    msg = (f"a {w}x{h} run needs about {need(o, w, h, smallest) / GiB:.1f} GiB but {avail / GiB:.1f} GiB "
+           f"is available")
+    if o.optimizer == "lbfgs" and o.lbfgs_history > 1:
+        hist = _largest_history(o, w, h, need, smallest, avail)
+        if hist:
+            msg += f"; --lbfgs-history {hist} (or --optimizer adam) would fit"
+    msg += f"; the largest size that fits is --size {best}" if best else "; even --size 16 does not fit"
+    raise ResourceError(msg)
+
+
+def _largest_history(o, w, h, need, tile, avail) -> int:
+    lo, hi = 0, o.lbfgs_history
+    if need(o.replace(lbfgs_history=1), w, h, tile) > avail:
+        return 0
+    lo = 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if need(o.replace(lbfgs_history=mid), w, h, tile) <= avail else (lo, mid)
+    return lo
+
+
+# --- calibration -------------------------------------------------------------------------------
+_CHILD = r"""
+import resource, sys, time, json
+import neural_style
+from neural_style import transfer
+size, tile, precision, iters = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+import os
+os.environ["NEURAL_STYLE_NO_MEMORY_CHECK"] = "1"
+t0 = time.perf_counter()
+res = neural_style.run_transfer(sys.argv[5], sys.argv[6], weights="random", size=size, tile=tile,
+                                iterations=(iters,), precision=precision, device="cpu")
+print(json.dumps({"size": list(res.image.size), "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                  "seconds": time.perf_counter() - t0}))
+"""
+
+
+def measure(size: int, tile: int = 0, precision: str = "fp32", iterations: int = 2, content=None, style=None) -> dict:
+    """Peak RSS (bytes) and seconds of one run in a fresh subprocess (random weights)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as d:
+        if content is None or style is None:
+            import numpy as np
+
+            rng = np.random.default_rng(0)
+            content = os.path.join(d, "c.png")
+            style = os.path.join(d, "s.png")
+            Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(content)
+            Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(style)
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(size), str(tile), precision, str(iterations),
+                              str(content), str(style)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def calibrate(sizes=(256, 384, 512, 768), precision: str = "fp32") -> None:
+    """Measure untiled runs and print measured vs estimated peaks (see the module doc)."""
+    o = config.DEFAULTS.replace(precision=precision, iterations=(2,))
+    for s in sizes:
+        m = measure(s, precision=precision)
+        w, h = m["size"]
+        est = estimate_peak_bytes(o.replace(size=s), w, h, style_sizes=[(300, 300)])
+        print(f"{w}x{h} {precision}: measured {m['peak'] / GiB:.2f} GiB, estimated {est / GiB:.2f} GiB "
+              f"({m['seconds']:.1f} s)")
+
+
+if __name__ == "__main__":
+    calibrate()

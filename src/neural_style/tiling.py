@@ -1,0 +1,454 @@
+"""Large images: the loss and its gradient evaluated tile by tile, exactly.
+
+A 4096 x 4096 image does not fit through VGG-19 at once (conv1_1 alone holds 64 x 4096^2
+floats = 4.3 GB, and the backward pass keeps a dozen such maps). Here the image is cut into
+tiles; each tile is computed with a halo around it wide enough that the features of its
+interior are exactly the features of the whole image (zero padding never reaches them), and
+the interiors cover every position of every layer exactly once. Two passes per evaluation:
+
+  pass 1 (no gradient): every tile's interior features are reduced to additive statistics
+         (Gram loss: sum of (T F)(T F)^T and of T^2; mean-std and W2: weighted sums of F and
+         of F^2 or F F^T, in float64), the statistics of all tiles are summed, and the loss of
+         each layer and its gradient with respect to those statistics (N x N at most) follow;
+  pass 2 (gradient): every tile is recomputed with autograd and the surrogate
+         sum_l g_l <dE_l/dS_l, S_l(tile)> is backpropagated; since S_l is a sum over tiles, the
+         tiles' pixel gradients (halos overlapping, added up) are exactly dL/dx.
+
+The sliced loss sorts projections over all positions and has no additive statistics: for
+it the interiors are assembled into the full feature map of each style layer (memory
+proportional to the image, about 500 bytes per pixel for the paper's layers) and dE/dF is
+taken there. Content losses are sums over positions and need nothing global.
+
+Exactness needs (1) the halo to cover the receptive field of the deepest layer used, and
+(2) tile corners on the grid of that layer's stride (16 px at conv5_x), so that the pooling
+windows of a tile are the image's. `geometry` gives each layer's receptive field from the
+network's structure; `Tiler` rounds the halo and the tile side up to the stride. The result
+equals the untiled evaluation up to float rounding (summation order); `tests/test_tiling.py`
+checks loss and gradient to 1e-4 relative, and that a halo one stride narrower is not exact.
+Cost: each evaluation runs one extra forward pass (pass 1) and recomputes the halos.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from . import masks as _masks
+from .losses import _wide, as_matrix, tv_loss
+from .transfer import Objective, Targets
+
+
+# --- geometry ---------------------------------------------------------------------------------
+def geometry(names: Sequence[str]) -> Dict[str, Tuple[int, int, int]]:
+    """{layer: (start, end, stride)}: unit i of the layer sees input pixels
+    [stride * i + start, stride * i + end] (3x3 convolutions, padding 1; 2x2 pools, stride 2)."""
+    start, end, stride = 0, 0, 1
+    out = {}
+    for name in names:
+        if name.startswith("conv"):
+            start, end = start - stride, end + stride
+        elif name.startswith("pool"):
+            end += stride
+            stride *= 2
+        out[name] = (start, end, stride)
+    return out
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tile along one axis: computed on [A, B) (with halo), owning the interior [a, b)."""
+
+    A: int
+    B: int
+    a: int
+    b: int
+
+
+def halo_for(names: Sequence[str], layers: Sequence[str]) -> Tuple[int, int]:
+    """(halo, stride): the smallest exact halo for `layers`, rounded up to the deepest stride."""
+    geo = geometry(names)
+    stride = max(geo[l][2] for l in layers)
+    need = max(max(-geo[l][0], geo[l][1] - geo[l][2] + 1) for l in layers)
+    return _round_up(need, stride), stride
+
+
+class Tiler:
+    """Cuts images into tiles and evaluates `features` on them.
+
+    features: features(x, layers) -> {layer: (1, N, h, w)} (transfer.feature_fn);
+    names: the network's layer names in order (VGG19.names); layers: every layer the run uses;
+    tile: the interior side in pixels (rounded up to the deepest layer's stride);
+    halo: None for the exact halo (see `halo_for`); tests pass a smaller one.
+    """
+
+    def __init__(self, features, names: Sequence[str], layers: Sequence[str], tile: int,
+                 halo: Optional[int] = None):
+        self.features = features
+        self.geo = geometry(names)
+        self.layers = list(dict.fromkeys(layers))
+        exact, self.stride = halo_for(names, self.layers)
+        self.halo = exact if halo is None else halo
+        self.tile = _round_up(max(int(tile), 1), self.stride)
+
+    def spans(self, n: int) -> List[Span]:
+        out, a = [], 0
+        while a < n:
+            b = min(n, a + self.tile)
+            out.append(Span(max(0, a - self.halo), min(n, b + self.halo), a, b))
+            a = b
+        return out
+
+    def tiles(self, h: int, w: int) -> List[Tuple[Span, Span]]:
+        return [(sy, sx) for sy in self.spans(h) for sx in self.spans(w)]
+
+    def window(self, layer: str, sy: Span, sx: Span):
+        """(local slices, global slices) of the tile's interior on `layer`'s grid."""
+        s = self.geo[layer][2]
+        out_local, out_global = [], []
+        for sp in (sy, sx):
+            g0, g1 = sp.a // s, sp.b // s
+            l0 = (sp.a - sp.A) // s
+            out_local.append(slice(l0, l0 + g1 - g0))
+            out_global.append(slice(g0, g1))
+        return tuple(out_local), tuple(out_global)
+
+    def run(self, x: torch.Tensor, sy: Span, sx: Span, layers) -> Dict[str, torch.Tensor]:
+        return self.features(x[..., sy.A:sy.B, sx.A:sx.B], layers)
+
+    @torch.no_grad()
+    def assemble(self, x: torch.Tensor, layers: Sequence[str]) -> Dict[str, torch.Tensor]:
+        """{layer: (1, N, H_l, W_l) float32}: the whole image's features, computed tile-wise."""
+        h, w = x.shape[-2:]
+        out: Dict[str, torch.Tensor] = {}
+        for sy, sx in self.tiles(h, w):
+            feats = self.run(x, sy, sx, layers)
+            for l in layers:
+                f = feats[l]
+                if l not in out:
+                    s = self.geo[l][2]
+                    out[l] = torch.zeros((1, f.shape[1], h // s, w // s), dtype=torch.float32, device=f.device)
+                loc, glob = self.window(l, sy, sx)
+                out[l][(0, slice(None)) + glob] = f[(0, slice(None)) + loc].float()
+        return out
+
+    @torch.no_grad()
+    def style_targets(self, s: torch.Tensor, layers: Sequence[str], region_masks: Sequence[dict],
+                      loss) -> Dict[str, list]:
+        """{layer: [target or None per entry of region_masks]} for one style image.
+
+        region_masks: [{layer: (M_l,) mask}] (an empty dict: the whole image); a mask that
+        selects nothing (masks.empty) gives None.
+        """
+        kind = kind_for(loss)
+        h, w = s.shape[-2:]
+        accs: Dict[tuple, list] = {}
+        full = self.assemble(s, layers) if kind is None else None
+        if kind is not None:
+            for sy, sx in self.tiles(h, w):
+                feats = self.run(s, sy, sx, layers)
+                for l in layers:
+                    f = _interior(feats[l], *self.window(l, sy, sx))
+                    for i, rm in enumerate(region_masks):
+                        m = rm.get(l)
+                        if _masks.empty(m):
+                            continue
+                        st = kind.stats(f, _crop_mask(m, self.window(l, sy, sx)[1], w // self.geo[l][2]))
+                        accs[(l, i)] = _add(accs.get((l, i)), st)
+        out = {}
+        for l in layers:
+            row = []
+            for i, rm in enumerate(region_masks):
+                m = rm.get(l)
+                if _masks.empty(m):
+                    row.append(None)
+                elif kind is None:
+                    row.append(loss.target(as_matrix(full[l]), m))
+                else:
+                    row.append(kind.target(accs[(l, i)]))
+            out[l] = row
+        return out
+
+
+def _interior(f: torch.Tensor, local, _glob) -> torch.Tensor:
+    """(1, N, h, w) tile features -> (N, h_i, w_i) float32 interior."""
+    return f[(0, slice(None)) + local].float()
+
+
+def _crop_mask(m: Optional[torch.Tensor], glob, width: int) -> Optional[torch.Tensor]:
+    """The (M_l,) mask's part under a tile interior (layer width `width`), flattened like it."""
+    if m is None:
+        return None
+    return m.view(-1, width)[glob].reshape(-1)
+
+
+def _add(acc: Optional[list], st: list) -> list:
+    return st if acc is None else [a + b for a, b in zip(acc, st)]
+
+
+# --- additive statistics of the style losses -------------------------------------------------
+class _GramKind:
+    """Gram loss: S = sum (T F)(T F)^T and a = sum T^2; E = |S/a - A|^2 / (4 N^2) (GramLoss)."""
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    def stats(self, f: torch.Tensor, m: Optional[torch.Tensor]) -> list:
+        f = f.reshape(f.shape[0], -1)
+        if m is None:
+            return [f @ f.t(), f.new_tensor(float(f.shape[1]))]
+        f = f * m
+        return [f @ f.t(), m.pow(2).sum()]
+
+    def target(self, st):
+        return st[0] / st[1].clamp_min(1e-8)
+
+    def value(self, st, target):
+        n = st[0].shape[0]
+        return (st[0] / st[1].clamp_min(1e-8) - target).pow(2).sum() / (4.0 * n * n)
+
+
+class _MomentKind:
+    """Weighted sums s0 = sum w, s1 = sum w F, s2 = sum w F^2 (mean-std) or sum w F F^T (W2),
+    in float64 (float32 on MPS); w = the mask, or 1."""
+
+    second = "diag"
+
+    def __init__(self, loss):
+        self.loss = loss
+
+    def stats(self, f: torch.Tensor, m: Optional[torch.Tensor]) -> list:
+        f = f.reshape(f.shape[0], -1)
+        f = f.to(_wide(f))
+        w = torch.ones(f.shape[1], dtype=f.dtype, device=f.device) if m is None else m.to(f)
+        s2 = f.pow(2) @ w if self.second == "diag" else (f * w) @ f.t()
+        return [w.sum(), f @ w, s2]
+
+    @staticmethod
+    def _moments(st):
+        s0 = st[0].clamp_min(1e-8)
+        mu = st[1] / s0
+        return mu, st[2] / s0, s0
+
+
+class _MeanStdKind(_MomentKind):
+    second = "diag"
+
+    def _ms(self, st):
+        mu, ex2, _ = self._moments(st)
+        return torch.stack([mu, ((ex2 - mu * mu).clamp_min(0) + self.loss.eps).sqrt()])
+
+    def target(self, st):
+        return self._ms(st).float()
+
+    def value(self, st, target):
+        d = self._ms(st) - target.to(st[1].dtype)
+        return (d.pow(2).sum() / d.shape[1]).float()
+
+
+class _W2Kind(_MomentKind):
+    second = "full"
+
+    def _mc(self, st):
+        mu, exx, _ = self._moments(st)
+        return mu, exx - torch.outer(mu, mu)
+
+    def target(self, st):
+        mu, cov = self._mc(st)
+        return self.loss._make(mu.float(), cov.float())
+
+    def value(self, st, target):
+        mu2, s2, r2 = target
+        mu1, s1 = self._mc(st)
+        r2 = r2.to(s1)
+        c = r2 @ s1 @ r2
+        root = torch.linalg.eigvalsh((c + c.T) / 2).clamp_min(self.loss.eps).sqrt().sum()
+        cov_term = s1.trace() + s2.to(s1).trace() - 2 * root
+        return (((mu1 - mu2.to(mu1)).pow(2).sum() + cov_term) / mu1.shape[0]).float()
+
+
+_KINDS = {"gram": _GramKind, "mean-std": _MeanStdKind, "w2": _W2Kind}
+
+
+def kind_for(loss):
+    """The additive-statistics form of a style loss, or None (assemble the features instead)."""
+    k = _KINDS.get(getattr(loss, "name", None))
+    return k(loss) if k else None
+
+
+# --- filter means for the normalised network ---------------------------------------------------
+@torch.no_grad()
+def filter_means(net, images: Sequence[torch.Tensor], tile: Optional[int] = None) -> Dict[str, torch.Tensor]:
+    """features.filter_means, streamed layer by layer (never all maps at once) and tiled.
+
+    Per-filter mean of every ReLU of `net` over each image's positions, averaged over images;
+    sums in float64. tile=None: each image in one piece.
+    """
+    relus = [n for n in net.names if n.startswith("relu")]
+    if not relus:
+        return {}
+    halo, stride = halo_for(net.names, relus)
+    geo = geometry(net.names)
+    sums: Dict[str, torch.Tensor] = {n: 0.0 for n in relus}
+    for img in images:
+        h, w = img.shape[-2:]
+        tiler = Tiler(None, net.names, relus, tile or max(h, w))
+        acc: Dict[str, torch.Tensor] = {}
+        for sy, sx in tiler.tiles(h, w):
+            x = net.prepare(img[..., sy.A:sy.B, sx.A:sx.B])
+            for name, module in net.layers.items():
+                x = module(x)
+                if name in geo and name.startswith("relu"):
+                    loc, _ = tiler.window(name, sy, sx)
+                    part = x[(slice(None), slice(None)) + loc].double().sum(dim=(0, 2, 3))
+                    acc[name] = acc[name] + part if name in acc else part
+                if name == relus[-1]:
+                    break
+        for n in relus:
+            s = geo[n][2]
+            sums[n] = sums[n] + acc[n] / ((h // s) * (w // s))
+    return {n: (v / len(images)).float() for n, v in sums.items()}
+
+
+# --- the tiled objective --------------------------------------------------------------------------
+class _TiledLoss(torch.autograd.Function):
+    """x -> per-layer losses; the backward runs pass 2 (tile recomputation)."""
+
+    @staticmethod
+    def forward(ctx, x, objective):
+        values, state = objective.pass1(x, need_grad=True)
+        ctx.objective, ctx.state = objective, state
+        ctx.save_for_backward(x)
+        return values
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gout):
+        (x,) = ctx.saved_tensors
+        return ctx.objective.pass2(x, ctx.state, gout), None
+
+
+class TiledObjective(Objective):
+    """transfer.Objective evaluated tile by tile; the same function of the image (see module doc)."""
+
+    def __init__(self, features, o, targets: Targets, tiler: Tiler):
+        super().__init__(features, o, targets)
+        self.tiler = tiler
+        self.kind = kind_for(self.style_loss)
+        self.content_layers = list(targets.content)
+        self.style_layers = list(o.style_layers) if targets.regions else []
+        self.terms = {l: [(r.weight, r.masks.get(l), r.targets[l]) for r in targets.regions
+                          if r.targets.get(l) is not None] for l in self.style_layers}
+
+    def parts(self, x: torch.Tensor) -> dict:
+        if torch.is_grad_enabled() and x.requires_grad:
+            values = _TiledLoss.apply(x, self)
+        else:
+            with torch.no_grad():
+                values, _ = self.pass1(x, need_grad=False)
+        k = len(self.content_layers)
+        return {"content": {l: values[i] for i, l in enumerate(self.content_layers)},
+                "style": {l: values[k + i] for i, l in enumerate(self.style_layers)},
+                "tv": tv_loss(x) if self.o.tv_weight else x.new_zeros(())}
+
+    def _p(self, l: str, glob, h: int, w: int) -> torch.Tensor:
+        s = self.tiler.geo[l][2]
+        p = self.t.content[l]
+        return p.view(p.shape[0], h // s, w // s)[(slice(None),) + glob]
+
+    def pass1(self, x: torch.Tensor, need_grad: bool):
+        """The per-layer losses [content layers..., style layers...] and dE_l/d(statistics)."""
+        h, w = x.shape[-2:]
+        tl, kind = self.tiler, self.kind
+        content = {l: x.new_zeros((), dtype=torch.float32) for l in self.content_layers}
+        accs: Dict[tuple, list] = {}
+        full: Dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for sy, sx in tl.tiles(h, w):
+                feats = tl.run(x, sy, sx, self.layers)
+                for l in self.content_layers:
+                    loc, glob = tl.window(l, sy, sx)
+                    content[l] += 0.5 * (_interior(feats[l], loc, glob) - self._p(l, glob, h, w)).pow(2).sum()
+                for l in self.style_layers:
+                    if not self.terms[l]:
+                        continue
+                    loc, glob = tl.window(l, sy, sx)
+                    f = _interior(feats[l], loc, glob)
+                    if kind is None:
+                        if l not in full:
+                            s = tl.geo[l][2]
+                            full[l] = f.new_zeros((f.shape[0], h // s, w // s))
+                        full[l][(slice(None),) + glob] = f
+                        continue
+                    for i, (_, m, _) in enumerate(self.terms[l]):
+                        accs[(l, i)] = _add(accs.get((l, i)), kind.stats(f, _crop_mask(m, glob, w // tl.geo[l][2])))
+                del feats
+        values = [content[l] for l in self.content_layers]
+        state = {}
+        with torch.enable_grad() if need_grad else contextlib.nullcontext():
+            for l in self.style_layers:
+                terms = self.terms[l]
+                if not terms:
+                    values.append(x.new_zeros((), dtype=torch.float32))
+                    continue
+                if kind is None:
+                    leaf = full[l].requires_grad_(need_grad)
+                    f = leaf.view(leaf.shape[0], -1)
+                    e = sum(wt * self.style_loss(f, target, m) for wt, m, target in terms)
+                    leaves = [leaf]
+                else:
+                    stats = [[t.detach().requires_grad_(need_grad and t.is_floating_point()) for t in accs[(l, i)]]
+                             for i in range(len(terms))]
+                    e = sum(wt * kind.value(st, target) for (wt, _, target), st in zip(terms, stats))
+                    leaves = [t for st in stats for t in st]
+                if need_grad and e.requires_grad:
+                    grads = torch.autograd.grad(e, leaves, allow_unused=True)
+                    state[l] = grads
+                values.append(e.detach().float())
+        return torch.stack(values) if values else x.new_zeros((0,)), state
+
+    def pass2(self, x: torch.Tensor, state: dict, gout: torch.Tensor) -> torch.Tensor:
+        """dL/dx = sum over tiles of the backward of the surrogate (see module doc)."""
+        h, w = x.shape[-2:]
+        tl, kind = self.tiler, self.kind
+        k = len(self.content_layers)
+        grad = torch.zeros_like(x)
+        for sy, sx in tl.tiles(h, w):
+            xt = x[..., sy.A:sy.B, sx.A:sx.B].detach().requires_grad_(True)
+            with torch.enable_grad():
+                feats = tl.features(xt, self.layers)
+                total = None
+                for j, l in enumerate(self.content_layers):
+                    loc, glob = tl.window(l, sy, sx)
+                    term = 0.5 * (_interior(feats[l], loc, glob) - self._p(l, glob, h, w)).pow(2).sum()
+                    total = gout[j] * term if total is None else total + gout[j] * term
+                for j, l in enumerate(self.style_layers):
+                    if l not in state:
+                        continue
+                    loc, glob = tl.window(l, sy, sx)
+                    f = _interior(feats[l], loc, glob)
+                    if kind is None:
+                        term = (state[l][0][(slice(None),) + glob] * f).sum()
+                    else:
+                        grads, term, n = state[l], 0.0, 0
+                        for _, m, _ in self.terms[l]:
+                            st = kind.stats(f, _crop_mask(m, glob, w // tl.geo[l][2]))
+                            for t in st:
+                                g = grads[n]
+                                n += 1
+                                if g is not None and t.requires_grad:
+                                    term = term + (g.to(t.dtype) * t).sum()
+                    if isinstance(term, torch.Tensor):
+                        term = gout[k + j] * term.float()
+                        total = term if total is None else total + term
+                if total is not None and total.requires_grad:
+                    total.backward()
+            if xt.grad is not None:
+                grad[..., sy.A:sy.B, sx.A:sx.B] += xt.grad
+            del feats, xt
+        return grad
