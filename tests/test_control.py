@@ -10,7 +10,7 @@ import neural_style
 from neural_style import api, cli, color, config, images, transfer
 from neural_style.errors import InvalidOption
 from neural_style.features import random_vgg
-from neural_style.losses import GramLoss, as_matrix, gram, style_loss_fn
+from neural_style.losses import GramLoss, as_matrix, gram
 
 FAST = dict(weights="random", size=32, iterations=(5,), device="cpu", precision="fp32")
 

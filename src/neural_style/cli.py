@@ -50,8 +50,10 @@ HELP = {
     "preserve_color": "keep the content's colours (1606.05897)",
     "color_match": "matrix for --preserve-color histogram",
     "style_blend": "comma-separated blend weights, one per style image",
-    "content_mask": "region mask of the output/content (values 0..R-1)",
-    "style_masks": "comma-separated region masks, one per style image",
+    "content_mask": "regions of the output: a label image with values 0..R-1, or comma-separated "
+                    "black-and-white masks, one per region (1611.07865)",
+    "style_masks": "one per style image, comma-separated: a label image, region numbers (0 or 0+2) for the "
+                   "whole image, or 'all'",
     "mask_mode": "how masks reach each layer: inside (eroded, the authors' default) | resize",
     "region_weights": "comma-separated lambda_r per region (default 1/R)",
     "tile": "evaluate the loss exactly in tiles of this many pixels (0: automatic, only when the run "

@@ -153,7 +153,7 @@ class Tiler:
             for sy, sx in self.tiles(h, w):
                 feats = self.run(s, sy, sx, layers)
                 for l in layers:
-                    f = _interior(feats[l], *self.window(l, sy, sx))
+                    f = _interior(feats[l], self.window(l, sy, sx)[0])
                     for i, rm in enumerate(region_masks):
                         m = rm.get(l)
                         if _masks.empty(m):
@@ -175,7 +175,7 @@ class Tiler:
         return out
 
 
-def _interior(f: torch.Tensor, local, _glob) -> torch.Tensor:
+def _interior(f: torch.Tensor, local) -> torch.Tensor:
     """(1, N, h, w) tile features -> (N, h_i, w_i) float32 interior."""
     return f[(0, slice(None)) + local].float()
 
@@ -292,7 +292,6 @@ def filter_means(net, images: Sequence[torch.Tensor], tile: Optional[int] = None
     relus = [n for n in net.names if n.startswith("relu")]
     if not relus:
         return {}
-    halo, stride = halo_for(net.names, relus)
     geo = geometry(net.names)
     sums: Dict[str, torch.Tensor] = {n: 0.0 for n in relus}
     for img in images:
@@ -373,12 +372,12 @@ class TiledObjective(Objective):
                 feats = tl.run(x, sy, sx, self.layers)
                 for l in self.content_layers:
                     loc, glob = tl.window(l, sy, sx)
-                    content[l] += 0.5 * (_interior(feats[l], loc, glob) - self._p(l, glob, h, w)).pow(2).sum()
+                    content[l] += 0.5 * (_interior(feats[l], loc) - self._p(l, glob, h, w)).pow(2).sum()
                 for l in self.style_layers:
                     if not self.terms[l]:
                         continue
                     loc, glob = tl.window(l, sy, sx)
-                    f = _interior(feats[l], loc, glob)
+                    f = _interior(feats[l], loc)
                     if kind is None:
                         if l not in full:
                             s = tl.geo[l][2]
@@ -425,13 +424,13 @@ class TiledObjective(Objective):
                 total = None
                 for j, l in enumerate(self.content_layers):
                     loc, glob = tl.window(l, sy, sx)
-                    term = 0.5 * (_interior(feats[l], loc, glob) - self._p(l, glob, h, w)).pow(2).sum()
+                    term = 0.5 * (_interior(feats[l], loc) - self._p(l, glob, h, w)).pow(2).sum()
                     total = gout[j] * term if total is None else total + gout[j] * term
                 for j, l in enumerate(self.style_layers):
                     if l not in state:
                         continue
                     loc, glob = tl.window(l, sy, sx)
-                    f = _interior(feats[l], loc, glob)
+                    f = _interior(feats[l], loc)
                     if kind is None:
                         term = (state[l][0][(slice(None),) + glob] * f).sum()
                     else:
