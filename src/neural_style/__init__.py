@@ -15,6 +15,7 @@ _EXPORTS = {
     "stylize": "api", "run_transfer": "api", "reconstruct_content": "api", "synthesize_texture": "api",
     "load_image": "images", "save_image": "images", "read_recipe": "images",
     "Iterate": "transfer", "Result": "transfer",
+    "figure": "figures", "estimate_peak_bytes": "memory",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
