@@ -60,10 +60,15 @@ def _depth_factor(layers: Sequence[str]) -> float:
     return _floats_per_pixel([n for n in upto if n[0] in "cr"]) / _floats_per_pixel([n for n in ref if n[0] in "cr"])
 
 
-def _precision(o, device: str = "cpu") -> str:
-    if o.precision == "fp32":
-        return "fp32"
-    return "bf16"  # auto resolves to bf16 on the machines this is calibrated on; fp32 is no larger
+def _precision(o) -> str:
+    """The precision the run's convolutions will use on this machine's CPU."""
+    if o.precision != "auto":
+        return o.precision
+    import torch
+
+    from .transfer import native_bf16
+
+    return "bf16" if native_bf16(torch.device("cpu")) else "fp32"
 
 
 def _halo(layers: Sequence[str]) -> Tuple[int, int]:
