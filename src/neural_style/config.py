@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 # --- layer names (VGG-19, in network order) -------------------------------------------
 _BLOCKS = (2, 2, 4, 4, 4)  # convolutions per block
@@ -72,9 +72,11 @@ class Options:
     style_loss: str = "gram"
     # optimisation
     optimizer: str = "lbfgs"
-    iterations: Tuple[int, ...] = (500,)  # one entry per scale
-    scales: Tuple[int, ...] = ()  # long sides of a coarse-to-fine schedule; () = just `size`
-    init: str = "noise"  # noise | content | style | path to an image
+    # The default schedule (measured: benchmarks/README.md): from the content image, 50 L-BFGS
+    # steps at half the size, then 30 at full size; see `scale_sides` for how it follows `size`.
+    iterations: Tuple[int, ...] = (50, 30)  # one entry per scale
+    scales: Tuple[int, ...] = ()  # long sides, coarse to fine; () = derived from size (scale_sides)
+    init: str = "content"  # noise | content | style | path to an image (transfer; see transfer.run)
     seed: int = 0
     learning_rate: float = 0.02  # Adam only; pixels are in [0, 1]
     lbfgs_history: int = 100
@@ -116,7 +118,34 @@ PRESET_OVERRIDES = {
         style_layers=PAPER_STYLE_LAYERS, style_layer_weights=None, content_weight=1.0,
         style_weight=1e3, tv_weight=0.0, style_loss="gram", optimizer="lbfgs",
         iterations=(500,), scales=(), init="noise", precision="fp32",
+        lbfgs_history=100, lbfgs_line_search=False,
     ),
 }
 
 DEFAULTS = Options()
+
+
+def scale_sides(o: Options) -> Tuple[int, ...]:
+    """The long sides of the schedule, coarse to fine: the one rule for every caller.
+
+    `o.scales` when given. Otherwise they follow `o.size`: n iteration counts make n scales,
+    each half the next and the last at `size` (the defaults at size 512: 50 steps at 256, then
+    30 at 512; at 1024: 512, then 1024). One count is one scale at `size`: the paper.
+    """
+    if o.scales:
+        return tuple(o.scales)
+    n = max(len(o.iterations), 1)
+    return tuple(max(16, round(o.size / 2 ** (n - 1 - i))) for i in range(n))
+
+
+def schedule(o: Options) -> List[Tuple[int, int]]:
+    """[(long side, iterations)] for each scale, coarse to fine.
+
+    Sides from `scale_sides`. The iteration counts go with the finest scales, the last count
+    with the last scale; coarser scales without a count take the first count (so one count
+    serves every scale, and --scales 256,512,1024 with the default 50,30 runs 50, 50, 30).
+    """
+    sides = scale_sides(o)
+    iters = list(o.iterations)
+    iters = [iters[0]] * (len(sides) - len(iters)) + iters if iters else []
+    return list(zip(sides, iters))

@@ -8,6 +8,7 @@ Three jobs share one engine:
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import os
 import time
@@ -100,12 +101,12 @@ def check_options(o: Options, job: str = "transfer", n_styles: int = 1) -> Optio
                                 f"{len(o.style_layers)} style layers")
         if any(w < 0 for w in o.style_layer_weights):
             raise InvalidOption("--style-layer-weights must be >= 0")
-    scales = o.scales or (o.size,)
+    scales = config.scale_sides(o)
     if any(not 16 <= s <= config.MAX_SIZE for s in scales):
         raise InvalidOption(f"--scales {','.join(map(str, scales))}: each must be within 16..{config.MAX_SIZE}")
-    if len(o.iterations) not in (1, len(scales)) or any(i < 0 for i in o.iterations):
-        raise InvalidOption(f"--iterations needs 1 or {len(scales)} non-negative values "
-                            f"(one per scale), got {','.join(map(str, o.iterations))}")
+    if not 1 <= len(o.iterations) <= len(scales) or any(i < 0 for i in o.iterations):
+        raise InvalidOption(f"--iterations needs 1 to {len(scales)} non-negative values (one per scale, the "
+                            f"last for the finest), got {','.join(map(str, o.iterations))}")
     if o.style_blend is not None:
         if len(o.style_blend) != n_styles:
             raise InvalidOption(f"--style-blend has {len(o.style_blend)} weights for {n_styles} style images")
@@ -126,10 +127,8 @@ def layer_weights(o: Options) -> List[float]:
 
 
 def schedule(o: Options) -> List[tuple]:
-    """[(long side, iterations)] for each scale, coarse to fine."""
-    scales = list(o.scales or (o.size,))
-    iters = list(o.iterations) * (len(scales) if len(o.iterations) == 1 else 1)
-    return list(zip(scales, iters))
+    """[(long side, iterations)] for each scale, coarse to fine (the rule: config.schedule)."""
+    return config.schedule(o)
 
 
 # --- execution settings -------------------------------------------------------------------------
@@ -148,22 +147,43 @@ def pick_device(name: str) -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether the device computes bf16 natively (AVX-512 BF16 / AMX on CPUs)."""
+    """Whether the device computes bf16 natively: AVX-512 BF16 or AMX (through oneDNN) on a CPU,
+    Ampere or newer on CUDA (not the emulated bf16 of older GPUs)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.4 has no emulation and no such argument
+            return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        if not torch.backends.mkldnn.is_available():
+            return False
+        checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return any(bool(check()) for check in checks if check is not None)
     return False
 
 
+@dataclass(frozen=True)
+class Autocast:
+    """A context factory (what feature_fn's `amp` takes): autocast to `dtype` on `device_type`."""
+
+    device_type: str
+    dtype: torch.dtype
+
+    def __call__(self):
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+
 def autocast_for(o: Options, device: torch.device):
-    """bf16 autocast for the convolutions (Grams and losses stay fp32: as_matrix casts up)."""
-    use = o.precision == "bf16" or (o.precision == "auto" and native_bf16(device))
-    if use and o.precision == "bf16" and not native_bf16(device) and device.type != "cpu":
+    """bf16 autocast for the convolutions (Grams and losses stay fp32: as_matrix casts up).
+
+    "auto": bf16 where the device computes it natively, else fp32; "fp32": never; "bf16": always
+    (on a CPU without native bf16 it is emulated: same results, slower).
+    """
+    native = native_bf16(device)
+    use = o.precision == "bf16" or (o.precision == "auto" and native)
+    if use and not native and device.type != "cpu":
         raise InvalidOption(f"--precision bf16 is not supported on {device.type}")
-    if not use:
-        return contextlib.nullcontext
-    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return Autocast(device.type, torch.bfloat16) if use else contextlib.nullcontext
 
 
 # --- the pieces of the objective -----------------------------------------------------------------
@@ -182,15 +202,42 @@ class Targets:
     regions: List[Region]
 
 
-def feature_fn(net: VGG19, to_net=None, channels_last: bool = False, amp=contextlib.nullcontext):
-    """features(x, layers) -> {layer: activation}: input adaptation, memory layout, precision."""
+def feature_fn(net: VGG19, to_net=None, channels_last: bool = False, amp=contextlib.nullcontext,
+               compile: bool = False):
+    """features(x, layers) -> {layer: activation}: input adaptation, memory layout, precision.
+
+    Under autocast (`amp` an Autocast) the convolutions use a copy of `net` whose weights are
+    already in the low precision: autocast casts parameters that need no gradient again on
+    every call. The copy is made on first use and again only when `net`'s weights change (the
+    normalisation rescales them in place). `compile`: torch.compile the network for the passes
+    that need gradients (the optimisation steps), one specialisation per image shape; the
+    one-off passes without gradients (targets, final losses) stay eager and compile nothing.
+    """
+    low = getattr(amp, "dtype", None)
+    cache: dict = {}
+
+    def network() -> VGG19:
+        if low is None:
+            return net
+        version = tuple(p._version for p in net.parameters())
+        if cache.get("version") != version:
+            shadow = copy.deepcopy(net)
+            for _, conv in shadow.convs():
+                conv.to(low)
+            cache.update(version=version, net=shadow, compiled=None)
+        return cache["net"]
 
     def features(x: torch.Tensor, layers) -> Dict[str, torch.Tensor]:
         x = to_net(x) if to_net else x
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        n = network()
+        if compile and torch.is_grad_enabled():
+            if cache.get("compiled_for") is not n:
+                cache.update(compiled=torch.compile(n, dynamic=False), compiled_for=n)
+            n = cache["compiled"]
         with amp():
-            return net(x, layers)
+            return n(x, layers)
 
     return features
 
@@ -295,6 +342,10 @@ def _region_targets(net_features, o: Options, styles, blend, masks, tiler, loss)
 
 
 # --- the optimiser loop ----------------------------------------------------------------------------
+class _Overflow(Exception):
+    """The loss at the current point is not finite (see optimise)."""
+
+
 def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
              on_step: Callable[[Dict[str, float], torch.Tensor], None]) -> tuple:
     """Run `iterations` steps of L-BFGS or Adam on the pixels x; returns (final x, stopped).
@@ -305,28 +356,53 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
     they are clipped to [0, 1] only when the image is rendered or saved.
     """
     x = x.detach().clone().requires_grad_(True)
-    if o.optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=o.lbfgs_history,
-                                tolerance_grad=-1.0, tolerance_change=-1.0,
-                                line_search_fn="strong_wolfe" if o.lbfgs_line_search else None)
-    else:
-        opt = torch.optim.Adam([x], lr=o.learning_rate)
+
+    def make():
+        if o.optimizer != "lbfgs":
+            return torch.optim.Adam([x], lr=o.learning_rate)
+        # One L-BFGS iteration per step() (one objective evaluation without line search). The
+        # line search needs its own evaluation budget: max_eval defaults to max_iter * 5 // 4 = 1,
+        # which would leave it none (no step at all); 25 is torch's own max_ls.
+        return torch.optim.LBFGS([x], lr=1.0, max_iter=1, max_eval=1 + 25, history_size=o.lbfgs_history,
+                                 tolerance_grad=-1.0, tolerance_change=-1.0,
+                                 line_search_fn="strong_wolfe" if o.lbfgs_line_search else None)
+
+    opt = make()
     last: Dict[str, float] = {}
+    # Safeguard for L-BFGS without line search: its unit step can overshoot to a point where the
+    # loss overflows (seen on tiny images), after which every gradient is NaN. Then the step is
+    # retaken from the last point with a finite loss with a fresh history (whose first step is
+    # a short gradient step). Runs that never overflow are unaffected.
+    guard = o.optimizer == "lbfgs" and not o.lbfgs_line_search
+    good: Optional[torch.Tensor] = None  # the last point whose loss was finite
 
     def closure():
         opt.zero_grad(set_to_none=True)
         parts = objective.parts(x)
         total = objective.total(parts)
+        if guard and good is not None and not torch.isfinite(total.detach()):
+            raise _Overflow
         total.backward()
         last.update(objective.summary(parts, total))
         return total
 
-    for _ in range(iterations):
+    def step():
         if o.optimizer == "lbfgs":
             opt.step(closure)
         else:
             closure()
             opt.step()
+
+    for _ in range(iterations):
+        here = x.detach().clone() if guard else None
+        try:
+            step()
+            good = here
+        except _Overflow:
+            with torch.no_grad():
+                x.copy_(good)
+            opt = make()
+            step()
         try:
             on_step(dict(last), x)
         except Stop:
@@ -376,6 +452,10 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
         o = o.replace(style_layers=(), style_weight=0.0)
     if job == "texture":
         o = o.replace(content_layers=(), content_weight=0.0)
+    if job != "transfer" and o.init == "content":
+        # The reconstructions (paper Fig. 1) start from white noise: a texture has no content
+        # image, and a content reconstruction starting from its target would be no test.
+        o = o.replace(init="noise")
 
     # 2. Colour preservation (1606.05897): recolour the style (in scaled_inputs, on the float
     #    tensors at each scale: no clipping or 8-bit rounding), or work on luminance alone.
@@ -409,7 +489,7 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
         return color.luminance_only(t)[:, :1] if luminance else t
 
     to_net = (lambda t: t.expand(-1, 3, -1, -1)) if luminance else None
-    net_features = feature_fn(net, to_net, use_cl, amp)
+    net_features = feature_fn(net, to_net, use_cl, amp, compile=o.compile)
     layers = list(o.content_layers) + list(o.style_layers)
 
     plan = schedule(o)

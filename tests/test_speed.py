@@ -1,0 +1,184 @@
+"""Execution speed settings keep the results: bf16 autocast, its detection, the bf16 weight
+copy, channels_last and torch.compile. These tests check correctness only, never time
+(benchmarks/ measures time)."""
+import contextlib
+from pathlib import Path
+
+import pytest
+import torch
+
+import neural_style
+from neural_style import config, images, transfer
+from neural_style.features import normalize_vgg, random_vgg
+
+BF16 = transfer.Autocast("cpu", torch.bfloat16)
+
+
+def _inputs(content_path, style_path, side=64):
+    c = images.to_tensor(images.fit_to(images.load_image(content_path), (side, side)))
+    s = images.to_tensor(images.fit_to(images.load_image(style_path), (side, side)))
+    return c, s
+
+
+def _objective(net, o, c, s, amp=contextlib.nullcontext, channels_last=False):
+    features = transfer.feature_fn(net, None, channels_last, amp)
+    return transfer.Objective(features, o, transfer.build_targets(features, o, c, [s], [1.0]))
+
+
+def _loss_and_grad(objective, x):
+    x = x.clone().requires_grad_(True)
+    total = objective.total(objective.parts(x))
+    total.backward()
+    return float(total.detach()), x.grad.flatten()
+
+
+@pytest.mark.parametrize("start", ["noise", "content"])
+def test_bf16_keeps_loss_and_gradient(content_path, style_path, start):
+    """The acceptance rule for bf16: loss within 1% of fp32, gradient cosine >= 0.99."""
+    o = config.DEFAULTS.replace(weights="random")
+    c, s = _inputs(content_path, style_path)
+    net = random_vgg("conv5_1").eval()
+    normalize_vgg(net, [c, s])
+    x = torch.rand(c.shape, generator=torch.Generator().manual_seed(1)) if start == "noise" else c
+    ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
+    cl = net.to(memory_format=torch.channels_last)
+    loss, grad = _loss_and_grad(_objective(cl, o, c, s, BF16, channels_last=True), x)
+    assert loss == pytest.approx(ref_loss, rel=0.01)
+    assert float(torch.nn.functional.cosine_similarity(grad, ref_grad, dim=0)) >= 0.99
+
+
+def test_bf16_features_come_from_low_precision_weights_made_once(content_path, style_path):
+    """Autocast's per-call weight casts are replaced by one bf16 copy of the network, which is
+    rebuilt when the network's weights change (normalisation happens after feature_fn)."""
+    c, s = _inputs(content_path, style_path, 32)
+    net = random_vgg("conv2_1").eval()
+    features = transfer.feature_fn(net, amp=BF16)
+    before = features(c, ["conv2_1"])["conv2_1"]
+    assert before.dtype == torch.bfloat16
+    normalize_vgg(net, [c, s])  # rescales the weights in place
+    after = features(c, ["conv2_1"])["conv2_1"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expect = net(c, ["conv2_1"])["conv2_1"]
+    assert torch.equal(after, expect)
+    assert not torch.allclose(after.float(), before.float())
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # the caller's network is untouched
+
+
+def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path):
+    o = config.DEFAULTS.replace(weights="random")
+    c, s = _inputs(content_path, style_path, 48)
+    net = random_vgg("conv5_1").eval()
+    normalize_vgg(net, [c, s])
+    x = torch.rand(c.shape, generator=torch.Generator().manual_seed(2))
+    ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
+    loss, grad = _loss_and_grad(_objective(net.to(memory_format=torch.channels_last), o, c, s, channels_last=True), x)
+    assert loss == pytest.approx(ref_loss, rel=1e-4)
+    assert torch.allclose(grad, ref_grad, rtol=1e-3, atol=1e-6 * float(ref_grad.abs().max()))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_follows_native_support(monkeypatch, native):
+    monkeypatch.setattr(transfer, "native_bf16", lambda device: native)
+    cpu = torch.device("cpu")
+    amp = transfer.autocast_for(config.DEFAULTS.replace(precision="auto"), cpu)
+    assert (amp == BF16) if native else (amp is contextlib.nullcontext)
+    assert transfer.autocast_for(config.DEFAULTS.replace(precision="fp32"), cpu) is contextlib.nullcontext
+    assert transfer.autocast_for(config.DEFAULTS.replace(precision="bf16"), cpu) == BF16
+
+
+def test_native_bf16_matches_this_cpu():
+    flags = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags")
+    expect = bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
+    assert transfer.native_bf16(torch.device("cpu")) == expect
+
+
+def _dtypes_seen(monkeypatch):
+    """Wrap transfer.feature_fn so that a run records the dtypes of the activations it computes."""
+    seen = []
+    orig = transfer.feature_fn
+
+    def spy(*args, **kwargs):
+        inner = orig(*args, **kwargs)
+
+        def features(x, layers):
+            out = inner(x, layers)
+            seen.append((torch.is_grad_enabled(), {v.dtype for v in out.values()}))
+            return out
+        return features
+
+    monkeypatch.setattr(transfer, "feature_fn", spy)
+    return seen
+
+
+@pytest.mark.parametrize("precision, native, step_dtype", [
+    ("fp32", True, torch.float32), ("auto", True, torch.bfloat16), ("auto", False, torch.float32)])
+def test_a_run_computes_in_the_precision_asked_for(monkeypatch, small, precision, native, step_dtype):
+    monkeypatch.setattr(transfer, "native_bf16", lambda device: native)
+    seen = _dtypes_seen(monkeypatch)
+    res = neural_style.run_transfer(small["content"], small["style"], weights="random", size=32, iterations=(2,),
+                                    scales=(32,), device="cpu", precision=precision)
+    steps = [d for grad, d in seen if grad]
+    assert len(steps) == 2 and all(d == {step_dtype} for d in steps)
+    assert seen[-1] == (False, {torch.float32})  # the reported losses: always fp32
+    assert res.iterations == 2
+
+
+@pytest.mark.slow
+def test_compiled_network_gives_the_eager_loss(content_path, style_path):
+    pytest.importorskip("torch._dynamo")
+    o = config.DEFAULTS.replace(weights="random", content_layers=("conv2_1",), style_layers=("conv1_1", "conv2_1"))
+    c, s = _inputs(content_path, style_path, 32)
+    net = random_vgg("conv2_1").eval()
+    normalize_vgg(net, [c, s])
+    x = torch.rand(c.shape, generator=torch.Generator().manual_seed(3))
+    ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
+    features = transfer.feature_fn(net, compile=True)
+    objective = transfer.Objective(features, o, transfer.build_targets(features, o, c, [s], [1.0]))
+    try:
+        loss, grad = _loss_and_grad(objective, x)
+    except Exception as e:  # no C++ compiler or an unsupported platform: compile is optional
+        pytest.skip(f"torch.compile unavailable here: {type(e).__name__}")
+    assert loss == pytest.approx(ref_loss, rel=1e-4)
+    assert torch.allclose(grad, ref_grad, rtol=1e-3, atol=1e-5 * float(ref_grad.abs().max()))
+
+
+def test_lbfgs_line_search_moves(small):
+    """With one L-BFGS iteration per step the line search still gets evaluations to spend."""
+    kw = dict(weights="random", size=32, device="cpu", precision="fp32", init="content", scales=(32,))
+    start = neural_style.run_transfer(small["content"], small["style"], iterations=(0,), **kw)
+    end = neural_style.run_transfer(small["content"], small["style"], iterations=(5,), lbfgs_line_search=True, **kw)
+    assert end.losses["total"] < 0.5 * start.losses["total"]
+
+
+class _Quadratic:
+    """sum((x - 3)^2), except that evaluation number `bad` overflows (an L-BFGS overshoot)."""
+
+    def __init__(self, bad: int):
+        self.calls, self.bad = 0, bad
+
+    def parts(self, x):
+        self.calls += 1
+        loss = (x - 3).pow(2).sum()
+        return {"loss": loss * float("inf") if self.calls == self.bad else loss}
+
+    def total(self, parts):
+        return parts["loss"]
+
+    def summary(self, parts, total):
+        return {"total": float(total.detach())}
+
+
+def test_lbfgs_recovers_from_an_overflowing_step():
+    o = config.DEFAULTS.replace(optimizer="lbfgs", lbfgs_line_search=False)
+    seen = []
+    x, stopped = transfer.optimise(_Quadratic(bad=3), torch.zeros(1, 3, 4, 4), o, 8, lambda l, x: seen.append(l["total"]))
+    assert not stopped and len(seen) == 8 and all(torch.isfinite(torch.tensor(seen)))
+    assert torch.isfinite(x).all() and float((x - 3).abs().max()) < 1e-3
