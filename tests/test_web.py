@@ -490,7 +490,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
     # Some controls: the ratio slider (log10 alpha/beta), a start image, colour preservation.
     _set_number(page, "ratio", -2)
     page.get_by_text("More options", exact=True).click()
-    page.locator("#init label", has_text="content").click()
+    page.locator("#init label", has_text="noise").click()
     page.locator("#preserve-color label", has_text=config.PRESERVE_COLOR[1]).click()
 
     page.evaluate(RECORD_PREVIEWS)
@@ -505,7 +505,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
 
     command = page.input_value("#command textarea")
     assert command.startswith("neural-style transfer "), command
-    for part in (files["content"].name, files["style"].name, "--style-weight 100", "--init content",
+    for part in (files["content"].name, files["style"].name, "--style-weight 100", "--init noise",
                  f"--preserve-color {config.PRESERVE_COLOR[1]}", "--size 96", "--iterations 40"):
         assert part in command, (part, command)
 
@@ -515,7 +515,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
     info.value.save_as(saved)
     assert saved.suffix == ".png" and saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     recipe = read_recipe(saved)
-    assert recipe["options"]["size"] == 96 and recipe["options"]["init"] == "content"
+    assert recipe["options"]["size"] == 96 and recipe["options"]["init"] == "noise"
     assert recipe["options"]["style_weight"] == pytest.approx(100.0)
     assert len(recipe["styles"]) == 2 and recipe["content"]["path"] is None  # no server paths
     with Image.open(saved) as im:

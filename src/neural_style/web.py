@@ -208,7 +208,7 @@ def ratio_of(o: Options) -> float:
 def control_values(o: Options) -> Dict[str, Any]:
     """The controls' values that represent `o` (the inverse of `options_from_controls`)."""
     return {
-        "size": o.size, "iterations": o.iterations[0] if o.iterations else 0, "ratio": ratio_of(o),
+        "size": o.size, "iterations": o.iterations[-1] if o.iterations else 0, "ratio": ratio_of(o),
         "preserve_color": o.preserve_color, "style_loss": o.style_loss, "optimizer": o.optimizer,
         "init": o.init if o.init in config.INITS else config.INITS[0], "pooling": o.pooling,
         "color_match": o.color_match, "precision": o.precision, "seed": o.seed, "tv_weight": o.tv_weight,
@@ -258,6 +258,13 @@ def _number(value, what: str, kind=float, lo=None, hi=None):
     return v
 
 
+def _iterations(value, base: Options, max_iterations: int) -> tuple:
+    """The slider shows the full-size count; left alone, the base schedule stays whole,
+    moved, its value is the count for every scale."""
+    n = _number(value, "iterations", int, 1, max_iterations)
+    return tuple(base.iterations) if base.iterations and n == base.iterations[-1] else (n,)
+
+
 def options_from_controls(values: Dict[str, Any], base: Options, n_styles: int = 1,
                           max_size: int = MAX_SIZE, max_iterations: int = MAX_ITERATIONS) -> Options:
     """The Options for the controls' `values`, on top of `base` (the server's settings).
@@ -286,7 +293,7 @@ def options_from_controls(values: Dict[str, Any], base: Options, n_styles: int =
         layers[key] = tuple(l for l in config.LAYERS if l in chosen)  # network order
     return base.replace(
         size=_number(values["size"], "size", int, 16, max_size),
-        iterations=(_number(values["iterations"], "iterations", int, 1, max_iterations),),
+        iterations=_iterations(values["iterations"], base, max_iterations),
         content_weight=alpha, style_weight=alpha / 10.0 ** ratio,
         preserve_color=values["preserve_color"], style_loss=values["style_loss"],
         optimizer=values["optimizer"], init=values["init"], pooling=values["pooling"],
