@@ -77,8 +77,9 @@ def main(argv=None) -> int:
                   "objective": evaluate(m["image"])["total"]}
                  for m in rep["checkpoints"] if tuple(m["size"]) == evaluate.size]  # full-size iterates only
         final = evaluate(rep["output"])
-        defaults = config.DEFAULTS.to_dict()
-        data["runs"][name] = {"options": {k: v for k, v in o.to_dict().items() if v != defaults[k]},
+        fields = ("iterations", "scales", "init", "precision", "channels_last", "lbfgs_history", "lbfgs_line_search")
+        data["runs"][name] = {"options": {k: v for k, v in o.to_dict().items() if k in fields},
+                              "schedule": " + ".join(f"{n}@{side}" for side, n in transfer_plan(o)),
                               "seconds": round(rep["seconds"], 2), "iterations": rep["iterations"],
                               "peak_rss_mib": round(rep["peak_rss_mib"]), "objective": final["total"],
                               "content": final["content"], "style": final["style"], "curve": curve}

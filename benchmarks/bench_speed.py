@@ -26,10 +26,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+# A fresh compile cache, so that `first call` shows what compiling costs a new user (torch
+# keeps compiled kernels on disk between processes); set TORCHINDUCTOR_CACHE_DIR to reuse one.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="ns_inductor_"))
 
 from common import CONTENT, RESULTS, STYLE, describe_weights, machine, weights_arg, write_json
 
