@@ -25,9 +25,10 @@ from .errors import InvalidOption, NeuralStyleError, OutputError, Stop
 HELP = {
     "size": "long side of the output in pixels",
     "style_scale": "style image long side = output long side x this",
-    "weights": "VGG-19 weights: a local .pth in torchvision's layout, or 'random' (seeded, for tests); "
-               "default: torchvision's ImageNet VGG-19, downloaded once",
-    "preprocess": "input convention of the weights: torch (RGB, mean/std) or caffe (BGR, 0-255, mean pixel)",
+    "weights": "VGG-19 weights: original (the paper's network, installed with the package), torchvision "
+               "(retrained, 548 MB download), random (seeded, for tests) or a local file",
+    "preprocess": "input convention of --weights PATH: torch (RGB, mean/std) or caffe (BGR, 0-255, mean "
+                  "pixel); a named set always uses its own",
     "pooling": "pooling layers (the paper: avg)",
     "normalize": "the paper's normalised network (mean activation 1 per filter)",
     "content_layers": "comma-separated content layers",

@@ -159,7 +159,7 @@ def filter_means(net: VGG19, images: Sequence[torch.Tensor]) -> Dict[str, torch.
 
 
 @torch.no_grad()
-def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], floor: float = 0.01,
+def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor] = (), floor: float = 0.01,
                   means: Optional[Mapping[str, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
     """The paper's normalised network, in place: every filter's mean activation becomes 1.
 
@@ -167,16 +167,14 @@ def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], floor: float = 0.0
     pooling commute with positive scales) and the next conv's input weights are multiplied by
     c_k, so the function computed by the layers after is unchanged.
 
-    Departure: the paper measured the means over ImageNet's images; ImageNet is not at hand
-    for a user's run, so the means are computed on the images of the run itself (content and
-    style). Measuring all layers in one pass equals the authors' layer-by-layer procedure,
+    The means come from `means` (a run uses `reference_means`: fixed per network) or are
+    measured here on `images`. Measuring all layers in one pass equals the authors' layer-by-layer procedure,
     because each rescaling leaves the later layers' activations unchanged.
-    Departure: two images leave some filters (almost) silent, and dividing by a mean near 0
-    would blow up their pre-ReLU responses (conv layers) by factors of 1e4 and more, so each
-    mean is floored at `floor` times the layer's average filter mean; a filter silent on
-    these images (mean 0) keeps scale 1. ImageNet's millions of images make this moot in
-    the paper. `means` (from `filter_means` or tiling.filter_means, which needs less memory)
-    skips measuring them here. Returns the scales {relu_name: c}.
+    Departure: a few images leave some filters (almost) silent, and dividing by a mean near 0
+    would blow their responses up by factors of 1e4 and more, so each mean is floored at
+    `floor` times the layer's average filter mean; a filter silent on these images (mean 0)
+    keeps scale 1. ImageNet's millions of images make this moot in the paper.
+    Returns the scales {relu_name: c}.
     """
     means = filter_means(net, images) if means is None else means
     convs = net.convs()
@@ -193,3 +191,46 @@ def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor], floor: float = 0.0
         if j + 1 < len(convs):
             convs[j + 1][1].weight.mul_(c.view(1, -1, 1, 1))
     return scales
+
+
+# --- per-network statistics for the normalisation, fixed once per weights set ----------------
+DATA = __import__("pathlib").Path(__file__).with_name("data")
+DEMO_IMAGES = ("tubingen.jpg", "starry_night.jpg")  # the two bundled demo images (NOTICE)
+REFERENCE_SIDES = (256, 512)  # long sides at which the reference means are measured
+
+
+def means_file(sha256: str) -> "Path":
+    """Where the shipped reference means of a weights set live (by the first 12 hex of its hash)."""
+    return DATA / f"means-{sha256[:12]}.pt"
+
+
+@torch.no_grad()
+def reference_means(net: VGG19, sha256: str, pooling: str) -> Dict[str, torch.Tensor]:
+    """Per-filter mean ReLU activations of `net`'s weights, fixed per weights set and pooling.
+
+    Departure: the paper measured these means over ImageNet. Here they are measured once per
+    network, not per run (so a batch or a video is normalised identically for every image):
+    for the original weights they ship with the package (data/means-*.pt, measured by
+    benchmarks/make_means.py on six photographs and paintings at 256 and 512 px); for any
+    other weights they are measured on the two bundled demo images at the same sides.
+    """
+    path = means_file(sha256)
+    if path.is_file():
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        table = stored.get(pooling, {})
+        if all("relu" + name[4:] in table for name, _ in net.convs()):
+            return {k: v.float() for k, v in table.items()}
+    from . import images as _images  # images imports config only; no cycle at import time
+
+    ims = [_images.load_image(DATA / n) for n in DEMO_IMAGES]
+    return measure_means(net, ims)
+
+
+@torch.no_grad()
+def measure_means(net: VGG19, pil_images, sides: Sequence[int] = REFERENCE_SIDES) -> Dict[str, torch.Tensor]:
+    """filter_means over `pil_images` (PIL), each resized to every long side in `sides`."""
+    from . import images as _images
+
+    dev = next(net.parameters()).device
+    ts = [_images.to_tensor(_images.resize_long_side(im, s)).to(dev) for im in pil_images for s in sides]
+    return {k: v.cpu() for k, v in filter_means(net, ts).items()}

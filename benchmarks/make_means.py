@@ -1,0 +1,33 @@
+"""Measure the reference means of the original VGG-19 (features.reference_means) and write
+src/neural_style/data/means-<sha>.pt: per-filter mean ReLU activations over the photographs
+and paintings of ../shared/images at 256 and 512 px, for avg and max pooling.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/make_means.py
+"""
+import sys
+from pathlib import Path
+
+import torch
+
+from neural_style import images
+from neural_style.features import REFERENCE_SIDES, means_file, measure_means
+from neural_style.weights import get_vgg
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+
+
+def main() -> int:
+    pics = sorted(SHARED.glob("*.jpg"))
+    ims = [images.load_image(p) for p in pics]
+    out = {"images": [p.name for p in pics], "sides": list(REFERENCE_SIDES)}
+    for pooling in ("avg", "max"):
+        net, sha, _ = get_vgg(None, last="relu5_4", pooling=pooling)
+        out[pooling] = {k: v.to(torch.float32) for k, v in measure_means(net, ims).items()}
+    path = means_file(sha)
+    torch.save(out, path)
+    print(f"wrote {path} ({path.stat().st_size} bytes) from {len(pics)} images")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
