@@ -21,7 +21,14 @@ Callback = Optional[Callable[[Iterate], None]]
 def _options(options: Optional[Options], overrides: dict) -> Optional[Options]:
     # Accept a bare int for iterations/scales and lists for tuple fields; scales="auto" as in
     # the CLI (halving from the output size); masks as paths, lists of paths or a
-    # comma-separated string.
+    # comma-separated string; preset="quality" | "paper" | "fast" applies config.PRESET_OVERRIDES
+    # first (the other keywords override it).
+    from .config import PRESET_OVERRIDES, PRESETS
+    from .errors import choice
+
+    preset = overrides.pop("preset", None)
+    if preset is not None:
+        options = (options or Options()).replace(**PRESET_OVERRIDES[choice("preset", preset, PRESETS)])
     if overrides.get("scales") == "auto":
         from .cli import auto_scales
 

@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 
 from . import __version__, config
 from .config import Options
-from .errors import InvalidOption, NeuralStyleError, OutputError, Stop
+from .errors import InvalidOption, NeuralStyleError, OutputError, Stop, choice
 
 # --- options derived from config.Options ------------------------------------------------
 HELP = {
@@ -196,8 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
     sp.add_argument("--quiet", action="store_true", help="no progress lines")
     add_option_flags(sp, "transfer")
-    sp = sub.add_parser("weights", help="download and verify the VGG-19 weights; print the cached path")
-    sp = sub.add_parser("demo", help="stylise the paper's Tuebingen photograph with Starry Night")
+    sp = sub.add_parser("weights", help="list the VGG-19 weights sets and where each lives; with a name, "
+                                        "fetch (if needed) and verify it and print its path")
+    sp.add_argument("name", nargs="?", default=None, help="a set: original, torchvision, random")
+    sp = sub.add_parser("demo", help="stylise the bundled Tuebingen photograph with Starry Night (offline), "
+                                     "into the current directory")
     sp.add_argument("-o", "--output", default=None, help="where to write the result")
     sp.add_argument("--size", type=int, default=None)
     sp.add_argument("--weights", default=None, help=HELP["weights"])
@@ -358,7 +361,16 @@ def cmd_rerun(args) -> int:
 def cmd_weights(args) -> int:
     from . import weights
 
-    print(weights.download())
+    if args.name is None:
+        for name, title, where, present in weights.describe_sets():
+            mark = "default" if name == weights.DEFAULT.name else ("present" if present else "not downloaded")
+            print(f"{name:12} {mark:15} {title}\n{'':12} {where}")
+        return 0
+    if args.name == "random":
+        print("random: a seeded random network, built in memory")
+        return 0
+    choice("weights set", args.name, tuple(weights.WEIGHT_SETS))
+    print(weights.download(weights.WEIGHT_SETS[args.name]))
     return 0
 
 
@@ -366,7 +378,7 @@ def cmd_demo(args) -> int:
     from . import assets
 
     content, style = assets.demo_images()
-    out = args.output or str(Path(content).parent / "demo-tuebingen-starry-night.png")
+    out = args.output or str(Path.cwd() / assets.DEMO_OUTPUT)
     args.output, args.save_every, args.report = out, 0, None
     o = config.DEFAULTS.replace(**({"size": args.size} if args.size else {}),
                                 **({"weights": args.weights} if args.weights else {}))

@@ -6,6 +6,7 @@ pixel), so the optimised variable is always the image as the user sees it.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Sequence
 
 import torch
@@ -194,12 +195,11 @@ def normalize_vgg(net: VGG19, images: Sequence[torch.Tensor] = (), floor: float 
 
 
 # --- per-network statistics for the normalisation, fixed once per weights set ----------------
-DATA = __import__("pathlib").Path(__file__).with_name("data")
-DEMO_IMAGES = ("tubingen.jpg", "starry_night.jpg")  # the two bundled demo images (NOTICE)
+DATA = Path(__file__).with_name("data")
 REFERENCE_SIDES = (256, 512)  # long sides at which the reference means are measured
 
 
-def means_file(sha256: str) -> "Path":
+def means_file(sha256: str) -> Path:
     """Where the shipped reference means of a weights set live (by the first 12 hex of its hash)."""
     return DATA / f"means-{sha256[:12]}.pt"
 
@@ -220,10 +220,9 @@ def reference_means(net: VGG19, sha256: str, pooling: str) -> Dict[str, torch.Te
         table = stored.get(pooling, {})
         if all("relu" + name[4:] in table for name, _ in net.convs()):
             return {k: v.float() for k, v in table.items()}
-    from . import images as _images  # images imports config only; no cycle at import time
+    from . import assets, images as _images  # images imports config only; no cycle at import time
 
-    ims = [_images.load_image(DATA / n) for n in DEMO_IMAGES]
-    return measure_means(net, ims)
+    return measure_means(net, [_images.load_image(p) for p in assets.demo_images()])
 
 
 @torch.no_grad()

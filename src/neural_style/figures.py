@@ -5,11 +5,12 @@
     fig.image.save("fig1.png")
 
 Numbers follow PAPER.md's list (Gatys, Ecker & Bethge, CVPR 2016):
-  1  content reconstructions from conv1_2 .. conv5_2 (top row) and style reconstructions
-     from growing layer sets conv1_1, +conv2_1, ... +conv5_1 (bottom row) (paper Fig. 1);
+  1  content reconstructions from relu1_2 .. relu5_2 (top row) and style reconstructions
+     from growing layer sets relu1_1, +relu2_1, ... +relu5_1 (bottom row) (paper Fig. 1;
+     the paper's conv names read as Caffe's in-place ReLU blobs, see config.py);
   3  the alpha/beta grid: rows match styles on growing layer sets, columns the ratios
      1e-5 .. 1e-2 (paper Fig. 3);
-  4  content layer conv2_2 vs conv4_2 (paper Fig. 4);
+  4  content layer relu2_2 vs relu4_2 (the paper's conv2_2 vs conv4_2);
   5  initialisation from the content, the style and several noise seeds (paper Fig. 6);
   6  photo-to-photo transfer: a photograph as the style (paper Fig. 7).
 Every cell is one run of transfer.run with the given options (size, iterations, weights...),
@@ -31,7 +32,7 @@ from .errors import InvalidOption
 FIGURES = (1, 3, 4, 5, 6)
 RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # alpha / beta, the columns of Fig. 3
 SEEDS = (0, 1, 2)  # noise initialisations of Fig. 6
-CONTENT_LAYERS = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")  # the Caffe reading (config.py)
 PAD = 4  # pixels between cells and around the grid
 WHITE = (255, 255, 255)
 
@@ -140,7 +141,7 @@ def figure(number: int, content=None, style=None, options: Optional[Options] = N
         columns = len(ratios)
         cells_layout = [None] * len(plan)
     elif number == 4:
-        plan += [(f"content {l}", "transfer", o.replace(content_layers=(l,))) for l in ("conv2_2", "conv4_2")]
+        plan += [(f"content {l}", "transfer", o.replace(content_layers=(l,))) for l in ("relu2_2", "relu4_2")]
         columns = 4
         cells_layout = inputs + [None, None]
     elif number == 5:
