@@ -1,180 +1,135 @@
-"""Demo images: fetched into a cache, checked to decode, clear errors offline. No internet."""
+"""Demo images: bundled with the package (data/), small, decodable, credited in data/NOTICE;
+`neural-style demo` runs offline and writes into the current directory."""
 from __future__ import annotations
 
-import http.server
-import io
 import socket
-import threading
-import time
+import urllib.request
+from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from neural_style import assets
-from neural_style.errors import NeuralStyleError
+from neural_style import assets, cli, images, weights
 
-OWN_IMAGES = "neural-style transfer CONTENT STYLE -o out.png"
-
-
-class Server:
-    """A local HTTP server: routes[path] = body; anything else is a 404."""
-
-    def __init__(self):
-        self.routes = {}
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append((self.path, dict(self.headers)))
-                if self.path not in outer.routes:
-                    self.send_error(404, "Not Found")
-                    return
-                body = outer.routes[self.path]
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def url(self, path):
-        return self.base + path
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+DATA = Path(assets.__file__).with_name("data")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
+MAX_BYTES = 200 * 1024  # each bundled image stays small: the wheel carries them
 
 
-def jpeg(size, color) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "JPEG")
-    return buf.getvalue()
+def no_network(monkeypatch):
+    """Make any network access fail loudly: urllib (also as imported by weights) and raw sockets."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(weights, "urlopen", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
-@pytest.fixture
-def server():
-    s = Server()
-    s.routes["/photo.jpg"] = jpeg((40, 30), (200, 40, 10))
-    s.routes["/Van%20Gogh%20-%20Starry.jpg"] = jpeg((20, 25), (10, 20, 200))
-    s.routes["/page.jpg"] = b"<html><body>Please log in to the Wi-Fi</body></html>"
-    yield s
-    s.stop()
+def test_demo_images_are_the_two_bundled_files(monkeypatch):
+    no_network(monkeypatch)
+    content, style = assets.demo_images()
+    assert (content, style) == (assets.DEMO_CONTENT, assets.DEMO_STYLE)
+    assert content == DATA / "tubingen.jpg" and style == DATA / "starry_night.jpg"
+    for p in (content, style):
+        assert p.is_file() and 0 < p.stat().st_size <= MAX_BYTES, (p, p.stat().st_size)
+    with pytest.raises(TypeError):
+        assets.demo_images(urls=("http://x/a.jpg", "http://x/b.jpg"))  # nothing is downloaded any more
 
 
-@pytest.fixture(autouse=True)
-def torch_home(tmp_path, monkeypatch):
-    home = tmp_path / "torch_home"
-    monkeypatch.setenv("TORCH_HOME", str(home))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    return home
+def test_demo_images_decode_as_512_px_rgb_jpegs():
+    sizes = []
+    for p in assets.demo_images():
+        with Image.open(p) as im:
+            assert im.format == "JPEG"
+            im.verify()  # the whole file is well formed
+        img = images.load_image(p)
+        assert img.mode == "RGB" and max(img.size) == 512
+        a = np.asarray(img, dtype=np.float32)
+        assert a.std() > 20  # a picture, not a flat colour
+        sizes.append(img.size)
+    assert all(w > h for w, h in sizes)  # both are landscape (the paper's Fig. 2 pair)
 
 
-def refused_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the full-size originals in ../shared/images are absent")
+def test_the_bundled_images_are_the_papers_pair_scaled_down():
+    # Each bundled file is close to its full-size original once that is scaled down, and far
+    # from the other picture: the content is Tuebingen, the style The Starry Night.
+    content, style = assets.demo_images()
+    for bundled, original, other in ((content, "tubingen.jpg", "starry_night.jpg"),
+                                     (style, "starry_night.jpg", "tubingen.jpg")):
+        a = np.asarray(images.load_image(bundled), dtype=np.float32)
+        size = (a.shape[1], a.shape[0])
+
+        def diff(name):
+            b = images.load_image(SHARED / name).resize(size, Image.BICUBIC)
+            return float(np.abs(a - np.asarray(b, dtype=np.float32)).mean())
+
+        assert diff(original) < 15 < 40 < diff(other), bundled
 
 
-def one_line(e) -> str:
-    msg = str(e.value)
-    assert msg and "\n" not in msg
-    return msg
+def test_notice_names_both_sources_and_licences():
+    text = (DATA / "NOTICE").read_text(encoding="utf-8")
+    for name in ("tubingen.jpg", "starry_night.jpg"):
+        assert name in text
+    # Tuebingen: photograph by Andreas Praefcke, CC BY 3.0 (attribution required).
+    assert "Andreas Praefcke" in text
+    assert "https://commons.wikimedia.org/wiki/File:Tuebingen_Neckarfront.jpg" in text
+    assert "CC BY 3.0" in text and "https://creativecommons.org/licenses/by/3.0/" in text
+    # The Starry Night: public domain.
+    assert "Van Gogh" in text or "van Gogh" in text
+    assert "https://commons.wikimedia.org/wiki/File:Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg" in text
+    assert "Public domain" in text or "public domain" in text
+    # Every file shipped in data/ is accounted for.
+    for p in DATA.iterdir():
+        if p.name != "NOTICE" and not p.name.startswith("."):
+            assert p.name in text, p.name
 
 
-def test_demo_urls_are_the_papers_images_on_wikimedia():
-    content, style = assets.DEMO_IMAGES
-    assert (content.role, style.role) == ("content", "style")
-    assert content.url == "https://upload.wikimedia.org/wikipedia/commons/0/00/Tuebingen_Neckarfront.jpg"
-    assert style.url == (
-        "https://upload.wikimedia.org/wikipedia/commons/thumb/e/ea/"
-        "Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg/"
-        "800px-Van_Gogh_-_Starry_Night_-_Google_Art_Project.jpg")
-    assert all(d.page.startswith("https://commons.wikimedia.org/wiki/File:") for d in assets.DEMO_IMAGES)
+def test_every_data_file_is_declared_as_package_data():
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["neural_style"]
+    for p in DATA.iterdir():
+        if not p.name.startswith("."):
+            assert any(p.relative_to(DATA.parent).match(pat) for pat in patterns), p.name
 
 
-def test_default_cache_dir_is_in_torch_hub(torch_home):
-    assert assets.default_cache_dir() == torch_home / "hub" / "neural_style"
+def test_demo_writes_into_the_current_directory_offline(tmp_path, monkeypatch, capsys):
+    no_network(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["demo", "--size", "64", "--weights", "random", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = tmp_path / assets.DEMO_OUTPUT
+    assert sorted(p.name for p in tmp_path.iterdir()) == [assets.DEMO_OUTPUT]  # nothing else written
+    assert str(result) in out
+    img = images.load_image(result)
+    assert img.size == (64, 48)  # Tuebingen's 4:3 at --size 64
+    recipe = images.read_recipe(result)
+    assert recipe["job"] == "transfer" and recipe["weights_sha256"] == "random"
+    assert recipe["content"]["path"] == str(assets.DEMO_CONTENT)
+    assert [s["path"] for s in recipe["styles"]] == [str(assets.DEMO_STYLE)]
+    assert recipe["options"]["size"] == 64
+    # The bundled images are left as they were.
+    assert not (DATA / assets.DEMO_OUTPUT).exists()
 
 
-def test_images_are_downloaded_checked_cached_and_reused_offline(server, torch_home):
-    urls = (server.url("/photo.jpg"), server.url("/Van%20Gogh%20-%20Starry.jpg"))
-    content, style = assets.demo_images(urls=urls)
-    folder = torch_home / "hub" / "neural_style"
-    assert content == folder / "photo.jpg"
-    assert style == folder / "Van_Gogh_-_Starry.jpg"  # unquoted, then made a safe name
-    assert sorted(p.name for p in folder.iterdir()) == ["Van_Gogh_-_Starry.jpg", "photo.jpg"]
-    with Image.open(content) as a, Image.open(style) as b:
-        assert a.size == (40, 30) and b.size == (20, 25)
-        assert a.convert("RGB").getpixel((20, 15))[0] > 150  # the red one is the content
-    assert len(server.requests) == 2
-    assert all(h.get("User-Agent", "").startswith("neural-style/") for _, h in server.requests)
-
-    server.stop()
-    t = time.monotonic()
-    assert assets.demo_images(urls=urls) == (content, style)
-    assert time.monotonic() - t < 5
-
-
-def test_explicit_cache_dir(server, tmp_path):
-    urls = (server.url("/photo.jpg"), server.url("/Van%20Gogh%20-%20Starry.jpg"))
-    content, style = assets.demo_images(cache_dir=tmp_path / "demo", urls=urls)
-    assert content.parent == style.parent == tmp_path / "demo"
-    assert content.read_bytes() == server.routes["/photo.jpg"]
-
-
-def test_a_response_that_is_not_an_image_is_refused_and_not_kept(server, tmp_path):
-    urls = (server.url("/photo.jpg"), server.url("/page.jpg"))
-    with pytest.raises(NeuralStyleError) as e:
-        assets.demo_images(cache_dir=tmp_path, urls=urls)
-    msg = one_line(e)
-    assert msg.startswith(f"{urls[1]} did not return an image (")
-    assert "nothing was saved" in msg and OWN_IMAGES in msg
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.jpg"]  # the good one stays
-
-
-def test_http_error(server, tmp_path):
-    urls = (server.url("/gone.jpg"), server.url("/photo.jpg"))
-    with pytest.raises(NeuralStyleError) as e:
-        assets.demo_images(cache_dir=tmp_path, urls=urls)
-    msg = one_line(e)
-    assert f"could not download the demo content image from {urls[0]} (HTTP 404" in msg
-    assert OWN_IMAGES in msg
+def test_demo_output_size_and_weights_flags(tmp_path, monkeypatch, capsys):
+    # The flags reach the run (the run itself is exercised above): -o, --size, --weights;
+    # without --weights the demo uses the default set.
+    no_network(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    monkeypatch.setattr(cli, "run_job", lambda job, c, s, o, args: calls.append((job, c, s, o, args.output)) or 0)
+    assert cli.main(["demo", "-o", "sub/mine.png", "--size", "96", "--weights", "random", "--quiet"]) == 0
+    assert cli.main(["demo", "--quiet"]) == 0
+    (job, c, s, o, out), (_, _, _, o2, out2) = calls
+    assert job == "transfer" and c == str(assets.DEMO_CONTENT) and s == [str(assets.DEMO_STYLE)]
+    assert out == "sub/mine.png" and o.size == 96 and o.weights == "random"
+    assert out2 == str(tmp_path / assets.DEMO_OUTPUT)
+    assert o2.size == cli.config.DEFAULTS.size and o2.weights is None  # None: the "original" set
     assert list(tmp_path.iterdir()) == []
-
-
-def test_refused_connection_fails_fast_and_says_what_to_do(tmp_path):
-    port = refused_port()
-    urls = (f"http://127.0.0.1:{port}/a.jpg", f"http://127.0.0.1:{port}/b.jpg")
-    t = time.monotonic()
-    with pytest.raises(NeuralStyleError) as e:
-        assets.demo_images(cache_dir=tmp_path / "c", urls=urls)
-    assert time.monotonic() - t < 5
-    msg = one_line(e)
-    assert urls[0] in msg and "connection refused" in msg and OWN_IMAGES in msg
-    assert not (tmp_path / "c").exists() or list((tmp_path / "c").iterdir()) == []
-
-
-def test_a_corrupt_cached_image_is_reported_not_replaced(server, tmp_path):
-    (tmp_path / "photo.jpg").write_bytes(b"garbage")
-    urls = (server.url("/photo.jpg"), server.url("/Van%20Gogh%20-%20Starry.jpg"))
-    with pytest.raises(NeuralStyleError) as e:
-        assets.demo_images(cache_dir=tmp_path, urls=urls)
-    msg = one_line(e)
-    assert str(tmp_path / "photo.jpg") in msg and "delete it" in msg
-    assert (tmp_path / "photo.jpg").read_bytes() == b"garbage"
-    assert server.requests == []
-
-
-def test_urls_must_be_a_pair(tmp_path):
-    with pytest.raises(ValueError, match="content_url, style_url"):
-        assets.demo_images(cache_dir=tmp_path, urls=("http://127.0.0.1:1/a.jpg",))

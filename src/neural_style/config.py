@@ -51,7 +51,7 @@ PAPER_CONTENT_LAYERS = ("relu4_2",)
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
-DEFAULT_STYLE_WEIGHT = 5e3  # beta; measured on the original VGG-19 (benchmarks/README.md)
+DEFAULT_STYLE_WEIGHT = 4e3  # beta; measured on the original VGG-19 (benchmarks/README.md)
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,10 @@ class Options:
     style_loss: str = "gram"
     # optimisation
     optimizer: str = "lbfgs"
-    # The default schedule (measured: benchmarks/README.md): from the content image, 50 L-BFGS
-    # steps at half the size, then 30 at full size; see `scale_sides` for how it follows `size`.
-    iterations: Tuple[int, ...] = (50, 30)  # one entry per scale
+    # The default schedule (measured on the original VGG-19: benchmarks/README.md): from the
+    # content image, 60 L-BFGS steps at half the size, then 40 at full size; see `scale_sides`
+    # for how it follows `size`.
+    iterations: Tuple[int, ...] = (60, 40)  # one entry per scale
     scales: Tuple[int, ...] = ()  # long sides, coarse to fine; () = derived from size (scale_sides)
     init: str = "content"  # noise | content | style | path to an image (transfer; see transfer.run)
     seed: int = 0
@@ -158,7 +159,7 @@ def schedule(o: Options) -> List[Tuple[int, int]]:
 
     Sides from `scale_sides`. The iteration counts go with the finest scales, the last count
     with the last scale; coarser scales without a count take the first count (so one count
-    serves every scale, and --scales 256,512,1024 with the default 50,30 runs 50, 50, 30).
+    serves every scale, and --scales 256,512,1024 with the default 60,40 runs 60, 60, 40).
     """
     sides = scale_sides(o)
     iters = list(o.iterations)

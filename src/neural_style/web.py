@@ -575,7 +575,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
     """The page as a gr.Blocks (not launched; see `launch`). Its settings: `app.neural_style`.
 
     concurrency: jobs optimising at once (default: one per CPU); queue_size: jobs that may
-    wait beyond those. weights: the server's VGG-19 (None: torchvision's pretrained,
+    wait beyond those. weights: the server's VGG-19 (None: the original set, with its own preprocessing,
     "random": a seeded random network, for tests). options: the page's initial values
     (default config.DEFAULTS); the other arguments are the server's limits.
     """
