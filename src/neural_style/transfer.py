@@ -462,7 +462,10 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     if job == "content":
         o = o.replace(style_layers=(), style_weight=0.0)
     if job == "texture":
-        o = o.replace(content_layers=(), content_weight=0.0)
+        # Without a content term, L-BFGS's unit steps stall on the pure Gram loss from noise
+        # (measured on the original VGG-19: 0.5% lower after 40 steps; 98% lower with the
+        # strong-Wolfe line search), so texture synthesis always searches the step length.
+        o = o.replace(content_layers=(), content_weight=0.0, lbfgs_line_search=True)
     if job != "transfer" and o.init == "content":
         # The reconstructions (paper Fig. 1) start from white noise: a texture has no content
         # image, and a content reconstruction starting from its target would be no test.

