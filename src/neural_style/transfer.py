@@ -93,10 +93,13 @@ def check_options(o: Options, job: str = "transfer", n_styles: int = 1) -> Optio
     validate_layers(o.style_layers)
     if job == "transfer" and not (o.content_layers or o.style_layers):
         raise InvalidOption("no content or style layers given")
-    for name, w in (("content", o.content_weight), ("style", o.style_weight), ("tv", o.tv_weight),
-                    ("learning-rate", o.learning_rate)):
+    for flag, w in (("--content-weight", o.content_weight), ("--style-weight", o.style_weight),
+                    ("--tv-weight", o.tv_weight), ("--range-weight", o.range_weight),
+                    ("--learning-rate", o.learning_rate)):
         if not w >= 0:
-            raise InvalidOption(f"--{name}-weight must be >= 0, got {w}")
+            raise InvalidOption(f"{flag} must be >= 0, got {w}")
+    if not 0 <= o.noise_amplitude <= 1:
+        raise InvalidOption(f"--noise-amplitude must be within 0..1, got {o.noise_amplitude}")
     if o.style_layer_weights is not None:
         if len(o.style_layer_weights) != len(o.style_layers):
             raise InvalidOption(f"--style-layer-weights has {len(o.style_layer_weights)} values for "
