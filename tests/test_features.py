@@ -95,3 +95,67 @@ def test_normalisation_keeps_function_up_to_positive_channel_scales():
         assert typical.float().mean() > 0.8, r
         assert torch.allclose(means[r][typical], torch.ones(int(typical.sum())), rtol=1e-3), r
         assert torch.all(means[r][~typical] <= 1.0 + 1e-4), r
+
+
+# --- fixed per-network normalisation means ----------------------------------------------------
+def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypatch):
+    from neural_style import features, weights
+
+    sha = weights.VGG19_ORIGINAL.sha256
+    path = features.means_file(sha)
+    assert path.name == f"means-{sha[:12]}.pt" and path.is_file()
+    # Read from the file: nothing is measured.
+    monkeypatch.setattr(features, "measure_means", lambda *a, **k: pytest.fail("measured instead of read"))
+    net = random_vgg("relu5_1")  # the table is chosen by hash and pooling, not by the weights
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    for pooling in config.POOLING:
+        means = features.reference_means(net, sha, pooling)
+        relus = [n for n in config.LAYERS if n.startswith("relu")]
+        assert list(means) == relus  # all 16, deeper than the network: normalize_vgg stops in time
+        for r in relus:
+            assert means[r].shape == (features._CHANNELS[int(r[4])],) and means[r].dtype == torch.float32
+            assert torch.equal(means[r], stored[pooling][r].float())
+            assert bool((means[r] >= 0).all())
+    assert not torch.equal(features.reference_means(net, sha, "avg")["relu5_1"],
+                           features.reference_means(net, sha, "max")["relu5_1"])
+
+
+def test_reference_means_of_other_weights_are_measured_on_the_demo_images(monkeypatch):
+    from neural_style import assets, features
+
+    seen = []
+    real = features.measure_means
+
+    def spy(net, pil_images, sides=features.REFERENCE_SIDES):
+        seen.append(([im.size for im in pil_images], tuple(sides)))
+        return real(net, pil_images, sides=(32,))  # small, for speed
+
+    monkeypatch.setattr(features, "measure_means", spy)
+    net = random_vgg("relu2_1", seed=3)
+    means = features.reference_means(net, "random", "avg")
+    from PIL import Image
+
+    demo = [Image.open(p).size for p in assets.demo_images()]
+    assert seen == [(demo, features.REFERENCE_SIDES)] and features.REFERENCE_SIDES == (256, 512)
+    assert list(means) == ["relu1_1", "relu1_2", "relu2_1"]
+    # Fixed per network: measuring again gives the same means (no run's images are involved).
+    assert all(torch.equal(a, b) for a, b in zip(means.values(), features.reference_means(net, "random", "avg").values()))
+
+
+def test_normalize_vgg_with_given_means_equals_measuring_them():
+    torch.manual_seed(0)
+    images = [torch.rand(1, 3, 32, 32), torch.rand(1, 3, 24, 40)]
+    a, b = random_vgg("relu3_1", seed=2), random_vgg("relu3_1", seed=2)
+    means = filter_means(a, images)
+    scales_a = normalize_vgg(a, means=means)
+    scales_b = normalize_vgg(b, images)
+    assert list(scales_a) == ["relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1"]
+    for r in scales_a:
+        assert torch.allclose(scales_a[r], scales_b[r])
+    for (n, ca), (_, cb) in zip(a.convs(), b.convs()):
+        assert torch.allclose(ca.weight, cb.weight) and torch.allclose(ca.bias, cb.bias), n
+    # Means of more layers than the network has are fine; the normalised filters average 1.
+    c = random_vgg("relu1_2", seed=2)
+    normalize_vgg(c, means=filter_means(random_vgg("relu3_1", seed=2), images))
+    got = filter_means(c, images)
+    assert torch.allclose(got["relu1_2"].mean(), torch.tensor(1.0), atol=0.05)

@@ -126,6 +126,19 @@ def test_tv_loss_by_hand():
     assert tv_loss(x.repeat(2, 3, 1, 1)).item() == 6 * 30.0
 
 
+
+def test_range_loss_by_hand():
+    # Mean over all entries of the squared distance to [0, 1]: 0 inside, quadratic outside.
+    x = torch.tensor([[-0.5, 0.0], [0.7, 1.0], [1.2, 3.0]]).reshape(1, 1, 3, 2)
+    expect = (0.25 + 0.04 + 4.0) / 6
+    assert losses.range_loss(x).item() == pytest.approx(expect)
+    assert losses.range_loss(torch.rand(2, 3, 5, 4)).item() == 0.0
+    # Smooth: its gradient is 2 * distance / n outside, 0 inside.
+    x = x.clone().requires_grad_(True)
+    losses.range_loss(x).backward()
+    g = x.grad.flatten().tolist()
+    assert g == pytest.approx([2 * -0.5 / 6, 0.0, 0.0, 0.0, 2 * 0.2 / 6, 2 * 2.0 / 6])
+
 # --- minimum at the style's features, positive elsewhere -------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_zero_at_style_features_positive_elsewhere(name):

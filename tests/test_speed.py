@@ -37,7 +37,7 @@ def test_bf16_keeps_loss_and_gradient(content_path, style_path, start):
     """The acceptance rule for bf16: loss within 1% of fp32, gradient cosine >= 0.99."""
     o = config.DEFAULTS.replace(weights="random")
     c, s = _inputs(content_path, style_path)
-    net = random_vgg("conv5_1").eval()
+    net = random_vgg("relu5_1").eval()  # the default style layers end at relu5_1
     normalize_vgg(net, [c, s])
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(1)) if start == "noise" else c
     ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
@@ -67,7 +67,7 @@ def test_bf16_features_come_from_low_precision_weights_made_once(content_path, s
 def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path):
     o = config.DEFAULTS.replace(weights="random")
     c, s = _inputs(content_path, style_path, 48)
-    net = random_vgg("conv5_1").eval()
+    net = random_vgg("relu5_1").eval()  # the default style layers end at relu5_1
     normalize_vgg(net, [c, s])
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(2))
     ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)

@@ -9,7 +9,7 @@ import neural_style
 from neural_style import config, images, transfer
 from neural_style.errors import InvalidOption, Stop
 from neural_style.features import random_vgg
-from neural_style.losses import as_matrix, style_loss_fn
+from neural_style.losses import as_matrix, range_loss, style_loss_fn
 
 
 def _png_bytes(img: Image.Image) -> bytes:
@@ -44,14 +44,89 @@ def test_objective_gradient_matches_finite_differences():
 def test_report_losses_are_the_papers_units(small, fast):
     res = neural_style.run_transfer(small["content"], small["style"], **fast)
     o = res.options
+    assert o.content_average and o.range_weight == 3e6 and o.style_weight == config.DEFAULT_STYLE_WEIGHT
     w = transfer.layer_weights(o)
     assert w == pytest.approx([0.2] * 5)
-    expect = o.content_weight * sum(res.losses["content"].values()) + o.style_weight * sum(
+    assert set(res.losses) == {"content", "style", "tv", "range", "total"}
+    assert set(res.losses["content"]) == {"relu4_2"}
+    assert list(res.losses["style"]) == list(config.PAPER_STYLE_LAYERS)
+    assert res.iterations == 5 and res.image.size == (32, 26)
+    # The reported per-layer losses are the paper's (a sum over positions for L_content);
+    # the total divides L_content by relu4_2's M = 4 x 3 positions (32x26 after three poolings).
+    # The final losses are measured on the saved, clipped pixels: the range penalty is 0.
+    assert res.losses["range"] == 0.0 and res.losses["tv"] == 0.0
+    expect = o.content_weight * res.losses["content"]["relu4_2"] / (4 * 3) + o.style_weight * sum(
         wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers))
     assert res.losses["total"] == pytest.approx(expect, rel=1e-5)
-    assert set(res.losses["content"]) == {"conv4_2"}
-    assert list(res.losses["style"]) == list(config.PAPER_STYLE_LAYERS)
-    assert res.iterations == 5 and res.image.size[0] == 32
+    # Without the average, the total takes L_content as the paper writes it.
+    res = neural_style.run_transfer(small["content"], small["style"], **fast, content_average=False)
+    expect = o.content_weight * res.losses["content"]["relu4_2"] + o.style_weight * sum(
+        wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers))
+    assert res.losses["total"] == pytest.approx(expect, rel=1e-5)
+
+
+def _objective(o, size=16):
+    net = random_vgg(transfer.deepest(list(o.content_layers) + list(o.style_layers)))
+    feats = transfer.feature_fn(net)
+    g = torch.Generator().manual_seed(1)
+    content, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
+    return transfer.Objective(feats, o, transfer.build_targets(feats, o, content, [style], [1.0]))
+
+
+def test_objective_weighs_each_term_and_sums_them():
+    o = config.DEFAULTS.replace(content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"),
+                                content_weight=2.0, style_weight=30.0, tv_weight=0.5, range_weight=7.0)
+    obj = _objective(o)
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 1.6 - 0.3  # partly outside [0, 1]
+    parts = obj.parts(x)
+    assert set(parts) == {"content", "style", "tv", "range"}
+    assert float(parts["range"]) == pytest.approx(float(range_loss(x))) and float(parts["range"]) > 0
+    w = obj.weighted(parts)
+    assert set(w) == {"content", "style", "tv", "range"}
+    m = 8 * 8  # relu2_2 of a 16x16 image: one pooling
+    assert float(w["content"]) == pytest.approx(2.0 * float(parts["content"]["relu2_2"]) / m, rel=1e-6)
+    assert float(w["style"]) == pytest.approx(30.0 * 0.5 * float(parts["style"]["relu1_1"] + parts["style"]["relu2_1"]),
+                                              rel=1e-6)
+    assert float(w["tv"]) == pytest.approx(0.5 * float(parts["tv"])) and float(parts["tv"]) > 0
+    assert float(w["range"]) == pytest.approx(7.0 * float(parts["range"]))
+    assert float(obj.total(parts)) == pytest.approx(sum(float(v) for v in w.values()), rel=1e-6)
+    summary = obj.summary(parts, obj.total(parts))
+    assert set(summary) == {"content", "style", "tv", "range", "total"}
+    # content_average off: L_content enters unscaled; range_weight 0: no penalty term at all.
+    obj = _objective(o.replace(content_average=False, range_weight=0.0))
+    parts = obj.parts(x)
+    assert float(parts["range"]) == 0.0
+    w = obj.weighted(parts)
+    assert float(w["content"]) == pytest.approx(2.0 * float(parts["content"]["relu2_2"]), rel=1e-6)
+    assert float(w["range"]) == 0.0
+
+
+def test_range_penalty_keeps_the_optimised_pixels_in_range():
+    # transfer.optimise returns the unclipped iterate: without the penalty a random network
+    # drives many pixels out of [0, 1]; with the default penalty (almost) none leave it.
+    def outside(**kw):
+        o = config.DEFAULTS.replace(content_layers=("relu3_1",), style_layers=("relu1_1", "relu2_1", "relu3_1"),
+                                    style_weight=1e4, **kw)
+        obj = _objective(o, size=24)
+        x0 = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+        x, stopped = transfer.optimise(obj, x0, o, 30, lambda losses, x: None)
+        assert not stopped and torch.isfinite(x).all()
+        return float(((x < -0.02) | (x > 1.02)).float().mean())
+
+    without, with_ = outside(range_weight=0.0), outside()
+    assert without > 0.02, without
+    assert with_ < without / 5, (with_, without)
+
+
+@pytest.mark.parametrize("amplitude", [0.2, 1.0])
+def test_noise_init_is_centred_on_grey_with_the_given_amplitude(amplitude):
+    o = config.DEFAULTS.replace(init="noise", noise_amplitude=amplitude)
+    x = transfer._initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
+    assert x.shape == (1, 3, 30, 40)
+    lo, hi = 0.5 - amplitude / 2, 0.5 + amplitude / 2
+    assert float(x.min()) >= lo and float(x.max()) <= hi
+    assert float(x.min()) < lo + 0.01 and float(x.max()) > hi - 0.01  # uniform over the whole range
+    assert float(x.mean()) == pytest.approx(0.5, abs=0.01)
 
 
 def test_style_transfer_lowers_the_loss_by_a_large_factor(small, fast):
@@ -61,10 +136,11 @@ def test_style_transfer_lowers_the_loss_by_a_large_factor(small, fast):
                                     **{**fast, "iterations": 60})
     assert start.iterations == 0 and len(seen) == 60
     assert seen[0] == pytest.approx(start.losses["total"], rel=1e-4)  # same start, same objective
-    # The objective the optimiser sees (unclipped pixels, as in the paper) falls by orders of
-    # magnitude; the saved image, clipped to [0, 1], keeps a smaller but clear gain (a random
-    # network drives pixels out of range more than ImageNet weights do).
-    assert seen[-1] < seen[0] / 100
+    # The objective the optimiser sees (with the range penalty on unclipped pixels) falls ~4x in
+    # 60 steps at 32 px on a random network from the content (measured 3.9x); the saved image,
+    # clipped to [0, 1], keeps most of the gain (measured 3.1x).
+    assert seen[-1] < seen[0] / 3
+    assert seen[-1] < min(seen[:30])  # still improving in the second half
     assert end.losses["total"] < start.losses["total"] / 2
 
 
@@ -120,7 +196,35 @@ def test_init_options(small, fast):
     # starting from the content itself, the content loss is tiny next to a start from noise
     from_content = neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "init": "content"})
     from_noise = neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "init": "noise"})
-    assert from_content.losses["content"]["conv4_2"] < 1e-3 * from_noise.losses["content"]["conv4_2"]
+    assert from_content.losses["content"]["relu4_2"] < 1e-3 * from_noise.losses["content"]["relu4_2"]
+
+
+def test_the_python_api_takes_a_preset_keyword(small, fast):
+    from neural_style import api
+
+    q = api._options(None, {"preset": "quality"})
+    assert q == config.DEFAULTS.replace(iterations=(200, 200), pooling="max")
+    # The other keywords override the preset.
+    assert api._options(None, {"preset": "quality", "iterations": 3}).iterations == (3,)
+    p = api._options(None, {"preset": "paper"})
+    assert p.init == "noise" and p.range_weight == 0.0 and p.iterations == (500,)
+    assert api._options(None, {"preset": "fast"}) == config.DEFAULTS
+    with pytest.raises(InvalidOption, match="preset"):
+        api._options(None, {"preset": "slow"})
+    res = neural_style.run_transfer(small["content"], small["style"], preset="quality",
+                                    **{**fast, "size": 64, "iterations": (2, 1), "normalize": False})
+    assert res.options.pooling == "max" and res.options.iterations == (2, 1) and res.iterations == 3
+
+
+@pytest.mark.xfail(strict=True, reason="src bug: api.reconstruct_content / synthesize_texture still default to "
+                                       "the pre-ReLU conv4_2 / conv1_1..conv5_1, not config.PAPER_*_LAYERS")
+def test_the_python_reconstructions_default_to_the_paper_layers():
+    import inspect
+
+    from neural_style import api
+
+    assert inspect.signature(api.reconstruct_content).parameters["layer"].default == config.PAPER_CONTENT_LAYERS[0]
+    assert tuple(inspect.signature(api.synthesize_texture).parameters["layers"].default) == config.PAPER_STYLE_LAYERS
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -114,16 +114,31 @@ def test_controls_round_trip_the_defaults_and_presets():
     for name in config.PRESETS:
         o = DEFAULTS.replace(**config.PRESET_OVERRIDES[name])
         back = web.options_from_controls(web.control_values(o), o)
+        # Everything but beta comes back exactly; beta to the slider's 0.01 decade (see below).
         assert back.replace(style_weight=o.style_weight) == o
-        assert back.style_weight == pytest.approx(o.style_weight)
+        assert back.style_weight == pytest.approx(o.style_weight, rel=0.025)
+    # A beta that is a power of ten survives the slider exactly.
+    o = DEFAULTS.replace(style_weight=1e4)
+    assert web.options_from_controls(web.control_values(o), o) == o
     # Every choice a control offers comes from config.
     assert web.CHOICES["preserve_color"] is config.PRESERVE_COLOR
     assert web.CHOICES["style_loss"] is config.STYLE_LOSSES
 
 
+@pytest.mark.xfail(strict=True, reason="src bug: web.options_from_controls always rebuilds beta from the slider's "
+                                       "rounded log10 (ratio_of rounds to 0.01), so an untouched slider turns the "
+                                       "default beta 4e3 into 3981 (10**3.6); unlike _iterations it does not keep "
+                                       "the base value when the control is left alone")
+def test_an_untouched_ratio_slider_keeps_the_default_beta():
+    back = web.options_from_controls(web.control_values(DEFAULTS), DEFAULTS)
+    assert back.style_weight == DEFAULTS.style_weight
+
+
 def test_ratio_slider_is_log10_alpha_over_beta():
     values = web.control_values(DEFAULTS)
-    assert values["ratio"] == pytest.approx(np.log10(DEFAULTS.content_weight / DEFAULTS.style_weight))
+    # The slider shows log10(alpha/beta) to two decimals.
+    assert values["ratio"] == pytest.approx(np.log10(DEFAULTS.content_weight / DEFAULTS.style_weight), abs=0.005)
+    assert values["ratio"] == round(values["ratio"], 2)
     o = web.options_from_controls(dict(values, ratio=-2), DEFAULTS)
     assert o.content_weight / o.style_weight == pytest.approx(1e-2)
     o = web.options_from_controls(dict(values, ratio=-5), DEFAULTS)
