@@ -34,7 +34,7 @@ def jobs():
            ["transfer", "tubingen.jpg", "starry_night.jpg", "-o", "tubingen--starry_night--quality.jpg",
             "--size", str(SIZE), "--preset", "quality"])
     yield ("figure1.jpg", "figures", ["figure", "1", "-o", "figure1.jpg", "--content", "tubingen.jpg",
-                                      "--style", "starry_night.jpg", "--size", "192", "--iterations", "200"])
+                                      "--style", "starry_night.jpg", "--size", "160", "--iterations", "150"])
     yield ("figure3.jpg", "figures", ["figure", "3", "-o", "figure3.jpg", "--content", "tubingen.jpg",
                                       "--style", "starry_night.jpg", "--size", "160", "--ratios",
                                       "1e-5,1e-4,1e-3,1e-2"])
@@ -50,8 +50,9 @@ def main(argv=None) -> int:
     for name, section, words in jobs():
         if args.only and section != args.only:
             continue
-        argv_ = [(str(IMAGES / w) if w.endswith(".jpg") and not w.startswith(("figure", *[f"{p}--" for p in PHOTOS]))
-                  else str(OUT / w) if w == name else w) for w in words]
+        out_at = words.index("-o") + 1  # the output goes to docs/gallery, inputs come from shared/images
+        argv_ = [str(OUT / w) if i == out_at else str(IMAGES / w) if w.endswith(".jpg") else w
+                 for i, w in enumerate(words)]
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "neural_style.cli", *argv_, "--quiet"], check=True)
         seconds = time.perf_counter() - t

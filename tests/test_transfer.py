@@ -216,8 +216,6 @@ def test_the_python_api_takes_a_preset_keyword(small, fast):
     assert res.options.pooling == "max" and res.options.iterations == (2, 1) and res.iterations == 3
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: api.reconstruct_content / synthesize_texture still default to "
-                                       "the pre-ReLU conv4_2 / conv1_1..conv5_1, not config.PAPER_*_LAYERS")
 def test_the_python_reconstructions_default_to_the_paper_layers():
     import inspect
 

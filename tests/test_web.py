@@ -125,10 +125,6 @@ def test_controls_round_trip_the_defaults_and_presets():
     assert web.CHOICES["style_loss"] is config.STYLE_LOSSES
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: web.options_from_controls always rebuilds beta from the slider's "
-                                       "rounded log10 (ratio_of rounds to 0.01), so an untouched slider turns the "
-                                       "default beta 4e3 into 3981 (10**3.6); unlike _iterations it does not keep "
-                                       "the base value when the control is left alone")
 def test_an_untouched_ratio_slider_keeps_the_default_beta():
     back = web.options_from_controls(web.control_values(DEFAULTS), DEFAULTS)
     assert back.style_weight == DEFAULTS.style_weight

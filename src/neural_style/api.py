@@ -12,7 +12,7 @@ from typing import Callable, Optional, Sequence, Union
 
 from PIL import Image
 
-from .config import Options
+from .config import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, Options
 from .transfer import ImageLike, Iterate, Result, run
 
 Callback = Optional[Callable[[Iterate], None]]
@@ -67,14 +67,14 @@ def stylize(content: ImageLike, style: Union[ImageLike, Sequence[ImageLike]],
     return run_transfer(content, style, options, callback, **overrides).image
 
 
-def reconstruct_content(content: ImageLike, layer: str = "conv4_2", options: Optional[Options] = None,
+def reconstruct_content(content: ImageLike, layer: str = PAPER_CONTENT_LAYERS[0], options: Optional[Options] = None,
                         callback: Callback = None, **overrides) -> Image.Image:
     """Reconstruct an image from white noise using one layer's content features (Fig. 1)."""
     overrides.setdefault("content_layers", (layer,))
     return run("content", content, None, _options(options, overrides), callback).image
 
 
-def synthesize_texture(style: ImageLike, layers: Sequence[str] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
+def synthesize_texture(style: ImageLike, layers: Sequence[str] = PAPER_STYLE_LAYERS,
                        options: Optional[Options] = None, callback: Callback = None, **overrides) -> Image.Image:
     """Synthesise a texture from white noise matching `style`'s Grams on `layers` (Fig. 1)."""
     overrides.setdefault("style_layers", tuple(layers.split(",")) if isinstance(layers, str) else tuple(layers))

@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("figure", help="regenerate a figure of the paper from your images (a labelled grid)",
                         description="1: content/style reconstructions by layer; 3: alpha/beta grid; "
-                                    "4: content layer conv2_2 vs conv4_2; 5: initialisations; 6: photo-to-photo")
+                                    "4: content layer relu2_2 vs relu4_2; 5: initialisations; 6: photo-to-photo")
     sp.add_argument("number", type=int, choices=FIGURES, help="the figure")
     sp.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
     sp.add_argument("--content", help="content photograph (default: the demo's Tuebingen)")

@@ -112,7 +112,7 @@ def figure(number: int, content=None, style=None, options: Optional[Options] = N
 
     options/overrides: the usual Options (size, iterations, weights, ...) for every cell;
     callback: passed to every run; progress(i, n, label) is called before each run.
-    Without content/style the paper's demo images are used (downloaded once).
+    Without content/style the bundled demo images are used.
     """
     from . import api, images
     from .transfer import run

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class Iterate:
 
     step: int  # 1-based, counted over all scales
     total: int  # steps in the whole schedule
-    losses: Dict[str, float]  # "content", "style", "tv", "total" (weighted, this step's point)
+    losses: Dict[str, float]  # "content", "style", "tv", "range", "total" (weighted, this step's point)
     elapsed: float  # seconds since the run started
     size: tuple  # (width, height) of the current scale
     _render: Callable[[], Image.Image] = field(repr=False, default=None)
@@ -272,7 +273,7 @@ class Objective:
 
     def content_scale(self, layer: str) -> float:
         """1, or 1/M_l with --content-average (see Options.content_average)."""
-        # Departure (default; --preset paper turns it off): the paper's L_content is a sum over
+        # Departure (default, also in --preset paper): the paper's L_content is a sum over
         # the M_l positions while E_l is normalised by M_l^2, so the same alpha/beta stylises a
         # 1024 px image 16x less than a 256 px one. Dividing L_content by M_l makes alpha/beta
         # mean the same at every size (and every scale of a coarse-to-fine run).
@@ -356,6 +357,9 @@ def _region_targets(net_features, o: Options, styles, blend, masks, tiler, loss)
 
 
 # --- the optimiser loop ----------------------------------------------------------------------------
+OVERSHOOT = 1e3  # a step whose loss is this many times the last good one is retaken (optimise)
+
+
 class _Overflow(Exception):
     """The loss at the current point is not finite (see optimise)."""
 
@@ -384,18 +388,23 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
     opt = make()
     last: Dict[str, float] = {}
     # Safeguard for L-BFGS without line search: its unit step can overshoot to a point where the
-    # loss overflows (seen on tiny images), after which every gradient is NaN. Then the step is
-    # retaken from the last point with a finite loss with a fresh history (whose first step is
-    # a short gradient step). Runs that never overflow are unaffected.
+    # loss overflows (seen on tiny images), after which every gradient is NaN, or explodes (1e23
+    # from 2.7e6, seen from noise at 32 px), after which the history never recovers. Then the
+    # step is retaken from the last good point with a fresh history (whose first step is a short
+    # gradient step). Runs that never overshoot are unaffected.
     guard = o.optimizer == "lbfgs" and not o.lbfgs_line_search
     good: Optional[torch.Tensor] = None  # the last point whose loss was finite
+    good_loss = [float("inf")]  # its loss
 
     def closure():
         opt.zero_grad(set_to_none=True)
         parts = objective.parts(x)
         total = objective.total(parts)
-        if guard and good is not None and not torch.isfinite(total.detach()):
-            raise _Overflow
+        if guard:
+            value = float(total.detach())
+            if good is not None and not (math.isfinite(value) and value <= OVERSHOOT * good_loss[0]):
+                raise _Overflow
+            good_loss[0] = min(good_loss[0], value)
         total.backward()
         last.update(objective.summary(parts, total))
         return total
@@ -538,6 +547,8 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     stopped = False
     for long_side, n_iter in plan:
         (w, h), c, ss = scaled_inputs(long_side)
+        _check_fits(last, [("the output", (w, h))] + [(f"style image {i + 1}", (t.shape[-1], t.shape[-2]))
+                                                      for i, t in enumerate(ss) if job != "content"])
         tiler = _tiler(net_features, net.names, layers, tile, (w, h))
         sm = masks.for_scale(regions, net.names, o.style_layers, o.mask_mode, (w, h),
                              [(t.shape[-1], t.shape[-2]) for t in ss], device) if regions else None
@@ -589,6 +600,17 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     recipe["options"]["weights_sha256"] = sha
     image.info["neural-style"] = recipe
     return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
+
+
+def _check_fits(last: str, sizes) -> None:
+    """Every image must survive the poolings before `last` (each halves it) with >= 1 pixel."""
+    need = 2 ** sum(1 for n in config.LAYERS[: config.LAYERS.index(last)] if n.startswith("pool"))
+    for what, (w, h) in sizes:
+        if min(w, h) < need:
+            raise InvalidOption(
+                f"{what} would be {w}x{h} px at one scale of this run, but layer {last} needs at least "
+                f"{need} px on each side; use a larger --size (or --style-scale), or fewer scales "
+                "(one --iterations count)")
 
 
 def _range(x: torch.Tensor, o: Options) -> torch.Tensor:

@@ -294,7 +294,9 @@ def options_from_controls(values: Dict[str, Any], base: Options, n_styles: int =
     return base.replace(
         size=_number(values["size"], "size", int, 16, max_size),
         iterations=_iterations(values["iterations"], base, max_iterations),
-        content_weight=alpha, style_weight=alpha / 10.0 ** ratio,
+        content_weight=alpha,
+        # An untouched slider keeps the base beta exactly (the slider shows log10 rounded to 0.01).
+        style_weight=base.style_weight if ratio == ratio_of(base) else alpha / 10.0 ** ratio,
         preserve_color=values["preserve_color"], style_loss=values["style_loss"],
         optimizer=values["optimizer"], init=values["init"], pooling=values["pooling"],
         color_match=values["color_match"], precision=values["precision"],
