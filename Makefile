@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu takes PyTorch's CPU wheel from PyTorch's own
+# index (about 200 MB) instead of PyPI's CUDA build (several GB on a stock Linux machine).
+TORCH_INDEX ?=
 
 .PHONY: demo test test-fast bench clean
 
@@ -12,6 +15,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(if $(TORCH_INDEX),$(PIP) torch --index-url $(TORCH_INDEX))
 	$(PIP) -e .
 	touch $@
 

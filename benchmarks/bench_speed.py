@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from neural_style import config, images, transfer
-from neural_style.features import deepest, normalize_vgg
+from neural_style.features import deepest, normalize_vgg, reference_means
 from neural_style.weights import get_vgg
 
 # Execution modes: (precision, channels_last, compile).
@@ -115,12 +115,12 @@ def measure(size: int, mode: str, weights: str, repeats: int) -> dict:
     o = config.DEFAULTS.replace(size=size, weights=weights, device="cpu", precision=precision,
                                 channels_last=channels_last, compile=compile_)
     device = torch.device("cpu")
-    net, _, _ = get_vgg(weights, last=deepest(list(o.content_layers) + list(o.style_layers)), pooling=o.pooling,
+    net, sha, _ = get_vgg(weights, last=deepest(list(o.content_layers) + list(o.style_layers)), pooling=o.pooling,
                         preprocess=o.preprocess, seed=0)
     net = net.eval()
     c = images.to_tensor(images.fit_to(images.load_image(CONTENT), (size, size)))
     s = images.to_tensor(images.fit_to(images.load_image(STYLE), (size, size)))
-    normalize_vgg(net, [c, s])
+    normalize_vgg(net, means=reference_means(net, sha, o.pooling))  # as transfer.run
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     amp = transfer.autocast_for(o, device)
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="256,512,1024")
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--repeats", type=int, default=0, help="timed iterations per cell (default: 9/5/2 by size)")
-    p.add_argument("--weights", default=None, help="VGG-19 weights file (default: seeded random VGG-19)")
+    p.add_argument("--weights", default=None, help="weights set or file (default: original, the package's default)")
     p.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     args = p.parse_args(argv)
     weights = weights_arg(args.weights)

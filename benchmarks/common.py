@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 
 from neural_style import config, images, transfer  # noqa: E402
-from neural_style.features import deepest, normalize_vgg  # noqa: E402
+from neural_style.features import deepest, normalize_vgg, reference_means  # noqa: E402
 from neural_style.weights import get_vgg  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
@@ -40,12 +40,14 @@ RESULTS = HERE / "results"
 
 
 def weights_arg(value: Optional[str]) -> str:
-    """--weights PATH, or the seeded random VGG-19 (the only weights available offline)."""
-    return value or "random"
+    """--weights NAME|PATH; default: the original VGG-19 (the package's default set)."""
+    return value or "original"
 
 
 def describe_weights(weights: str) -> str:
-    return "seeded random VGG-19 (seed 0)" if weights == "random" else f"weights file {weights}"
+    if weights == "random":
+        return "seeded random VGG-19 (seed 0)"
+    return f"weights set {weights}" if weights in ("original", "torchvision") else f"weights file {weights}"
 
 
 def machine() -> dict:
@@ -82,8 +84,8 @@ class Evaluator:
     def __init__(self, size: int, weights: str = "random", content=CONTENT, style=STYLE):
         o = paper_options(size, weights)
         self.o = o
-        net, _, _ = get_vgg(o.weights, last=deepest(list(o.content_layers) + list(o.style_layers)),
-                            pooling=o.pooling, preprocess=o.preprocess, seed=0)
+        net, sha, _ = get_vgg(o.weights, last=deepest(list(o.content_layers) + list(o.style_layers)),
+                              pooling=o.pooling, preprocess=o.preprocess, seed=0)
         net = net.eval()
         c_img, s_img = images.load_image(content), images.load_image(style)
         c_img = images.resize_long_side(c_img, size)
@@ -91,7 +93,7 @@ class Evaluator:
         c = images.to_tensor(c_img)
         s = images.to_tensor(images.resize_long_side(s_img, max(c_img.size)))
         if o.normalize:
-            normalize_vgg(net, [c, s])
+            normalize_vgg(net, means=reference_means(net, sha, o.pooling))  # as transfer.run
         features = transfer.feature_fn(net)
         targets = transfer.build_targets(features, o, c, [s], [1.0])
         self.objective = transfer.Objective(features, o, targets)
