@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 import threading
 import time
 import urllib.error
@@ -32,7 +33,9 @@ from neural_style.errors import ImageError, InvalidOption  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
 
 ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOT = ROOT / "docs" / "web.png"
+# The README's docs/web.png is refreshed only on request (NEURAL_STYLE_SCREENSHOT=docs/web.png), so a
+# test run leaves the checkout clean; by default the screenshot goes to pytest's temporary folder.
+SCREENSHOT = Path(os.environ["NEURAL_STYLE_SCREENSHOT"]) if os.environ.get("NEURAL_STYLE_SCREENSHOT") else None
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The flags Chromium needs here: no sandbox (containers), and nothing that phones home.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -534,8 +537,9 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
 
     page.get_by_text("More options", exact=True).click()  # fold the options again for the picture
     page.evaluate("window.scrollTo(0, 0)")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    shot = SCREENSHOT or Path(tempfile.mkdtemp(prefix="neural_style_web_")) / "web.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
 
     # A second, long run, cancelled once it is under way.
     _set_number(page, "iterations", 1000)
