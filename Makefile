@@ -24,7 +24,7 @@ $(VENV)/.test: $(VENV)/.core
 	touch $@
 
 demo: $(VENV)/.core
-	$(BIN)/neural-style demo
+	$(BIN)/painterly demo
 
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q

@@ -1,7 +1,7 @@
 """Picture quality for the time spent, on the original VGG-19, side by side with pastiche 1.6.0.
 
 For each (photo, painting) pair from ../shared/images, in one run on one machine:
-  ours default   `neural-style transfer C S -o out.png --size N`            (fresh process)
+  ours default   `painterly transfer C S -o out.png --size N`            (fresh process)
   ours quality   the same with `--preset quality`
   ours paper     the same with `--preset paper` (500 L-BFGS steps from noise; --with-paper)
   pastiche       `python -m pastiche` with its default settings, saving every step
@@ -10,7 +10,7 @@ For each (photo, painting) pair from ../shared/images, in one run on one machine
 Wall times are from launching the process to its exit (ours) or to the image's write time
 (pastiche), so both include start-up, loading the network and computing targets.
 
-Scores (neural_style.scores; lower is better): style S, content K, palette P, newly clipped.
+Scores (painterly.scores; lower is better): style S, content K, palette P, newly clipped.
 Targets (issue 9): default S <= 0.2 and below pastiche's at equal time, K <= 0.9, P <= 0.7,
 clipped <= 5%; quality preset S within 20% of pastiche's 1000-step S in a quarter of its time.
 
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from common import machine  # noqa: E402
 
-from neural_style import images, scores  # noqa: E402
+from painterly import images, scores  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
 RESULTS = HERE / "results"
@@ -59,12 +59,12 @@ def timed(cmd, env=None) -> tuple:
 
 
 def run_ours(name: str, content: Path, style: Path, size: int, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "neural_style.cli", "transfer", str(content), str(style), "-o", str(out),
+    cmd = [sys.executable, "-m", "painterly.cli", "transfer", str(content), str(style), "-o", str(out),
            "--size", str(size), "--quiet", *OURS[name]]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     seconds, rss, _ = timed(cmd, env)
     return {"seconds": round(seconds, 2), "peak_rss_mib": round(rss), "image": out,
-            "command": "neural-style transfer C S -o out.png --size %d %s" % (size, " ".join(OURS[name]))}
+            "command": "painterly transfer C S -o out.png --size %d %s" % (size, " ".join(OURS[name]))}
 
 
 def run_pastiche(content: Path, style: Path, size: int, steps: int, work: Path) -> tuple:

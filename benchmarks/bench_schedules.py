@@ -20,7 +20,7 @@ from pathlib import Path
 
 from common import RESULTS, Evaluator, describe_weights, machine, paper_options, run_worker, weights_arg, write_json
 
-from neural_style import config
+from painterly import config
 
 
 def baseline(size: int, weights: str) -> config.Options:
@@ -47,7 +47,7 @@ def checkpoint_steps(o: config.Options, every: int) -> list:
 
 
 def transfer_plan(o: config.Options):
-    from neural_style import transfer
+    from painterly import transfer
     return transfer.schedule(o)
 
 

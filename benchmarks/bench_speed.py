@@ -42,9 +42,9 @@ from common import CONTENT, RESULTS, STYLE, describe_weights, machine, weights_a
 import torch
 import torch.nn.functional as F
 
-from neural_style import config, images, transfer
-from neural_style.features import deepest, normalize_vgg, reference_means
-from neural_style.weights import get_vgg
+from painterly import config, images, transfer
+from painterly.features import deepest, normalize_vgg, reference_means
+from painterly.weights import get_vgg
 
 # Execution modes: (precision, channels_last, compile).
 MODES = {

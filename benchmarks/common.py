@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from neural_style import config, images, transfer  # noqa: E402
-from neural_style.features import deepest, normalize_vgg, reference_means  # noqa: E402
-from neural_style.weights import get_vgg  # noqa: E402
+from painterly import config, images, transfer  # noqa: E402
+from painterly.features import deepest, normalize_vgg, reference_means  # noqa: E402
+from painterly.weights import get_vgg  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
 CONTENT = IMAGES / "tubingen.jpg"
@@ -129,7 +129,7 @@ def worker_main(argv) -> None:
     out = Path(spec["output"])
     checkpoints = set(spec.get("checkpoints") or ())
     marks, side = [], {"t": 0.0}
-    from neural_style import api
+    from painterly import api
 
     def callback(it):
         if it.step in checkpoints:

@@ -25,7 +25,7 @@ SIZE = 384
 
 
 def jobs():
-    """(name, section, argv after `neural-style`) for every gallery picture."""
+    """(name, section, argv after `painterly`) for every gallery picture."""
     for p in PHOTOS:
         for s in PAINTINGS:
             yield (f"{p}--{s}.jpg", "transfers",
@@ -54,9 +54,9 @@ def main(argv=None) -> int:
         argv_ = [str(OUT / w) if i == out_at else str(IMAGES / w) if w.endswith(".jpg") else w
                  for i, w in enumerate(words)]
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "neural_style.cli", *argv_, "--quiet"], check=True)
+        subprocess.run([sys.executable, "-m", "painterly.cli", *argv_, "--quiet"], check=True)
         seconds = time.perf_counter() - t
-        shown = "neural-style " + " ".join(shlex.quote(w) for w in words)
+        shown = "painterly " + " ".join(shlex.quote(w) for w in words)
         lines += [f"![{name}]({name})", "", f"`{shown}`", ""]  # times vary with load: stderr only
         print(f"{name}: {seconds:.0f} s", file=sys.stderr, flush=True)
     (OUT / "README.md").write_text("\n".join(lines))

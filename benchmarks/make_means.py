@@ -1,5 +1,5 @@
 """Measure the reference means of the original VGG-19 (features.reference_means) and write
-src/neural_style/data/means-<sha>.pt: per-filter mean ReLU activations over the photographs
+src/painterly/data/means-<sha>.pt: per-filter mean ReLU activations over the photographs
 and paintings of ../shared/images at 256 and 512 px, for avg and max pooling.
 
     PYTHONPATH=src .venv/bin/python benchmarks/make_means.py
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from neural_style import images
-from neural_style.features import REFERENCE_SIDES, means_file, measure_means
-from neural_style.weights import get_vgg
+from painterly import images
+from painterly.features import REFERENCE_SIDES, means_file, measure_means
+from painterly.weights import get_vgg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 

@@ -1,5 +1,5 @@
 """Demo images: bundled with the package (data/), small, decodable, credited in data/NOTICE;
-`neural-style demo` runs offline and writes into the current directory."""
+`painterly demo` runs offline and writes into the current directory."""
 from __future__ import annotations
 
 import socket
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style import assets, cli, images, weights
+from painterly import assets, cli, images, weights
 
 DATA = Path(assets.__file__).with_name("data")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
@@ -92,7 +92,7 @@ def test_notice_names_both_sources_and_licences():
 def test_every_data_file_is_declared_as_package_data():
     tomllib = pytest.importorskip("tomllib")
     pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["neural_style"]
+    patterns = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["painterly"]
     for p in DATA.iterdir():
         if not p.name.startswith("."):
             assert any(p.relative_to(DATA.parent).match(pat) for pat in patterns), p.name

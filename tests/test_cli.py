@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from neural_style import cli, config, images
+from painterly import cli, config, images
 
 FAST = ["--weights", "random", "--size", "32", "--iterations", "4", "--device", "cpu", "--quiet"]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -81,6 +81,21 @@ def test_rerun_from_recipe_reproduces_the_bytes(small, capsys):
     assert a.read_bytes() == b.read_bytes()
 
 
+def test_rerun_reads_a_recipe_written_before_the_rename(small, capsys):
+    # An output of neural-style (this project's earlier name) keeps its recipe under that key.
+    from PIL import PngImagePlugin
+    a, old, b = small["dir"] / "a.png", small["dir"] / "old.png", small["dir"] / "b.png"
+    assert run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, "--seed", "5"], capsys)[0] == 0
+    recipe = images.read_recipe(a)
+    recipe["neural_style"] = recipe.pop("painterly")
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("neural-style", json.dumps(recipe), zip=True)
+    images.load_image(a).save(old, pnginfo=info)
+    code, _, err = run_cli(["rerun", old, "-o", b, "--quiet"], capsys)
+    assert code == 0, err
+    assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
+
+
 def test_command_line_round_trips_options():
     o = cli.options_from_args(cli.build_parser().parse_args(
         ["transfer", "c.jpg", "s.jpg", "-o", "x.png", "--size", "300", "--style-layers", "conv1_1,conv2_1",
@@ -145,7 +160,7 @@ def torch_home(tmp_path, monkeypatch):
 
 
 def test_weights_verb_lists_the_sets_and_where_they_live(torch_home, capsys):
-    from neural_style import weights
+    from painterly import weights
 
     code, out, err = run_cli(["weights"], capsys)
     assert code == 0, err
@@ -160,7 +175,7 @@ def test_weights_verb_lists_the_sets_and_where_they_live(torch_home, capsys):
 
 
 def test_weights_verb_with_a_name_verifies_and_prints_the_path(torch_home, capsys, monkeypatch):
-    from neural_style import weights
+    from painterly import weights
 
     def refuse(*a, **k):
         raise AssertionError("network access attempted")
@@ -220,7 +235,7 @@ def test_bad_input_is_one_line_and_leaves_output_alone(tmp_path, capsys, case):
     assert code != 0
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1, err
-    assert "Traceback" not in err and lines[0].startswith("neural-style: error:")
+    assert "Traceback" not in err and lines[0].startswith("painterly: error:")
     assert out.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
@@ -236,7 +251,7 @@ def test_unknown_layer_message_lists_valid_names(tmp_path, capsys):
 def test_signal_saves_the_current_iterate_and_report(small, sig):
     out, report = small["dir"] / "out.png", small["dir"] / "r.json"
     env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "neural_style.cli", "transfer", str(small["content"]),
+    proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", "transfer", str(small["content"]),
                              str(small["style"]), "-o", str(out), "--report", str(report), "--weights", "random",
                              "--size", "48", "--iterations", "100000", "--device", "cpu"],
                             stderr=subprocess.PIPE, text=True, env=env)

@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from neural_style import color
-from neural_style.errors import InvalidOption
+from painterly import color
+from painterly.errors import InvalidOption
 
 MODES = ("chol", "pca", "sym")
 

@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import neural_style
-from neural_style import api, cli, color, config, images, transfer
-from neural_style.errors import InvalidOption
-from neural_style.features import random_vgg
-from neural_style.losses import GramLoss, as_matrix, gram
+import painterly
+from painterly import api, cli, color, config, images, transfer
+from painterly.errors import InvalidOption
+from painterly.features import random_vgg
+from painterly.losses import GramLoss, as_matrix, gram
 
 FAST = dict(weights="random", size=32, iterations=(5,), device="cpu", precision="fp32")
 
@@ -29,7 +29,7 @@ def two_styles(tmp_path):
 
 # --- 1. colour preservation ----------------------------------------------------------------------------
 def test_luminance_keeps_the_contents_i_and_q(small):
-    res = neural_style.run_transfer(small["content"], small["style"], preserve_color="luminance",
+    res = painterly.run_transfer(small["content"], small["style"], preserve_color="luminance",
                                     **{**FAST, "iterations": (10,)})
     content = images.to_tensor(images.fit_to(images.load_image(small["content"]), res.image.size))
     out = color.rgb_to_yiq(res.pixels.double())
@@ -54,7 +54,7 @@ def test_histogram_recolours_the_style_to_the_contents_mean_and_covariance(small
         return orig(features, o, content, styles, blend, **kw)
 
     monkeypatch.setattr(transfer, "build_targets", spy)
-    res = neural_style.run_transfer(small["content"], small["style"], preserve_color="histogram",
+    res = painterly.run_transfer(small["content"], small["style"], preserve_color="histogram",
                                     color_match="chol", **{**FAST, "iterations": (2,)})
     assert res.image.size[0] == 32
     content, styles = seen[0]
@@ -63,7 +63,7 @@ def test_histogram_recolours_the_style_to_the_contents_mean_and_covariance(small
         mu_s, cov_s = color._stats(s, torch.float64)
         assert (mu_s - mu_c).abs().max() < 1e-3
         assert (cov_s - cov_c).abs().max() < 1e-3
-    plain = neural_style.run_transfer(small["content"], small["style"], **{**FAST, "iterations": (0,)})
+    plain = painterly.run_transfer(small["content"], small["style"], **{**FAST, "iterations": (0,)})
     assert plain.losses["style"] != res.losses["style"]
 
 
@@ -86,10 +86,10 @@ def test_blend_weights_are_normalised_and_counted(small, two_styles, monkeypatch
     orig = transfer.build_targets
     monkeypatch.setattr(transfer, "build_targets",
                         lambda *a, **kw: seen.append(a[4]) or orig(*a, **kw))
-    res = neural_style.run_transfer(small["content"], list(two_styles), style_blend=(7, 3), **FAST)
+    res = painterly.run_transfer(small["content"], list(two_styles), style_blend=(7, 3), **FAST)
     assert seen[0] == pytest.approx([0.7, 0.3]) and res.recipe["style_blend"] == pytest.approx([0.7, 0.3])
     with pytest.raises(InvalidOption, match="--style-blend has 3 weights for 2 style images"):
-        neural_style.run_transfer(small["content"], list(two_styles), style_blend=(1, 1, 1), **FAST)
+        painterly.run_transfer(small["content"], list(two_styles), style_blend=(1, 1, 1), **FAST)
     code = cli.main(["transfer", str(small["content"]), *map(str, two_styles), "-o", str(small["dir"] / "o.png"),
                      "--style-blend", "0.7", "--weights", "random", "--size", "32", "--quiet"])
     err = capsys.readouterr().err
@@ -109,7 +109,7 @@ def test_region_losses_are_guided_grams_weighted_by_lambda():
     net = random_vgg("conv2_1")
     feats = transfer.feature_fn(net)
     o = config.DEFAULTS.replace(content_layers=(), style_layers=("conv1_1", "conv2_1"), mask_mode="resize")
-    from neural_style import masks
+    from painterly import masks
 
     content_mask = torch.zeros(2, 16, 24)
     content_mask[0, :, :10] = 1
@@ -142,7 +142,7 @@ def test_two_regions_take_their_own_styles(small, two_styles, tmp_path):
     y, x = np.mgrid[0:h, 0:w]
     Image.fromarray((np.stack([x / w, y / h, 0.5 + 0 * x], -1) * 255).astype(np.uint8)).save(tmp_path / "c.png")
     mask = _halves(tmp_path / "m.png", w, h)
-    res = neural_style.run_transfer(tmp_path / "c.png", [red, blue], content_mask=str(mask), style_masks=("0", "1"),
+    res = painterly.run_transfer(tmp_path / "c.png", [red, blue], content_mask=str(mask), style_masks=("0", "1"),
                                     content_weight=0.0, style_layers=("conv1_1", "conv2_1"),
                                     **{**FAST, "size": 48, "iterations": (40,)})
     a = np.asarray(res.image).astype(float)
@@ -159,13 +159,13 @@ def test_two_regions_take_their_own_styles(small, two_styles, tmp_path):
 def test_spatial_control_errors_through_run(small, two_styles, tmp_path):
     mask = _halves(tmp_path / "m.png", 40, 40)  # content is 40x32: wrong aspect
     with pytest.raises(InvalidOption, match="content mask 'm.png' is 40x40 but the content image is 40x32"):
-        neural_style.run_transfer(small["content"], list(two_styles), content_mask=str(mask), **FAST)
+        painterly.run_transfer(small["content"], list(two_styles), content_mask=str(mask), **FAST)
     mask = _halves(tmp_path / "m2.png", 40, 32)
     with pytest.raises(InvalidOption, match="region 1 of the content mask is empty in every style mask"):
-        neural_style.run_transfer(small["content"], list(two_styles), content_mask=str(mask),
+        painterly.run_transfer(small["content"], list(two_styles), content_mask=str(mask),
                                   style_masks=("0", "0"), **FAST)
     with pytest.raises(InvalidOption, match="region 1 of the content mask is empty in every style mask"):
-        neural_style.run_transfer(small["content"], list(two_styles), content_mask=str(mask),
+        painterly.run_transfer(small["content"], list(two_styles), content_mask=str(mask),
                                   style_masks=("0", "1"), style_blend=(1, 0), **FAST)
 
 
@@ -175,7 +175,7 @@ def test_a_region_too_small_for_deep_layers_drops_only_those_terms(small, two_st
     labels = np.zeros((32, 40), np.uint8)
     labels[:, 18:22] = 1
     Image.fromarray(labels).save(tmp_path / "thin.png")
-    res = neural_style.run_transfer(small["content"], list(two_styles), content_mask=str(tmp_path / "thin.png"),
+    res = painterly.run_transfer(small["content"], list(two_styles), content_mask=str(tmp_path / "thin.png"),
                                     style_masks=("0", "1"), style_layers=("conv1_1", "conv3_1"), **FAST)
     assert np.isfinite(res.losses["total"])
 
@@ -197,7 +197,7 @@ def test_each_scale_recomputes_targets_and_starts_from_the_upsampled_result(smal
 
     monkeypatch.setattr(transfer, "build_targets", spy_targets)
     monkeypatch.setattr(transfer, "optimise", spy_opt)
-    res = neural_style.run_transfer(small["content"], small["style"], scales=[24, 48, 96],
+    res = painterly.run_transfer(small["content"], small["style"], scales=[24, 48, 96],
                                     **{**FAST, "size": 96, "iterations": (3, 2, 1)})
     assert res.options.scales == (24, 48, 96) and res.iterations == 6
     # targets at each scale's own size (content 4:3-ish, style square), then the final evaluation
@@ -223,7 +223,7 @@ def test_each_style_loss_runs_end_to_end(small, two_styles, tmp_path, loss, with
     if with_masks:
         kw.update(content_mask=str(_halves(tmp_path / "m.png", 40, 32)), style_masks=("0", "1"), mask_mode="resize")
     seen = []
-    res = neural_style.run_transfer(small["content"], list(two_styles), callback=lambda it: seen.append(it.losses),
+    res = painterly.run_transfer(small["content"], list(two_styles), callback=lambda it: seen.append(it.losses),
                                     **kw)
     assert all(np.isfinite(s["total"]) for s in seen)
     assert seen[-1]["total"] < seen[0]["total"]

@@ -3,9 +3,9 @@ import copy
 import pytest
 import torch
 
-from neural_style import config
-from neural_style.errors import InvalidOption
-from neural_style.features import (TORCHVISION_INDEX, VGG19, deepest, filter_means, load_vgg, normalize_vgg, random_vgg,
+from painterly import config
+from painterly.errors import InvalidOption
+from painterly.features import (TORCHVISION_INDEX, VGG19, deepest, filter_means, load_vgg, normalize_vgg, random_vgg,
                                    state_dict_from_torchvision)
 
 
@@ -99,7 +99,7 @@ def test_normalisation_keeps_function_up_to_positive_channel_scales():
 
 # --- fixed per-network normalisation means ----------------------------------------------------
 def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypatch):
-    from neural_style import features, weights
+    from painterly import features, weights
 
     sha = weights.VGG19_ORIGINAL.sha256
     path = features.means_file(sha)
@@ -121,7 +121,7 @@ def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypat
 
 
 def test_reference_means_of_other_weights_are_measured_on_the_demo_images(monkeypatch):
-    from neural_style import assets, features
+    from painterly import assets, features
 
     seen = []
     real = features.measure_means

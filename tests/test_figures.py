@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from neural_style import cli, figures, images
+from painterly import cli, figures, images
 
 # normalize=False: these tests are about the grids; with random weights every run would
 # otherwise measure its normalisation means on the demo images at 256 and 512 px (seconds each).

@@ -1,4 +1,4 @@
-"""Tests of neural_style.images: loading, conversion, tensors, resizing, atomic saving."""
+"""Tests of painterly.images: loading, conversion, tensors, resizing, atomic saving."""
 from __future__ import annotations
 
 import io
@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from neural_style import images
-from neural_style.errors import ImageError, InvalidOption, OutputError
+from painterly import images
+from painterly.errors import ImageError, InvalidOption, OutputError
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -410,7 +410,7 @@ def test_read_recipe_errors(tmp_path):
     one_line_naming(ei, text)
     from PIL import PngImagePlugin
     info = PngImagePlugin.PngInfo()
-    info.add_text("neural-style", "{not json")
+    info.add_text("painterly", "{not json")
     bad = tmp_path / "bad.png"
     noise().save(bad, pnginfo=info)
     with pytest.raises(ImageError) as ei:
@@ -549,7 +549,23 @@ def test_unserialisable_recipe_is_stringified(tmp_path):
 def test_recipe_is_json_in_png_text_chunk(tmp_path):
     path = images.save_image(noise(), tmp_path / "p.png", recipe={"a": 1})
     with Image.open(path) as im:
-        assert json.loads(im.info["neural-style"]) == {"a": 1}
+        assert json.loads(im.info["painterly"]) == {"a": 1}
+
+
+def test_recipe_written_before_the_rename_is_read(tmp_path):
+    # Pictures made while the project was called neural-style carry their recipe under that key.
+    from PIL import PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("neural-style", json.dumps({"job": "transfer", "options": {"size": 64}}), zip=True)
+    old = tmp_path / "old.png"
+    noise().save(old, pnginfo=info)
+    assert images.read_recipe(old) == {"job": "transfer", "options": {"size": 64}}
+    bad_info = PngImagePlugin.PngInfo()
+    bad_info.add_text("neural-style", "[1, 2")
+    bad = tmp_path / "bad_old.png"
+    noise().save(bad, pnginfo=bad_info)
+    with pytest.raises(ImageError, match="'neural-style' chunk"):
+        images.read_recipe(bad)
 
 
 # --- numbered paths ------------------------------------------------------------------------

@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from neural_style import config, losses
-from neural_style.errors import InvalidOption
-from neural_style.losses import (GramLoss, MeanStdLoss, SlicedLoss, W2Loss, content_loss, gram,
+from painterly import config, losses
+from painterly.errors import InvalidOption
+from painterly.losses import (GramLoss, MeanStdLoss, SlicedLoss, W2Loss, content_loss, gram,
                                  style_loss_fn, tv_loss)
 
 NAMES = config.STYLE_LOSSES

@@ -4,9 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
-from neural_style import config, masks
-from neural_style.errors import InvalidOption
-from neural_style.tiling import geometry
+from painterly import config, masks
+from painterly.errors import InvalidOption
+from painterly.tiling import geometry
 
 
 def _save(path, array, mode=None):

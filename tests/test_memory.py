@@ -1,9 +1,9 @@
 """The memory estimate, the automatic tile choice, and refusing a run that cannot fit."""
 import pytest
 
-import neural_style
-from neural_style import config, memory, transfer
-from neural_style.errors import ResourceError
+import painterly
+from painterly import config, memory, transfer
+from painterly.errors import ResourceError
 
 GiB = 1024 ** 3
 O = config.DEFAULTS.replace(iterations=(2,))
@@ -56,7 +56,7 @@ def test_run_refuses_before_loading_anything(small, monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 100 * 1024 ** 2)
     monkeypatch.setattr(transfer, "get_vgg", lambda *a, **k: pytest.fail("the network was loaded"))
     with pytest.raises(ResourceError, match="needs about .* GiB but 0.1 GiB is available"):
-        neural_style.run_transfer(small["content"], small["style"], weights="random", size=64)
+        painterly.run_transfer(small["content"], small["style"], weights="random", size=64)
 
 
 def test_run_tiles_automatically_when_that_makes_it_fit(small, monkeypatch):
@@ -68,12 +68,12 @@ def test_run_tiles_automatically_when_that_makes_it_fit(small, monkeypatch):
     tiled = memory.estimate_peak_bytes(o, 64, 51, style_sizes=[(36, 36)], tile=32)
     assert tiled < untiled
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": (tiled + untiled) // 2)
-    from neural_style import tiling
+    from painterly import tiling
 
     calls = []
     orig = tiling.TiledObjective.pass1
     monkeypatch.setattr(tiling.TiledObjective, "pass1", lambda self, *a, **k: calls.append(self.tiler.tile) or orig(self, *a, **k))
-    res = neural_style.run_transfer(small["content"], small["style"], **kw)
+    res = painterly.run_transfer(small["content"], small["style"], **kw)
     assert calls and set(calls) == {32} and res.iterations == 1
 
 

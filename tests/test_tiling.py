@@ -4,9 +4,9 @@ import contextlib
 import pytest
 import torch
 
-import neural_style
-from neural_style import config, masks, tiling, transfer
-from neural_style.features import filter_means, normalize_vgg, random_vgg
+import painterly
+from painterly import config, masks, tiling, transfer
+from painterly.features import filter_means, normalize_vgg, random_vgg
 
 TOL = 1e-4
 
@@ -137,7 +137,7 @@ def test_runs_with_and_without_tiles_agree(small):
     kw = dict(weights="random", size=64, iterations=(3,), device="cpu", precision="fp32", tv_weight=0.1,
               style_layers=("conv1_1", "conv2_1", "conv3_1"), content_layers=("conv3_2",), optimizer="adam")
     seen = {0: [], 24: []}
-    res = {t: neural_style.run_transfer(small["content"], small["style"], tile=t,
+    res = {t: painterly.run_transfer(small["content"], small["style"], tile=t,
                                         callback=lambda it, t=t: seen[t].append(it.losses["total"]), **kw)
            for t in (0, 24)}
     assert seen[0] == pytest.approx(seen[24], rel=TOL)

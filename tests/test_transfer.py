@@ -5,11 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-import neural_style
-from neural_style import config, images, transfer
-from neural_style.errors import InvalidOption, Stop
-from neural_style.features import random_vgg
-from neural_style.losses import as_matrix, range_loss, style_loss_fn
+import painterly
+from painterly import config, images, transfer
+from painterly.errors import InvalidOption, Stop
+from painterly.features import random_vgg
+from painterly.losses import as_matrix, range_loss, style_loss_fn
 
 
 def _png_bytes(img: Image.Image) -> bytes:
@@ -30,7 +30,7 @@ def test_objective_gradient_matches_finite_differences():
     targets.regions[0].targets = {k: v.double() for k, v in targets.regions[0].targets.items()}
     objective = transfer.Objective(feats, o, targets)
     # as_matrix casts to float32 for speed; for the check the maths must stay in float64
-    import neural_style.losses as L
+    import painterly.losses as L
     orig = L.as_matrix
     transfer.as_matrix = lambda f: (f[0] if f.dim() == 4 else f).reshape(f.shape[1] if f.dim() == 4 else f.shape[0], -1)
     try:
@@ -42,7 +42,7 @@ def test_objective_gradient_matches_finite_differences():
 
 
 def test_report_losses_are_the_papers_units(small, fast):
-    res = neural_style.run_transfer(small["content"], small["style"], **fast)
+    res = painterly.run_transfer(small["content"], small["style"], **fast)
     o = res.options
     assert o.content_average and o.range_weight == 3e6 and o.style_weight == config.DEFAULT_STYLE_WEIGHT
     w = transfer.layer_weights(o)
@@ -59,7 +59,7 @@ def test_report_losses_are_the_papers_units(small, fast):
         wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers))
     assert res.losses["total"] == pytest.approx(expect, rel=1e-5)
     # Without the average, the total takes L_content as the paper writes it.
-    res = neural_style.run_transfer(small["content"], small["style"], **fast, content_average=False)
+    res = painterly.run_transfer(small["content"], small["style"], **fast, content_average=False)
     expect = o.content_weight * res.losses["content"]["relu4_2"] + o.style_weight * sum(
         wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers))
     assert res.losses["total"] == pytest.approx(expect, rel=1e-5)
@@ -130,9 +130,9 @@ def test_noise_init_is_centred_on_grey_with_the_given_amplitude(amplitude):
 
 
 def test_style_transfer_lowers_the_loss_by_a_large_factor(small, fast):
-    start = neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0})
+    start = painterly.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0})
     seen = []
-    end = neural_style.run_transfer(small["content"], small["style"], callback=lambda it: seen.append(it.losses["total"]),
+    end = painterly.run_transfer(small["content"], small["style"], callback=lambda it: seen.append(it.losses["total"]),
                                     **{**fast, "iterations": 60})
     assert start.iterations == 0 and len(seen) == 60
     assert seen[0] == pytest.approx(start.losses["total"], rel=1e-4)  # same start, same objective
@@ -146,23 +146,23 @@ def test_style_transfer_lowers_the_loss_by_a_large_factor(small, fast):
 
 def test_content_reconstruction_from_conv1_2_recovers_the_pixels(small):
     target = images.to_tensor(images.resize_long_side(images.load_image(small["content"]), 32))
-    out = neural_style.reconstruct_content(small["content"], "conv1_2", weights="random", size=32,
+    out = painterly.reconstruct_content(small["content"], "conv1_2", weights="random", size=32,
                                            iterations=300, device="cpu", precision="fp32")
     err = (images.to_tensor(out) - target).abs().mean().item()
     assert err < 0.03, err
 
 
 def test_texture_synthesis_takes_size_and_style_aspect(small):
-    out = neural_style.synthesize_texture(small["style"], "conv1_1,conv2_1", weights="random", size=24,
+    out = painterly.synthesize_texture(small["style"], "conv1_1,conv2_1", weights="random", size=24,
                                           iterations=3, device="cpu")
     assert out.size == (24, 24)
 
 
 def test_same_seed_same_bytes_other_seed_differs(small, fast):
     fast = {**fast, "init": "noise"}  # the seed draws the starting noise
-    a = neural_style.stylize(small["content"], small["style"], **fast, seed=7)
-    b = neural_style.stylize(small["content"], small["style"], **fast, seed=7)
-    c = neural_style.stylize(small["content"], small["style"], **fast, seed=8)
+    a = painterly.stylize(small["content"], small["style"], **fast, seed=7)
+    b = painterly.stylize(small["content"], small["style"], **fast, seed=7)
+    c = painterly.stylize(small["content"], small["style"], **fast, seed=8)
     assert _png_bytes(a) == _png_bytes(b)
     assert _png_bytes(a) != _png_bytes(c)
 
@@ -176,14 +176,14 @@ def test_callback_sees_every_step_and_can_stop(small, fast):
         if it.step == 3:
             raise Stop
 
-    res = neural_style.run_transfer(small["content"], small["style"], callback=cb, **{**fast, "iterations": 10})
+    res = painterly.run_transfer(small["content"], small["style"], callback=cb, **{**fast, "iterations": 10})
     assert [s for s, _, _ in seen] == [1, 2, 3] and all(t == 10 for _, t, _ in seen)
     assert res.stopped and res.iterations == 3
 
 
 def test_coarse_to_fine_schedule_counts_steps_and_ends_at_full_size(small, fast):
     sizes = []
-    res = neural_style.run_transfer(small["content"], small["style"], callback=lambda it: sizes.append(it.size),
+    res = painterly.run_transfer(small["content"], small["style"], callback=lambda it: sizes.append(it.size),
                                     **{**fast, "size": 48, "scales": (24, 48), "iterations": (4, 2)})
     assert [s[0] for s in sizes] == [24] * 4 + [48] * 2
     assert res.image.size[0] == 48
@@ -191,16 +191,16 @@ def test_coarse_to_fine_schedule_counts_steps_and_ends_at_full_size(small, fast)
 
 def test_init_options(small, fast):
     for init in ("content", "style", str(small["style"])):
-        res = neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "init": init})
+        res = painterly.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "init": init})
         assert res.image.size == (32, 26)
     # starting from the content itself, the content loss is tiny next to a start from noise
-    from_content = neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "init": "content"})
-    from_noise = neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "init": "noise"})
+    from_content = painterly.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "init": "content"})
+    from_noise = painterly.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "init": "noise"})
     assert from_content.losses["content"]["relu4_2"] < 1e-3 * from_noise.losses["content"]["relu4_2"]
 
 
 def test_the_python_api_takes_a_preset_keyword(small, fast):
-    from neural_style import api
+    from painterly import api
 
     q = api._options(None, {"preset": "quality"})
     assert q == config.DEFAULTS.replace(iterations=(200, 200), pooling="max")
@@ -211,7 +211,7 @@ def test_the_python_api_takes_a_preset_keyword(small, fast):
     assert api._options(None, {"preset": "fast"}) == config.DEFAULTS
     with pytest.raises(InvalidOption, match="preset"):
         api._options(None, {"preset": "slow"})
-    res = neural_style.run_transfer(small["content"], small["style"], preset="quality",
+    res = painterly.run_transfer(small["content"], small["style"], preset="quality",
                                     **{**fast, "size": 64, "iterations": (2, 1), "normalize": False})
     assert res.options.pooling == "max" and res.options.iterations == (2, 1) and res.iterations == 3
 
@@ -219,7 +219,7 @@ def test_the_python_api_takes_a_preset_keyword(small, fast):
 def test_the_python_reconstructions_default_to_the_paper_layers():
     import inspect
 
-    from neural_style import api
+    from painterly import api
 
     assert inspect.signature(api.reconstruct_content).parameters["layer"].default == config.PAPER_CONTENT_LAYERS[0]
     assert tuple(inspect.signature(api.synthesize_texture).parameters["layers"].default) == config.PAPER_STYLE_LAYERS
@@ -235,8 +235,8 @@ def test_the_python_reconstructions_default_to_the_paper_layers():
     (dict(init="/no/such/file.png"), "file.png"),
 ])
 def test_bad_options_raise_one_line_errors(small, fast, bad, match):
-    with pytest.raises(neural_style.NeuralStyleError, match=match) as e:
-        neural_style.run_transfer(small["content"], small["style"], **{**fast, **bad})
+    with pytest.raises(painterly.PainterlyError, match=match) as e:
+        painterly.run_transfer(small["content"], small["style"], **{**fast, **bad})
     assert "\n" not in str(e.value)
 
 
@@ -249,6 +249,6 @@ def test_style_scale_sets_the_style_size(small, fast, monkeypatch):
         return orig(features, o, content, styles, blend, **kw)
 
     monkeypatch.setattr(transfer, "build_targets", spy)
-    neural_style.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "style_scale": 2.0})
+    painterly.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "style_scale": 2.0})
     assert max(seen[0]) == 64  # long side 32 * 2, square style stays square
     assert seen[0][0] == seen[0][1]

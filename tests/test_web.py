@@ -1,4 +1,4 @@
-"""The web page (neural_style.web): uploads, options, the job queue, the served app and a
+"""The web page (painterly.web): uploads, options, the job queue, the served app and a
 real browser.
 
 Needs the [web] extra (Gradio); the browser tests also need Playwright and Debian's
@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-gr = pytest.importorskip("gradio", reason="the web page needs the web extra: pip install 'neural-style[web]'")
+gr = pytest.importorskip("gradio", reason="the web page needs the web extra: pip install 'painterly[web]'")
 
-from neural_style import DEFAULTS, config, read_recipe, web  # noqa: E402
-from neural_style.errors import ImageError, InvalidOption  # noqa: E402
+from painterly import DEFAULTS, config, read_recipe, web  # noqa: E402
+from painterly.errors import ImageError, InvalidOption  # noqa: E402
 
 # Gradio's queue trips pandas deprecation warnings; they are Gradio's, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -294,7 +294,7 @@ def server():
     app, url = serve(concurrency=1, queue_size=4, options=DEFAULTS.replace(size=96, iterations=(40,)),
                      preview_every=2, max_bytes=1 << 20, max_pixels=2_000_000)
     yield app, url
-    app.neural_style.jobs.cancel_all()
+    app.painterly.jobs.cancel_all()
     app.close()
 
 
@@ -349,7 +349,7 @@ def test_twenty_clients_against_a_queue_of_four(files, monkeypatch):
     client_kw = {"verbose": False, "download_files": False, "analytics_enabled": False}
     client_kw = {k: v for k, v in client_kw.items() if k in Client.__init__.__code__.co_varnames}
     try:
-        values = web.control_values(app.neural_style.options)
+        values = web.control_values(app.painterly.options)
         args = [handle_file(str(files["small"])), [handle_file(str(files["style"]))]] + [values[k] for k in web.CONTROLS]
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
             clients = list(pool.map(lambda _: Client(url, **client_kw), range(20)))
@@ -370,15 +370,15 @@ def test_twenty_clients_against_a_queue_of_four(files, monkeypatch):
         refused = [o for o in outcomes if web.QUEUE_FULL in o]
         assert len(outcomes) == 20 and len(finished) + len(refused) == 20, outcomes
         assert (len(finished), len(refused)) == (5, 15)
-        stats = app.neural_style.jobs.stats
+        stats = app.painterly.jobs.stats
         assert stats["peak_running"] == 1 and stats["peak_waiting"] == 4 and stats["refused"] == 15
         # The server still answers, and still runs jobs.
         assert http_get(url)[0] == 200
         assert Client(url, **client_kw).predict(*args, api_name="/stylise")[0].startswith("**Finished:**")
-        assert app.neural_style.jobs.counts() == (0, 0)
+        assert app.painterly.jobs.counts() == (0, 0)
     finally:
         held.set()
-        app.neural_style.jobs.cancel_all()
+        app.painterly.jobs.cancel_all()
         app.close()
 
 
@@ -477,7 +477,7 @@ def test_a_bad_upload_gets_a_clear_message(page, files, key, reason):
 @pytest.mark.browser
 def test_a_bad_upload_never_reaches_the_optimiser(page, server, files):
     app, _ = server
-    submitted = app.neural_style.jobs.stats["submitted"]
+    submitted = app.painterly.jobs.stats["submitted"]
     page.set_input_files("#content-file input[type=file]", str(files["small"]))
     page.set_input_files("#style-files input[type=file]", [str(files["style"]), str(files["broken"])])
     text = _wait_text(page, "#upload-message", "Error")
@@ -490,7 +490,7 @@ def test_a_bad_upload_never_reaches_the_optimiser(page, server, files):
     page.set_input_files("#content-file input[type=file]", str(files["heavy"]))
     page.get_by_text(re.compile(r"heavy.png")).first.wait_for()
     assert page.get_by_text(re.compile(r"exceed.*maximum allowed size|too large", re.I)).count() >= 1
-    assert app.neural_style.jobs.stats["submitted"] == submitted
+    assert app.painterly.jobs.stats["submitted"] == submitted
     assert page.outside == []
 
 
@@ -518,7 +518,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
     assert "40 steps" in status
 
     command = page.input_value("#command textarea")
-    assert command.startswith("neural-style transfer "), command
+    assert command.startswith("painterly transfer "), command
     for part in (files["content"].name, files["style"].name, "--style-weight 100", "--init noise",
                  f"--preserve-color {config.PRESERVE_COLOR[1]}", "--size 96", "--iterations 40"):
         assert part in command, (part, command)
@@ -537,7 +537,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
 
     page.get_by_text("More options", exact=True).click()  # fold the options again for the picture
     page.evaluate("window.scrollTo(0, 0)")
-    shot = SCREENSHOT or Path(tempfile.mkdtemp(prefix="neural_style_web_")) / "web.png"
+    shot = SCREENSHOT or Path(tempfile.mkdtemp(prefix="painterly_web_")) / "web.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shot), full_page=True)
 
@@ -549,7 +549,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
     status = _wait_text(page, "#status", r"Cancelled at step \d+ / 1000")
     step = int(re.search(r"Cancelled at step (\d+) / 1000", status).group(1))
     assert 1 <= step < 1000
-    assert app.neural_style.jobs.counts() == (0, 0)
+    assert app.painterly.jobs.counts() == (0, 0)
     assert page.outside == []  # the page never left loopback
 
 
@@ -562,10 +562,10 @@ def test_closing_the_page_cancels_its_job(page, server, files):
     _set_number(page, "iterations", 2000)
     page.click("#start")
     _wait_text(page, "#status", r"Step \d+ / 2000")
-    cancelled = app.neural_style.jobs.stats["cancelled"]
+    cancelled = app.painterly.jobs.stats["cancelled"]
     page.close()
     deadline = time.monotonic() + 120
-    while app.neural_style.jobs.counts() != (0, 0) and time.monotonic() < deadline:
+    while app.painterly.jobs.counts() != (0, 0) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert app.neural_style.jobs.counts() == (0, 0)
-    assert app.neural_style.jobs.stats["cancelled"] == cancelled + 1
+    assert app.painterly.jobs.counts() == (0, 0)
+    assert app.painterly.jobs.stats["cancelled"] == cancelled + 1

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from neural_style import features, weights
-from neural_style.errors import InvalidOption, WeightsError
-from neural_style.weights import WeightSet
+from painterly import features, weights
+from painterly.errors import InvalidOption, WeightsError
+from painterly.weights import WeightSet
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -261,7 +261,7 @@ def test_download_fills_the_cache_then_reuses_it_offline(served, server):
     assert seen[0] == (0, size) and seen[-1] == (size, size)
     assert len(server.requests) == 1
     ua = server.requests[0][1].get("User-Agent", "")
-    assert ua.startswith("neural-style/")
+    assert ua.startswith("painterly/")
 
     server.stop()  # from now on any network access would fail
     t = time.monotonic()
@@ -586,7 +586,7 @@ def test_the_original_network_matches_its_shipped_normalisation_means(monkeypatc
     # The packaged weights and data/means-<sha12>.pt belong together: the per-filter mean
     # activations measured on the bundled images follow the shipped ones (measured on other
     # images and sizes), while a random network's do not.
-    from neural_style import assets, images
+    from painterly import assets, images
 
     no_network(monkeypatch)
     net, sha, _ = weights.get_vgg(last="relu2_1")

@@ -1,9 +1,9 @@
-"""neural_style: Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural
+"""painterly: Gatys, Ecker & Bethge, "Image Style Transfer Using Convolutional Neural
 Networks" (CVPR 2016), faithful to the paper and fast on a CPU.
 
-    import neural_style
-    img = neural_style.stylize("photo.jpg", "painting.jpg", size=512)
-    neural_style.save_image(img, "out.png", img.info["neural-style"])   # embeds the recipe
+    import painterly
+    img = painterly.stylize("photo.jpg", "painting.jpg", size=512)
+    painterly.save_image(img, "out.png", img.info["painterly"])   # embeds the recipe
 
 Importing the package does no work: the names below load their modules on first use.
 """
@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "DEFAULTS": "config", "Options": "config",
-    "NeuralStyleError": "errors", "Stop": "errors",
+    "PainterlyError": "errors", "Stop": "errors",
     "stylize": "api", "run_transfer": "api", "reconstruct_content": "api", "synthesize_texture": "api",
     "load_image": "images", "save_image": "images", "read_recipe": "images",
     "Iterate": "transfer", "Result": "transfer",
@@ -27,7 +27,7 @@ def __getattr__(name):
         value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'neural_style' has no attribute '{name}'")
+    raise AttributeError(f"module 'painterly' has no attribute '{name}'")
 
 
 def __dir__():

@@ -1,4 +1,4 @@
-"""The `neural-style` command: argument parsing, a progress bar, errors as one line.
+"""The `painterly` command: argument parsing, a progress bar, errors as one line.
 
 Every option is derived from the fields of config.Options (defaults and choices are read
 from there, never restated); this module only parses, shows progress and saves.
@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 
 from . import __version__, config
 from .config import Options
-from .errors import InvalidOption, NeuralStyleError, OutputError, Stop, choice
+from .errors import InvalidOption, PainterlyError, OutputError, Stop, choice
 
 # --- options derived from config.Options ------------------------------------------------
 HELP = {
@@ -127,8 +127,8 @@ def auto_scales(size: int) -> tuple:
 
 
 def command_line(content, styles: Sequence, output, options: Options, job: str = "transfer") -> str:
-    """The `neural-style` command that reproduces `options` (only non-default flags)."""
-    words = ["neural-style", job] + ([str(content)] if content is not None else []) + [str(s) for s in styles]
+    """The `painterly` command that reproduces `options` (only non-default flags)."""
+    words = ["painterly", job] + ([str(content)] if content is not None else []) + [str(s) for s in styles]
     words += ["-o", str(output)]
     for f in dataclasses.fields(Options):
         v, d = getattr(options, f.name), getattr(config.DEFAULTS, f.name)
@@ -146,12 +146,12 @@ class Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block)."""
 
     def error(self, message):
-        self.exit(2, f"neural-style: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"painterly: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="neural-style", description="Neural style transfer (Gatys et al., CVPR 2016).")
-    p.add_argument("--version", action="version", version=f"neural-style {__version__}")
+    p = Parser(prog="painterly", description="Neural style transfer (Gatys et al., CVPR 2016).")
+    p.add_argument("--version", action="version", version=f"painterly {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
 
@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--layers", default=",".join(config.PAPER_STYLE_LAYERS), help="comma-separated style layers")
 
     sp = sub.add_parser("rerun", help="regenerate an output from the recipe embedded in it")
-    sp.add_argument("recipe_from", metavar="IMAGE", help="an image written by neural-style")
+    sp.add_argument("recipe_from", metavar="IMAGE", help="an image written by painterly")
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--report", metavar="FILE.json")
@@ -327,7 +327,7 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
     if args.report:
         write_json(args.report, result.report())
     if result.stopped:
-        print(f"neural-style: interrupted at step {result.iterations}; saved {out}", file=sys.stderr)
+        print(f"painterly: interrupted at step {result.iterations}; saved {out}", file=sys.stderr)
         return 130
     if not args.quiet:
         print(f"wrote {out} ({result.iterations} iterations, {result.seconds:.1f} s, "
@@ -346,7 +346,7 @@ def cmd_rerun(args) -> int:
 
     recipe = images.read_recipe(args.recipe_from)
     if not recipe or "options" not in recipe:
-        raise InvalidOption(f"'{args.recipe_from}' carries no neural-style recipe")
+        raise InvalidOption(f"'{args.recipe_from}' carries no painterly recipe")
     options = Options.from_dict(recipe["options"])
     inputs = ([recipe["content"]] if recipe.get("content") else []) + list(recipe.get("styles", []))
     for item in inputs:
@@ -410,7 +410,7 @@ def cmd_serve(args) -> int:
 
     warning = web.host_warning(args.host)
     if warning:
-        print(f"neural-style: warning: {warning}", file=sys.stderr)
+        print(f"painterly: warning: {warning}", file=sys.stderr)
     web.main(host=args.host, port=args.port, weights=args.weights,
              concurrency=args.concurrency, queue_size=args.queue_size)
     return 0
@@ -434,20 +434,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_job("texture", None, [args.style], o, args)
         return {"rerun": cmd_rerun, "weights": cmd_weights, "demo": cmd_demo, "serve": cmd_serve,
                 "figure": cmd_figure}[args.verb](args)
-    except NeuralStyleError as e:
-        print(f"neural-style: error: {e}", file=sys.stderr)
+    except PainterlyError as e:
+        print(f"painterly: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("neural-style: interrupted", file=sys.stderr)
+        print("painterly: interrupted", file=sys.stderr)
         return 130
     except MemoryError:
-        print("neural-style: error: out of memory; try a smaller --size", file=sys.stderr)
+        print("painterly: error: out of memory; try a smaller --size", file=sys.stderr)
         return 1
     except Exception as e:  # never a traceback for the user; NEURAL_STYLE_DEBUG=1 shows it
         if os.environ.get("NEURAL_STYLE_DEBUG"):
             raise
         msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"neural-style: error: {type(e).__name__}: {msg}", file=sys.stderr)
+        print(f"painterly: error: {type(e).__name__}: {msg}", file=sys.stderr)
         return 1
 
 

@@ -4,7 +4,7 @@
 run from the pixel counts of its images, the optimiser's state and the activations of one
 forward and backward pass through VGG-19 (of the whole image, or of one tile with its halo).
 The per-pixel coefficients below were fitted to peak RSS measured in subprocesses on this
-project's reference machine (x86-64, PyTorch 2.x CPU build); `python -m neural_style.memory`
+project's reference machine (x86-64, PyTorch 2.x CPU build); `python -m painterly.memory`
 re-measures them and prints the fit, so they can be checked on another machine.
 
 `plan` (called by transfer.run before any heavy work) returns the tile side to use: 0 when
@@ -242,13 +242,13 @@ def _largest_history(o, w, h, need, tile, avail) -> int:
 # --- calibration -------------------------------------------------------------------------------
 _CHILD = r"""
 import resource, sys, time, json
-import neural_style
-from neural_style import transfer
+import painterly
+from painterly import transfer
 size, tile, precision, iters = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 import os
 os.environ["NEURAL_STYLE_NO_MEMORY_CHECK"] = "1"
 t0 = time.perf_counter()
-res = neural_style.run_transfer(sys.argv[5], sys.argv[6], weights="random", size=size, tile=tile,
+res = painterly.run_transfer(sys.argv[5], sys.argv[6], weights="random", size=size, tile=tile,
                                 iterations=(iters,), precision=precision, device="cpu")
 print(json.dumps({"size": list(res.image.size), "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                   "seconds": time.perf_counter() - t0}))

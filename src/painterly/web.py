@@ -1,7 +1,7 @@
 """The web page: drop a photograph and one or more paintings, move a slider, watch it form.
 
-`neural-style serve [--host 127.0.0.1] [--port 7860]` calls `main`; tests call `build_app`
-and `launch`. Needs the optional extra: ``pip install 'neural-style[web]'`` (Gradio).
+`painterly serve [--host 127.0.0.1] [--port 7860]` calls `main`; tests call `build_app`
+and `launch`. Needs the optional extra: ``pip install 'painterly[web]'`` (Gradio).
 
 Jobs and the queue
     At most `concurrency` jobs optimise at once (default: one per CPU, each with
@@ -9,7 +9,7 @@ Jobs and the queue
     and see their place in the queue. A job submitted when both are full is refused at once
     with a message starting "The queue is full" -- nothing is accepted that will not run.
     One job per browser session at a time. Cancel sets the job's threading.Event, which the
-    library callback checks after every iteration and answers with `neural_style.Stop`, so
+    library callback checks after every iteration and answers with `painterly.Stop`, so
     a run stops within one iteration and its image so far is still shown and downloadable.
 
 Uploads
@@ -27,7 +27,7 @@ Files and network
     bundled or system fonts, and remote <script>/<link> tags of Gradio's page template are
     dropped, so the browser loads everything from this server and nothing else.
 
-Choices and defaults come from `neural_style.config` (and the `options` passed to
+Choices and defaults come from `painterly.config` (and the `options` passed to
 `build_app`, `config.DEFAULTS` unless given); nothing here restates them.
 """
 # No `from __future__ import annotations`: Gradio finds the `gr.Request` parameter of the
@@ -55,7 +55,7 @@ from PIL import Image
 
 from . import config
 from .config import Options
-from .errors import ImageError, InvalidOption, NeuralStyleError, Stop
+from .errors import ImageError, InvalidOption, PainterlyError, Stop
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def temp_root() -> Path:
                 _ROOT = Path(given).resolve()
                 _ROOT.mkdir(parents=True, exist_ok=True)
             else:
-                _ROOT = Path(tempfile.mkdtemp(prefix="neural-style-web-")).resolve()
+                _ROOT = Path(tempfile.mkdtemp(prefix="painterly-web-")).resolve()
                 os.environ["GRADIO_TEMP_DIR"] = str(_ROOT)
                 atexit.register(shutil.rmtree, str(_ROOT), True)
         return _ROOT
@@ -142,7 +142,7 @@ def _gradio():
     try:
         import gradio as gr
     except ImportError as e:
-        raise NeuralStyleError(f"the web page needs the web extra: pip install 'neural-style[web]' ({e})") from None
+        raise PainterlyError(f"the web page needs the web extra: pip install 'painterly[web]' ({e})") from None
     return gr
 
 
@@ -185,7 +185,7 @@ def check_upload(path, role: str = "image", *, root: Optional[Path] = None, max_
         raise ImageError(f"{role} '{name}' is {_megabytes(size)}; the limit is {_megabytes(max_bytes)}")
     try:
         img = _load(real, max_pixels)
-    except NeuralStyleError as e:
+    except PainterlyError as e:
         text = str(e).replace(str(real), name).replace(str(raw), name)
         raise ImageError(f"{role}: {text}") from None
     return img, name
@@ -311,7 +311,7 @@ def options_from_controls(values: Dict[str, Any], base: Options, n_styles: int =
 
 
 def command_line(content_name: str, style_names: Sequence[str], output_name: str, options: Options) -> str:
-    """The `neural-style transfer ...` command that reproduces a run of the page."""
+    """The `painterly transfer ...` command that reproduces a run of the page."""
     from .cli import command_line as cli_command_line
 
     return cli_command_line(content_name, list(style_names), output_name, options)
@@ -345,7 +345,7 @@ class Job:
         self.state = "new"  # new -> waiting -> running -> done
         self.cancelled = threading.Event()
         self.done = threading.Event()
-        self.result = None  # neural_style.Result
+        self.result = None  # painterly.Result
         self.error: Optional[str] = None
         self.submitted = time.monotonic()
         self._lock = threading.Lock()
@@ -381,7 +381,7 @@ class Job:
             if self.cancelled.is_set():
                 return
             self.result = run_transfer(self.content, self.styles, self.options, callback=self._callback)
-        except NeuralStyleError as e:
+        except PainterlyError as e:
             self.error = str(e)
         except MemoryError:
             self.error = "the server ran out of memory for this job; try a smaller size"
@@ -429,7 +429,7 @@ class JobQueue:
     def _start(self, job: Job) -> None:  # with the lock held
         job.state = "running"
         self._running.add(job)
-        threading.Thread(target=self._work, args=(job,), name=f"neural-style-job-{job.id[:8]}", daemon=True).start()
+        threading.Thread(target=self._work, args=(job,), name=f"painterly-job-{job.id[:8]}", daemon=True).start()
 
     def _work(self, job: Job) -> None:
         try:
@@ -521,7 +521,7 @@ def _error(text: str) -> str:
 # --- the app ------------------------------------------------------------------------------------
 @dataclass
 class Settings:
-    """Everything `build_app` was given; kept on the app as `app.neural_style`."""
+    """Everything `build_app` was given; kept on the app as `app.painterly`."""
 
     concurrency: int
     queue_size: int
@@ -543,7 +543,7 @@ CSS = """
 #upload-message { min-height: 1.5em; }
 #preview img { width: 100%; height: 100%; object-fit: contain; }
 #upload-message p, #status p { margin: 0.2em 0; }
-.neural-style-error { color: var(--error-text-color, #b91c1c); }
+.painterly-error { color: var(--error-text-color, #b91c1c); }
 """
 
 RATIO_JS = """(x) => {
@@ -574,7 +574,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
               max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS,
               max_styles: int = MAX_STYLES, max_size: int = MAX_SIZE, max_iterations: int = MAX_ITERATIONS,
               preview_every: int = PREVIEW_EVERY):
-    """The page as a gr.Blocks (not launched; see `launch`). Its settings: `app.neural_style`.
+    """The page as a gr.Blocks (not launched; see `launch`). Its settings: `app.painterly`.
 
     concurrency: jobs optimising at once (default: one per CPU); queue_size: jobs that may
     wait beyond those. weights: the server's VGG-19 (None: the original set, with its own preprocessing,
@@ -597,7 +597,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
     lo_ratio = math.floor(ratio_of(config.DEFAULTS)) - RATIO_SPAN
     hi_ratio = math.ceil(ratio_of(config.DEFAULTS)) + RATIO_SPAN
 
-    blocks_kw = _supported(gr.Blocks.__init__, {"title": "neural-style", "analytics_enabled": False,
+    blocks_kw = _supported(gr.Blocks.__init__, {"title": "painterly", "analytics_enabled": False,
                                                 "theme": _theme(gr), "css": CSS, "delete_cache": (3600, 3600)})
     with gr.Blocks(**blocks_kw) as app:
         gr.Markdown(
@@ -696,7 +696,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
             try:
                 img, name = check_upload(path, "content image", root=root, max_bytes=settings.max_bytes,
                                          max_pixels=settings.max_pixels)
-            except NeuralStyleError as e:
+            except PainterlyError as e:
                 return _error(str(e)), None
             return f"Content: **{_md(name)}**, {img.width}×{img.height} ✓", _thumbnail(img)
 
@@ -711,7 +711,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 try:
                     img, name = check_upload(p, "style image", root=root, max_bytes=settings.max_bytes,
                                              max_pixels=settings.max_pixels)
-                except NeuralStyleError as e:
+                except PainterlyError as e:
                     return _error(str(e)), None
                 shown.append((_thumbnail(img), name))
                 notes.append(f"**{_md(name)}**, {img.width}×{img.height}")
@@ -741,7 +741,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
             keep = gr.update()
             try:
                 job = await asyncio.to_thread(_prepare, content, styles, values, settings, session)
-            except NeuralStyleError as e:
+            except PainterlyError as e:
                 yield _error(str(e)), keep, keep, keep
                 return
             refusal = settings.jobs.submit(job)
@@ -771,7 +771,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
     # Gradio's own queue only backs up the JobQueue (handlers return at once when it is full).
     app.queue(**_supported(app.queue, {"max_size": 4 * (settings.concurrency + settings.queue_size) + 64,
                                        "default_concurrency_limit": None}))
-    app.neural_style = settings
+    app.painterly = settings
     return app
 
 
@@ -854,7 +854,7 @@ def _final(job: Job, settings: Settings):
     try:
         path = save_image(r.image, folder / out_name, r.recipe)
         cmd = command_line(content_name, style_names, out_name, job.options)
-    except NeuralStyleError as e:
+    except PainterlyError as e:
         return _error(str(e)), r.image, keep, keep
     last = job.snapshot()
     summary = f"losses: {_losses(last.losses)} · " if last.losses else ""
@@ -991,7 +991,7 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True
     gr = _gradio()
     from starlette.middleware import Middleware
 
-    settings: Settings = app.neural_style
+    settings: Settings = app.painterly
     root = settings.root
     blocked = [p for p in {os.getcwd(), str(Path.home())} if not _inside(root, Path(p).resolve())]
     kw = {
@@ -1007,13 +1007,13 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True
     try:
         app.launch(**_supported(app.launch, kw))
     except OSError as e:
-        raise NeuralStyleError(f"cannot serve on {host}:{port}: {e}") from None
+        raise PainterlyError(f"cannot serve on {host}:{port}: {e}") from None
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
 
 def main(host: str = "127.0.0.1", port: int = 7860, concurrency: Optional[int] = None,
          queue_size: int = DEFAULT_QUEUE_SIZE, weights: Optional[str] = None, **limits) -> None:
-    """`neural-style serve`: build the page and serve it until interrupted (blocking).
+    """`painterly serve`: build the page and serve it until interrupted (blocking).
 
     Binds to loopback by default; the CLI prints `host_warning(host)` for other hosts.
     Each of the `concurrency` jobs gets cpus / concurrency torch threads.
@@ -1026,7 +1026,7 @@ def main(host: str = "127.0.0.1", port: int = 7860, concurrency: Optional[int] =
     torch.set_num_threads(max(1, cpu_count() // concurrency))
     app = build_app(concurrency=concurrency, queue_size=queue_size, weights=weights, **limits)
     url = launch(app, host, port, block=False, quiet=True)
-    print(f"neural-style: serving {url} ({_jobs(concurrency)} at a time, {queue_size} more may wait); "
+    print(f"painterly: serving {url} ({_jobs(concurrency)} at a time, {queue_size} more may wait); "
           "Ctrl-C stops", flush=True)
 
     def interrupt(signum, frame):
@@ -1041,7 +1041,7 @@ def main(host: str = "127.0.0.1", port: int = 7860, concurrency: Optional[int] =
     except KeyboardInterrupt:
         pass
     finally:
-        app.neural_style.jobs.cancel_all()
+        app.painterly.jobs.cancel_all()
         app.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -1,6 +1,6 @@
 """The paper's figures as labelled image grids, regenerated from the user's own images.
 
-    from neural_style import figures
+    from painterly import figures
     fig = figures.figure(1, content="photo.jpg", style="painting.jpg", size=256)
     fig.image.save("fig1.png")
 
@@ -168,5 +168,5 @@ def figure(number: int, content=None, style=None, options: Optional[Options] = N
     it = iter(results)
     cells = [c if c is not None else next(it) for c in cells_layout]
     fig = grid(cells, columns, cell=(max(im.size[0] for im, _ in results), max(im.size[1] for im, _ in results)))
-    fig.image.info["neural-style-figure"] = {"figure": number, "labels": fig.labels, "options": o.to_dict()}
+    fig.image.info["painterly-figure"] = {"figure": number, "labels": fig.labels, "options": o.to_dict()}
     return fig

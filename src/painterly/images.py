@@ -24,7 +24,10 @@ from .errors import ImageError, InvalidOption, OutputError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-RECIPE_KEY = "neural-style"  # PNG text-chunk key holding the recipe JSON
+RECIPE_KEY = "painterly"  # PNG text-chunk key holding the recipe JSON
+# Keys written by earlier releases (the project was called neural-style): still read by
+# read_recipe, so `painterly rerun` regenerates pictures made before the rename.
+LEGACY_RECIPE_KEYS = ("neural-style",)
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}  # output extension -> format
 JPEG_QUALITY = 95
 WHITE = (255, 255, 255)
@@ -197,7 +200,7 @@ def save_image(img: Union[Image.Image, torch.Tensor], path: PathLike, recipe: Op
     """Write `img` (PIL image or tensor, see `to_pil`) to `path` as PNG or JPEG, atomically.
 
     The format follows the extension (.png, .jpg, .jpeg). `recipe` is embedded as JSON
-    (PNG text chunk "neural-style"; JPEG COM comment). The file is written to a hidden
+    (PNG text chunk "painterly"; JPEG COM comment). The file is written to a hidden
     temporary file in the same directory, fsynced, then renamed over `path`, so `path` is
     either the old file or the complete new one. Returns `path`. Raises OutputError.
     """
@@ -346,13 +349,15 @@ def read_recipe(path: PathLike) -> Optional[dict]:
     """The recipe dict embedded by `save_image` in a PNG or JPEG, or None if there is none.
 
     Reads metadata only (no pixel decoding). Raises ImageError if the file is unreadable
-    or not an image, or if its "neural-style" PNG chunk is not a JSON object.
+    or not an image, or if its "painterly" PNG chunk (or the "neural-style" chunk written before
+    the rename) is not a JSON object.
     """
     path = Path(path)
     name = _name(path)
     _check_readable(path, name)
     with _open(path, name, config.MAX_INPUT_PIXELS) as im:
-        own = im.info.get(RECIPE_KEY)  # PNG text chunks before the image data
+        key = next((k for k in (RECIPE_KEY,) + LEGACY_RECIPE_KEYS if k in im.info), RECIPE_KEY)
+        own = im.info.get(key)  # PNG text chunks before the image data
         text = own if own is not None else im.info.get("comment") if im.format in ("JPEG", "MPO") else None
     if text is None:
         return None
@@ -365,7 +370,7 @@ def read_recipe(path: PathLike) -> Optional[dict]:
     if isinstance(recipe, dict):
         return recipe
     if own is not None:
-        raise ImageError(f"cannot read the recipe in '{name}': the '{RECIPE_KEY}' chunk is not a JSON object")
+        raise ImageError(f"cannot read the recipe in '{name}': the '{key}' chunk is not a JSON object")
     return None  # some other program's JPEG comment
 
 

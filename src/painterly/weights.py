@@ -210,7 +210,7 @@ def user_agent() -> str:
         from . import __version__
     except ImportError:  # pragma: no cover - only while the package is half-initialised
         __version__ = "0"
-    return f"neural-style/{__version__} (neural style transfer) Python-urllib"
+    return f"painterly/{__version__} (neural style transfer) Python-urllib"
 
 
 def fetch(url: str, dst: Path, *, timeout: float = DEFAULT_TIMEOUT, progress: Optional[Progress] = None,

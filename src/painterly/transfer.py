@@ -453,7 +453,7 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
         callback: Optional[Callable[[Iterate], None]] = None, **overrides) -> Result:
     """Run one job ("transfer", "content" or "texture") and return its Result.
 
-    Raising neural_style.Stop inside `callback` ends the run early; the current iterate
+    Raising painterly.Stop inside `callback` ends the run early; the current iterate
     is returned with `stopped=True`.
     """
     start = time.perf_counter()
@@ -591,14 +591,14 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
               "tv": float(parts["tv"]), "range": float(parts["range"]), "total": total}
     pixels = _pixels(x, content_img, luminance, (w, h)).float().cpu()
     image = images.to_pil(pixels.clamp(0, 1))
-    recipe = {"neural_style": __version__, "job": job, "options": o.to_dict(), "weights_sha256": sha,
+    recipe = {"painterly": __version__, "job": job, "options": o.to_dict(), "weights_sha256": sha,
               "preprocess": preprocess, "seed": o.seed,
               "content": _describe(content) if content is not None else None,
               "styles": [_describe(s) for s in styles], "style_blend": blend,
               "style_layer_weights": layer_weights(o)}
     recipe["options"]["style_layer_weights"] = layer_weights(o)
     recipe["options"]["weights_sha256"] = sha
-    image.info["neural-style"] = recipe
+    image.info["painterly"] = recipe
     return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
 
 
