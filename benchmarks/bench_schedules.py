@@ -48,7 +48,7 @@ def checkpoint_steps(o: config.Options, every: int) -> list:
 
 def transfer_plan(o: config.Options):
     from painterly import transfer
-    return transfer.schedule(o)
+    return config.schedule(o)
 
 
 def main(argv=None) -> int:

@@ -1,7 +1,7 @@
 """Seconds per iteration of the real objective, per execution mode and size, against a conv ceiling.
 
 One iteration = one forward and backward pass of the objective `transfer.run` optimises
-(transfer.feature_fn + build_targets + Objective, the paper's layers conv1_1..conv5_1 and
+(network.feature_fn + build_targets + Objective, the paper's layers conv1_1..conv5_1 and
 conv4_2, the normalised network) at size x size pixels (tubingen x starry_night resized to a
 square, so that the FLOP counts match ../shared/PAPER.md). The L-BFGS update itself is not
 included (it is timed separately: `lbfgs_update_s`, history 100, at each size).
@@ -42,8 +42,8 @@ from common import CONTENT, RESULTS, STYLE, describe_weights, machine, weights_a
 import torch
 import torch.nn.functional as F
 
-from painterly import config, images, transfer
-from painterly.features import deepest, normalize_vgg, reference_means
+from painterly import config, images, network, objective
+from painterly.network import deepest, normalize_vgg, reference_means
 from painterly.weights import get_vgg
 
 # Execution modes: (precision, channels_last, compile).
@@ -123,10 +123,10 @@ def measure(size: int, mode: str, weights: str, repeats: int) -> dict:
     normalize_vgg(net, means=reference_means(net, sha, o.pooling))  # as transfer.run
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    amp = transfer.autocast_for(o, device)
-    features = transfer.feature_fn(net, None, channels_last, amp, compile=compile_)
-    targets = transfer.build_targets(features, o, c, [s], [1.0])
-    objective = transfer.Objective(features, o, targets)
+    amp = network.autocast_for(o.precision, device)
+    features = network.feature_fn(net, None, channels_last, amp, compile=compile_)
+    targets = objective.build_targets(features, o, c, [s], [1.0])
+    objective = objective.make(features, o, targets)
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
 
     def step() -> float:
@@ -177,7 +177,7 @@ def main(argv=None) -> int:
     for m in modes:
         if m not in MODES:
             p.error(f"unknown mode {m!r}; choose from {', '.join(MODES)}")
-    print(f"weights: {describe_weights(weights)}; native bf16: {transfer.native_bf16(torch.device('cpu'))}; "
+    print(f"weights: {describe_weights(weights)}; native bf16: {network.native_bf16(torch.device('cpu'))}; "
           f"threads: {torch.get_num_threads()}", flush=True)
     ceilings = {"fp32": conv_ceiling(torch.float32), "bf16": conv_ceiling(torch.bfloat16)}
     print(f"conv ceiling: fp32 {ceilings['fp32']['gflops']:.0f} GFLOP/s, bf16 {ceilings['bf16']['gflops']:.0f} GFLOP/s",

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from painterly import config, images, transfer  # noqa: E402
-from painterly.features import deepest, normalize_vgg, reference_means  # noqa: E402
+from painterly import config, images, network, objective  # noqa: E402
+from painterly.network import deepest, normalize_vgg, reference_means  # noqa: E402
 from painterly.weights import get_vgg  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
@@ -94,9 +94,9 @@ class Evaluator:
         s = images.to_tensor(images.resize_long_side(s_img, max(c_img.size)))
         if o.normalize:
             normalize_vgg(net, means=reference_means(net, sha, o.pooling))  # as transfer.run
-        features = transfer.feature_fn(net)
-        targets = transfer.build_targets(features, o, c, [s], [1.0])
-        self.objective = transfer.Objective(features, o, targets)
+        features = network.feature_fn(net)
+        targets = objective.build_targets(features, o, c, [s], [1.0])
+        self.objective = objective.make(features, o, targets)
 
     @torch.no_grad()
     def __call__(self, image) -> dict:
@@ -110,7 +110,7 @@ class Evaluator:
         return {"total": total,
                 "content": o.content_weight * float(sum(parts["content"].values())),
                 "style": o.style_weight * float(sum(w * parts["style"][l]
-                                                    for w, l in zip(transfer.layer_weights(o), o.style_layers)))}
+                                                    for w, l in zip(objective.layer_weights(o), o.style_layers)))}
 
 
 def peak_rss_mib() -> float:

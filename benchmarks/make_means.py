@@ -1,4 +1,4 @@
-"""Measure the reference means of the original VGG-19 (features.reference_means) and write
+"""Measure the reference means of the original VGG-19 (network.reference_means) and write
 src/painterly/data/means-<sha>.pt: per-filter mean ReLU activations over the photographs
 and paintings of ../shared/images at 256 and 512 px, for avg and max pooling.
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from painterly import images
-from painterly.features import REFERENCE_SIDES, means_file, measure_means
+from painterly import images, network
+from painterly.network import REFERENCE_SIDES, means_file, measure_means
 from painterly.weights import get_vgg
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 import painterly
-from painterly import api, cli, color, config, images, transfer
+from painterly import api, cli, color, config, images, network, objective, optimize
 from painterly.errors import InvalidOption
-from painterly.features import random_vgg
+from painterly.network import random_vgg
 from painterly.losses import GramLoss, as_matrix, gram
 
 FAST = dict(weights="random", size=32, iterations=(5,), device="cpu", precision="fp32")
@@ -47,7 +47,7 @@ def test_luminance_keeps_the_contents_i_and_q(small):
 
 def test_histogram_recolours_the_style_to_the_contents_mean_and_covariance(small, monkeypatch):
     seen = []
-    orig = transfer.build_targets
+    orig = objective.build_targets
 
     def spy(features, o, content, styles, blend, **kw):
         seen.append((content, list(styles)))
@@ -71,10 +71,10 @@ def test_histogram_recolours_the_style_to_the_contents_mean_and_covariance(small
 def test_blended_gram_target_is_the_weighted_sum():
     torch.manual_seed(0)
     net = random_vgg("conv2_1")
-    feats = transfer.feature_fn(net)
+    feats = network.feature_fn(net)
     o = config.DEFAULTS.replace(content_layers=(), style_layers=("conv1_1", "conv2_1"))
     s1, s2 = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 32, 16)
-    t = transfer.build_targets(feats, o, None, [s1, s2], [0.7, 0.3])
+    t = objective.build_targets(feats, o, None, [s1, s2], [0.7, 0.3])
     for l in o.style_layers:
         f1, f2 = as_matrix(feats(s1, [l])[l]), as_matrix(feats(s2, [l])[l])
         expect = 0.7 * gram(f1) / f1.shape[1] + 0.3 * gram(f2) / f2.shape[1]
@@ -83,7 +83,7 @@ def test_blended_gram_target_is_the_weighted_sum():
 
 def test_blend_weights_are_normalised_and_counted(small, two_styles, monkeypatch, capsys):
     seen = []
-    orig = transfer.build_targets
+    orig = objective.build_targets
     monkeypatch.setattr(transfer, "build_targets",
                         lambda *a, **kw: seen.append(a[4]) or orig(*a, **kw))
     res = painterly.run_transfer(small["content"], list(two_styles), style_blend=(7, 3), **FAST)
@@ -107,7 +107,7 @@ def _halves(path, w=48, h=32):
 def test_region_losses_are_guided_grams_weighted_by_lambda():
     torch.manual_seed(0)
     net = random_vgg("conv2_1")
-    feats = transfer.feature_fn(net)
+    feats = network.feature_fn(net)
     o = config.DEFAULTS.replace(content_layers=(), style_layers=("conv1_1", "conv2_1"), mask_mode="resize")
     from painterly import masks
 
@@ -120,9 +120,9 @@ def test_region_losses_are_guided_grams_weighted_by_lambda():
     rm = masks.RegionMasks(content_mask, [style_mask, None], [0.25, 0.75])
     s1, s2 = torch.rand(1, 3, 20, 20), torch.rand(1, 3, 20, 20)
     sm = masks.for_scale(rm, net.names, o.style_layers, "resize", (24, 16), [(20, 20), (20, 20)], "cpu")
-    t = transfer.build_targets(feats, o, None, [s1, s2], [0.5, 0.5], masks=sm)
+    t = objective.build_targets(feats, o, None, [s1, s2], [0.5, 0.5], masks=sm)
     x = torch.rand(1, 3, 16, 24)
-    parts = transfer.Objective(feats, o, t).parts(x)
+    parts = objective.make(feats, o, t).parts(x)
     g = GramLoss()
     for l in o.style_layers:
         f = as_matrix(feats(x, [l])[l])
@@ -183,7 +183,7 @@ def test_a_region_too_small_for_deep_layers_drops_only_those_terms(small, two_st
 # --- 4. coarse to fine ---------------------------------------------------------------------------------
 def test_each_scale_recomputes_targets_and_starts_from_the_upsampled_result(small, monkeypatch):
     sizes, starts, ends = [], [], []
-    orig_targets, orig_opt = transfer.build_targets, transfer.optimise
+    orig_targets, orig_opt = objective.build_targets, optimize.optimise
 
     def spy_targets(features, o, content, styles, blend, **kw):
         sizes.append((tuple(content.shape[-2:]), tuple(styles[0].shape[-2:])))
@@ -209,7 +209,7 @@ def test_each_scale_recomputes_targets_and_starts_from_the_upsampled_result(smal
 
 
 def test_scales_auto_from_python_as_in_the_cli():
-    assert api._options(None, dict(scales="auto", size=1024)).scales == (256, 512, 1024) == cli.auto_scales(1024)
+    assert api._options(None, dict(scales="auto", size=1024)).scales == (256, 512, 1024) == config.auto_scales(1024)
     assert api._options(config.DEFAULTS.replace(size=600), dict(scales="auto")).scales == (150, 300, 600)
     assert api._options(None, dict(scales="auto", size=200)).scales == (200,)
 

@@ -2,7 +2,7 @@
 import pytest
 
 import painterly
-from painterly import config, memory, transfer
+from painterly import config, engine, memory
 from painterly.errors import ResourceError
 
 GiB = 1024 ** 3
@@ -54,7 +54,7 @@ def test_refusal_names_the_largest_size_that_fits():
 
 def test_run_refuses_before_loading_anything(small, monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 100 * 1024 ** 2)
-    monkeypatch.setattr(transfer, "get_vgg", lambda *a, **k: pytest.fail("the network was loaded"))
+    monkeypatch.setattr(engine, "get_vgg", lambda *a, **k: pytest.fail("the network was loaded"))
     with pytest.raises(ResourceError, match="needs about .* GiB but 0.1 GiB is available"):
         painterly.run_transfer(small["content"], small["style"], weights="random", size=64)
 

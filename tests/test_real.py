@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 
 import painterly as ns
-from painterly import assets, cli, config, images, scores, transfer, weights
-from painterly.features import reference_means
+from painterly import assets, cli, config, engine, images, scores, weights
+from painterly.network import reference_means
 
 CONTENT, STYLE = assets.demo_images()
 
@@ -151,7 +151,7 @@ def test_the_range_penalty_keeps_pixels_in_gamut(small):
 # --- defect 4: the paper's procedure ends in a clean picture -----------------------------------
 def test_noise_init_is_centred_and_bounded():
     o = config.DEFAULTS.replace(init="noise")
-    x = transfer._initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
+    x = engine._initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
     assert x.shape == (1, 3, 30, 40) and 0.4 <= float(x.min()) and float(x.max()) <= 0.6
     assert abs(float(x.mean()) - 0.5) < 0.01
 
@@ -183,9 +183,9 @@ def test_content_reconstruction_from_relu2_2_recovers_the_photo():
 def test_texture_synthesis_matches_the_grams():
     layers = ("relu1_1", "relu2_1", "relu3_1")
     style = images.resize_long_side(images.load_image(STYLE), 64)
-    res = ns.run_transfer  # noqa: F841 - the texture job is transfer.run("texture", ...)
-    tex = transfer.run("texture", None, style, config.DEFAULTS.replace(size=64, iterations=(60,), style_layers=layers))
-    noise = transfer.run("texture", None, style, config.DEFAULTS.replace(size=64, iterations=(0,), style_layers=layers))
+    res = ns.run_transfer  # noqa: F841 - the texture job is engine.run("texture", ...)
+    tex = engine.run("texture", None, style, config.DEFAULTS.replace(size=64, iterations=(60,), style_layers=layers))
+    noise = engine.run("texture", None, style, config.DEFAULTS.replace(size=64, iterations=(0,), style_layers=layers))
     assert sum(tex.losses["style"].values()) < 0.05 * sum(noise.losses["style"].values())
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import painterly
-from painterly import config, images, transfer
-from painterly.features import normalize_vgg, random_vgg
+from painterly import config, images, network, objective, optimize
+from painterly.network import normalize_vgg, random_vgg
 
-BF16 = transfer.Autocast("cpu", torch.bfloat16)
+BF16 = network.Autocast("cpu", torch.bfloat16)
 
 
 def _inputs(content_path, style_path, side=64):
@@ -21,8 +21,8 @@ def _inputs(content_path, style_path, side=64):
 
 
 def _objective(net, o, c, s, amp=contextlib.nullcontext, channels_last=False):
-    features = transfer.feature_fn(net, None, channels_last, amp)
-    return transfer.Objective(features, o, transfer.build_targets(features, o, c, [s], [1.0]))
+    features = network.feature_fn(net, None, channels_last, amp)
+    return objective.make(features, o, objective.build_targets(features, o, c, [s], [1.0]))
 
 
 def _loss_and_grad(objective, x):
@@ -52,7 +52,7 @@ def test_bf16_features_come_from_low_precision_weights_made_once(content_path, s
     rebuilt when the network's weights change (normalisation happens after feature_fn)."""
     c, s = _inputs(content_path, style_path, 32)
     net = random_vgg("conv2_1").eval()
-    features = transfer.feature_fn(net, amp=BF16)
+    features = network.feature_fn(net, amp=BF16)
     before = features(c, ["conv2_1"])["conv2_1"]
     assert before.dtype == torch.bfloat16
     normalize_vgg(net, [c, s])  # rescales the weights in place
@@ -80,10 +80,10 @@ def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path
 def test_auto_precision_follows_native_support(monkeypatch, native):
     monkeypatch.setattr(transfer, "native_bf16", lambda device: native)
     cpu = torch.device("cpu")
-    amp = transfer.autocast_for(config.DEFAULTS.replace(precision="auto"), cpu)
+    amp = network.autocast_for(config.DEFAULTS.replace(precision="auto").precision, cpu)
     assert (amp == BF16) if native else (amp is contextlib.nullcontext)
-    assert transfer.autocast_for(config.DEFAULTS.replace(precision="fp32"), cpu) is contextlib.nullcontext
-    assert transfer.autocast_for(config.DEFAULTS.replace(precision="bf16"), cpu) == BF16
+    assert network.autocast_for(config.DEFAULTS.replace(precision="fp32").precision, cpu) is contextlib.nullcontext
+    assert network.autocast_for(config.DEFAULTS.replace(precision="bf16").precision, cpu) == BF16
 
 
 def test_native_bf16_matches_this_cpu():
@@ -97,13 +97,13 @@ def test_native_bf16_matches_this_cpu():
     if not flags:
         pytest.skip("no /proc/cpuinfo flags")
     expect = bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
-    assert transfer.native_bf16(torch.device("cpu")) == expect
+    assert network.native_bf16(torch.device("cpu")) == expect
 
 
 def _dtypes_seen(monkeypatch):
-    """Wrap transfer.feature_fn so that a run records the dtypes of the activations it computes."""
+    """Wrap network.feature_fn so that a run records the dtypes of the activations it computes."""
     seen = []
-    orig = transfer.feature_fn
+    orig = network.feature_fn
 
     def spy(*args, **kwargs):
         inner = orig(*args, **kwargs)
@@ -140,8 +140,8 @@ def test_compiled_network_gives_the_eager_loss(content_path, style_path):
     normalize_vgg(net, [c, s])
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(3))
     ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
-    features = transfer.feature_fn(net, compile=True)
-    objective = transfer.Objective(features, o, transfer.build_targets(features, o, c, [s], [1.0]))
+    features = network.feature_fn(net, compile=True)
+    objective = objective.make(features, o, objective.build_targets(features, o, c, [s], [1.0]))
     try:
         loss, grad = _loss_and_grad(objective, x)
     except Exception as e:  # no C++ compiler or an unsupported platform: compile is optional
@@ -179,6 +179,6 @@ class _Quadratic:
 def test_lbfgs_recovers_from_an_overflowing_step():
     o = config.DEFAULTS.replace(optimizer="lbfgs", lbfgs_line_search=False)
     seen = []
-    x, stopped = transfer.optimise(_Quadratic(bad=3), torch.zeros(1, 3, 4, 4), o, 8, lambda l, x: seen.append(l["total"]))
+    x, stopped = optimize.optimise(_Quadratic(bad=3), torch.zeros(1, 3, 4, 4), o, 8, lambda l, x: seen.append(l["total"]))
     assert not stopped and len(seen) == 8 and all(torch.isfinite(torch.tensor(seen)))
     assert torch.isfinite(x).all() and float((x - 3).abs().max()) < 1e-3

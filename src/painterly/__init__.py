@@ -14,7 +14,7 @@ _EXPORTS = {
     "PainterlyError": "errors", "Stop": "errors",
     "stylize": "api", "run_transfer": "api", "reconstruct_content": "api", "synthesize_texture": "api",
     "load_image": "images", "save_image": "images", "read_recipe": "images",
-    "Iterate": "transfer", "Result": "transfer",
+    "Iterate": "engine", "Result": "engine", "Stylizer": "engine",
     "figure": "figures", "estimate_peak_bytes": "memory",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]

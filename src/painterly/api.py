@@ -12,47 +12,10 @@ from typing import Callable, Optional, Sequence, Union
 
 from PIL import Image
 
-from .config import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, Options
-from .transfer import ImageLike, Iterate, Result, run
+from .config import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS, Options, options_from as _options
+from .engine import ImageLike, Iterate, Result, run
 
 Callback = Optional[Callable[[Iterate], None]]
-
-
-def _options(options: Optional[Options], overrides: dict) -> Optional[Options]:
-    # Accept a bare int for iterations/scales and lists for tuple fields; scales="auto" as in
-    # the CLI (halving from the output size); masks as paths, lists of paths or a
-    # comma-separated string; preset="quality" | "paper" | "fast" applies config.PRESET_OVERRIDES
-    # first (the other keywords override it).
-    from .config import PRESET_OVERRIDES, PRESETS
-    from .errors import choice
-
-    preset = overrides.pop("preset", None)
-    if preset is not None:
-        options = (options or Options()).replace(**PRESET_OVERRIDES[choice("preset", preset, PRESETS)])
-    if overrides.get("scales") == "auto":
-        from .cli import auto_scales
-
-        overrides["scales"] = auto_scales(overrides.get("size", (options or Options()).size))
-    if isinstance(overrides.get("content_mask"), (list, tuple)):
-        overrides["content_mask"] = ",".join(str(p) for p in overrides["content_mask"])
-    elif overrides.get("content_mask") is not None:
-        overrides["content_mask"] = str(overrides["content_mask"])
-    if isinstance(overrides.get("style_masks"), (str, os.PathLike)):
-        overrides["style_masks"] = tuple(str(overrides["style_masks"]).split(","))
-    elif overrides.get("style_masks") is not None:
-        overrides["style_masks"] = tuple(str(p) for p in overrides["style_masks"])
-    if overrides.get("tile") == "auto":
-        overrides["tile"] = 0
-    for key in ("iterations", "scales", "content_layers", "style_layers", "style_layer_weights",
-                "style_blend", "style_masks", "region_weights"):
-        v = overrides.get(key)
-        if isinstance(v, int):
-            overrides[key] = (v,)
-        elif isinstance(v, str) and key.endswith("layers"):
-            overrides[key] = tuple(s for s in v.split(",") if s)
-        elif isinstance(v, list):
-            overrides[key] = tuple(v)
-    return (options or Options()).replace(**overrides)
 
 
 def run_transfer(content: ImageLike, styles: Union[ImageLike, Sequence[ImageLike]],

@@ -7,81 +7,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import shlex
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 from . import __version__, config
-from .config import Options
-from .errors import InvalidOption, PainterlyError, OutputError, Stop, choice
+from .config import Options, command_line
+from .errors import InvalidOption, PainterlyError, Stop, choice, user_message
 
-# --- options derived from config.Options ------------------------------------------------
-HELP = {
-    "size": "long side of the output in pixels",
-    "style_scale": "style image long side = output long side x this",
-    "weights": "VGG-19 weights: original (the paper's network, installed with the package), torchvision "
-               "(retrained, 548 MB download), random (seeded, for tests) or a local file",
-    "preprocess": "input convention of --weights PATH: torch (RGB, mean/std) or caffe (BGR, 0-255, mean "
-                  "pixel); a named set always uses its own",
-    "pooling": "pooling layers (the paper: avg)",
-    "normalize": "the paper's normalised network (mean activation 1 per filter)",
-    "content_layers": "comma-separated content layers",
-    "style_layers": "comma-separated style layers",
-    "style_layer_weights": "comma-separated w_l, one per style layer (default: equal, summing to 1)",
-    "content_weight": "alpha", "style_weight": "beta",
-    "tv_weight": "total-variation weight (not in the paper)",
-    "range_weight": "penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)",
-    "content_average": "content loss per position, so alpha/beta means the same at every size",
-    "noise_amplitude": "--init noise: uniform in 0.5 +- amplitude/2 (1: the whole pixel range)",
-    "style_loss": "style statistic to match (the paper: gram)",
-    "optimizer": "optimiser (the paper: lbfgs)",
-    "iterations": "iterations, or one count per scale: 300,100",
-    "scales": "coarse-to-fine long sides, e.g. 256,512, or 'auto'",
-    "init": "starting image: noise | content | style | PATH",
-    "seed": "random seed (noise, projections)",
-    "learning_rate": "Adam's step size (pixels in [0,1])",
-    "lbfgs_history": "L-BFGS history size",
-    "lbfgs_line_search": "L-BFGS strong-Wolfe line search",
-    "device": "where to compute", "precision": "auto: bf16 autocast where supported natively",
-    "channels_last": "channels-last memory layout", "compile": "torch.compile the network",
-    "threads": "CPU threads (0: torch's default, every core)",
-    "preserve_color": "keep the content's colours (1606.05897)",
-    "color_match": "matrix for --preserve-color histogram",
-    "style_blend": "comma-separated blend weights, one per style image",
-    "content_mask": "regions of the output: a label image with values 0..R-1, or comma-separated "
-                    "black-and-white masks, one per region (1611.07865)",
-    "style_masks": "one per style image, comma-separated: a label image, region numbers (0 or 0+2) for the "
-                   "whole image, or 'all'",
-    "mask_mode": "how masks reach each layer: inside (eroded, the authors' default) | resize",
-    "region_weights": "comma-separated lambda_r per region (default 1/R)",
-    "tile": "evaluate the loss exactly in tiles of this many pixels (0: automatic, only when the run "
-            "would not fit in memory otherwise)",
-}
-CHOICES = {"preprocess": config.PREPROCESS, "pooling": config.POOLING, "style_loss": config.STYLE_LOSSES,
-           "optimizer": config.OPTIMIZERS, "device": config.DEVICES, "precision": config.PRECISIONS,
-           "preserve_color": config.PRESERVE_COLOR, "color_match": config.COLOR_MATCH,
-           "mask_mode": config.MASK_MODES}
-LIST_TYPES = {"content_layers": str, "style_layers": str, "style_layer_weights": float, "iterations": int,
-              "scales": int, "style_blend": float, "style_masks": str, "region_weights": float}
-# Fields each verb does not take.
-NOT_FOR = {"transfer": set(),
-           "content": {"style_layers", "style_layer_weights", "style_weight", "style_scale", "style_loss",
-                       "preserve_color", "color_match", "style_blend", "content_mask", "style_masks",
-                       "mask_mode", "region_weights", "content_layers"},
-           "texture": {"content_layers", "content_weight", "preserve_color", "color_match", "style_blend",
-                       "content_mask", "style_masks", "mask_mode", "region_weights", "style_layers"}}
-
-
-def flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
+# --- options derived from config.SPECS ----------------------------------------------------
 def _list(kind: type, field: str):
     def parse(text: str):
         if field == "scales" and text == "auto":
@@ -93,20 +30,25 @@ def _list(kind: type, field: str):
     return parse
 
 
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
 def add_option_flags(p: argparse.ArgumentParser, verb: str) -> None:
+    """One flag per Options field the verb takes, its help, choices and default from config.SPECS."""
     for f in dataclasses.fields(Options):
-        if f.name in NOT_FOR[verb]:
+        spec = config.SPECS[f.name]
+        if verb not in spec.jobs:
             continue
         default = getattr(config.DEFAULTS, f.name)
-        show = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        help_ = f"{HELP.get(f.name, '')} (default: {show})"
+        help_ = spec.help + (f" (default: {_show(default)})" if default not in (None, "", ()) else "")
         if f.type in ("bool", bool):
-            p.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)
-        elif f.name in LIST_TYPES:
-            p.add_argument(flag(f.name), type=_list(LIST_TYPES[f.name], f.name), default=None, help=help_)
+            p.add_argument(config.flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif spec.item is not None:
+            p.add_argument(config.flag(f.name), type=_list(spec.item, f.name), default=None, help=help_)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(flag(f.name), type=kind, default=None, choices=CHOICES.get(f.name), help=help_)
+            p.add_argument(config.flag(f.name), type=kind, default=None, choices=spec.choices, help=help_)
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -114,31 +56,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)
              if getattr(args, f.name, None) is not None}
     if given.get("scales") == "auto":
-        given["scales"] = auto_scales(given.get("size", o.size))
+        given["scales"] = config.auto_scales(given.get("size", o.size))
     return o.replace(**given)
-
-
-def auto_scales(size: int) -> tuple:
-    """Halve the size until it is <= 256 (at least 128 px): e.g. 1024 -> 256, 512, 1024."""
-    scales = [size]
-    while scales[0] > 256 and scales[0] // 2 >= 128:
-        scales.insert(0, scales[0] // 2)
-    return tuple(scales)
-
-
-def command_line(content, styles: Sequence, output, options: Options, job: str = "transfer") -> str:
-    """The `painterly` command that reproduces `options` (only non-default flags)."""
-    words = ["painterly", job] + ([str(content)] if content is not None else []) + [str(s) for s in styles]
-    words += ["-o", str(output)]
-    for f in dataclasses.fields(Options):
-        v, d = getattr(options, f.name), getattr(config.DEFAULTS, f.name)
-        if v == d or f.name in NOT_FOR[job]:
-            continue
-        if isinstance(v, bool):
-            words.append(flag(f.name) if v else "--no-" + f.name.replace("_", "-"))
-        elif v is not None:
-            words += [flag(f.name), ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
-    return " ".join(shlex.quote(w) for w in words)
 
 
 # --- the parser ------------------------------------------------------------------------
@@ -206,12 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                                      "into the current directory")
     sp.add_argument("-o", "--output", default=None, help="where to write the result")
     sp.add_argument("--size", type=int, default=None)
-    sp.add_argument("--weights", default=None, help=HELP["weights"])
+    sp.add_argument("--weights", default=None, help=config.SPECS["weights"].help)
     sp.add_argument("--quiet", action="store_true")
     sp = sub.add_parser("serve", help="start the web page (needs the [web] extra)")
     sp.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     sp.add_argument("--port", type=int, default=7860)
-    sp.add_argument("--weights", default=None, help=HELP["weights"])
+    sp.add_argument("--weights", default=None, help=config.SPECS["weights"].help)
     sp.add_argument("--concurrency", type=int, default=None, help="jobs optimising at once (default: one per CPU)")
     sp.add_argument("--queue-size", type=int, default=8, help="jobs that may wait for a free worker; more are refused")
     return p
@@ -254,35 +173,6 @@ def _clock(seconds: float) -> str:
 
 
 # --- running a job -----------------------------------------------------------------------
-def check_output(path: str) -> Path:
-    """Fail before a run, not after it, when the output cannot be written."""
-    out = Path(path)
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise OutputError(f"output '{path}': unsupported extension '{out.suffix}' (use .png, .jpg or .jpeg)")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"output directory '{parent}' does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"output directory '{parent}' is not writable")
-    if out.is_dir():
-        raise OutputError(f"output '{path}' is a directory")
-    return out
-
-
-def write_json(path: str, data: dict) -> None:
-    """Write JSON atomically (temporary file in the same directory, then rename)."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Interrupt:
     """SIGINT/SIGTERM during a run: stop after the current iteration (the CLI owns signals)."""
 
@@ -306,11 +196,11 @@ class Interrupt:
 
 
 def run_job(job: str, content, styles, options: Options, args) -> int:
-    from . import images, transfer
+    from . import engine, images
 
-    out = check_output(args.output)
+    out = images.check_output(args.output)
     if args.report:
-        check_output_json(args.report)
+        images.check_output(args.report, kinds=None)
     progress = Progress(not args.quiet)
 
     with Interrupt() as interrupt:
@@ -321,11 +211,9 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
             if interrupt.hit:
                 raise Stop
 
-        result = transfer.run(job, content, styles, options, callback)
+        result = engine.Stylizer(options).run(content, styles, job=job, callback=callback)
     progress.close()
-    images.save_image(result.image, out, result.recipe)
-    if args.report:
-        write_json(args.report, result.report())
+    result.save(out, report=args.report)
     if result.stopped:
         print(f"painterly: interrupted at step {result.iterations}; saved {out}", file=sys.stderr)
         return 130
@@ -333,12 +221,6 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
         print(f"wrote {out} ({result.iterations} iterations, {result.seconds:.1f} s, "
               f"loss {result.losses['total']:.4g})", file=sys.stderr)
     return 0
-
-
-def check_output_json(path: str) -> None:
-    parent = Path(path).parent if str(Path(path).parent) else Path(".")
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"report directory '{parent}' does not exist or is not writable")
 
 
 def cmd_rerun(args) -> int:
@@ -394,7 +276,7 @@ def cmd_demo(args) -> int:
 def cmd_figure(args) -> int:
     from . import figures, images
 
-    out = check_output(args.output)
+    out = images.check_output(args.output)
     extra = {k: v for k, v in (("ratios", args.ratios), ("seeds", args.seeds)) if v}
     say = None if args.quiet else (lambda i, n, label: print(f"figure {args.number}: run {i}/{n}: {label}",
                                                                file=sys.stderr, flush=True))
@@ -434,22 +316,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             return run_job("texture", None, [args.style], o, args)
         return {"rerun": cmd_rerun, "weights": cmd_weights, "demo": cmd_demo, "serve": cmd_serve,
                 "figure": cmd_figure}[args.verb](args)
-    except PainterlyError as e:
-        print(f"painterly: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("painterly: interrupted", file=sys.stderr)
-        return 130
-    except MemoryError:
-        print("painterly: error: out of memory; try a smaller --size", file=sys.stderr)
-        return 1
-    except Exception as e:  # never a traceback for the user; NEURAL_STYLE_DEBUG=1 shows it
-        if os.environ.get("NEURAL_STYLE_DEBUG"):
+    except BaseException as e:  # never a traceback for the user; PAINTERLY_DEBUG=1 shows it
+        if isinstance(e, SystemExit) or (os.environ.get("PAINTERLY_DEBUG") and not isinstance(e, PainterlyError)):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(f"painterly: error: {type(e).__name__}: {msg}", file=sys.stderr)
-        return 1
-
+        line, code = user_message(e)
+        print("painterly: interrupted" if code == 130 else f"painterly: error: {line}", file=sys.stderr)
+        return code
 
 if __name__ == "__main__":
     sys.exit(main())

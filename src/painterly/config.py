@@ -1,13 +1,17 @@
-"""The one home of every default and every string choice.
+"""The one home of every option: its default (`Options`), its description, type, range and
+choices, and the surfaces that show it (`SPECS`); validation (`validate`) and the schedule rule.
 
-The CLI, the web page and the batch runner read their defaults and choices from here;
-nothing else restates them.
+The CLI's flags, the web page's controls and every check derive from here; nothing else
+restates a default, a range or a help text.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+import shlex
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+import math
+from typing import Dict, List, Optional, Sequence, Tuple
 
 # --- layer names (VGG-19, in network order) -------------------------------------------
 _BLOCKS = (2, 2, 4, 4, 4)  # convolutions per block
@@ -51,6 +55,16 @@ PAPER_CONTENT_LAYERS = ("relu4_2",)
 PAPER_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
+def validate_layers(layers) -> tuple:
+    """Return the layers as a tuple, raising InvalidOption for an unknown name."""
+    from .errors import choice
+
+    layers = tuple(layers)
+    for name in layers:
+        choice("layer", name, LAYERS)
+    return layers
+
+
 DEFAULT_STYLE_WEIGHT = 4e3  # beta; measured on the original VGG-19 (benchmarks/README.md)
 
 
@@ -69,7 +83,7 @@ class Options:
     weights: Optional[str] = None  # None: "original" (the paper's VGG-19); "torchvision"; "random"; a path
     preprocess: Optional[str] = None  # None: the weights set's own; "torch" | "caffe" for a file of your own
     pooling: str = "avg"  # the paper replaces max by average pooling
-    normalize: bool = True  # the paper's normalised network (see features.normalize_vgg)
+    normalize: bool = True  # the paper's normalised network (see network.normalize_vgg)
     # losses
     content_layers: Tuple[str, ...] = PAPER_CONTENT_LAYERS
     style_layers: Tuple[str, ...] = PAPER_STYLE_LAYERS
@@ -139,6 +153,223 @@ PRESET_OVERRIDES = {
 }
 
 DEFAULTS = Options()
+
+
+# --- the description of every option ---------------------------------------------------------
+JOBS = ("transfer", "content", "texture")
+_ALL, _STYLED, _CONTENTFUL = JOBS, ("transfer", "texture"), ("transfer", "content")
+# Options that fix the prepared network (engine.Stylizer); every other one may change per run.
+NETWORK_FIELDS = ("weights", "preprocess", "pooling", "normalize", "device", "precision", "channels_last",
+                  "compile", "threads")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one field of Options is described, checked and shown.
+
+    low/high: the allowed range (inclusive; `above` makes low exclusive), checked for every
+    number or every item of a list; item: a comma-separated list of this type; jobs: the verbs
+    that take the option; web: shown on the web page.
+    """
+
+    help: str
+    choices: Optional[Tuple[str, ...]] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    above: bool = False
+    item: Optional[type] = None
+    jobs: Tuple[str, ...] = _ALL
+    web: bool = False
+
+    def check(self, name: str, value) -> None:
+        """Raise InvalidOption, naming the flag and the bad value, if `value` is out of range."""
+        from .errors import InvalidOption, choice
+
+        if value is None:
+            return
+        if self.choices is not None and isinstance(value, str):
+            choice(f"{flag(name)} value", value, self.choices)
+            return
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InvalidOption(f"{flag(name)} must be a finite number, got {v}")
+            lo_ok = self.low is None or (v > self.low if self.above else v >= self.low)
+            if not lo_ok or (self.high is not None and v > self.high):
+                raise InvalidOption(f"{flag(name)} must be {self.range_text()}, got {v}")
+
+    def range_text(self) -> str:
+        lo = None if self.low is None else f"{'>' if self.above else '>='} {_num(self.low)}"
+        if self.high is None:
+            return lo or "a number"
+        if self.low is not None and not self.above:
+            return f"within {_num(self.low)}..{_num(self.high)}"
+        return f"{lo} and <= {_num(self.high)}" if lo else f"<= {_num(self.high)}"
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
+def flag(name: str) -> str:
+    """The command-line flag of an Options field: style_weight -> --style-weight."""
+    return "--" + name.replace("_", "-")
+
+
+_W = dict(low=0.0, high=1e30)  # a loss weight
+SPECS: Dict[str, Spec] = {
+    "size": Spec("long side of the output in pixels", low=16, high=MAX_SIZE, web=True),
+    "style_scale": Spec("style image long side = output long side x this", low=0.0, high=16.0, above=True,
+                        jobs=_STYLED, web=True),
+    "weights": Spec("VGG-19 weights: original (the paper's network, installed with the package), torchvision "
+                    "(retrained, 548 MB download), random (seeded, for tests) or a local file"),
+    "preprocess": Spec("input convention of --weights PATH: torch (RGB, mean/std) or caffe (BGR, 0-255, mean "
+                       "pixel); a named set always uses its own", choices=PREPROCESS),
+    "pooling": Spec("pooling layers (the paper: avg)", choices=POOLING, web=True),
+    "normalize": Spec("the paper's normalised network (mean activation 1 per filter)", web=True),
+    "content_layers": Spec("comma-separated content layers", item=str, jobs=("transfer",), web=True),
+    "style_layers": Spec("comma-separated style layers", item=str, jobs=("transfer",), web=True),
+    "style_layer_weights": Spec("comma-separated w_l, one per style layer (default: equal, summing to 1)",
+                                item=float, jobs=_STYLED, **_W),
+    "content_weight": Spec("alpha, the content loss weight", jobs=_CONTENTFUL, **_W),
+    "style_weight": Spec("beta, the style loss weight", jobs=_STYLED, **_W),
+    "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
+    "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),
+    "content_average": Spec("content loss per position, so alpha/beta means the same at every size",
+                            jobs=_CONTENTFUL),
+    "style_loss": Spec("style statistic to match (the paper: gram)", choices=STYLE_LOSSES, jobs=_STYLED, web=True),
+    "optimizer": Spec("optimiser (the paper: lbfgs)", choices=OPTIMIZERS, web=True),
+    "iterations": Spec("iterations, or one count per scale, the last for the finest: 300,100", item=int,
+                       low=0, high=100_000, web=True),
+    "scales": Spec("coarse-to-fine long sides, e.g. 256,512, or 'auto' (halving down to about 256)", item=int,
+                   low=16, high=MAX_SIZE, web=True),
+    "init": Spec("starting image: noise | content | style | PATH (content and texture jobs start from noise)",
+                 web=True),
+    "seed": Spec("random seed (noise, projections)", low=0, high=2**63 - 1, web=True),
+    "noise_amplitude": Spec("--init noise: uniform in 0.5 +- amplitude/2 (1: the whole pixel range)",
+                            low=0.0, high=1.0),
+    "learning_rate": Spec("Adam's step size (pixels in [0, 1]); used only with --optimizer adam", low=0.0,
+                          high=1e3, above=True, web=True),
+    "lbfgs_history": Spec("L-BFGS history size", low=1, high=10_000),
+    "lbfgs_line_search": Spec("L-BFGS strong-Wolfe line search", web=True),
+    "device": Spec("where to compute", choices=DEVICES),
+    "precision": Spec("auto: bf16 autocast where supported natively", choices=PRECISIONS, web=True),
+    "channels_last": Spec("channels-last memory layout"),
+    "compile": Spec("torch.compile the network"),
+    "threads": Spec("CPU threads (0: torch's default, every core)", low=0, high=4096),
+    "preserve_color": Spec("keep the content's colours (1606.05897)", choices=PRESERVE_COLOR,
+                           jobs=("transfer",), web=True),
+    "color_match": Spec("matrix for --preserve-color histogram", choices=COLOR_MATCH, jobs=("transfer",), web=True),
+    "style_blend": Spec("comma-separated blend weights, one per style image", item=float, jobs=("transfer",),
+                        web=True, **_W),
+    "content_mask": Spec("regions of the output: a label image with values 0..R-1, or comma-separated "
+                         "black-and-white masks, one per region (1611.07865)", jobs=("transfer",)),
+    "style_masks": Spec("one per style image, comma-separated: a label image, region numbers (0 or 0+2) for "
+                        "the whole image, or 'all'", item=str, jobs=("transfer",)),
+    "mask_mode": Spec("how masks reach each layer: inside (eroded, the authors' default) | resize",
+                      choices=MASK_MODES, jobs=("transfer",)),
+    "region_weights": Spec("comma-separated lambda_r per region (default 1/R)", item=float, jobs=("transfer",),
+                           **_W),
+    "tile": Spec("evaluate the loss exactly in tiles of this many pixels (0: automatic, only when the run "
+                 "would not fit in memory otherwise)", low=0, high=MAX_SIZE),
+}
+assert set(SPECS) == {f.name for f in dataclasses.fields(Options)}, "every option needs a Spec"
+
+
+def auto_scales(size: int) -> Tuple[int, ...]:
+    """--scales auto: halve the size until it is <= 256 (at least 128 px): 1024 -> 256, 512, 1024."""
+    scales = [size]
+    while scales[0] > 256 and scales[0] // 2 >= 128:
+        scales.insert(0, scales[0] // 2)
+    return tuple(scales)
+
+
+def options_from(options: Optional[Options] = None, overrides: Optional[dict] = None) -> Options:
+    """Options from Python keyword arguments, as the API and figures take them."""
+    # Accept a bare int for iterations/scales and lists for tuple fields; scales="auto" as in
+    # the CLI (halving from the output size); masks as paths, lists of paths or a
+    # comma-separated string; preset="quality" | "paper" | "fast" applies config.PRESET_OVERRIDES
+    # first (the other keywords override it).
+    from .errors import choice
+
+    overrides = dict(overrides or {})
+
+    preset = overrides.pop("preset", None)
+    if preset is not None:
+        options = (options or Options()).replace(**PRESET_OVERRIDES[choice("preset", preset, PRESETS)])
+    if overrides.get("scales") == "auto":
+        overrides["scales"] = auto_scales(overrides.get("size", (options or Options()).size))
+    if isinstance(overrides.get("content_mask"), (list, tuple)):
+        overrides["content_mask"] = ",".join(str(p) for p in overrides["content_mask"])
+    elif overrides.get("content_mask") is not None:
+        overrides["content_mask"] = str(overrides["content_mask"])
+    if isinstance(overrides.get("style_masks"), (str, os.PathLike)):
+        overrides["style_masks"] = tuple(str(overrides["style_masks"]).split(","))
+    elif overrides.get("style_masks") is not None:
+        overrides["style_masks"] = tuple(str(p) for p in overrides["style_masks"])
+    if overrides.get("tile") == "auto":
+        overrides["tile"] = 0
+    for key in ("iterations", "scales", "content_layers", "style_layers", "style_layer_weights",
+                "style_blend", "style_masks", "region_weights"):
+        v = overrides.get(key)
+        if isinstance(v, int):
+            overrides[key] = (v,)
+        elif isinstance(v, str) and key.endswith("layers"):
+            overrides[key] = tuple(s for s in v.split(",") if s)
+        elif isinstance(v, list):
+            overrides[key] = tuple(v)
+    return (options or Options()).replace(**overrides)
+
+
+def command_line(content, styles: Sequence, output, options: Options, job: str = "transfer") -> str:
+    """The `painterly` command that reproduces `options` (only non-default flags)."""
+    words = ["painterly", job] + ([str(content)] if content is not None else []) + [str(s) for s in styles]
+    words += ["-o", str(output)]
+    for f in dataclasses.fields(Options):
+        v, d = getattr(options, f.name), getattr(DEFAULTS, f.name)
+        if v == d or job not in SPECS[f.name].jobs:
+            continue
+        if isinstance(v, bool):
+            words.append(flag(f.name) if v else "--no-" + f.name.replace("_", "-"))
+        elif v is not None:
+            words += [flag(f.name), ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def validate(o: Options, job: str = "transfer", n_styles: int = 1) -> Options:
+    """Check every field against its Spec, then the rules between fields; return `o`.
+
+    The one validation of a run: the CLI, the Python API, the web page and batch all reach it
+    through engine.Stylizer.run (the CLI and the page also call it early, before loading images).
+    """
+    from .errors import InvalidOption, choice
+
+    choice("job", job, JOBS)
+    for name, spec in SPECS.items():
+        spec.check(name, getattr(o, name))
+    validate_layers(o.content_layers)
+    validate_layers(o.style_layers)
+    if job == "transfer" and not (o.content_layers or o.style_layers):
+        raise InvalidOption("no content or style layers given")
+    if o.style_layer_weights is not None and len(o.style_layer_weights) != len(o.style_layers):
+        raise InvalidOption(f"--style-layer-weights has {len(o.style_layer_weights)} values for "
+                            f"{len(o.style_layers)} style layers")
+    scales = scale_sides(o)
+    SPECS["scales"].check("scales", scales)
+    if not 1 <= len(o.iterations) <= len(scales):
+        raise InvalidOption(f"--iterations needs 1 to {len(scales)} values (one per scale, the last for the "
+                            f"finest), got {','.join(map(str, o.iterations)) or 'none'}")
+    if o.style_blend is not None:
+        if len(o.style_blend) != n_styles:
+            raise InvalidOption(f"--style-blend has {len(o.style_blend)} weights for {n_styles} style images")
+        if sum(o.style_blend) <= 0:
+            raise InvalidOption("--style-blend weights must have a positive sum")
+    if o.init not in INITS:
+        from . import images
+
+        images.load_image(o.init)  # a path: fail now if it is not a readable image
+    return o
 
 
 def scale_sides(o: Options) -> Tuple[int, ...]:

@@ -45,4 +45,22 @@ def choice(kind: str, value: str, allowed: Iterable[str]) -> str:
     raise InvalidOption(f"unknown {kind} '{value}'{did_you_mean} (valid: {', '.join(allowed)})")
 
 
+def user_message(e: BaseException, debug_hint: str = "PAINTERLY_DEBUG=1 shows the traceback") -> tuple:
+    """(one line for the user, exit status) for any exception: the one place that words them.
+
+    The CLI prints the line after "painterly: error: "; the web page and batch log show it.
+    A PainterlyError is the user's to fix (its own message and exit code); out-of-memory and
+    interruption get advice; anything else is a bug, named by its type and first line.
+    """
+    if isinstance(e, PainterlyError):
+        return " ".join(str(e).split()), e.exit_code
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted", 130
+    text = " ".join(str(e).split())
+    if isinstance(e, MemoryError) or "out of memory" in text.lower() or "DefaultCPUAllocator" in text:
+        return "out of memory; try a smaller --size (or --tile)", 1
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {first[:300]}" + (f" ({debug_hint})" if debug_hint else ""), 1
+
+
 NeuralStyleError = PainterlyError  # the name before the rename to painterly (kept for old code)

@@ -4,16 +4,19 @@
     fig = figures.figure(1, content="photo.jpg", style="painting.jpg", size=256)
     fig.image.save("fig1.png")
 
-Numbers follow PAPER.md's list (Gatys, Ecker & Bethge, CVPR 2016):
+The numbers are the tool's (stable since 0.1); the paper's own figure numbers (Gatys, Ecker &
+Bethge, CVPR 2016) are given for each:
   1  content reconstructions from relu1_2 .. relu5_2 (top row) and style reconstructions
      from growing layer sets relu1_1, +relu2_1, ... +relu5_1 (bottom row) (paper Fig. 1;
      the paper's conv names read as Caffe's in-place ReLU blobs, see config.py);
   3  the alpha/beta grid: rows match styles on growing layer sets, columns the ratios
-     1e-5 .. 1e-2 (paper Fig. 3);
-  4  content layer relu2_2 vs relu4_2 (the paper's conv2_2 vs conv4_2);
+     1e-5 .. 1e-2 (paper Fig. 4);
+  4  content layer relu2_2 vs relu4_2 (the paper's conv2_2 vs conv4_2; paper Fig. 5);
   5  initialisation from the content, the style and several noise seeds (paper Fig. 6);
   6  photo-to-photo transfer: a photograph as the style (paper Fig. 7).
-Every cell is one run of transfer.run with the given options (size, iterations, weights...),
+(The paper's Figs. 2 and 3 are its algorithm diagram and one photograph in several styles:
+`painterly transfer` makes the latter.)
+Every cell is one run of one engine.Stylizer with the given options (size, iterations, weights...),
 so tests build tiny figures with random weights. Labels use Pillow's default font.
 Departures: the paper's figures use the authors' own images and the ImageNet network; the
 first column shows the inputs; figure 3 has no inputs column.
@@ -30,8 +33,8 @@ from .config import Options
 from .errors import InvalidOption
 
 FIGURES = (1, 3, 4, 5, 6)
-RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # alpha / beta, the columns of Fig. 3
-SEEDS = (0, 1, 2)  # noise initialisations of Fig. 6
+RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # alpha / beta, the columns of figure 3 (the paper's Fig. 4)
+SEEDS = (0, 1, 2)  # noise initialisations of figure 5 (the paper's Fig. 6)
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")  # the Caffe reading (config.py)
 PAD = 4  # pixels between cells and around the grid
 WHITE = (255, 255, 255)
@@ -114,8 +117,8 @@ def figure(number: int, content=None, style=None, options: Optional[Options] = N
     callback: passed to every run; progress(i, n, label) is called before each run.
     Without content/style the bundled demo images are used.
     """
-    from . import api, images
-    from .transfer import run
+    from . import images
+    from .engine import Stylizer
 
     if number not in FIGURES:
         raise InvalidOption(f"unknown figure {number} (valid: {', '.join(map(str, FIGURES))})")
@@ -124,7 +127,7 @@ def figure(number: int, content=None, style=None, options: Optional[Options] = N
 
         demo_c, demo_s = assets.demo_images()
         content, style = content or demo_c, style or demo_s
-    o = api._options(options, dict(overrides))
+    o = config.options_from(options, overrides)
     plan: List[Tuple[str, str, Options]] = []  # (label, job, options) per run
     columns = 0
     inputs = [(images.load_image(content), "content"), (images.load_image(style), "style")]
@@ -155,15 +158,16 @@ def figure(number: int, content=None, style=None, options: Optional[Options] = N
         columns = 3
         cells_layout = [(inputs[0][0], "content photo"), (inputs[1][0], "style photo"), None]
     results = []
+    stylizer = Stylizer(o)  # one network for every cell
     for i, (label, job, opts) in enumerate(plan):
         if progress is not None:
             progress(i + 1, len(plan), label)
         if job == "content":
-            res = run("content", content, None, opts, callback)
+            res = stylizer.run(content, None, job="content", options=opts, callback=callback)
         elif job == "texture":
-            res = run("texture", None, style, opts, callback)
+            res = stylizer.run(None, style, job="texture", options=opts, callback=callback)
         else:
-            res = run("transfer", content, style, opts, callback)
+            res = stylizer.run(content, style, options=opts, callback=callback)
         results.append((res.image, label))
     it = iter(results)
     cells = [c if c is not None else next(it) for c in cells_layout]

@@ -217,6 +217,28 @@ def save_image(img: Union[Image.Image, torch.Tensor], path: PathLike, recipe: Op
     return path
 
 
+def check_output(path: PathLike, kinds: Optional[Tuple[str, ...]] = tuple(FORMATS)) -> Path:
+    """Fail before a run, not after it, when `path` cannot be written (kinds: the extensions
+    allowed, None for any)."""
+    path = Path(path)
+    name = _name(path)
+    if kinds is not None and path.suffix.lower() not in kinds:
+        ext = f"extension '{path.suffix}'" if path.suffix else "no extension"
+        raise OutputError(f"cannot write '{name}': {ext} is not supported (use {', '.join(kinds)})")
+    _check_directory(path, name, overwrite=True)
+    return path
+
+
+def write_json(path: PathLike, data: dict) -> Path:
+    """Write `data` as indented JSON to `path`, atomically (as save_image)."""
+    path = Path(path)
+    name = _name(path)
+    _check_directory(path, name, overwrite=True)
+    text = (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8")
+    _atomic_write(path, name, lambda f: f.write(text), overwrite=True)
+    return path
+
+
 def _output_format(path: Path, name: str) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:

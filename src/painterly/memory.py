@@ -10,7 +10,7 @@ re-measures them and prints the fit, so they can be checked on another machine.
 `plan` (called by transfer.run before any heavy work) returns the tile side to use: 0 when
 the whole image fits, else the largest tile that makes the run fit when --tile is 0
 (automatic); with neither it raises ResourceError naming the largest --size that fits.
-Set NEURAL_STYLE_NO_MEMORY_CHECK=1 to skip the check (the estimate is then ignored).
+Set PAINTERLY_NO_MEMORY_CHECK=1 to skip the check (the estimate is then ignored).
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _precision(o) -> str:
         return o.precision
     import torch
 
-    from .transfer import native_bf16
+    from .network import native_bf16
 
     return "bf16" if native_bf16(torch.device("cpu")) else "fp32"
 
@@ -190,7 +190,7 @@ def plan(o, job: str, shape_wh: Tuple[int, int], style_whs: Sequence[Tuple[int, 
     """
     final = (o.scales or (o.size,))[-1]
     w, h = _long_to_wh(shape_wh, final)
-    if os.environ.get("NEURAL_STYLE_NO_MEMORY_CHECK"):
+    if os.environ.get("PAINTERLY_NO_MEMORY_CHECK"):
         return o.tile
     avail = available_bytes(device) if available is None else available
 
@@ -243,10 +243,9 @@ def _largest_history(o, w, h, need, tile, avail) -> int:
 _CHILD = r"""
 import resource, sys, time, json
 import painterly
-from painterly import transfer
 size, tile, precision, iters = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 import os
-os.environ["NEURAL_STYLE_NO_MEMORY_CHECK"] = "1"
+os.environ["PAINTERLY_NO_MEMORY_CHECK"] = "1"
 t0 = time.perf_counter()
 res = painterly.run_transfer(sys.argv[5], sys.argv[6], weights="random", size=size, tile=tile,
                                 iterations=(iters,), precision=precision, device="cpu")

@@ -31,7 +31,7 @@ CONTENT_LAYER = "relu4_2"
 class Scorer:
     """Scores images against one (content, style) pair at the content's size.
 
-    `net` is a features.VGG19 (default: the original weights, max pooling); the targets are
+    `net` is a network.VGG19 (default: the original weights, max pooling); the targets are
     computed once, so scoring many outputs of one pair costs one forward pass each.
     """
 

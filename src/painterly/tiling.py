@@ -36,8 +36,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from . import masks as _masks
-from .losses import _wide, as_matrix, tv_loss
-from .transfer import Objective, Targets, _range
+from .losses import _wide, as_matrix, content_loss
+from .objective import Objective, Term
 
 
 # --- geometry ---------------------------------------------------------------------------------
@@ -333,16 +333,24 @@ class _TiledLoss(torch.autograd.Function):
 
 
 class TiledObjective(Objective):
-    """transfer.Objective evaluated tile by tile; the same function of the image (see module doc)."""
+    """objective.Objective evaluated tile by tile; the same function of the image (see module
+    doc). The content and style terms go through the tiles; terms on the pixels alone (tv,
+    range, temporal) are evaluated on the whole image as usual."""
 
-    def __init__(self, features, o, targets: Targets, tiler: Tiler):
-        super().__init__(features, o, targets)
+    def __init__(self, features, terms: Sequence[Term], tiler: Tiler):
+        super().__init__(features, terms)
         self.tiler = tiler
+        content, style = self.term("content"), self.term("style")
+        others = [t.name for t in self.terms if t.layers and t not in (content, style)]
+        if others:
+            raise ValueError(f"terms {others} read features and cannot be evaluated in tiles")
+        self.P = content.targets if content is not None else {}
+        self.content_layers = list(self.P)
+        self.style_layers = list(style.layers) if style is not None else []
+        self.style_loss = style.loss if style is not None else None
         self.kind = kind_for(self.style_loss)
-        self.content_layers = list(targets.content)
-        self.style_layers = list(o.style_layers) if targets.regions else []
-        self.terms = {l: [(r.weight, r.masks.get(l), r.targets[l]) for r in targets.regions
-                          if r.targets.get(l) is not None] for l in self.style_layers}
+        self.regions = {l: [(r.weight, r.masks.get(l), r.targets[l]) for r in style.regions
+                            if r.targets.get(l) is not None] for l in self.style_layers}
 
     def parts(self, x: torch.Tensor) -> dict:
         if torch.is_grad_enabled() and x.requires_grad:
@@ -351,13 +359,14 @@ class TiledObjective(Objective):
             with torch.no_grad():
                 values, _ = self.pass1(x, need_grad=False)
         k = len(self.content_layers)
-        return {"content": {l: values[i] for i, l in enumerate(self.content_layers)},
-                "style": {l: values[k + i] for i, l in enumerate(self.style_layers)},
-                "tv": tv_loss(x) if self.o.tv_weight else x.new_zeros(()), "range": _range(x, self.o)}
+        tiled = {"content": {l: values[i] for i, l in enumerate(self.content_layers)},
+                 "style": {l: values[k + i] for i, l in enumerate(self.style_layers)}}
+        return {t.name: tiled[t.name] if t.name in tiled else
+                (t.value(x, {}) if t.weight else x.new_zeros(())) for t in self.terms}
 
     def _p(self, l: str, glob, h: int, w: int) -> torch.Tensor:
         s = self.tiler.geo[l][2]
-        p = self.t.content[l]
+        p = self.P[l]
         return p.view(p.shape[0], h // s, w // s)[(slice(None),) + glob]
 
     def pass1(self, x: torch.Tensor, need_grad: bool):
@@ -372,9 +381,9 @@ class TiledObjective(Objective):
                 feats = tl.run(x, sy, sx, self.layers)
                 for l in self.content_layers:
                     loc, glob = tl.window(l, sy, sx)
-                    content[l] += 0.5 * (_interior(feats[l], loc) - self._p(l, glob, h, w)).pow(2).sum()
+                    content[l] += content_loss(_interior(feats[l], loc), self._p(l, glob, h, w))
                 for l in self.style_layers:
-                    if not self.terms[l]:
+                    if not self.regions[l]:
                         continue
                     loc, glob = tl.window(l, sy, sx)
                     f = _interior(feats[l], loc)
@@ -384,14 +393,14 @@ class TiledObjective(Objective):
                             full[l] = f.new_zeros((f.shape[0], h // s, w // s))
                         full[l][(slice(None),) + glob] = f
                         continue
-                    for i, (_, m, _) in enumerate(self.terms[l]):
+                    for i, (_, m, _) in enumerate(self.regions[l]):
                         accs[(l, i)] = _add(accs.get((l, i)), kind.stats(f, _crop_mask(m, glob, w // tl.geo[l][2])))
                 del feats
         values = [content[l] for l in self.content_layers]
         state = {}
         with torch.enable_grad() if need_grad else contextlib.nullcontext():
             for l in self.style_layers:
-                terms = self.terms[l]
+                terms = self.regions[l]
                 if not terms:
                     values.append(x.new_zeros((), dtype=torch.float32))
                     continue
@@ -424,7 +433,7 @@ class TiledObjective(Objective):
                 total = None
                 for j, l in enumerate(self.content_layers):
                     loc, glob = tl.window(l, sy, sx)
-                    term = 0.5 * (_interior(feats[l], loc) - self._p(l, glob, h, w)).pow(2).sum()
+                    term = content_loss(_interior(feats[l], loc), self._p(l, glob, h, w))
                     total = gout[j] * term if total is None else total + gout[j] * term
                 for j, l in enumerate(self.style_layers):
                     if l not in state:
@@ -435,7 +444,7 @@ class TiledObjective(Objective):
                         term = (state[l][0][(slice(None),) + glob] * f).sum()
                     else:
                         grads, term, n = state[l], 0.0, 0
-                        for _, m, _ in self.terms[l]:
+                        for _, m, _ in self.regions[l]:
                             st = kind.stats(f, _crop_mask(m, glob, w // tl.geo[l][2]))
                             for t in st:
                                 g = grads[n]

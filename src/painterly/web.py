@@ -312,9 +312,7 @@ def options_from_controls(values: Dict[str, Any], base: Options, n_styles: int =
 
 def command_line(content_name: str, style_names: Sequence[str], output_name: str, options: Options) -> str:
     """The `painterly transfer ...` command that reproduces a run of the page."""
-    from .cli import command_line as cli_command_line
-
-    return cli_command_line(content_name, list(style_names), output_name, options)
+    return config.command_line(content_name, list(style_names), output_name, options)
 
 
 # --- jobs -------------------------------------------------------------------------------------
@@ -375,12 +373,12 @@ class Job:
 
     def run(self) -> None:
         """The job's thread: run the transfer; any failure becomes `error`, one line."""
-        from . import run_transfer
+        from .engine import run
 
         try:
             if self.cancelled.is_set():
                 return
-            self.result = run_transfer(self.content, self.styles, self.options, callback=self._callback)
+            self.result = run("transfer", self.content, self.styles, self.options, callback=self._callback)
         except PainterlyError as e:
             self.error = str(e)
         except MemoryError:
@@ -795,9 +793,7 @@ def _prepare(content, styles, values: dict, settings: Settings, session: str) ->
     loaded = [check_upload(s, "style image", **limits) for s in styles]
     options = options_from_controls(values, settings.options, len(loaded), settings.max_size,
                                     settings.max_iterations)
-    from .transfer import check_options
-
-    check_options(options, "transfer", len(loaded))
+    config.validate(options, "transfer", len(loaded))
     return Job(content_img, [img for img, _ in loaded], options, (content_name, [n for _, n in loaded]),
                session=session, preview_every=settings.preview_every)
 

@@ -38,7 +38,7 @@ import torch
 
 from .config import LAYERS, POOLING, PREPROCESS
 from .errors import InvalidOption, WeightsError, choice
-from .features import TORCHVISION_INDEX, VGG19, load_vgg, random_vgg
+from .network import TORCHVISION_INDEX, VGG19, load_vgg, random_vgg
 
 #: progress(bytes_done, bytes_total_or_None), called as a download advances.
 Progress = Callable[[int, Optional[int]], None]

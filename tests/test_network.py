@@ -3,9 +3,9 @@ import copy
 import pytest
 import torch
 
-from painterly import config
+from painterly import config, network
 from painterly.errors import InvalidOption
-from painterly.features import (TORCHVISION_INDEX, VGG19, deepest, filter_means, load_vgg, normalize_vgg, random_vgg,
+from painterly.network import (TORCHVISION_INDEX, VGG19, deepest, filter_means, load_vgg, normalize_vgg, random_vgg,
                                    state_dict_from_torchvision)
 
 
@@ -102,44 +102,44 @@ def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypat
     from painterly import features, weights
 
     sha = weights.VGG19_ORIGINAL.sha256
-    path = features.means_file(sha)
+    path = network.means_file(sha)
     assert path.name == f"means-{sha[:12]}.pt" and path.is_file()
     # Read from the file: nothing is measured.
     monkeypatch.setattr(features, "measure_means", lambda *a, **k: pytest.fail("measured instead of read"))
     net = random_vgg("relu5_1")  # the table is chosen by hash and pooling, not by the weights
     stored = torch.load(path, map_location="cpu", weights_only=True)
     for pooling in config.POOLING:
-        means = features.reference_means(net, sha, pooling)
+        means = network.reference_means(net, sha, pooling)
         relus = [n for n in config.LAYERS if n.startswith("relu")]
         assert list(means) == relus  # all 16, deeper than the network: normalize_vgg stops in time
         for r in relus:
-            assert means[r].shape == (features._CHANNELS[int(r[4])],) and means[r].dtype == torch.float32
+            assert means[r].shape == (network._CHANNELS[int(r[4])],) and means[r].dtype == torch.float32
             assert torch.equal(means[r], stored[pooling][r].float())
             assert bool((means[r] >= 0).all())
-    assert not torch.equal(features.reference_means(net, sha, "avg")["relu5_1"],
-                           features.reference_means(net, sha, "max")["relu5_1"])
+    assert not torch.equal(network.reference_means(net, sha, "avg")["relu5_1"],
+                           network.reference_means(net, sha, "max")["relu5_1"])
 
 
 def test_reference_means_of_other_weights_are_measured_on_the_demo_images(monkeypatch):
     from painterly import assets, features
 
     seen = []
-    real = features.measure_means
+    real = network.measure_means
 
-    def spy(net, pil_images, sides=features.REFERENCE_SIDES):
+    def spy(net, pil_images, sides=network.REFERENCE_SIDES):
         seen.append(([im.size for im in pil_images], tuple(sides)))
         return real(net, pil_images, sides=(32,))  # small, for speed
 
     monkeypatch.setattr(features, "measure_means", spy)
     net = random_vgg("relu2_1", seed=3)
-    means = features.reference_means(net, "random", "avg")
+    means = network.reference_means(net, "random", "avg")
     from PIL import Image
 
     demo = [Image.open(p).size for p in assets.demo_images()]
-    assert seen == [(demo, features.REFERENCE_SIDES)] and features.REFERENCE_SIDES == (256, 512)
+    assert seen == [(demo, network.REFERENCE_SIDES)] and network.REFERENCE_SIDES == (256, 512)
     assert list(means) == ["relu1_1", "relu1_2", "relu2_1"]
     # Fixed per network: measuring again gives the same means (no run's images are involved).
-    assert all(torch.equal(a, b) for a, b in zip(means.values(), features.reference_means(net, "random", "avg").values()))
+    assert all(torch.equal(a, b) for a, b in zip(means.values(), network.reference_means(net, "random", "avg").values()))
 
 
 def test_normalize_vgg_with_given_means_equals_measuring_them():

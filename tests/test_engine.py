@@ -6,9 +6,9 @@ import torch
 from PIL import Image
 
 import painterly
-from painterly import config, images, transfer
+from painterly import config, engine, images, losses, network, objective, optimize
 from painterly.errors import InvalidOption, Stop
-from painterly.features import random_vgg
+from painterly.network import random_vgg
 from painterly.losses import as_matrix, range_loss, style_loss_fn
 
 
@@ -23,29 +23,29 @@ def test_objective_gradient_matches_finite_differences():
     o = config.DEFAULTS.replace(content_layers=("conv2_2",), style_layers=("conv1_1", "conv2_1", "conv3_1"),
                                 tv_weight=0.5, style_weight=10.0)
     net = random_vgg("conv3_1").double()
-    feats = transfer.feature_fn(net)
+    feats = network.feature_fn(net)
     content, style = torch.rand(1, 3, 16, 16, dtype=torch.float64), torch.rand(1, 3, 16, 16, dtype=torch.float64)
-    targets = transfer.build_targets(feats, o, content, [style], [1.0])
+    targets = objective.build_targets(feats, o, content, [style], [1.0])
     targets.content = {k: v.double() for k, v in targets.content.items()}
     targets.regions[0].targets = {k: v.double() for k, v in targets.regions[0].targets.items()}
-    objective = transfer.Objective(feats, o, targets)
+    objective = objective.make(feats, o, targets)
     # as_matrix casts to float32 for speed; for the check the maths must stay in float64
     import painterly.losses as L
     orig = L.as_matrix
-    transfer.as_matrix = lambda f: (f[0] if f.dim() == 4 else f).reshape(f.shape[1] if f.dim() == 4 else f.shape[0], -1)
+    losses.as_matrix = lambda f: (f[0] if f.dim() == 4 else f).reshape(f.shape[1] if f.dim() == 4 else f.shape[0], -1)
     try:
         x = torch.rand(1, 3, 16, 16, dtype=torch.float64, requires_grad=True)
         assert torch.autograd.gradcheck(lambda t: objective.total(objective.parts(t)), (x,), eps=1e-6,
                                          atol=1e-4, rtol=1e-3, fast_mode=True)
     finally:
-        transfer.as_matrix = orig
+        losses.as_matrix = orig
 
 
 def test_report_losses_are_the_papers_units(small, fast):
     res = painterly.run_transfer(small["content"], small["style"], **fast)
     o = res.options
     assert o.content_average and o.range_weight == 3e6 and o.style_weight == config.DEFAULT_STYLE_WEIGHT
-    w = transfer.layer_weights(o)
+    w = objective.layer_weights(o)
     assert w == pytest.approx([0.2] * 5)
     assert set(res.losses) == {"content", "style", "tv", "range", "total"}
     assert set(res.losses["content"]) == {"relu4_2"}
@@ -66,11 +66,11 @@ def test_report_losses_are_the_papers_units(small, fast):
 
 
 def _objective(o, size=16):
-    net = random_vgg(transfer.deepest(list(o.content_layers) + list(o.style_layers)))
-    feats = transfer.feature_fn(net)
+    net = random_vgg(network.deepest(list(o.content_layers) + list(o.style_layers)))
+    feats = network.feature_fn(net)
     g = torch.Generator().manual_seed(1)
     content, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
-    return transfer.Objective(feats, o, transfer.build_targets(feats, o, content, [style], [1.0]))
+    return objective.make(feats, o, objective.build_targets(feats, o, content, [style], [1.0]))
 
 
 def test_objective_weighs_each_term_and_sums_them():
@@ -102,14 +102,14 @@ def test_objective_weighs_each_term_and_sums_them():
 
 
 def test_range_penalty_keeps_the_optimised_pixels_in_range():
-    # transfer.optimise returns the unclipped iterate: without the penalty a random network
+    # optimize.optimise returns the unclipped iterate: without the penalty a random network
     # drives many pixels out of [0, 1]; with the default penalty (almost) none leave it.
     def outside(**kw):
         o = config.DEFAULTS.replace(content_layers=("relu3_1",), style_layers=("relu1_1", "relu2_1", "relu3_1"),
                                     style_weight=1e4, **kw)
         obj = _objective(o, size=24)
         x0 = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(3))
-        x, stopped = transfer.optimise(obj, x0, o, 30, lambda losses, x: None)
+        x, stopped = optimize.optimise(obj, x0, o, 30, lambda losses, x: None)
         assert not stopped and torch.isfinite(x).all()
         return float(((x < -0.02) | (x > 1.02)).float().mean())
 
@@ -121,7 +121,7 @@ def test_range_penalty_keeps_the_optimised_pixels_in_range():
 @pytest.mark.parametrize("amplitude", [0.2, 1.0])
 def test_noise_init_is_centred_on_grey_with_the_given_amplitude(amplitude):
     o = config.DEFAULTS.replace(init="noise", noise_amplitude=amplitude)
-    x = transfer._initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
+    x = engine._initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
     assert x.shape == (1, 3, 30, 40)
     lo, hi = 0.5 - amplitude / 2, 0.5 + amplitude / 2
     assert float(x.min()) >= lo and float(x.max()) <= hi
@@ -242,7 +242,7 @@ def test_bad_options_raise_one_line_errors(small, fast, bad, match):
 
 def test_style_scale_sets_the_style_size(small, fast, monkeypatch):
     seen = []
-    orig = transfer.build_targets
+    orig = objective.build_targets
 
     def spy(features, o, content, styles, blend, **kw):
         seen.extend(s.shape[-2:] for s in styles)

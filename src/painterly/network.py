@@ -6,6 +6,9 @@ pixel), so the optimised variable is always the image as the user sees it.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Mapping, Optional, Sequence
 
@@ -13,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import LAYERS, POOLING, PREPROCESS
+from .config import LAYERS, POOLING, PREPROCESS, validate_layers
 from .errors import InvalidOption, WeightsError, choice
 
 # Index of each named layer in torchvision's `vgg19().features` (the weight files' layout).
@@ -24,14 +27,6 @@ _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-
-
-def validate_layers(layers: Iterable[str]) -> tuple:
-    """Return the layers as a tuple, raising InvalidOption for an unknown name."""
-    layers = tuple(layers)
-    for name in layers:
-        choice("layer", name, LAYERS)
-    return layers
 
 
 def deepest(layers: Iterable[str]) -> str:
@@ -244,3 +239,99 @@ def measure_means(net: VGG19, pil_images, sides: Sequence[int] = REFERENCE_SIDES
     dev = next(net.parameters()).device
     ts = [_images.to_tensor(_images.resize_long_side(im, s)).to(dev) for im in pil_images for s in sides]
     return {k: v.cpu() for k, v in filter_means(net, ts).items()}
+
+
+# --- execution settings -------------------------------------------------------------------------
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvalidOption("--device cuda: no CUDA device is available")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InvalidOption("--device mps: no MPS device is available")
+    return torch.device(name)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether the device computes bf16 natively: AVX-512 BF16 or AMX (through oneDNN) on a CPU,
+    Ampere or newer on CUDA (not the emulated bf16 of older GPUs)."""
+    if device.type == "cuda":
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.4 has no emulation and no such argument
+            return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        if not torch.backends.mkldnn.is_available():
+            return False
+        checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return any(bool(check()) for check in checks if check is not None)
+    return False
+
+
+@dataclass(frozen=True)
+class Autocast:
+    """A context factory (what feature_fn's `amp` takes): autocast to `dtype` on `device_type`."""
+
+    device_type: str
+    dtype: torch.dtype
+
+    def __call__(self):
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+
+def autocast_for(precision: str, device: torch.device):
+    """bf16 autocast for the convolutions (Grams and losses stay fp32: as_matrix casts up).
+
+    "auto": bf16 where the device computes it natively, else fp32; "fp32": never; "bf16": always
+    (on a CPU without native bf16 it is emulated: same results, slower).
+    """
+    native = native_bf16(device)
+    use = precision == "bf16" or (precision == "auto" and native)
+    if use and not native and device.type != "cpu":
+        raise InvalidOption(f"--precision bf16 is not supported on {device.type}")
+    return Autocast(device.type, torch.bfloat16) if use else contextlib.nullcontext
+
+
+
+def feature_fn(net: VGG19, to_net=None, channels_last: bool = False, amp=contextlib.nullcontext,
+               compile: bool = False):
+    """features(x, layers) -> {layer: activation}: input adaptation, memory layout, precision.
+
+    Under autocast (`amp` an Autocast) the convolutions use a copy of `net` whose weights are
+    already in the low precision: autocast casts parameters that need no gradient again on
+    every call. The copy is made on first use and again only when `net`'s weights change (the
+    normalisation rescales them in place). `compile`: torch.compile the network for the passes
+    that need gradients (the optimisation steps), one specialisation per image shape; the
+    one-off passes without gradients (targets, final losses) stay eager and compile nothing.
+    """
+    low = getattr(amp, "dtype", None)
+    cache: dict = {}
+
+    def network() -> VGG19:
+        if low is None:
+            return net
+        version = tuple(p._version for p in net.parameters())
+        if cache.get("version") != version:
+            shadow = copy.deepcopy(net)
+            for _, conv in shadow.convs():
+                conv.to(low)
+            cache.update(version=version, net=shadow, compiled=None)
+        return cache["net"]
+
+    def features(x: torch.Tensor, layers) -> Dict[str, torch.Tensor]:
+        x = to_net(x) if to_net else x
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        n = network()
+        if compile and torch.is_grad_enabled():
+            if cache.get("compiled_for") is not n:
+                cache.update(compiled=torch.compile(n, dynamic=False), compiled_for=n)
+            n = cache["compiled"]
+        with amp():
+            return n(x, layers)
+
+    return features

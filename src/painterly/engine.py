@@ -1,0 +1,397 @@
+"""The engine: `Stylizer`, prepared once, run many times.
+
+    stylizer = Stylizer(options)          # network, weights, preprocessing, normalisation, device
+    result = stylizer.run(content, style) # one stylisation (Gatys, Ecker & Bethge, CVPR 2016)
+
+Three jobs share it:
+  transfer  minimise alpha * L_content + beta * L_style   (the paper's Fig. 2)
+  content   content reconstruction from white noise       (Fig. 1, top)
+  texture   style reconstruction (texture synthesis)      (Fig. 1, bottom)
+
+Every surface (CLI, Python API, web page, figures, batch, video, benchmarks) runs through a
+Stylizer; nothing else builds a network. A Stylizer caches each style image's targets, so
+many runs with one painting (batch, video frames) compute them once.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import __version__, color, config, images, masks, memory
+from .config import Options
+from .errors import InvalidOption
+from .network import autocast_for, deepest, feature_fn, normalize_vgg, pick_device, reference_means
+from .objective import Term, build_targets, layer_weights
+from .objective import make as make_objective
+from .optimize import optimise
+from .weights import get_vgg
+
+ImageLike = Union[str, "os.PathLike[str]", Image.Image]
+JOBS = ("transfer", "content", "texture")
+STYLE_CACHE = 32  # style targets kept per Stylizer (about 2.5 MB each for the paper's layers)
+
+
+# --- what a run reports ---------------------------------------------------------------------
+@dataclass
+class Iterate:
+    """One optimisation step, as passed to `callback`. `image()` renders it on demand."""
+
+    step: int  # 1-based, counted over all scales
+    total: int  # steps in the whole schedule
+    losses: Dict[str, float]  # "content", "style", "tv", "range", "total" (weighted, this step's point)
+    elapsed: float  # seconds since the run started
+    size: tuple  # (width, height) of the current scale
+    _render: Callable[[], Image.Image] = field(repr=False, default=None)
+
+    @property
+    def eta(self) -> float:
+        """Seconds left, extrapolated from the steps so far."""
+        return self.elapsed / max(self.step, 1) * (self.total - self.step)
+
+    def image(self) -> Image.Image:
+        return self._render()
+
+
+@dataclass
+class Result:
+    image: Image.Image
+    losses: dict  # {"content": {layer: L}, "style": {layer: E_l}, "tv": float, "total": float}
+    options: Options
+    recipe: dict  # everything needed to regenerate the image; embedded when saving
+    iterations: int
+    seconds: float
+    stopped: bool = False
+    # The output as (1, 3, H, W) float RGB, clipped to [0, 1] but before 8-bit rounding
+    # (luminance mode: the optimised Y recombined with the content's I and Q).
+    pixels: Optional[torch.Tensor] = field(default=None, repr=False)
+
+    def save(self, path, report=None) -> None:
+        """Write the image with its recipe embedded, and the report JSON if a path is given
+        (each atomically: a file is either the old one or the complete new one)."""
+        images.save_image(self.image, path, self.recipe)
+        if report:
+            images.write_json(report, self.report())
+
+    def report(self) -> dict:
+        """The --report JSON: options, iterations, seconds, final per-layer losses."""
+        return {"version": __version__, "options": self.recipe["options"],
+                "weights_sha256": self.recipe["weights_sha256"], "iterations": self.iterations,
+                "seconds": round(self.seconds, 3), "stopped": self.stopped, "losses": self.losses}
+
+
+# --- the prepared engine ------------------------------------------------------------------------
+class Stylizer:
+    """A network prepared for runs: weights set and its preprocessing, pooling, normalisation,
+    device, precision and memory layout fixed once (config.NETWORK_FIELDS), style targets
+    cached per style image. `run` takes any other option per call.
+    """
+
+    def __init__(self, options: Optional[Options] = None, **overrides):
+        o = (options or config.DEFAULTS).replace(**overrides)
+        self.options = o
+        self.device = pick_device(o.device)
+        if o.threads:
+            torch.set_num_threads(o.threads)
+        # Cut after the deepest layer any job may use with these options (rebuilt by `_need`
+        # if a run asks for a deeper one).
+        self.last = deepest(list(o.content_layers) + list(o.style_layers) or ["relu5_1"])
+        self._build(self.last)
+        self._lock = threading.Lock()  # runs in several threads (the web page) share the caches
+
+    def _build(self, last: str) -> None:
+        o = self.options
+        net, self.sha256, self.preprocess = get_vgg(o.weights, last=last, pooling=o.pooling,
+                                                    preprocess=o.preprocess, seed=0)
+        net = net.to(self.device).eval()
+        self.channels_last = o.channels_last and self.device.type in ("cpu", "cuda")
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if o.normalize:
+            # The normalised network of the paper, with means fixed per network (reference_means:
+            # not measured on a run's images, so every run with a network is normalised alike).
+            means = reference_means(net, self.sha256, o.pooling)
+            normalize_vgg(net, means={k: v.to(self.device) for k, v in means.items()})
+        self.net, self.last = net, last
+        self.amp = autocast_for(o.precision, self.device)
+        self._styles: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
+
+    def _need(self, layers: Sequence[str]) -> None:
+        want = deepest(list(layers) + [self.last])
+        if want != self.last:
+            self._build(want)
+
+    def features(self, luminance: bool = False, fp32: bool = False, compile: bool = False):
+        """features(x, layers) -> {layer: activation} (see network.feature_fn); luminance: x has
+        one channel (Y), repeated to three for the network."""
+        to_net = (lambda t: t.expand(-1, 3, -1, -1)) if luminance else None
+        return feature_fn(self.net, to_net, self.channels_last, contextlib.nullcontext if fp32 else self.amp,
+                          compile=compile)
+
+    def _style_cache(self, key_extra: tuple):
+        """(style tensor, compute) -> its targets, remembered by the tensor's pixels."""
+        def lookup(s: torch.Tensor, compute):
+            key = (hashlib.sha256(s.detach().float().cpu().numpy().tobytes()).hexdigest(), tuple(s.shape)) + key_extra
+            with self._lock:
+                found = self._styles.get(key)
+            if found is None:
+                found = compute(s)
+                with self._lock:
+                    self._styles[key] = found
+                    while len(self._styles) > STYLE_CACHE:
+                        self._styles.popitem(last=False)
+            return found
+        return lookup
+
+    # --- one run ----------------------------------------------------------------------------
+    def run(self, content: Optional[ImageLike], styles=None, *, job: str = "transfer",
+            options: Optional[Options] = None, init: Optional[Union[ImageLike, torch.Tensor]] = None,
+            extra_terms: Sequence[Term] = (), callback: Optional[Callable[[Iterate], None]] = None,
+            **overrides) -> Result:
+        """Run one job ("transfer", "content" or "texture") and return its Result.
+
+        options: this run's options (default: the Stylizer's), with `overrides` applied; the
+        network fields must equal the Stylizer's. init: a starting image (PIL, path, or a
+        (1, 3, H, W) tensor in [0, 1]) that replaces --init at the first scale. extra_terms:
+        objective.Term objects added to the objective at every scale. Raising painterly.Stop
+        inside `callback` ends the run early; the current iterate is returned, `stopped=True`.
+        """
+        start = time.perf_counter()
+        styles = _as_list(styles)
+        o = (options or self.options).replace(**overrides)
+        o = self._check(config.validate(o, job, max(len(styles), 1)))
+        # 1. Images: load, then the output size (long side = --size, the content's aspect ratio;
+        #    a texture takes the style's).
+        content_img = images.load_image(content) if content is not None else None
+        style_imgs = [images.load_image(s) for s in styles]
+        o, blend = _job_options(job, o, content_img, style_imgs)
+        shape_src = content_img if job != "texture" else style_imgs[0]
+        # 2. Colour preservation (1606.05897): recolour the style on the float tensors at each
+        #    scale (no clipping or 8-bit rounding), or work on luminance alone.
+        histogram = o.preserve_color == "histogram" and content_img is not None
+        luminance = o.preserve_color == "luminance" and content_img is not None
+        # 3. Spatial control (1611.07865) and memory: estimate the peak before any heavy work;
+        #    tile the evaluation when that makes it fit (--tile 0), or refuse (see memory.py).
+        regions = masks.load(o, content_img.size if job == "transfer" else None, [s.size for s in style_imgs], blend)
+        tile = memory.plan(o, job, shape_src.size, [s.size for s in style_imgs],
+                           n_regions=regions.content.shape[0] if regions else 0)
+        layers = list(o.content_layers) + list(o.style_layers)
+        self._need(layers)
+        plan = config.schedule(o)
+
+        def scaled_inputs(long_side: int):
+            w, h = images.resize_long_side(shape_src, long_side).size
+            c = self._tensor(content_img, long_side, luminance) if content_img is not None else None
+            # The paper resizes the style image to the content's size; we keep its aspect ratio
+            # and scale its long side to the output's times --style-scale.
+            ss = [self._tensor(s, max(16, round(max(w, h) * o.style_scale)), luminance) for s in style_imgs]
+            if histogram:
+                ss = [color.match_histogram(s, c, o.color_match) for s in ss]
+            if luminance:
+                ss = [color.match_luminance(s, c) for s in ss]
+            return (w, h), c, ss
+
+        def objective_at(long_side: int, features, opts: Options):
+            """The objective at one scale: targets, masks, tiling, terms; and the scale's images."""
+            (w, h), c, ss = scaled_inputs(long_side)
+            _check_fits(deepest(layers), [("the output", (w, h))] + [
+                (f"style image {i + 1}", (t.shape[-1], t.shape[-2])) for i, t in enumerate(ss) if job != "content"])
+            tiler = _tiler(features, self.net.names, layers, tile, (w, h))
+            sm = masks.for_scale(regions, self.net.names, opts.style_layers, opts.mask_mode, (w, h),
+                                 [(t.shape[-1], t.shape[-2]) for t in ss], self.device) if regions else None
+            cache = self._style_cache((tuple(opts.style_layers), opts.style_loss, opts.precision))
+            targets = build_targets(features, opts, c if job != "texture" else None, ss if job != "content" else [],
+                                    blend, masks=sm, tiler=tiler, style_cache=cache)
+            return make_objective(features, opts, targets, extra_terms, tiler), (w, h), c, ss
+
+        # 4. Coarse to fine: at each scale the targets at that size, starting from the previous
+        #    result (the first scale from `init` or --init).
+        features = self.features(luminance, compile=o.compile)
+        gen = torch.Generator().manual_seed(o.seed)
+        x, step, total_steps, stopped = None, 0, sum(n for _, n in plan), False
+        for long_side, n_iter in plan:
+            objective, (w, h), c, ss = objective_at(long_side, features, o)
+            x = _initial(o, x, (w, h), c, ss, gen, self.device, luminance, init)
+
+            def on_step(losses, live, size=(w, h)):
+                nonlocal step
+                step += 1
+                if callback is not None:  # image() renders the live iterate: call it inside the callback
+                    callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
+                                     lambda: _render(live, content_img, luminance, size)))
+
+            x, stopped = optimise(objective, x, o, n_iter, on_step)
+            if stopped:
+                break
+        # 5. The final image and its losses, in fp32 at the final size, on the clipped pixels.
+        objective = c = ss = None  # free the last scale's before building the final ones
+        with torch.no_grad():
+            objective, (w, h), c, ss = objective_at(plan[-1][0], self.features(luminance, fp32=True),
+                                                    o.replace(precision="fp32"))
+            if x.shape[-2:] != (h, w):
+                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+            x = x.clamp(0, 1)
+            parts = objective.parts(x)
+            total = float(objective.total(parts))
+        losses = {name: ({l: float(v) for l, v in value.items()} if isinstance(value, dict) else float(value))
+                  for name, value in parts.items()}
+        losses["total"] = total
+        pixels = _pixels(x, content_img, luminance, (w, h)).float().cpu().clamp(0, 1)
+        image = images.to_pil(pixels)
+        recipe = self._recipe(job, o, content, styles, blend)
+        image.info[images.RECIPE_KEY] = recipe
+        return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
+
+    def _check(self, o: Options) -> Options:
+        differ = [f for f in config.NETWORK_FIELDS if getattr(o, f) != getattr(self.options, f)]
+        if differ:
+            raise InvalidOption(f"this Stylizer was prepared with other {', '.join(differ)}; "
+                                "prepare a Stylizer with those options (painterly.Stylizer(...))")
+        return o
+
+    def _tensor(self, img: Image.Image, long_side: int, luminance: bool) -> torch.Tensor:
+        t = images.to_tensor(images.resize_long_side(img, long_side)).to(self.device)
+        return color.luminance_only(t)[:, :1] if luminance else t
+
+    def _recipe(self, job, o: Options, content, styles, blend) -> dict:
+        recipe = {"painterly": __version__, "job": job, "options": o.to_dict(), "weights_sha256": self.sha256,
+                  "preprocess": self.preprocess, "seed": o.seed,
+                  "content": _describe(content) if content is not None else None,
+                  "styles": [_describe(s) for s in styles], "style_blend": blend,
+                  "style_layer_weights": layer_weights(o)}
+        recipe["options"]["style_layer_weights"] = layer_weights(o)
+        recipe["options"]["weights_sha256"] = self.sha256
+        return recipe
+
+
+_PREPARED: "collections.OrderedDict[tuple, Stylizer]" = collections.OrderedDict()
+_PREPARED_LOCK = threading.Lock()
+
+
+def prepared(o: Options) -> Stylizer:
+    """A Stylizer for `o`'s network fields, reused across calls (the last two are kept), so
+    that repeated calls from Python or the web page load and normalise the network once."""
+    key = tuple(getattr(o, f) for f in config.NETWORK_FIELDS)
+    with _PREPARED_LOCK:
+        if key not in _PREPARED:
+            _PREPARED[key] = Stylizer(o)
+            while len(_PREPARED) > 2:
+                _PREPARED.popitem(last=False)
+        _PREPARED.move_to_end(key)
+        return _PREPARED[key]
+
+
+def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[Options] = None,
+        callback: Optional[Callable[[Iterate], None]] = None, **overrides) -> Result:
+    """One run on the shared prepared engine for these options (see `prepared`)."""
+    o = (options or config.DEFAULTS).replace(**overrides)
+    return prepared(o).run(content, styles, job=job, options=o, callback=callback)
+
+
+# --- the steps of a run ---------------------------------------------------------------------------
+def _job_options(job: str, o: Options, content_img, style_imgs):
+    """The options each job implies, and the styles' blend weights."""
+    if job != "texture" and content_img is None:
+        raise InvalidOption(f"the {job} job needs a content image")
+    if job != "content" and not style_imgs:
+        raise InvalidOption(f"the {job} job needs at least one style image")
+    blend = ([b / sum(o.style_blend) for b in o.style_blend] if o.style_blend
+             else [1 / max(len(style_imgs), 1)] * len(style_imgs))
+    if job == "content":
+        o = o.replace(style_layers=(), style_weight=0.0)
+    if job == "texture":
+        # Without a content term, L-BFGS's unit steps stall on the pure Gram loss from noise
+        # (measured on the original VGG-19: 0.5% lower after 40 steps; 98% lower with the
+        # strong-Wolfe line search), so texture synthesis always searches the step length.
+        o = o.replace(content_layers=(), content_weight=0.0, lbfgs_line_search=True)
+    if job != "transfer" and o.init == "content":
+        # The reconstructions (paper Fig. 1) start from white noise: a texture has no content
+        # image, and a content reconstruction starting from its target would be no test.
+        o = o.replace(init="noise")
+    return o, blend
+
+
+def _as_list(styles) -> list:
+    if styles is None:
+        return []
+    if isinstance(styles, (str, Image.Image)) or hasattr(styles, "__fspath__"):
+        return [styles]
+    return list(styles)
+
+
+def _describe(src) -> dict:
+    """How a recipe names an input: its path (when it has one) and the SHA-256 of its pixels."""
+    img = images.load_image(src)
+    return {"path": None if isinstance(src, Image.Image) else os.path.abspath(src),
+            "size": list(img.size), "pixels_sha256": hashlib.sha256(img.tobytes()).hexdigest()}
+
+
+def _check_fits(last: str, sizes) -> None:
+    """Every image must survive the poolings before `last` (each halves it) with >= 1 pixel."""
+    need = 2 ** sum(1 for n in config.LAYERS[: config.LAYERS.index(last)] if n.startswith("pool"))
+    for what, (w, h) in sizes:
+        if min(w, h) < need:
+            raise InvalidOption(
+                f"{what} would be {w}x{h} px at one scale of this run, but layer {last} needs at least "
+                f"{need} px on each side; use a larger --size (or --style-scale), or fewer scales "
+                "(one --iterations count)")
+
+
+def _tiler(features, names, layers, tile: int, size):
+    """A tiling.Tiler when tiling is on and the image at this scale is larger than a tile."""
+    if not tile or max(size) <= tile:
+        return None
+    from .tiling import Tiler
+
+    return Tiler(features, names, layers, tile)
+
+
+def _initial(o: Options, prev, size, content, styles, gen, device, luminance, init=None) -> torch.Tensor:
+    """The starting image: the upsampled previous scale, or `init`, or noise | content | style | a file."""
+    w, h = size
+    ch = 1 if luminance else 3
+    if prev is not None:
+        return F.interpolate(prev, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    if init is not None:
+        t = init if isinstance(init, torch.Tensor) else images.to_tensor(images.load_image(init))
+        t = t.to(device=device, dtype=torch.float32)
+        if t.shape[-2:] != (h, w):
+            t = F.interpolate(t, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+        return color.luminance_only(t)[:, :1] if luminance else t
+    if o.init == "noise":
+        # The paper starts from white noise without giving its amplitude. Noise over the whole
+        # pixel range is never cleaned by the optimisation (measured: SSIM 0.05 to the photo after
+        # 500 steps), so it is centred on mid-grey with a range of --noise-amplitude (0.2).
+        u = torch.rand((1, ch, h, w), generator=gen)
+        return (0.5 + o.noise_amplitude * (u - 0.5)).to(device)
+    if o.init == "content":
+        return content.clone()
+    if o.init == "style":
+        return F.interpolate(styles[0], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+    t = images.to_tensor(images.fit_to(images.load_image(o.init), (w, h))).to(device)
+    return color.luminance_only(t)[:, :1] if luminance else t
+
+
+def _pixels(x: torch.Tensor, content_img, luminance: bool, size) -> torch.Tensor:
+    """The RGB output before clipping: in luminance mode Y recombined with the content's I, Q."""
+    x = x.detach()
+    if luminance:
+        c = images.to_tensor(images.fit_to(content_img, size)).to(x.device)
+        x = color.recombine_luminance(x.expand(-1, 3, -1, -1), c)
+    return x
+
+
+def _render(x: torch.Tensor, content_img, luminance: bool, size) -> Image.Image:
+    """Pixels -> PIL, recombining with the content's colour in luminance mode."""
+    return images.to_pil(_pixels(x, content_img, luminance, size).clamp(0, 1).float().cpu())

@@ -1,0 +1,232 @@
+"""The function the optimiser minimises: a list of weighted terms over named layers.
+
+    total = sum over terms of  weight * value(x)
+
+The paper's objective (eq. 7) is two terms, alpha * L_content + beta * L_style. Beyond the
+paper: total variation (--tv-weight), the pixel-range penalty (--range-weight) and any term a
+caller adds (the temporal term of video mode). Each loss formula lives once, in losses.py;
+tiling.TiledObjective evaluates the same terms tile by tile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import torch
+
+from . import masks as _masks
+from .config import Options
+from .losses import as_matrix, content_loss, range_loss, style_loss_fn, tv_loss
+
+Value = Union[torch.Tensor, Dict[str, torch.Tensor]]  # a scalar, or one per layer
+
+
+# --- targets -------------------------------------------------------------------------------------
+@dataclass
+class Region:
+    """One spatially controlled region (the whole image when there are no masks)."""
+
+    weight: float  # lambda_r
+    masks: Dict[str, Optional[torch.Tensor]]  # style layer -> (M,) mask of the output, or None
+    targets: Dict[str, object]  # style layer -> style loss target
+
+
+@dataclass
+class Targets:
+    content: Dict[str, torch.Tensor]  # content layer -> P (N, M)
+    regions: List[Region]
+
+
+def layer_weights(o: Options) -> List[float]:
+    """w_l: the given weights, or equal weights summing to 1 (the paper's 1/5 each)."""
+    if o.style_layer_weights is not None:
+        return list(o.style_layer_weights)
+    return [1.0 / len(o.style_layers)] * len(o.style_layers) if o.style_layers else []
+
+
+@torch.no_grad()
+def build_targets(net_features, o: Options, content: Optional[torch.Tensor], styles: Sequence[torch.Tensor],
+                  blend: Sequence[float], masks=None, tiler=None, style_cache=None) -> Targets:
+    """Content features P and blended style targets at one scale (computed once per scale).
+
+    masks: a masks.ScaleMasks (spatial control, 1611.07865) or None; tiler: a tiling.Tiler to
+    compute the features tile by tile (large images) or None; style_cache: a function
+    (style tensor, compute) -> targets that remembers each style's targets (engine.Stylizer).
+    """
+    loss = style_loss_fn(o.style_loss)
+    P = {}
+    if content is not None and o.content_layers and o.content_weight > 0:
+        feats = tiler.assemble(content, o.content_layers) if tiler else net_features(content, o.content_layers)
+        P = {l: as_matrix(feats[l]) for l in o.content_layers}
+    regions = []
+    if styles and o.style_layers and masks is None and tiler is None:
+        def compute(s):
+            f = net_features(s, o.style_layers)
+            return {l: loss.target(as_matrix(f[l])) for l in o.style_layers}
+
+        per_style = [style_cache(s, compute) if style_cache else compute(s) for s in styles]
+        targets = {l: loss.blend([t[l] for t in per_style], blend) for l in o.style_layers}
+        regions.append(Region(1.0, {}, targets))
+    elif styles and o.style_layers:
+        regions = _region_targets(net_features, o, styles, blend, masks, tiler, loss)
+    return Targets(P, regions)
+
+
+def _region_targets(net_features, o: Options, styles, blend, masks, tiler, loss) -> List[Region]:
+    """One Region per mask region (or one for the whole image), each with its blended targets.
+
+    Region r's target at layer l blends the targets of the styles that provide r there (a
+    style without a mask provides every region), its blend weights renormalised over them.
+    A region whose output mask or every providing style mask is empty at a layer gets no term
+    there (masks.empty), and a style whose mask for r is empty at a layer drops out of the blend.
+    """
+    n_regions = masks.n_regions if masks else 1
+    per_style = []  # per style: {layer: [target per region]} (one entry if the style has no mask)
+    for i, s in enumerate(styles):
+        sm = masks.styles[i] if masks else None
+        region_masks = [{}] if sm is None else [{l: sm[l][r] for l in o.style_layers} for r in range(n_regions)]
+        if tiler is not None:
+            per_style.append(tiler.style_targets(s, o.style_layers, region_masks, loss))
+        else:
+            feats = net_features(s, o.style_layers)
+            per_style.append({l: [None if _masks.empty(rm.get(l)) else loss.target(as_matrix(feats[l]), rm.get(l))
+                                  for rm in region_masks] for l in o.style_layers})
+    regions = []
+    for r in range(n_regions):
+        out_masks = {l: masks.output[l][r] for l in o.style_layers} if masks else {}
+        targets = {}
+        for l in o.style_layers:
+            if _masks.empty(out_masks.get(l)):
+                targets[l] = None
+                continue
+            parts = [(t[l][0 if len(t[l]) == 1 else r], b) for t, b in zip(per_style, blend)]
+            parts = [(t, b) for t, b in parts if t is not None and b > 0]
+            total = sum(b for _, b in parts)
+            targets[l] = loss.blend([t for t, _ in parts], [b / total for _, b in parts]) if parts else None
+        regions.append(Region(masks.weights[r] if masks else 1.0, out_masks, targets))
+    return regions
+
+
+# --- the terms -----------------------------------------------------------------------------------
+class Term:
+    """One weighted term. `value(x, feats)` is unweighted (the paper's units): a scalar, or a
+    {layer: scalar} dict that `reduce` sums; `layers` are the features it reads (none: a term
+    on the pixels alone, which any objective, tiled or not, can evaluate)."""
+
+    name: str = ""
+    weight: float = 0.0
+    layers: Sequence[str] = ()
+
+    def value(self, x: torch.Tensor, feats: Dict[str, torch.Tensor]) -> Value:
+        raise NotImplementedError
+
+    def reduce(self, value: Value) -> torch.Tensor:
+        return sum(value.values()) if isinstance(value, dict) else value
+
+
+class PixelTerm(Term):
+    """A term on the pixels alone: weight * fn(x). x: (1, C, h, w) at the current scale."""
+
+    def __init__(self, name: str, weight: float, fn: Callable[[torch.Tensor], torch.Tensor]):
+        self.name, self.weight, self.fn = name, weight, fn
+
+    def value(self, x, feats):
+        return self.fn(x)
+
+
+class ContentTerm(Term):
+    """alpha * sum_l L_content(l) (eq. 1), each layer optionally averaged over its positions."""
+
+    name = "content"
+
+    def __init__(self, weight: float, targets: Dict[str, torch.Tensor], average: bool):
+        self.weight, self.targets, self.layers = weight, targets, tuple(targets)
+        # Departure (default, also in --preset paper): the paper's L_content is a sum over
+        # the M_l positions while E_l is normalised by M_l^2, so the same alpha/beta stylises a
+        # 1024 px image 16x less than a 256 px one. Dividing L_content by M_l makes alpha/beta
+        # mean the same at every size (and every scale of a coarse-to-fine run).
+        self.scale = {l: 1.0 / p.shape[1] if average else 1.0 for l, p in targets.items()}
+
+    def value(self, x, feats):
+        return {l: content_loss(as_matrix(feats[l]), p) for l, p in self.targets.items()}
+
+    def reduce(self, value):
+        return sum(self.scale[l] * v for l, v in value.items()) if value else 0.0
+
+
+class StyleTerm(Term):
+    """beta * sum_l w_l E_l (eq. 5), E_l summed over regions (lambda_r) with spatial control."""
+
+    name = "style"
+
+    def __init__(self, weight: float, regions: List[Region], layers: Sequence[str], layer_w: Sequence[float],
+                 loss):
+        self.weight, self.regions, self.layers, self.loss = weight, regions, tuple(layers), loss
+        self.w = dict(zip(layers, layer_w))
+
+    def value(self, x, feats):
+        style = {}
+        for l in self.layers:
+            f = as_matrix(feats[l])
+            # A region whose mask is empty at this layer (or that no style provides there) has no term.
+            style[l] = sum((r.weight * self.loss(f, r.targets[l], r.masks.get(l)) for r in self.regions
+                            if r.targets.get(l) is not None), f.new_zeros(()))
+        return style
+
+    def reduce(self, value):
+        return sum(self.w[l] * e for l, e in value.items()) if value else 0.0
+
+
+def standard_terms(o: Options, targets: Targets) -> List[Term]:
+    """The terms `o` asks for: content, style, tv, range (each present even at weight 0, so that
+    every run reports the same loss names)."""
+    style_layers = o.style_layers if targets.regions else ()
+    return [ContentTerm(o.content_weight, targets.content, o.content_average),
+            StyleTerm(o.style_weight, targets.regions, style_layers, layer_weights(o)[:len(style_layers)],
+                      style_loss_fn(o.style_loss, seed=o.seed)),
+            PixelTerm("tv", o.tv_weight, tv_loss),
+            # The pixel-range penalty (losses.range_loss): a departure, see there.
+            PixelTerm("range", o.range_weight, range_loss)]
+
+
+def make(features, o: Options, targets: Targets, extra: Sequence[Term] = (), tiler=None) -> "Objective":
+    """The objective of a run at one scale: `o`'s terms plus `extra`, tiled when `tiler` is given."""
+    terms = standard_terms(o, targets) + list(extra)
+    if tiler is None:
+        return Objective(features, terms)
+    from .tiling import TiledObjective
+
+    return TiledObjective(features, terms, tiler)
+
+
+# --- the objective -------------------------------------------------------------------------------
+class Objective:
+    """sum of weight * term: the function the optimiser sees."""
+
+    def __init__(self, features, terms: Sequence[Term]):
+        self.terms = list(terms)
+        names = [t.name for t in self.terms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two objective terms share a name: {names}")
+        self.layers = list(dict.fromkeys(l for t in self.terms for l in t.layers))
+        self.features = lambda x: features(x, self.layers) if self.layers else {}
+
+    def term(self, name: str) -> Optional[Term]:
+        return next((t for t in self.terms if t.name == name), None)
+
+    def parts(self, x: torch.Tensor) -> dict:
+        """Unweighted values of every term, by name. A term at weight 0 that needs no features is
+        not evaluated (0.0): its value would not change the loss."""
+        feats = self.features(x)
+        return {t.name: (t.value(x, feats) if t.weight or t.layers else x.new_zeros(())) for t in self.terms}
+
+    def weighted(self, parts: dict) -> Dict[str, torch.Tensor]:
+        return {t.name: t.weight * t.reduce(parts[t.name]) for t in self.terms}
+
+    def total(self, parts: dict) -> torch.Tensor:
+        return sum(self.weighted(parts).values())
+
+    def summary(self, parts: dict, total: torch.Tensor) -> Dict[str, float]:
+        """Weighted loss terms as floats (for progress display)."""
+        with torch.no_grad():
+            return {**{k: float(v) for k, v in self.weighted(parts).items()}, "total": float(total)}

@@ -1,0 +1,90 @@
+"""The optimisation of the pixels: L-BFGS (the paper's choice) or Adam, with a stop check.
+
+`optimise` runs one scale; engine.Stylizer runs the schedule across scales (config.schedule).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Dict, Optional
+
+import torch
+
+from .config import Options
+from .errors import Stop
+from .objective import Objective
+
+
+OVERSHOOT = 1e3  # a step whose loss is this many times the last good one is retaken (optimise)
+
+
+class _Overflow(Exception):
+    """The loss at the current point is not finite (see optimise)."""
+
+
+def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
+             on_step: Callable[[Dict[str, float], torch.Tensor], None]) -> tuple:
+    """Run `iterations` steps of L-BFGS or Adam on the pixels x; returns (final x, stopped).
+
+    on_step(losses, x) follows every step; raising Stop there ends the loop early.
+
+    Pixels are not clamped inside the closure (the paper optimises unconstrained pixels);
+    they are clipped to [0, 1] only when the image is rendered or saved.
+    """
+    x = x.detach().clone().requires_grad_(True)
+
+    def make():
+        if o.optimizer != "lbfgs":
+            return torch.optim.Adam([x], lr=o.learning_rate)
+        # One L-BFGS iteration per step() (one objective evaluation without line search). The
+        # line search needs its own evaluation budget: max_eval defaults to max_iter * 5 // 4 = 1,
+        # which would leave it none (no step at all); 25 is torch's own max_ls.
+        return torch.optim.LBFGS([x], lr=1.0, max_iter=1, max_eval=1 + 25, history_size=o.lbfgs_history,
+                                 tolerance_grad=-1.0, tolerance_change=-1.0,
+                                 line_search_fn="strong_wolfe" if o.lbfgs_line_search else None)
+
+    opt = make()
+    last: Dict[str, float] = {}
+    # Safeguard for L-BFGS without line search: its unit step can overshoot to a point where the
+    # loss overflows (seen on tiny images), after which every gradient is NaN, or explodes (1e23
+    # from 2.7e6, seen from noise at 32 px), after which the history never recovers. Then the
+    # step is retaken from the last good point with a fresh history (whose first step is a short
+    # gradient step). Runs that never overshoot are unaffected.
+    guard = o.optimizer == "lbfgs" and not o.lbfgs_line_search
+    good: Optional[torch.Tensor] = None  # the last point whose loss was finite
+    good_loss = [float("inf")]  # its loss
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        parts = objective.parts(x)
+        total = objective.total(parts)
+        if guard:
+            value = float(total.detach())
+            if good is not None and not (math.isfinite(value) and value <= OVERSHOOT * good_loss[0]):
+                raise _Overflow
+            good_loss[0] = min(good_loss[0], value)
+        total.backward()
+        last.update(objective.summary(parts, total))
+        return total
+
+    def step():
+        if o.optimizer == "lbfgs":
+            opt.step(closure)
+        else:
+            closure()
+            opt.step()
+
+    for _ in range(iterations):
+        here = x.detach().clone() if guard else None
+        try:
+            step()
+            good = here
+        except _Overflow:
+            with torch.no_grad():
+                x.copy_(good)
+            opt = make()
+            step()
+        try:
+            on_step(dict(last), x)
+        except Stop:
+            return x.detach(), True
+    return x.detach(), False
