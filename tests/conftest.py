@@ -61,3 +61,14 @@ def small(tmp_path) -> dict:
 def fast():
     """Options for quick runs: random weights, tiny size, few iterations, fp32 on CPU."""
     return dict(weights="random", size=32, iterations=(5,), device="cpu", precision="fp32")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_prepared_engines():
+    """Each test starts without the shared Stylizers earlier tests prepared (engine.prepared):
+    a test that patches the network's loading or the machine's bf16 support must see it used."""
+    from painterly import engine
+
+    engine._PREPARED.clear()
+    yield
+    engine._PREPARED.clear()

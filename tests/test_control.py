@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import painterly
-from painterly import api, cli, color, config, images, network, objective, optimize
+from painterly import api, cli, color, config, engine, images, network, objective, optimize
 from painterly.errors import InvalidOption
 from painterly.network import random_vgg
 from painterly.losses import GramLoss, as_matrix, gram
@@ -53,7 +53,7 @@ def test_histogram_recolours_the_style_to_the_contents_mean_and_covariance(small
         seen.append((content, list(styles)))
         return orig(features, o, content, styles, blend, **kw)
 
-    monkeypatch.setattr(transfer, "build_targets", spy)
+    monkeypatch.setattr(engine, "build_targets", spy)
     res = painterly.run_transfer(small["content"], small["style"], preserve_color="histogram",
                                     color_match="chol", **{**FAST, "iterations": (2,)})
     assert res.image.size[0] == 32
@@ -84,7 +84,7 @@ def test_blended_gram_target_is_the_weighted_sum():
 def test_blend_weights_are_normalised_and_counted(small, two_styles, monkeypatch, capsys):
     seen = []
     orig = objective.build_targets
-    monkeypatch.setattr(transfer, "build_targets",
+    monkeypatch.setattr(engine, "build_targets",
                         lambda *a, **kw: seen.append(a[4]) or orig(*a, **kw))
     res = painterly.run_transfer(small["content"], list(two_styles), style_blend=(7, 3), **FAST)
     assert seen[0] == pytest.approx([0.7, 0.3]) and res.recipe["style_blend"] == pytest.approx([0.7, 0.3])
@@ -195,8 +195,8 @@ def test_each_scale_recomputes_targets_and_starts_from_the_upsampled_result(smal
         ends.append(out[0].clone())
         return out
 
-    monkeypatch.setattr(transfer, "build_targets", spy_targets)
-    monkeypatch.setattr(transfer, "optimise", spy_opt)
+    monkeypatch.setattr(engine, "build_targets", spy_targets)
+    monkeypatch.setattr(engine, "optimise", spy_opt)
     res = painterly.run_transfer(small["content"], small["style"], scales=[24, 48, 96],
                                     **{**FAST, "size": 96, "iterations": (3, 2, 1)})
     assert res.options.scales == (24, 48, 96) and res.iterations == 6

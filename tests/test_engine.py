@@ -28,17 +28,16 @@ def test_objective_gradient_matches_finite_differences():
     targets = objective.build_targets(feats, o, content, [style], [1.0])
     targets.content = {k: v.double() for k, v in targets.content.items()}
     targets.regions[0].targets = {k: v.double() for k, v in targets.regions[0].targets.items()}
-    objective = objective.make(feats, o, targets)
+    obj = objective.make(feats, o, targets)
     # as_matrix casts to float32 for speed; for the check the maths must stay in float64
-    import painterly.losses as L
-    orig = L.as_matrix
-    losses.as_matrix = lambda f: (f[0] if f.dim() == 4 else f).reshape(f.shape[1] if f.dim() == 4 else f.shape[0], -1)
+    orig = objective.as_matrix
+    objective.as_matrix = lambda f: (f[0] if f.dim() == 4 else f).reshape(f.shape[1] if f.dim() == 4 else f.shape[0], -1)
     try:
         x = torch.rand(1, 3, 16, 16, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda t: objective.total(objective.parts(t)), (x,), eps=1e-6,
+        assert torch.autograd.gradcheck(lambda t: obj.total(obj.parts(t)), (x,), eps=1e-6,
                                          atol=1e-4, rtol=1e-3, fast_mode=True)
     finally:
-        losses.as_matrix = orig
+        objective.as_matrix = orig
 
 
 def test_report_losses_are_the_papers_units(small, fast):
@@ -226,11 +225,11 @@ def test_the_python_reconstructions_default_to_the_paper_layers():
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(pooling="median"), "unknown pooling 'median'"),
+    (dict(pooling="median"), "unknown --pooling value 'median'"),
     (dict(style_layers=("relu9_1",)), "unknown layer 'relu9_1'"),
     (dict(style_layer_weights=(1.0, 2.0)), "2 values for 5 style layers"),
-    (dict(iterations=(-1,)), "non-negative"),
-    (dict(size=8), "outside 16"),
+    (dict(iterations=(-1,)), "--iterations must be within 0..100000, got -1"),
+    (dict(size=8), "--size must be within 16..8192, got 8"),
     (dict(style_blend=(1.0, 2.0)), "2 weights for 1 style images"),
     (dict(init="/no/such/file.png"), "file.png"),
 ])
@@ -248,7 +247,7 @@ def test_style_scale_sets_the_style_size(small, fast, monkeypatch):
         seen.extend(s.shape[-2:] for s in styles)
         return orig(features, o, content, styles, blend, **kw)
 
-    monkeypatch.setattr(transfer, "build_targets", spy)
+    monkeypatch.setattr(engine, "build_targets", spy)
     painterly.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "style_scale": 2.0})
     assert max(seen[0]) == 64  # long side 32 * 2, square style stays square
     assert seen[0][0] == seen[0][1]

@@ -99,13 +99,13 @@ def test_normalisation_keeps_function_up_to_positive_channel_scales():
 
 # --- fixed per-network normalisation means ----------------------------------------------------
 def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypatch):
-    from painterly import features, weights
+    from painterly import network, weights
 
     sha = weights.VGG19_ORIGINAL.sha256
     path = network.means_file(sha)
     assert path.name == f"means-{sha[:12]}.pt" and path.is_file()
     # Read from the file: nothing is measured.
-    monkeypatch.setattr(features, "measure_means", lambda *a, **k: pytest.fail("measured instead of read"))
+    monkeypatch.setattr(network, "measure_means", lambda *a, **k: pytest.fail("measured instead of read"))
     net = random_vgg("relu5_1")  # the table is chosen by hash and pooling, not by the weights
     stored = torch.load(path, map_location="cpu", weights_only=True)
     for pooling in config.POOLING:
@@ -121,7 +121,7 @@ def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypat
 
 
 def test_reference_means_of_other_weights_are_measured_on_the_demo_images(monkeypatch):
-    from painterly import assets, features
+    from painterly import assets
 
     seen = []
     real = network.measure_means
@@ -130,7 +130,7 @@ def test_reference_means_of_other_weights_are_measured_on_the_demo_images(monkey
         seen.append(([im.size for im in pil_images], tuple(sides)))
         return real(net, pil_images, sides=(32,))  # small, for speed
 
-    monkeypatch.setattr(features, "measure_means", spy)
+    monkeypatch.setattr(network, "measure_means", spy)
     net = random_vgg("relu2_1", seed=3)
     means = network.reference_means(net, "random", "avg")
     from PIL import Image

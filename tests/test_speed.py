@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import painterly
-from painterly import config, images, network, objective, optimize
+from painterly import config, engine, images, network, objective, optimize
 from painterly.network import normalize_vgg, random_vgg
 
 BF16 = network.Autocast("cpu", torch.bfloat16)
@@ -78,7 +78,7 @@ def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_follows_native_support(monkeypatch, native):
-    monkeypatch.setattr(transfer, "native_bf16", lambda device: native)
+    monkeypatch.setattr(network, "native_bf16", lambda device: native)
     cpu = torch.device("cpu")
     amp = network.autocast_for(config.DEFAULTS.replace(precision="auto").precision, cpu)
     assert (amp == BF16) if native else (amp is contextlib.nullcontext)
@@ -114,14 +114,15 @@ def _dtypes_seen(monkeypatch):
             return out
         return features
 
-    monkeypatch.setattr(transfer, "feature_fn", spy)
+    monkeypatch.setattr(engine, "feature_fn", spy)
     return seen
 
 
 @pytest.mark.parametrize("precision, native, step_dtype", [
     ("fp32", True, torch.float32), ("auto", True, torch.bfloat16), ("auto", False, torch.float32)])
 def test_a_run_computes_in_the_precision_asked_for(monkeypatch, small, precision, native, step_dtype):
-    monkeypatch.setattr(transfer, "native_bf16", lambda device: native)
+    monkeypatch.setattr(network, "native_bf16", lambda device: native)
+    engine._PREPARED.clear()  # a shared Stylizer prepared earlier fixed its precision then
     seen = _dtypes_seen(monkeypatch)
     res = painterly.run_transfer(small["content"], small["style"], weights="random", size=32, iterations=(2,),
                                     scales=(32,), device="cpu", precision=precision)

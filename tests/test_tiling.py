@@ -35,13 +35,13 @@ def _region_masks(net, o, size, style_size):
 
 @contextlib.contextmanager
 def _float64_losses(on: bool):
-    orig = losses.as_matrix
+    orig = objective.as_matrix
     if on:
-        losses.as_matrix = lambda f: orig(f).double()
+        objective.as_matrix = lambda f: orig(f).double()
     try:
         yield
     finally:
-        losses.as_matrix = orig
+        objective.as_matrix = orig
 
 
 def _compare(o, feats, net, c, s, tile, sm=None, halo=None):
@@ -70,7 +70,7 @@ def _compare(o, feats, net, c, s, tile, sm=None, halo=None):
     out = []
     for obj in (plain, tiled):
         if o.style_loss == "sliced":
-            obj.style_loss.seed = 0  # the same random directions for both
+            obj.term("style").loss.seed = 0  # the same random directions for both
         xx = x.clone().requires_grad_(True)
         with _float64_losses(obj is plain):
             parts = obj.parts(xx)

@@ -71,8 +71,9 @@ class Result:
     iterations: int
     seconds: float
     stopped: bool = False
-    # The output as (1, 3, H, W) float RGB, clipped to [0, 1] but before 8-bit rounding
-    # (luminance mode: the optimised Y recombined with the content's I and Q).
+    # The output as (1, 3, H, W) float RGB before 8-bit rounding: the optimised pixels clipped to
+    # [0, 1]; in luminance mode the clipped Y recombined with the content's I and Q, exactly (so
+    # it may leave [0, 1], and `image` clips it).
     pixels: Optional[torch.Tensor] = field(default=None, repr=False)
 
     def save(self, path, report=None) -> None:
@@ -102,10 +103,10 @@ class Stylizer:
         self.device = pick_device(o.device)
         if o.threads:
             torch.set_num_threads(o.threads)
-        # Cut after the deepest layer any job may use with these options (rebuilt by `_need`
-        # if a run asks for a deeper one).
-        self.last = deepest(list(o.content_layers) + list(o.style_layers) or ["relu5_1"])
-        self._build(self.last)
+        # The network is built on first need (`prepare`, or a run after its memory check), cut
+        # after the deepest layer these options use; a run that asks for a deeper one rebuilds it.
+        self.net, self.last = None, None
+        self._styles: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
         self._lock = threading.Lock()  # runs in several threads (the web page) share the caches
 
     def _build(self, last: str) -> None:
@@ -127,8 +128,14 @@ class Stylizer:
         self.amp = autocast_for(o.precision, self.device)
         self._styles: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
 
+    def prepare(self) -> "Stylizer":
+        """Load and normalise the network now (else the first run does); returns self."""
+        o = self.options
+        self._need(list(o.content_layers) + list(o.style_layers) or ["relu5_1"])
+        return self
+
     def _need(self, layers: Sequence[str]) -> None:
-        want = deepest(list(layers) + [self.last])
+        want = deepest(list(layers) + ([self.last] if self.last else []))
         if want != self.last:
             self._build(want)
 
@@ -247,8 +254,8 @@ class Stylizer:
         losses = {name: ({l: float(v) for l, v in value.items()} if isinstance(value, dict) else float(value))
                   for name, value in parts.items()}
         losses["total"] = total
-        pixels = _pixels(x, content_img, luminance, (w, h)).float().cpu().clamp(0, 1)
-        image = images.to_pil(pixels)
+        pixels = _pixels(x, content_img, luminance, (w, h)).float().cpu()
+        image = images.to_pil(pixels.clamp(0, 1))
         recipe = self._recipe(job, o, content, styles, blend)
         image.info[images.RECIPE_KEY] = recipe
         return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)

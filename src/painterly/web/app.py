@@ -1,0 +1,408 @@
+"""The page: its layout (Gradio Blocks, controls, CSS and JS) and its handlers.
+
+`build_app` returns the page, not launched (see server.launch); its settings are kept on the
+app as `app.painterly`. The controls come from `painterly.config.SPECS` (web/controls.py);
+jobs run in a `painterly.jobs.JobQueue`. No message on the page shows a path of the server's:
+every one goes through `uploads.scrub`, and files are named by the names users gave them.
+"""
+# No `from __future__ import annotations`: Gradio finds the `gr.Request` parameter of the
+# handlers by evaluating their annotations, and `gr` is imported lazily (a local name).
+import asyncio
+import inspect
+import os
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Optional
+
+from PIL import Image
+
+from .. import config
+from ..config import Options
+from ..errors import ImageError, PainterlyError
+from ..jobs import PREVIEW_EVERY, Job, JobQueue, Snapshot
+from . import controls as ctl
+from .uploads import (MAX_STYLES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, check_upload, gradio, megabytes, scrub,
+                      shown_weights, temp_root)
+
+DEFAULT_QUEUE_SIZE = 8  # jobs that may wait for a free worker, beyond the running ones
+POLL_SECONDS = 0.1  # how often a page's stream looks for news from its job
+NARROW = 700  # px: below this width the columns stack (a phone)
+
+
+def cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Settings:
+    """Everything `build_app` was given; kept on the app as `app.painterly`."""
+
+    concurrency: int
+    queue_size: int
+    weights: Optional[str]
+    options: Options
+    max_bytes: int
+    max_pixels: int
+    max_styles: int
+    max_size: int
+    max_iterations: int
+    preview_every: int
+    root: Path
+    outputs: Path
+    jobs: JobQueue
+    page: dict  # what launch passes to Gradio for the page's look: theme, css
+
+    def check(self, path, role: str):
+        return check_upload(path, role, root=self.root, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+
+
+# --- what the page shows ------------------------------------------------------------------------
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    m, s = divmod(seconds, 60)
+    if m < 60:
+        return f"{m} min {s:02d} s"
+    h, m = divmod(m, 60)
+    return f"{h} h {m:02d} min"
+
+
+def _losses(losses: Dict[str, float]) -> str:
+    keys = [k for k in ("content", "style", "tv", "total") if k in losses and (k != "tv" or losses[k])]
+    return ", ".join(f"{k} {losses[k]:.3g}" for k in keys)
+
+
+def progress_text(s: Snapshot) -> str:
+    return (f"**Step {s.step} / {s.total}** · losses: {_losses(s.losses)} · "
+            f"{_clock(s.elapsed)} elapsed, about {_clock(s.eta)} left")
+
+
+def _jobs(n: int) -> str:
+    return f"{n} job" if n == 1 else f"{n} jobs"
+
+
+def _md(text: str) -> str:
+    """`text` (file names, messages) shown literally in Markdown."""
+    return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", str(text))
+
+
+def _error(text: str) -> str:
+    """A message for the page: no server path, the page's labels for flags, literal Markdown."""
+    return f"**Error:** {_md(ctl.page_words(scrub(text)))}"
+
+
+CSS = f"""
+#status {{ min-height: 3em; }}
+#upload-message {{ min-height: 1.5em; }}
+#preview img {{ width: 100%; height: 100%; object-fit: contain; }}
+#upload-message p, #status p, #schedule p {{ margin: 0.2em 0; }}
+@media (max-width: {NARROW}px) {{
+  #main-row {{ flex-direction: column; }}
+  #main-row > div {{ width: 100%; min-width: 0; }}
+  #preview {{ max-height: 60vh; }}
+}}
+"""
+
+RATIO_JS = """(x) => {
+  const r = Math.pow(10, x);
+  return `content : style = 10^${Number(x).toFixed(1)} = ${r.toExponential(1)} (α/β)`;
+}"""
+
+# On a phone the result column sits below the controls: bring it on screen when Start is pressed.
+SHOW_RESULT_JS = f"""() => {{
+  if (window.matchMedia('(max-width: {NARROW}px)').matches) {{
+    const s = document.getElementById('status');
+    if (s) s.scrollIntoView({{block: 'start'}});
+  }}
+}}"""
+
+
+def _supported(fn, kwargs: dict) -> dict:
+    """The keyword arguments `fn` declares by name (Gradio's signatures differ by version)."""
+    params = inspect.signature(fn).parameters
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+def _theme(gr):
+    """Gradio's default theme, with system fonts if it would fetch web fonts."""
+    theme = gr.themes.Default()
+    fonts = getattr(gr.themes, "GoogleFont", None)
+    used = list(getattr(theme, "_font", [])) + list(getattr(theme, "_font_mono", []))
+    if fonts is not None and any(isinstance(f, fonts) for f in used):
+        theme = gr.themes.Default(font=("ui-sans-serif", "system-ui", "sans-serif"),
+                                  font_mono=("ui-monospace", "Consolas", "monospace"))
+    return theme
+
+
+def _thumbnail(img: Image.Image, side: int = 400) -> Image.Image:
+    t = img.copy()
+    t.thumbnail((side, side))
+    return t
+
+
+# --- the page ----------------------------------------------------------------------------------------
+def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QUEUE_SIZE,
+              weights: Optional[str] = None, options: Optional[Options] = None,
+              max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS,
+              max_styles: int = MAX_STYLES, max_size: int = ctl.MAX_SIZE, max_iterations: int = ctl.MAX_ITERATIONS,
+              preview_every: int = PREVIEW_EVERY):
+    """The page as a gr.Blocks (not launched; see `launch`). Its settings: `app.painterly`.
+
+    concurrency: jobs optimising at once (default: one per CPU); queue_size: jobs that may
+    wait beyond those. weights: the server's VGG-19 (None: the original set, with its own preprocessing,
+    "random": a seeded random network, for tests). options: the page's initial values
+    (default config.DEFAULTS); the other arguments are the server's limits.
+    """
+    gr = gradio()
+    base = (options or config.DEFAULTS).replace(weights=weights, device="auto", threads=0,
+                                                content_mask=None, style_masks=(), compile=False)
+    root = temp_root()
+    n = int(concurrency or cpu_count())
+    settings = Settings(
+        concurrency=n, queue_size=int(queue_size), weights=weights, options=base,
+        max_bytes=int(max_bytes), max_pixels=int(max_pixels), max_styles=int(max_styles),
+        max_size=int(max_size), max_iterations=int(max_iterations), preview_every=int(preview_every),
+        root=root, outputs=Path(tempfile.mkdtemp(prefix="results-", dir=root)), jobs=JobQueue(n, int(queue_size)),
+        page={"theme": _theme(gr), "css": CSS})
+    init = ctl.control_values(base)
+    if base.size > settings.max_size or max(base.iterations or (0,)) > settings.max_iterations:
+        raise ValueError("the initial size or iterations exceed the server's limits")
+
+    blocks_kw = _supported(gr.Blocks.__init__, {"title": "painterly", "analytics_enabled": False,
+                                                "delete_cache": (3600, 3600), **settings.page})
+    with gr.Blocks(**blocks_kw) as app:
+        gr.Markdown(
+            "# Neural style transfer\n"
+            "Drop a photograph and one or more paintings, press **Start** and watch the picture "
+            "form (Gatys, Ecker & Bethge, *Image Style Transfer Using Convolutional Neural "
+            f"Networks*, 2016). This server runs {_jobs(settings.concurrency)} at a time and "
+            f"queues up to {settings.queue_size} more. Images: at most {megabytes(settings.max_bytes)} "
+            f"and {settings.max_pixels / 1e6:g} megapixels each.")
+        with gr.Row():
+            with gr.Column():
+                content_file = gr.File(label="Content image (the photograph)", file_count="single",
+                                       file_types=["image"], type="filepath", height=120, elem_id="content-file")
+                content_view = gr.Image(label="Content", type="pil", interactive=False, height=160,
+                                        elem_id="content-view", **_supported(gr.Image.__init__, {"format": "png"}))
+            with gr.Column():
+                style_files = gr.File(label=f"Style images (1 to {settings.max_styles})", file_count="multiple",
+                                      file_types=["image"], type="filepath", height=120, elem_id="style-files")
+                style_view = gr.Gallery(label="Styles", columns=4, height=160, elem_id="style-view",
+                                        **_supported(gr.Gallery.__init__, {"format": "png", "allow_preview": False}))
+        upload_message = gr.Markdown("", elem_id="upload-message")
+
+        c = {}
+        with gr.Row(elem_id="main-row"):
+            with gr.Column(scale=1):
+                for name in ctl.MAIN:
+                    c[name] = ctl.make(gr, name, init[name], settings)
+                    if name == "iterations":
+                        schedule = gr.Markdown(ctl.schedule_text(init, base, settings.max_size,
+                                                                 settings.max_iterations), elem_id="schedule")
+                    if name == "ratio":
+                        ratio_note = gr.Markdown("", elem_id="ratio-note")
+                preset = gr.Dropdown(list(config.PRESETS), value=ctl.preset_of(base), elem_id="preset",
+                                     label="Preset (sets the controls)")
+                with gr.Accordion("More options", open=False, elem_id="more-options"):
+                    for row in ctl.layout([k for k in ctl.CONTROLS if k not in ctl.MAIN]):
+                        with gr.Row():
+                            for name in row:
+                                c[name] = ctl.make(gr, name, init[name], settings)
+                with gr.Row():
+                    start_button = gr.Button("Start", variant="primary", elem_id="start")
+                    cancel_button = gr.Button("Cancel", variant="secondary", interactive=False, elem_id="cancel")
+            with gr.Column(scale=1):
+                status = gr.Markdown("Upload a content image and at least one style image, then press Start.",
+                                     elem_id="status")
+                preview = gr.Image(label="Preview", type="pil", interactive=False, elem_id="preview", height=420,
+                                   **_supported(gr.Image.__init__, {"format": "png"}))
+                download = gr.DownloadButton("Download PNG (with its recipe)", value=None, interactive=False,
+                                             elem_id="download")
+                command = gr.Textbox("", label="Equivalent command line", interactive=False, lines=2,
+                                     max_lines=8, elem_id="command",
+                                     **_supported(gr.Textbox.__init__, {"buttons": ["copy"], "show_copy_button": True}))
+        controls = [c[k] for k in ctl.CONTROLS]
+        outputs_ = [status, preview, download, command, start_button, cancel_button]
+
+        # --- handlers --------------------------------------------------------------------
+        def show_content(path):
+            if not path:
+                return "", None
+            try:
+                img, name = settings.check(path, "content image")
+            except PainterlyError as e:
+                return _error(str(e)), None
+            return f"Content: **{_md(name)}**, {img.width}×{img.height} ✓", _thumbnail(img)
+
+        def show_styles(paths):
+            paths = list(paths or [])
+            if not paths:
+                return "", None
+            if len(paths) > settings.max_styles:
+                return _error(f"{len(paths)} style images; the most this page takes is {settings.max_styles}"), None
+            shown, notes = [], []
+            for p in paths:
+                try:
+                    img, name = settings.check(p, "style image")
+                except PainterlyError as e:
+                    return _error(str(e)), None
+                shown.append((_thumbnail(img), name))
+                notes.append(f"**{_md(name)}**, {img.width}×{img.height}")
+            return "Style: " + "; ".join(notes) + " ✓", shown
+
+        def set_preset(name):
+            if name not in config.PRESETS:
+                return [gr.update() for _ in ctl.CONTROLS]
+            values = ctl.control_values(ctl.preset_options(name, base))
+            values["size"] = min(values["size"], settings.max_size)
+            return [values[k] for k in ctl.CONTROLS]
+
+        def show_schedule(*values):
+            return ctl.schedule_text(dict(zip(ctl.CONTROLS, values)), base, settings.max_size,
+                                     settings.max_iterations)
+
+        def cancel(request: gr.Request):
+            session = getattr(request, "session_hash", None)
+            if settings.jobs.cancel_session(session):
+                return "Cancelling…"
+            return gr.update()
+
+        # The controls' values arrive in ctl.CONTROLS' order after the files (the API's order too).
+        async def start(request: gr.Request, content, styles, *values):
+            session = getattr(request, "session_hash", None) or uuid.uuid4().hex
+            keep = gr.update()
+            try:
+                job = await asyncio.to_thread(_prepare, content, styles, dict(zip(ctl.CONTROLS, values)),
+                                              settings, session)
+            except PainterlyError as e:
+                yield _error(str(e)), keep, keep, keep, keep, keep
+                return
+            refusal = settings.jobs.submit(job)
+            if refusal:
+                yield _error(refusal), keep, keep, keep, keep, keep
+                return
+            async for update in _follow(job, settings):
+                yield update
+
+        quiet = {"show_progress": "hidden"}
+        fast = {"concurrency_limit": None}
+        # Decoding uploads takes memory: a few at a time, the rest wait in Gradio's queue.
+        checks = {"concurrency_limit": 2 * cpu_count(), "concurrency_id": "check-uploads"}
+        content_file.upload(show_content, content_file, [upload_message, content_view], **checks, **quiet)
+        content_file.clear(lambda: ("", None), None, [upload_message, content_view], **fast, **quiet)
+        style_files.upload(show_styles, style_files, [upload_message, style_view], **checks, **quiet)
+        style_files.clear(lambda: ("", None), None, [upload_message, style_view], **fast, **quiet)
+        preset.change(set_preset, preset, controls, **fast, **quiet)
+        for name in ("size", "iterations", "scales"):
+            c[name].change(show_schedule, controls, schedule, **fast, **quiet)
+        c["ratio"].change(None, c["ratio"], ratio_note, js=RATIO_JS, **quiet)
+        app.load(None, c["ratio"], ratio_note, js=RATIO_JS)
+        # Start: no Gradio-level limit, so every request reaches the JobQueue at once and is
+        # either accepted (run or wait, visibly) or refused; none waits unseen in Gradio's queue.
+        start_button.click(start, [content_file, style_files] + controls, outputs_, api_name="stylise",
+                           **fast, **quiet)
+        start_button.click(None, None, None, js=SHOW_RESULT_JS, **quiet)
+        cancel_button.click(cancel, None, status, api_name="cancel", **fast, **quiet)
+
+    # Gradio's own queue only backs up the JobQueue (handlers return at once when it is full).
+    app.queue(**_supported(app.queue, {"max_size": 4 * (settings.concurrency + settings.queue_size) + 64,
+                                       "default_concurrency_limit": None}))
+    app.painterly = settings
+    return app
+
+
+def _prepare(content, styles, values: dict, settings: Settings, session: str) -> Job:
+    """Check the uploads and the controls (in a worker thread); the Job, or ImageError/InvalidOption."""
+    styles = [s for s in (styles or []) if s]
+    if not content:
+        raise ImageError("upload a content image first")
+    if not styles:
+        raise ImageError("upload at least one style image")
+    if len(styles) > settings.max_styles:
+        raise ImageError(f"{len(styles)} style images; the most this page takes is {settings.max_styles}")
+    content_img, content_name = settings.check(content, "content image")
+    loaded = [settings.check(s, "style image") for s in styles]
+    options = ctl.options_from_controls(values, settings.options, len(loaded), settings.max_size,
+                                        settings.max_iterations)
+    return Job(content_img, [img for img, _ in loaded], options, (content_name, [n for _, n in loaded]),
+               session=session, preview_every=settings.preview_every)
+
+
+def _buttons(gr, running: bool):
+    """(Start, Cancel): Cancel is live (and red) only while a job of this page is under way."""
+    return (gr.update(interactive=not running),
+            gr.update(interactive=running, variant="stop" if running else "secondary"))
+
+
+async def _follow(job: Job, settings: Settings):
+    """Yield (status, preview, download, command, start, cancel) for a submitted job until it ends."""
+    import gradio as gr
+
+    keep = gr.update()
+    seen, seen_preview = -1, 0
+    try:
+        yield ("Queued…", None, gr.update(value=None, interactive=False), "") + _buttons(gr, True)
+        while not job.done.is_set():
+            if job.state == "waiting":
+                pos = settings.jobs.position(job)
+                running, waiting = settings.jobs.counts()
+                if pos is not None and seen != -pos - 1:
+                    seen = -pos - 1
+                    yield (f"Waiting in the queue: position {pos} of {waiting} ({running} job(s) running).",
+                           keep, keep, keep, keep, keep)
+            else:
+                s = job.snapshot()
+                if s.version == 0 and seen != 0:
+                    seen = 0
+                    yield "Starting: preparing the network and the images…", keep, keep, keep, keep, keep
+                elif s.version > seen and s.version > 0:
+                    seen = s.version
+                    image = keep
+                    if s.preview_version != seen_preview:
+                        seen_preview, image = s.preview_version, s.preview
+                    yield progress_text(s), image, keep, keep, keep, keep
+            await asyncio.sleep(POLL_SECONDS)
+        yield await asyncio.to_thread(_final, job, settings) + _buttons(gr, False)
+    finally:
+        if not job.done.is_set():  # the page went away: stop the work it asked for
+            settings.jobs.cancel(job)
+
+
+def _final(job: Job, settings: Settings):
+    """The last update of a job: its image, the PNG with the recipe, the command line."""
+    import gradio as gr
+
+    keep = gr.update()
+    if job.error:
+        return _error(job.error), keep, keep, keep
+    r = job.result
+    if r is None:
+        return "Cancelled before it started.", keep, keep, keep
+    from ..images import save_image
+
+    content_name, style_names = job.names
+    out_name = f"{Path(content_name).stem or 'content'}-stylised.png"
+    # The recipe and the command name the server's weights file (if any) by its name only.
+    options = job.options.replace(weights=shown_weights(job.options.weights))
+    recipe = dict(r.recipe, options=dict(r.recipe["options"], weights=options.weights))
+    folder = Path(tempfile.mkdtemp(prefix="job-", dir=settings.outputs))
+    try:
+        path = save_image(r.image, folder / out_name, recipe)
+        cmd = config.command_line(content_name, list(style_names), out_name, options)
+    except PainterlyError as e:
+        return _error(str(e)), r.image, keep, keep
+    last = job.snapshot()
+    summary = f"losses: {_losses(last.losses)} · " if last.losses else ""
+    if r.stopped:
+        total = last.total or r.iterations
+        text = f"**Cancelled at step {r.iterations} / {total}** · the image so far is below."
+    else:
+        text = f"**Finished:** {r.iterations} steps in {_clock(r.seconds)} · {summary}download the PNG below."
+    return text, r.image, gr.update(value=str(path), interactive=True), cmd
