@@ -26,7 +26,7 @@ def picture(small):
 
 
 def tiny(**kw):
-    return DEFAULTS.replace(weights="random", size=32, device="cpu", precision="fp32", **kw)
+    return DEFAULTS.replace(**dict(dict(weights="random", size=32, device="cpu", precision="fp32"), **kw))
 
 
 def test_queue_admits_concurrency_plus_queue_size_and_refuses_the_rest():
@@ -107,12 +107,12 @@ def test_a_cancelled_job_returns_its_image_so_far(picture):
 
 
 def test_a_finished_job_reports_every_step_and_previews(picture):
-    job = jobs.Job(picture, [picture], tiny(iterations=(4, 3)), preview_every=2)
+    job = jobs.Job(picture, [picture], tiny(size=64, iterations=(4, 3)), preview_every=2)
     job.run()
     s = job.snapshot()
     assert job.error is None and not job.result.stopped
     assert (s.step, s.total, s.version) == (7, 7, 7) and job.result.iterations == 7
-    assert s.preview_version == 4  # steps 1, 2, 4, 6 ... and the last (7)
+    assert s.preview_version == 5  # steps 1, 2, 4, 6 and the last, 7
     assert set(s.losses) >= {"content", "style", "total"}
 
 
