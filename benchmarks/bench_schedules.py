@@ -47,7 +47,6 @@ def checkpoint_steps(o: config.Options, every: int) -> list:
 
 
 def transfer_plan(o: config.Options):
-    from painterly import transfer
     return config.schedule(o)
 
 

@@ -42,9 +42,9 @@ from common import CONTENT, RESULTS, STYLE, describe_weights, machine, weights_a
 import torch
 import torch.nn.functional as F
 
-from painterly import config, images, network, objective
-from painterly.network import deepest, normalize_vgg, reference_means
-from painterly.weights import get_vgg
+from painterly import config, images
+from painterly.engine import Stylizer
+from painterly.network import deepest, native_bf16
 
 # Execution modes: (precision, channels_last, compile).
 MODES = {
@@ -114,19 +114,12 @@ def measure(size: int, mode: str, weights: str, repeats: int) -> dict:
     precision, channels_last, compile_ = MODES[mode]
     o = config.DEFAULTS.replace(size=size, weights=weights, device="cpu", precision=precision,
                                 channels_last=channels_last, compile=compile_)
-    device = torch.device("cpu")
-    net, sha, _ = get_vgg(weights, last=deepest(list(o.content_layers) + list(o.style_layers)), pooling=o.pooling,
-                        preprocess=o.preprocess, seed=0)
-    net = net.eval()
-    c = images.to_tensor(images.fit_to(images.load_image(CONTENT), (size, size)))
-    s = images.to_tensor(images.fit_to(images.load_image(STYLE), (size, size)))
-    normalize_vgg(net, means=reference_means(net, sha, o.pooling))  # as transfer.run
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    amp = network.autocast_for(o.precision, device)
-    features = network.feature_fn(net, None, channels_last, amp, compile=compile_)
-    targets = objective.build_targets(features, o, c, [s], [1.0])
-    objective = objective.make(features, o, targets)
+    stylizer = Stylizer(o)
+    # Both images at size x size, so every mode and size computes the same shapes.
+    c_img = images.fit_to(images.load_image(CONTENT), (size, size))
+    s_img = images.fit_to(images.load_image(STYLE), (size, size))
+    objective, c = stylizer.objective(c_img, s_img, size)
+    amp = stylizer.amp
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
 
     def step() -> float:
@@ -140,7 +133,7 @@ def measure(size: int, mode: str, weights: str, repeats: int) -> dict:
     times = [step() for _ in range(repeats)]
     med = statistics.median(times)
     gf = flops(o, size, size) / 1e9
-    del objective, targets, features, net
+    objective = stylizer = None
     gc.collect()
     return {"size": size, "mode": mode, "precision": precision, "channels_last": channels_last,
             "compile": compile_, "bf16_used": amp is not contextlib.nullcontext, "first_call_s": round(first, 3),
@@ -177,7 +170,7 @@ def main(argv=None) -> int:
     for m in modes:
         if m not in MODES:
             p.error(f"unknown mode {m!r}; choose from {', '.join(MODES)}")
-    print(f"weights: {describe_weights(weights)}; native bf16: {network.native_bf16(torch.device('cpu'))}; "
+    print(f"weights: {describe_weights(weights)}; native bf16: {native_bf16(torch.device('cpu'))}; "
           f"threads: {torch.get_num_threads()}", flush=True)
     ceilings = {"fp32": conv_ceiling(torch.float32), "bf16": conv_ceiling(torch.bfloat16)}
     print(f"conv ceiling: fp32 {ceilings['fp32']['gflops']:.0f} GFLOP/s, bf16 {ceilings['bf16']['gflops']:.0f} GFLOP/s",

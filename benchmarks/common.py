@@ -29,9 +29,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from painterly import config, images, network, objective  # noqa: E402
-from painterly.network import deepest, normalize_vgg, reference_means  # noqa: E402
-from painterly.weights import get_vgg  # noqa: E402
+from painterly import config, images, objective  # noqa: E402
+from painterly.engine import Stylizer  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
 CONTENT = IMAGES / "tubingen.jpg"
@@ -84,19 +83,9 @@ class Evaluator:
     def __init__(self, size: int, weights: str = "random", content=CONTENT, style=STYLE):
         o = paper_options(size, weights)
         self.o = o
-        net, sha, _ = get_vgg(o.weights, last=deepest(list(o.content_layers) + list(o.style_layers)),
-                              pooling=o.pooling, preprocess=o.preprocess, seed=0)
-        net = net.eval()
-        c_img, s_img = images.load_image(content), images.load_image(style)
-        c_img = images.resize_long_side(c_img, size)
-        self.size = c_img.size
-        c = images.to_tensor(c_img)
-        s = images.to_tensor(images.resize_long_side(s_img, max(c_img.size)))
-        if o.normalize:
-            normalize_vgg(net, means=reference_means(net, sha, o.pooling))  # as transfer.run
-        features = network.feature_fn(net)
-        targets = objective.build_targets(features, o, c, [s], [1.0])
-        self.objective = objective.make(features, o, targets)
+        # The style image at the content's long side, as a run with --style-scale 1 makes it.
+        self.objective, c = Stylizer(o).objective(content, style, size, fp32=True)
+        self.size = (c.shape[-1], c.shape[-2])
 
     @torch.no_grad()
     def __call__(self, image) -> dict:

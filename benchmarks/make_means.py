@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from painterly import images, network
+from painterly import images
 from painterly.network import REFERENCE_SIDES, means_file, measure_means
 from painterly.weights import get_vgg
 

@@ -122,7 +122,7 @@ def test_region_losses_are_guided_grams_weighted_by_lambda():
     sm = masks.for_scale(rm, net.names, o.style_layers, "resize", (24, 16), [(20, 20), (20, 20)], "cpu")
     t = objective.build_targets(feats, o, None, [s1, s2], [0.5, 0.5], masks=sm)
     x = torch.rand(1, 3, 16, 24)
-    parts = objective.make(feats, o, t).parts(x)
+    parts = engine.make_objective(feats, o, t).parts(x)
     g = GramLoss()
     for l in o.style_layers:
         f = as_matrix(feats(x, [l])[l])

@@ -28,7 +28,7 @@ def test_objective_gradient_matches_finite_differences():
     targets = objective.build_targets(feats, o, content, [style], [1.0])
     targets.content = {k: v.double() for k, v in targets.content.items()}
     targets.regions[0].targets = {k: v.double() for k, v in targets.regions[0].targets.items()}
-    obj = objective.make(feats, o, targets)
+    obj = engine.make_objective(feats, o, targets)
     # as_matrix casts to float32 for speed; for the check the maths must stay in float64
     orig = objective.as_matrix
     objective.as_matrix = lambda f: (f[0] if f.dim() == 4 else f).reshape(f.shape[1] if f.dim() == 4 else f.shape[0], -1)
@@ -69,7 +69,7 @@ def _objective(o, size=16):
     feats = network.feature_fn(net)
     g = torch.Generator().manual_seed(1)
     content, style = torch.rand(1, 3, size, size, generator=g), torch.rand(1, 3, size, size, generator=g)
-    return objective.make(feats, o, objective.build_targets(feats, o, content, [style], [1.0]))
+    return engine.make_objective(feats, o, objective.build_targets(feats, o, content, [style], [1.0]))
 
 
 def test_objective_weighs_each_term_and_sums_them():

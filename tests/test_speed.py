@@ -22,7 +22,7 @@ def _inputs(content_path, style_path, side=64):
 
 def _objective(net, o, c, s, amp=contextlib.nullcontext, channels_last=False):
     features = network.feature_fn(net, None, channels_last, amp)
-    return objective.make(features, o, objective.build_targets(features, o, c, [s], [1.0]))
+    return engine.make_objective(features, o, objective.build_targets(features, o, c, [s], [1.0]))
 
 
 def _loss_and_grad(objective, x):
@@ -142,7 +142,7 @@ def test_compiled_network_gives_the_eager_loss(content_path, style_path):
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(3))
     ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
     features = network.feature_fn(net, compile=True)
-    objective = objective.make(features, o, objective.build_targets(features, o, c, [s], [1.0]))
+    objective = engine.make_objective(features, o, objective.build_targets(features, o, c, [s], [1.0]))
     try:
         loss, grad = _loss_and_grad(objective, x)
     except Exception as e:  # no C++ compiler or an unsupported platform: compile is optional

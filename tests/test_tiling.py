@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import painterly
-from painterly import config, losses, masks, network, objective, tiling
+from painterly import config, engine, losses, masks, network, objective, tiling
 from painterly.network import filter_means, normalize_vgg, random_vgg
 
 TOL = 1e-4
@@ -61,8 +61,8 @@ def _compare(o, feats, net, c, s, tile, sm=None, halo=None):
             a, b = (a[0], b[0]) if isinstance(a, tuple) else (a, b)  # sliced: [(features, w)]
             worst["targets"] = max(worst["targets"], float((a - b).norm() / a.norm()))
     x = torch.rand_like(c)
-    plain = objective.make(feats, o, t_plain)
-    tiled = objective.make(feats, o, t_plain, tiler=tl)
+    plain = engine.make_objective(feats, o, t_plain)
+    tiled = engine.make_objective(feats, o, t_plain, tiler=tl)
     # Every per-layer value, and the gradient of their sum with each layer scaled to 1 (so
     # that no layer hides behind a larger one), TV included. The untiled reference computes
     # its losses from the features in float64: in float32 the W2 loss's cancellation

@@ -7,7 +7,7 @@ embeds it in the file.
 """
 from __future__ import annotations
 
-import os
+
 from typing import Callable, Optional, Sequence, Union
 
 from PIL import Image

@@ -12,10 +12,10 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from . import __version__, config
-from .config import Options, command_line
+from .config import Options, command_line  # noqa: F401 (cli.command_line, as before)
 from .errors import InvalidOption, PainterlyError, Stop, choice, user_message
 
 # --- options derived from config.SPECS ----------------------------------------------------
@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--weights", default=None, help=config.SPECS["weights"].help)
     sp.add_argument("--concurrency", type=int, default=None, help="jobs optimising at once (default: one per CPU)")
     sp.add_argument("--queue-size", type=int, default=8, help="jobs that may wait for a free worker; more are refused")
+    from . import video  # the `video` verb lives in video.py
+
+    video.add_parser(sub)
+    from . import batch  # the `batch` verb lives in batch.py
+
+    batch.add_parser(sub)
     return p
 
 
@@ -314,6 +320,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                 return run_job("content", args.content, [], o, args)
             o = o.replace(style_layers=tuple(s for s in args.layers.split(",") if s))
             return run_job("texture", None, [args.style], o, args)
+        if args.verb == "video":
+            from . import video
+
+            return video.run(args)
+        if args.verb == "batch":
+            from . import batch
+
+            return batch.run(args)
         return {"rerun": cmd_rerun, "weights": cmd_weights, "demo": cmd_demo, "serve": cmd_serve,
                 "figure": cmd_figure}[args.verb](args)
     except BaseException as e:  # never a traceback for the user; PAINTERLY_DEBUG=1 shows it

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -341,7 +341,8 @@ def validate(o: Options, job: str = "transfer", n_styles: int = 1) -> Options:
     """Check every field against its Spec, then the rules between fields; return `o`.
 
     The one validation of a run: the CLI, the Python API, the web page and batch all reach it
-    through engine.Stylizer.run (the CLI and the page also call it early, before loading images).
+    through engine.Stylizer.run (the page also calls it early, before queueing a job). --init
+    PATH is read by the engine, which fails on an unreadable file before any heavy work.
     """
     from .errors import InvalidOption, choice
 
@@ -365,10 +366,6 @@ def validate(o: Options, job: str = "transfer", n_styles: int = 1) -> Options:
             raise InvalidOption(f"--style-blend has {len(o.style_blend)} weights for {n_styles} style images")
         if sum(o.style_blend) <= 0:
             raise InvalidOption("--style-blend weights must have a positive sum")
-    if o.init not in INITS:
-        from . import images
-
-        images.load_image(o.init)  # a path: fail now if it is not a readable image
     return o
 
 

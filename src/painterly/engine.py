@@ -31,8 +31,7 @@ from . import __version__, color, config, images, masks, memory
 from .config import Options
 from .errors import InvalidOption
 from .network import autocast_for, deepest, feature_fn, normalize_vgg, pick_device, reference_means
-from .objective import Term, build_targets, layer_weights
-from .objective import make as make_objective
+from .objective import Objective, Targets, Term, build_targets, layer_weights, standard_terms
 from .optimize import optimise
 from .weights import get_vgg
 
@@ -175,9 +174,64 @@ class Stylizer:
         inside `callback` ends the run early; the current iterate is returned, `stopped=True`.
         """
         start = time.perf_counter()
+        # 1-3. Options, images, colour mode, masks, memory plan, network (see _setup).
+        r = self._setup(content, styles, job, options, overrides)
+        o, plan = r.o, config.schedule(r.o)
+        # 4. Coarse to fine: at each scale the targets at that size, starting from the previous
+        #    result (the first scale from `init` or --init).
+        features = self.features(r.luminance, compile=o.compile)
+        gen = torch.Generator().manual_seed(o.seed)
+        x, step, total_steps, stopped = None, 0, sum(n for _, n in plan), False
+        for long_side, n_iter in plan:
+            objective, (w, h), c, ss = self._scale(r, long_side, features, o, extra_terms)
+            x = _initial(o, x, (w, h), c, ss, gen, self.device, r.luminance, init)
+
+            def on_step(losses, live, size=(w, h)):
+                nonlocal step
+                step += 1
+                if callback is not None:  # image() renders the live iterate: call it inside the callback
+                    callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
+                                     lambda: _render(live, r.content_img, r.luminance, size)))
+
+            x, stopped = optimise(objective, x, o, n_iter, on_step)
+            if stopped:
+                break
+        # 5. The final image and its losses, in fp32 at the final size, on the clipped pixels.
+        objective = c = ss = None  # free the last scale's before building the final ones
+        with torch.no_grad():
+            objective, (w, h), c, ss = self._scale(r, plan[-1][0], self.features(r.luminance, fp32=True),
+                                                   o.replace(precision="fp32"), extra_terms)
+            if x.shape[-2:] != (h, w):
+                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+            x = x.clamp(0, 1)
+            parts = objective.parts(x)
+            total = float(objective.total(parts))
+        losses = {name: ({l: float(v) for l, v in value.items()} if isinstance(value, dict) else float(value))
+                  for name, value in parts.items()}
+        losses["total"] = total
+        pixels = _pixels(x, r.content_img, r.luminance, (w, h)).float().cpu()
+        image = images.to_pil(pixels.clamp(0, 1))
+        recipe = self._recipe(job, o, content, r.styles, r.blend)
+        image.info[images.RECIPE_KEY] = recipe
+        return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
+
+    def objective(self, content: Optional[ImageLike], styles=None, long_side: Optional[int] = None, *,
+                  job: str = "transfer", options: Optional[Options] = None, fp32: bool = False, **overrides):
+        """(objective, content tensor) of a run at one size (default: --size): the function a run
+        minimises there, for benchmarks and scoring. The objective is called as
+        `objective.total(objective.parts(x))` on a (1, 3, H, W) image in [0, 1]."""
+        r = self._setup(content, styles, job, options, overrides)
+        o = r.o.replace(precision="fp32") if fp32 else r.o
+        objective, _, c, _ = self._scale(r, long_side or o.size, self.features(r.luminance, fp32=fp32), o, ())
+        return objective, c
+
+    def _setup(self, content, styles, job: str, options: Optional[Options], overrides: dict) -> "_Run":
+        """Steps 1-3 of a run: checked options, loaded images, colour mode, masks, memory plan."""
         styles = _as_list(styles)
         o = (options or self.options).replace(**overrides)
         o = self._check(config.validate(o, job, max(len(styles), 1)))
+        if o.init not in config.INITS:
+            images.load_image(o.init)  # --init PATH: fail now, before any heavy work, if unreadable
         # 1. Images: load, then the output size (long side = --size, the content's aspect ratio;
         #    a texture takes the style's).
         content_img = images.load_image(content) if content is not None else None
@@ -195,70 +249,29 @@ class Stylizer:
                            n_regions=regions.content.shape[0] if regions else 0)
         layers = list(o.content_layers) + list(o.style_layers)
         self._need(layers)
-        plan = config.schedule(o)
+        return _Run(job, o, styles, content_img, style_imgs, shape_src, blend, histogram, luminance, regions,
+                    tile, layers)
 
-        def scaled_inputs(long_side: int):
-            w, h = images.resize_long_side(shape_src, long_side).size
-            c = self._tensor(content_img, long_side, luminance) if content_img is not None else None
-            # The paper resizes the style image to the content's size; we keep its aspect ratio
-            # and scale its long side to the output's times --style-scale.
-            ss = [self._tensor(s, max(16, round(max(w, h) * o.style_scale)), luminance) for s in style_imgs]
-            if histogram:
-                ss = [color.match_histogram(s, c, o.color_match) for s in ss]
-            if luminance:
-                ss = [color.match_luminance(s, c) for s in ss]
-            return (w, h), c, ss
-
-        def objective_at(long_side: int, features, opts: Options):
-            """The objective at one scale: targets, masks, tiling, terms; and the scale's images."""
-            (w, h), c, ss = scaled_inputs(long_side)
-            _check_fits(deepest(layers), [("the output", (w, h))] + [
-                (f"style image {i + 1}", (t.shape[-1], t.shape[-2])) for i, t in enumerate(ss) if job != "content"])
-            tiler = _tiler(features, self.net.names, layers, tile, (w, h))
-            sm = masks.for_scale(regions, self.net.names, opts.style_layers, opts.mask_mode, (w, h),
-                                 [(t.shape[-1], t.shape[-2]) for t in ss], self.device) if regions else None
-            cache = self._style_cache((tuple(opts.style_layers), opts.style_loss, opts.precision))
-            targets = build_targets(features, opts, c if job != "texture" else None, ss if job != "content" else [],
-                                    blend, masks=sm, tiler=tiler, style_cache=cache)
-            return make_objective(features, opts, targets, extra_terms, tiler), (w, h), c, ss
-
-        # 4. Coarse to fine: at each scale the targets at that size, starting from the previous
-        #    result (the first scale from `init` or --init).
-        features = self.features(luminance, compile=o.compile)
-        gen = torch.Generator().manual_seed(o.seed)
-        x, step, total_steps, stopped = None, 0, sum(n for _, n in plan), False
-        for long_side, n_iter in plan:
-            objective, (w, h), c, ss = objective_at(long_side, features, o)
-            x = _initial(o, x, (w, h), c, ss, gen, self.device, luminance, init)
-
-            def on_step(losses, live, size=(w, h)):
-                nonlocal step
-                step += 1
-                if callback is not None:  # image() renders the live iterate: call it inside the callback
-                    callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
-                                     lambda: _render(live, content_img, luminance, size)))
-
-            x, stopped = optimise(objective, x, o, n_iter, on_step)
-            if stopped:
-                break
-        # 5. The final image and its losses, in fp32 at the final size, on the clipped pixels.
-        objective = c = ss = None  # free the last scale's before building the final ones
-        with torch.no_grad():
-            objective, (w, h), c, ss = objective_at(plan[-1][0], self.features(luminance, fp32=True),
-                                                    o.replace(precision="fp32"))
-            if x.shape[-2:] != (h, w):
-                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
-            x = x.clamp(0, 1)
-            parts = objective.parts(x)
-            total = float(objective.total(parts))
-        losses = {name: ({l: float(v) for l, v in value.items()} if isinstance(value, dict) else float(value))
-                  for name, value in parts.items()}
-        losses["total"] = total
-        pixels = _pixels(x, content_img, luminance, (w, h)).float().cpu()
-        image = images.to_pil(pixels.clamp(0, 1))
-        recipe = self._recipe(job, o, content, styles, blend)
-        image.info[images.RECIPE_KEY] = recipe
-        return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
+    def _scale(self, r: "_Run", long_side: int, features, opts: Options, extra_terms):
+        """The objective at one scale (targets, masks, tiling, terms) and the scale's images."""
+        w, h = images.resize_long_side(r.shape_src, long_side).size
+        c = self._tensor(r.content_img, long_side, r.luminance) if r.content_img is not None else None
+        # The paper resizes the style image to the content's size; we keep its aspect ratio
+        # and scale its long side to the output's times --style-scale.
+        ss = [self._tensor(s, max(16, round(max(w, h) * opts.style_scale)), r.luminance) for s in r.style_imgs]
+        if r.histogram:
+            ss = [color.match_histogram(s, c, opts.color_match) for s in ss]
+        if r.luminance:
+            ss = [color.match_luminance(s, c) for s in ss]
+        _check_fits(deepest(r.layers), [("the output", (w, h))] + [
+            (f"style image {i + 1}", (t.shape[-1], t.shape[-2])) for i, t in enumerate(ss) if r.job != "content"])
+        tiler = _tiler(features, self.net.names, r.layers, r.tile, (w, h))
+        sm = masks.for_scale(r.regions, self.net.names, opts.style_layers, opts.mask_mode, (w, h),
+                             [(t.shape[-1], t.shape[-2]) for t in ss], self.device) if r.regions else None
+        cache = self._style_cache((tuple(opts.style_layers), opts.style_loss, opts.precision))
+        targets = build_targets(features, opts, c if r.job != "texture" else None, ss if r.job != "content" else [],
+                                r.blend, masks=sm, tiler=tiler, style_cache=cache)
+        return make_objective(features, opts, targets, extra_terms, tiler), (w, h), c, ss
 
     def _check(self, o: Options) -> Options:
         differ = [f for f in config.NETWORK_FIELDS if getattr(o, f) != getattr(self.options, f)]
@@ -280,6 +293,24 @@ class Stylizer:
         recipe["options"]["style_layer_weights"] = layer_weights(o)
         recipe["options"]["weights_sha256"] = self.sha256
         return recipe
+
+
+@dataclass
+class _Run:
+    """What one run fixes before optimising (Stylizer._setup)."""
+
+    job: str
+    o: Options
+    styles: list  # as given (paths or images), for the recipe
+    content_img: Optional[Image.Image]
+    style_imgs: List[Image.Image]
+    shape_src: Image.Image  # the image whose aspect ratio the output takes
+    blend: List[float]
+    histogram: bool
+    luminance: bool
+    regions: object  # masks.Regions or None
+    tile: int
+    layers: List[str]
 
 
 _PREPARED: "collections.OrderedDict[tuple, Stylizer]" = collections.OrderedDict()
@@ -304,6 +335,16 @@ def run(job: str, content: Optional[ImageLike], styles=None, options: Optional[O
     """One run on the shared prepared engine for these options (see `prepared`)."""
     o = (options or config.DEFAULTS).replace(**overrides)
     return prepared(o).run(content, styles, job=job, options=o, callback=callback)
+
+
+def make_objective(features, o: Options, targets: Targets, extra: Sequence[Term] = (), tiler=None) -> Objective:
+    """The objective of a run at one scale: `o`'s terms plus `extra`, tiled when `tiler` is given."""
+    terms = standard_terms(o, targets) + list(extra)
+    if tiler is None:
+        return Objective(features, terms)
+    from .tiling import TiledObjective
+
+    return TiledObjective(features, terms, tiler)
 
 
 # --- the steps of a run ---------------------------------------------------------------------------

@@ -189,16 +189,6 @@ def standard_terms(o: Options, targets: Targets) -> List[Term]:
             PixelTerm("range", o.range_weight, range_loss)]
 
 
-def make(features, o: Options, targets: Targets, extra: Sequence[Term] = (), tiler=None) -> "Objective":
-    """The objective of a run at one scale: `o`'s terms plus `extra`, tiled when `tiler` is given."""
-    terms = standard_terms(o, targets) + list(extra)
-    if tiler is None:
-        return Objective(features, terms)
-    from .tiling import TiledObjective
-
-    return TiledObjective(features, terms, tiler)
-
-
 # --- the objective -------------------------------------------------------------------------------
 class Objective:
     """sum of weight * term: the function the optimiser sees."""
