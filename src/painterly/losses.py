@@ -80,18 +80,34 @@ class GramLoss:
 
     name = "gram"
 
+    # The loss is computed from additive statistics S = sum (T F)(T F)^T and a = sum T^2 (sums
+    # over positions), so that the tiled evaluation (tiling.py) sums them over tiles and reuses
+    # this one formula.
+    @staticmethod
+    def stats(f: Tensor, mask: Optional[Tensor] = None) -> list:
+        f = f.reshape(f.shape[0], -1)
+        if mask is None:
+            return [gram(f), f.new_tensor(float(f.shape[1]))]
+        f = f * mask
+        return [gram(f), mask.pow(2).sum()]
+
+    @staticmethod
+    def target_of_stats(st) -> Tensor:
+        return st[0] / st[1].clamp_min(1e-8)
+
+    def value_of_stats(self, st, target: Tensor) -> Tensor:
+        n = st[0].shape[0]
+        return (self.target_of_stats(st) - target).pow(2).sum() / (4.0 * n * n)
+
     def target(self, f: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        f, m = _apply_mask(f, mask)
-        return gram(f) / m
+        return self.target_of_stats(self.stats(f, mask))
 
     @staticmethod
     def blend(targets: Sequence[Tensor], weights: Sequence[float]) -> Tensor:
         return sum(w * t for w, t in zip(weights, targets))
 
     def __call__(self, f: Tensor, target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        f, m = _apply_mask(f, mask)
-        n = f.shape[0]
-        return (gram(f) / m - target).pow(2).sum() / (4.0 * n * n)
+        return self.value_of_stats(self.stats(f, mask), target)
 
 
 def _moments(f: Tensor, mask: Optional[Tensor]):
@@ -105,6 +121,24 @@ def _moments(f: Tensor, mask: Optional[Tensor]):
     w = f.new_full((f.shape[1],), 1.0 / f.shape[1]) if mask is None else mask.to(f) / mask.sum().clamp_min(1e-8)
     mu = f @ w
     return mu, f - mu[:, None], w
+
+
+def _moment_stats(f: Tensor, mask: Optional[Tensor], full: bool) -> list:
+    """Additive statistics for the tiled evaluation: s0 = sum w, s1 = sum w F, s2 = sum w F^2
+    (full=False) or sum w F F^T (full=True), in float64 (float32 on MPS); w = the mask, or 1.
+    One pass over the positions, so the tiled mean-std and W2 losses equal the untiled ones up
+    to float rounding (tests/test_tiling.py), not bit for bit."""
+    f = f.reshape(f.shape[0], -1)
+    f = f.to(_wide(f))
+    w = torch.ones(f.shape[1], dtype=f.dtype, device=f.device) if mask is None else mask.to(f)
+    s2 = (f * w) @ f.t() if full else f.pow(2) @ w
+    return [w.sum(), f @ w, s2]
+
+
+def _moments_of_stats(st):
+    """(mean, second moment, total weight) from _moment_stats' sums."""
+    s0 = st[0].clamp_min(1e-8)
+    return st[1] / s0, st[2] / s0, s0
 
 
 class MeanStdLoss:
@@ -132,6 +166,22 @@ class MeanStdLoss:
 
     def __call__(self, f: Tensor, target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         return (self.target(f, mask) - target).pow(2).sum() / f.shape[0]
+
+    # The same loss from additive statistics (tiling.py).
+    @staticmethod
+    def stats(f: Tensor, mask: Optional[Tensor] = None) -> list:
+        return _moment_stats(f, mask, full=False)
+
+    def _ms(self, st) -> Tensor:
+        mu, ex2, _ = _moments_of_stats(st)
+        return torch.stack([mu, ((ex2 - mu * mu).clamp_min(0) + self.eps).sqrt()])
+
+    def target_of_stats(self, st) -> Tensor:
+        return self._ms(st).float()
+
+    def value_of_stats(self, st, target: Tensor) -> Tensor:
+        d = self._ms(st) - target.to(st[1].dtype)
+        return (d.pow(2).sum() / d.shape[1]).float()
 
 
 def _sqrtm(s: Tensor) -> Tensor:
@@ -198,6 +248,29 @@ class W2Loss:
         root_trace = torch.linalg.eigvalsh((c + c.T) / 2).clamp_min(self.eps).sqrt().sum()
         cov_term = _wide(s1).trace() + _wide(s2).trace() - 2 * root_trace
         return ((mu1 - mu2).pow(2).sum() + cov_term.to(f.dtype)) / f.shape[0]
+
+    # The same loss from additive statistics (tiling.py).
+    @staticmethod
+    def stats(f: Tensor, mask: Optional[Tensor] = None) -> list:
+        return _moment_stats(f, mask, full=True)
+
+    @staticmethod
+    def _mc(st):
+        mu, exx, _ = _moments_of_stats(st)
+        return mu, exx - torch.outer(mu, mu)
+
+    def target_of_stats(self, st):
+        mu, cov = self._mc(st)
+        return self._make(mu.float(), cov.float())
+
+    def value_of_stats(self, st, target) -> Tensor:
+        mu2, s2, r2 = target
+        mu1, s1 = self._mc(st)
+        r2 = r2.to(s1)
+        c = r2 @ s1 @ r2
+        root = torch.linalg.eigvalsh((c + c.T) / 2).clamp_min(self.eps).sqrt().sum()
+        cov_term = s1.trace() + s2.to(s1).trace() - 2 * root
+        return (((mu1 - mu2.to(mu1)).pow(2).sum() + cov_term) / mu1.shape[0]).float()
 
 
 def _resample(p: Tensor, m: int) -> Tensor:

@@ -98,8 +98,8 @@ def estimate_peak_bytes(options, width: int, height: int, *, job: str = "transfe
     taken into account (the peak is that of the largest scale).
     """
     o = options
-    scales = list(o.scales or (o.size,))
-    iters = list(o.iterations) * (len(scales) if len(o.iterations) == 1 else 1)
+    schedule = config.schedule(o)  # the run's own (long side, iterations) per scale
+    scales, iters = [side for side, _ in schedule], [n for _, n in schedule]
     final = scales[-1]
     ch = 1 if o.preserve_color == "luminance" and job != "texture" else 3
     content_layers = list(o.content_layers) if job != "texture" else []
@@ -176,7 +176,7 @@ def available_bytes(device: str = "cpu") -> int:
 
 def _scaled(o, long_side: int):
     """Options with the output's long side (and a coarse-to-fine schedule) scaled to long_side."""
-    final = (o.scales or (o.size,))[-1]
+    final = config.scale_sides(o)[-1]
     scales = tuple(max(16, round(s * long_side / final)) for s in o.scales) if o.scales else ()
     return o.replace(size=long_side, scales=scales)
 

@@ -36,7 +36,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from . import masks as _masks
-from .losses import _wide, as_matrix, content_loss
+from .losses import as_matrix, content_loss
 from .objective import Objective, Term
 
 
@@ -170,7 +170,7 @@ class Tiler:
                 elif kind is None:
                     row.append(loss.target(as_matrix(full[l]), m))
                 else:
-                    row.append(kind.target(accs[(l, i)]))
+                    row.append(kind.target_of_stats(accs[(l, i)]))
             out[l] = row
         return out
 
@@ -192,93 +192,10 @@ def _add(acc: Optional[list], st: list) -> list:
 
 
 # --- additive statistics of the style losses -------------------------------------------------
-class _GramKind:
-    """Gram loss: S = sum (T F)(T F)^T and a = sum T^2; E = |S/a - A|^2 / (4 N^2) (GramLoss)."""
-
-    def __init__(self, loss):
-        self.loss = loss
-
-    def stats(self, f: torch.Tensor, m: Optional[torch.Tensor]) -> list:
-        f = f.reshape(f.shape[0], -1)
-        if m is None:
-            return [f @ f.t(), f.new_tensor(float(f.shape[1]))]
-        f = f * m
-        return [f @ f.t(), m.pow(2).sum()]
-
-    def target(self, st):
-        return st[0] / st[1].clamp_min(1e-8)
-
-    def value(self, st, target):
-        n = st[0].shape[0]
-        return (st[0] / st[1].clamp_min(1e-8) - target).pow(2).sum() / (4.0 * n * n)
-
-
-class _MomentKind:
-    """Weighted sums s0 = sum w, s1 = sum w F, s2 = sum w F^2 (mean-std) or sum w F F^T (W2),
-    in float64 (float32 on MPS); w = the mask, or 1."""
-
-    second = "diag"
-
-    def __init__(self, loss):
-        self.loss = loss
-
-    def stats(self, f: torch.Tensor, m: Optional[torch.Tensor]) -> list:
-        f = f.reshape(f.shape[0], -1)
-        f = f.to(_wide(f))
-        w = torch.ones(f.shape[1], dtype=f.dtype, device=f.device) if m is None else m.to(f)
-        s2 = f.pow(2) @ w if self.second == "diag" else (f * w) @ f.t()
-        return [w.sum(), f @ w, s2]
-
-    @staticmethod
-    def _moments(st):
-        s0 = st[0].clamp_min(1e-8)
-        mu = st[1] / s0
-        return mu, st[2] / s0, s0
-
-
-class _MeanStdKind(_MomentKind):
-    second = "diag"
-
-    def _ms(self, st):
-        mu, ex2, _ = self._moments(st)
-        return torch.stack([mu, ((ex2 - mu * mu).clamp_min(0) + self.loss.eps).sqrt()])
-
-    def target(self, st):
-        return self._ms(st).float()
-
-    def value(self, st, target):
-        d = self._ms(st) - target.to(st[1].dtype)
-        return (d.pow(2).sum() / d.shape[1]).float()
-
-
-class _W2Kind(_MomentKind):
-    second = "full"
-
-    def _mc(self, st):
-        mu, exx, _ = self._moments(st)
-        return mu, exx - torch.outer(mu, mu)
-
-    def target(self, st):
-        mu, cov = self._mc(st)
-        return self.loss._make(mu.float(), cov.float())
-
-    def value(self, st, target):
-        mu2, s2, r2 = target
-        mu1, s1 = self._mc(st)
-        r2 = r2.to(s1)
-        c = r2 @ s1 @ r2
-        root = torch.linalg.eigvalsh((c + c.T) / 2).clamp_min(self.loss.eps).sqrt().sum()
-        cov_term = s1.trace() + s2.to(s1).trace() - 2 * root
-        return (((mu1 - mu2.to(mu1)).pow(2).sum() + cov_term) / mu1.shape[0]).float()
-
-
-_KINDS = {"gram": _GramKind, "mean-std": _MeanStdKind, "w2": _W2Kind}
-
-
 def kind_for(loss):
-    """The additive-statistics form of a style loss, or None (assemble the features instead)."""
-    k = _KINDS.get(getattr(loss, "name", None))
-    return k(loss) if k else None
+    """The loss itself when it has an additive-statistics form (losses.py: stats,
+    target_of_stats, value_of_stats), or None (the sliced loss: assemble the features)."""
+    return loss if hasattr(loss, "stats") else None
 
 
 # --- filter means for the normalised network ---------------------------------------------------
@@ -412,7 +329,7 @@ class TiledObjective(Objective):
                 else:
                     stats = [[t.detach().requires_grad_(need_grad and t.is_floating_point()) for t in accs[(l, i)]]
                              for i in range(len(terms))]
-                    e = sum(wt * kind.value(st, target) for (wt, _, target), st in zip(terms, stats))
+                    e = sum(wt * kind.value_of_stats(st, target) for (wt, _, target), st in zip(terms, stats))
                     leaves = [t for st in stats for t in st]
                 if need_grad and e.requires_grad:
                     grads = torch.autograd.grad(e, leaves, allow_unused=True)
