@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -27,7 +29,7 @@ from PIL import Image
 gr = pytest.importorskip("gradio", reason="the web page needs the web extra: pip install 'painterly[web]'")
 
 from painterly import DEFAULTS, config, read_recipe, web  # noqa: E402
-from painterly.errors import ImageError, InvalidOption  # noqa: E402
+from painterly.errors import ImageError, InvalidOption, PainterlyError  # noqa: E402
 
 # Gradio's queue trips pandas deprecation warnings; they are Gradio's, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -103,14 +105,27 @@ def files(tmp_path_factory, content_path, style_path, style2_path):
             "huge": d / "huge.png", "heavy": d / "heavy.png"}
 
 
-# --- pure functions --------------------------------------------------------------------------
-def test_is_loopback():
-    for host in ("127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"):
-        assert web.is_loopback(host), host
-        assert web.host_warning(host) is None
-    for host in ("0.0.0.0", "::", "192.168.1.10", "example.org", ""):
-        assert not web.is_loopback(host), host
-    assert "other machines" in web.host_warning("0.0.0.0")
+# --- controls, derived from config.SPECS ------------------------------------------------------
+def test_the_controls_are_the_web_options_of_the_option_table():
+    from painterly.web import controls
+
+    web_options = [name for name, spec in config.SPECS.items() if spec.web]
+    assert set(web.CONTROLS) == set(web_options) | {"ratio"} and len(web.CONTROLS) == len(web_options) + 1
+    for name in web_options:
+        spec = config.SPECS[name]
+        info = controls.info(name)
+        # The info line is the option's help, in the page's words (labels, not flags).
+        assert info and "--" not in info, (name, info)
+        expected = controls.page_words(spec.help)
+        if name in controls.PAGE_CHOICES:
+            expected = re.sub(r"(?i)\s*\|\s*PATH\b|comma-separated ", "", expected)
+        assert info.lower().startswith(expected.lower()), (name, info)
+        if spec.choices is not None:
+            assert controls.choices(name) is spec.choices, name
+    # The page offers only these starting images: never a path on the server.
+    assert controls.choices("init") is config.INITS and "PATH" not in controls.info("init")
+    assert controls.choices("style_layers") is config.LAYERS
+    assert controls.label("tv_weight") == "TV weight" and controls.label("style_scale") == "Style scale"
 
 
 def test_controls_round_trip_the_defaults_and_presets():
@@ -123,9 +138,34 @@ def test_controls_round_trip_the_defaults_and_presets():
     # A beta that is a power of ten survives the slider exactly.
     o = DEFAULTS.replace(style_weight=1e4)
     assert web.options_from_controls(web.control_values(o), o) == o
-    # Every choice a control offers comes from config.
-    assert web.CHOICES["preserve_color"] is config.PRESERVE_COLOR
-    assert web.CHOICES["style_loss"] is config.STYLE_LOSSES
+
+
+def test_the_iterations_box_shows_the_whole_schedule():
+    values = web.control_values(DEFAULTS)
+    assert DEFAULTS.iterations == (60, 40)
+    assert values["iterations"] == "60, 40"  # not the last count alone
+    assert web.schedule_text(values, DEFAULTS) == "Runs 60 steps at 256 px, then 40 steps at 512 px: 100 steps in all."
+    o = web.options_from_controls(dict(values, iterations="30"), DEFAULTS)
+    assert o.iterations == (30,) and config.schedule(o) == [(512, 30)]
+    assert web.schedule_text(dict(values, iterations="30"), DEFAULTS) == "Runs 30 steps at 512 px."
+    o = web.options_from_controls(dict(values, iterations="20 10", scales="128, 256"), DEFAULTS)
+    assert config.schedule(o) == [(128, 20), (256, 10)]
+    o = web.options_from_controls(dict(values, scales="auto", size=1024), DEFAULTS)
+    assert o.scales == (256, 512, 1024)
+    assert "Iterations 5000 is more than this page allows (2000)" in web.schedule_text(
+        dict(values, iterations="5000"), DEFAULTS)
+
+
+def test_the_preset_starts_on_the_options_it_matches():
+    assert web.preset_of(DEFAULTS) == "fast" == config.PRESETS[0]
+    for name in config.PRESETS:
+        assert web.preset_of(DEFAULTS.replace(**config.PRESET_OVERRIDES[name])) == name
+    from painterly.web.controls import preset_options
+
+    base = DEFAULTS.replace(size=96, iterations=(40,))
+    quality = preset_options("quality", base)
+    assert quality.iterations == config.PRESET_OVERRIDES["quality"]["iterations"] and quality.size == 96
+    assert preset_options("fast", quality).iterations == DEFAULTS.iterations
 
 
 def test_an_untouched_ratio_slider_keeps_the_default_beta():
@@ -145,19 +185,33 @@ def test_ratio_slider_is_log10_alpha_over_beta():
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"preserve_color": "sepia"}, "preserve color"),
-    ({"size": 99999}, "size"),
-    ({"iterations": 0}, "iterations"),
-    ({"iterations": 2.5}, "whole number"),
-    ({"seed": float("nan")}, "finite"),
-    ({"style_blend": "1, 2"}, "style blend has 2 weights for 1"),
-    ({"scales": "64, x"}, "scales"),
-    ({"content_layers": ["conv9_9"]}, "unknown layer"),
+    ({"preserve_color": "sepia"}, "unknown Preserve colour 'sepia'"),
+    ({"size": 99999}, "Size 99999 is more than this page allows (1024)"),
+    ({"size": 8}, "Size must be within 16..8192, got 8"),
+    ({"iterations": "2.5"}, "Iterations: expected a whole number"),
+    ({"iterations": ""}, "Iterations needs 1 to 1 values"),
+    ({"seed": float("nan")}, "Seed: expected a finite number"),
+    ({"tv_weight": -1}, "TV weight must be within 0..1e+30, got -1"),
+    ({"style_blend": "1, 2"}, "Style blend has 2 weights for 1 style images"),
+    ({"scales": "64, x"}, "Scales: expected a number, got 'x'"),
+    ({"content_layers": ["conv9_9"]}, "unknown content layer 'conv9_9'"),
+    ({"init": "/etc/passwd"}, "unknown Initial image '/etc/passwd'"),  # never read from the server
+    ({"ratio": 40}, "is outside -12..12"),
 ])
 def test_controls_refuse_values_no_control_produces(change, message):
     values = dict(web.control_values(DEFAULTS), **change)
-    with pytest.raises(InvalidOption, match=re.escape(message)):
+    with pytest.raises(InvalidOption) as e:
         web.options_from_controls(values, DEFAULTS, n_styles=1)
+    assert message in str(e.value) and "--" not in str(e.value)
+
+
+def test_is_loopback():
+    for host in ("127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"):
+        assert web.is_loopback(host), host
+        assert web.host_warning(host) is None
+    for host in ("0.0.0.0", "::", "192.168.1.10", "example.org", ""):
+        assert not web.is_loopback(host), host
+    assert "other machines" in web.host_warning("0.0.0.0")
 
 
 def test_check_upload_refuses_bad_files_with_their_own_name(files):
@@ -179,13 +233,48 @@ def test_check_upload_refuses_bad_files_with_their_own_name(files):
         web.check_upload(files["small"], root=root)
     outside = files["small"].resolve()
     traversal = str(root) + "/" + os.path.relpath(outside, root)  # root/../../…/small.png
-    link = Path(__import__("tempfile").mkdtemp(dir=root)) / "link.png"
+    link = Path(tempfile.mkdtemp(dir=root)) / "link.png"
     link.symlink_to(outside)
     for sneaky in (traversal, link):
         with pytest.raises(ImageError, match="not a file uploaded to this page"):
             web.check_upload(sneaky, root=root)
     with pytest.raises(ImageError, match="no content image"):
         web.check_upload(None, "content image", root=root)
+
+
+def test_messages_never_show_a_server_path():
+    cases = {
+        "cannot write /tmp/painterly-web-x1/results-2/job-3/photo-stylised.png: disk full":
+            "cannot write photo-stylised.png: disk full",
+        "weights '/home/alice/models/vgg19.pth' do not load": "weights 'vgg19.pth' do not load",
+        r"cannot read C:\Users\alice\Pictures\a.png": "cannot read a.png",
+        "Step 3 / 40 at 1/2 size, 10^3/5, http://127.0.0.1:7860/x": "Step 3 / 40 at 1/2 size, 10^3/5, http://127.0.0.1:7860/x",
+    }
+    for text, shown in cases.items():
+        assert web.scrub(text) == shown
+    assert web._error("FileNotFoundError: [Errno 2] No such file: '/srv/app/cache/x.png'") == \
+        r"**Error:** FileNotFoundError: \[Errno 2\] No such file: 'x.png'"
+    # Flags of the page's controls become their labels.
+    assert "Size" in web._error("--size must be within 16..8192") and "--size" not in web._error("--size")
+
+
+def test_a_result_names_the_server_weights_file_by_its_name_only(files):
+    from painterly.web import app as page
+
+    content = Image.open(files["small"]).convert("RGB")
+    job = web.Job(content, [content], DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu",
+                                                       precision="fp32"), names=("my photo.png", ["art.png"]))
+    job.run()
+    secret = "/srv/secret-folder/vgg19-mine.pth"
+    job.options = job.options.replace(weights=secret)  # as if the server had been started with that file
+    job.result.recipe["options"]["weights"] = secret
+    settings = type("S", (), {"outputs": Path(tempfile.mkdtemp(dir=web.temp_root()))})()
+    text, image, download, command = page._final(job, settings)
+    assert text.startswith("**Finished:**") and "--weights vgg19-mine.pth" in command and "secret" not in command
+    saved = Path(download["value"])
+    assert saved.name == "my photo-stylised.png"
+    recipe = read_recipe(saved)
+    assert recipe["options"]["weights"] == "vgg19-mine.pth" and "secret" not in json.dumps(recipe)
 
 
 def test_refuse_remote_files_finds_urls_in_file_arguments():
@@ -195,6 +284,60 @@ def test_refuse_remote_files_finds_urls_in_file_arguments():
     assert names_url({"data": [{"path": "file:///etc/passwd"}]})
     assert not names_url({"data": [{"path": "/tmp/x/a.png", "url": "http://127.0.0.1:7860/gradio_api/file=a"}]})
     assert not names_url({"data": ["http://example.org is just text", 3, None]})
+
+
+def _asgi(middleware, scope, body=b"", response=()):
+    """Run `middleware` around an app that records what it got and answers `response` (messages)."""
+    import asyncio
+
+    got, sent = {}, []
+
+    async def app(scope, receive, send):
+        got["scope"], got["body"] = scope, (await receive()).get("body", b"")
+        for message in response:
+            await send(message)
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(middleware(app)(scope, receive, send))
+    return got, sent
+
+
+def test_hide_server_paths_in_both_directions():
+    root = "/tmp/painterly-web-abc123"
+    hide = lambda app: web.HideServerPaths(app, root=Path(root))  # noqa: E731
+    # Requests: the alias in the URL and in JSON bodies becomes the folder again.
+    scope = {"type": "http", "method": "POST", "path": f"/gradio_api/file={web.ALIAS}/x/a.png",
+             "raw_path": f"/gradio_api/file={web.ALIAS}/x/a.png".encode(), "query_string": b"",
+             "headers": [(b"content-type", b"application/json")]}
+    body = json.dumps({"data": [{"path": f"{web.ALIAS}/x/a.png"}]}).encode()
+    got, _ = _asgi(hide, scope, body)
+    assert got["scope"]["path"] == f"/gradio_api/file={root}/x/a.png"
+    assert json.loads(got["body"])["data"][0]["path"] == f"{root}/x/a.png"
+    # Responses: JSON (its length fixed) and event streams name the alias only.
+    get = dict(scope, method="GET", headers=[])
+    payload = json.dumps({"path": f"{root}/x/a.png", "url": f"http://h/gradio_api/file={root}/x/a.png"}).encode()
+    start = {"type": "http.response.start", "status": 200,
+             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]}
+    _, sent = _asgi(hide, get, response=[start, {"type": "http.response.body", "body": payload}])
+    out = b"".join(m.get("body", b"") for m in sent)
+    assert root.encode() not in out and out.count(web.ALIAS.encode()) == 2
+    assert dict(sent[0]["headers"])[b"content-length"] == str(len(out)).encode()
+    events = [b"data: " + payload + b"\n\n"] * 2
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
+    _, sent = _asgi(hide, get, response=[start] + [{"type": "http.response.body", "body": e, "more_body": True}
+                                                   for e in events])
+    assert len(sent) == 3 and all(root.encode() not in m.get("body", b"") for m in sent)
+    assert all(web.ALIAS.encode() in m["body"] for m in sent[1:])
+    # Binary files pass untouched.
+    png = b"\x89PNG" + root.encode()
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"image/png")]}
+    _, sent = _asgi(hide, get, response=[start, {"type": "http.response.body", "body": png}])
+    assert sent[1]["body"] == png
 
 
 def test_names_are_shown_literally_in_markdown():
@@ -212,86 +355,40 @@ def test_local_assets_only_drops_remote_scripts_and_links():
     assert b"./assets/index.js" in out and b"./assets/a.css" in out and b"og:image" in out
 
 
-# --- the job queue ---------------------------------------------------------------------------
-class HeldJob(web.Job):
-    """A job whose run() waits for `release` instead of optimising."""
-
-    def __init__(self, session=None):
-        super().__init__(None, [], DEFAULTS, session=session)
-        self.release = threading.Event()
-
-    def run(self):
-        self.release.wait(30)
+def test_the_web_package_imports_neither_gradio_nor_the_cli():
+    code = ("import sys, painterly.web, painterly.jobs; "
+            "print(sorted(m for m in ('gradio', 'painterly.cli') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
 
 
-def test_queue_admits_concurrency_plus_queue_size_and_refuses_the_rest():
-    q = web.JobQueue(concurrency=1, queue_size=2)
-    jobs = [HeldJob() for _ in range(4)]
-    assert [q.submit(j) for j in jobs[:3]] == [None, None, None]
-    refusal = q.submit(jobs[3])
-    assert refusal.startswith(web.QUEUE_FULL)
-    assert [j.state for j in jobs[:3]] == ["running", "waiting", "waiting"]
-    assert (q.position(jobs[1]), q.position(jobs[2]), q.counts()) == (1, 2, (1, 2))
-    q.cancel(jobs[1])  # a waiting job leaves the queue at once
-    assert jobs[1].done.is_set() and q.position(jobs[2]) == 1
-    jobs[0].release.set()
-    assert jobs[0].done.wait(10) and jobs[2].state in ("running", "done")
-    jobs[2].release.set()
-    assert jobs[2].done.wait(10)
-    assert q.counts() == (0, 0)
-    assert q.stats["refused"] == 1 and q.stats["finished"] == 2 and q.stats["cancelled"] == 1
-    assert q.stats["peak_running"] == 1 and q.stats["peak_waiting"] == 2
+def test_serve_refuses_bad_limits_in_one_line():
+    with pytest.raises(InvalidOption, match="--concurrency must be >= 1, got 0"):
+        web.main(concurrency=0)
+    with pytest.raises(InvalidOption, match="--queue-size must be >= 0, got -1"):
+        web.main(queue_size=-1)
+    app = web.build_app(weights="random", concurrency=1, queue_size=0)
+    with pytest.raises(InvalidOption, match="--port must be within 1..65535, got 99999"):
+        web.launch(app, "127.0.0.1", 99999, block=False, quiet=True)
 
 
-def test_queue_takes_one_job_per_session():
-    q = web.JobQueue(concurrency=2, queue_size=2)
-    a, b = HeldJob("s1"), HeldJob("s1")
-    assert q.submit(a) is None
-    assert "already has a job" in q.submit(b)
-    assert q.cancel_session("s1") and not q.cancel_session("nobody")
-    a.release.set()
-    assert a.done.wait(10)
-    assert q.submit(b) is None
-    b.release.set()
-    assert b.done.wait(10)
-
-
-def test_cancel_stops_within_one_iteration(files):
-    content = Image.open(files["small"]).convert("RGB")
-    options = DEFAULTS.replace(weights="random", size=32, iterations=(50,), device="cpu", precision="fp32")
-    job = web.Job(content, [content], options, preview_every=1)
-    callback = job._callback
-
-    def click_cancel_during_step_3(it):  # as if Cancel arrived while step 3 was computed
-        if it.step == 3:
-            job.cancel()
-        callback(it)
-
-    job._callback = click_cancel_during_step_3
-    job.run()
-    assert job.error is None and job.result.stopped and job.result.iterations == 3
-
-
-def test_a_cancelled_job_returns_its_image_so_far(files):
-    content = Image.open(files["small"]).convert("RGB")
-    options = DEFAULTS.replace(weights="random", size=32, iterations=(2000,), device="cpu", precision="fp32")
-    q = web.JobQueue(1, 0)
-    job = web.Job(content, [content], options, preview_every=1)
-    assert q.submit(job) is None
-    deadline = time.monotonic() + 120
-    while job.snapshot().step < 2 and time.monotonic() < deadline and not job.done.is_set():
-        time.sleep(0.01)
-    q.cancel(job)
-    assert job.done.wait(120)
-    assert job.error is None and job.result.stopped and job.result.iterations < 2000
-    assert job.result.image.size == (32, 24) and job.snapshot().preview is not None
+def test_a_port_in_use_names_the_port_option():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        app = web.build_app(weights="random", concurrency=1, queue_size=0)
+        with pytest.raises(PainterlyError) as e:
+            web.launch(app, "127.0.0.1", port, block=False, quiet=True)
+    text = str(e.value)
+    assert f"cannot serve on 127.0.0.1:{port}" in text and "--port" in text and "GRADIO" not in text
 
 
 # --- the served app (HTTP) --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server():
-    """The browser tests' server: one job at a time, a queue of 4, 96 px, 40 iterations."""
-    app, url = serve(concurrency=1, queue_size=4, options=DEFAULTS.replace(size=96, iterations=(40,)),
+    """The browser tests' server: one job at a time, a queue of 4, 96 px, the default schedule."""
+    app, url = serve(concurrency=1, queue_size=4, options=DEFAULTS.replace(size=96),
                      preview_every=2, max_bytes=1 << 20, max_pixels=2_000_000)
     yield app, url
     app.painterly.jobs.cancel_all()
@@ -408,11 +505,14 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server):
-    """A fresh page (its own session) on the server; records any request leaving loopback."""
-    _, url = server
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}  # a phone's CSS pixels (iPhone 12-15)
+
+
+def open_page(browser, url, viewport=DESKTOP):
+    """A fresh page (its own session) at `url`; records any request leaving loopback."""
+    phone = viewport["width"] < 700
+    context = browser.new_context(viewport=viewport, accept_downloads=True, is_mobile=phone, has_touch=phone)
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     page.outside = []
@@ -428,8 +528,33 @@ def page(browser, server):
     page.route("**/*", route)
     page.goto(url)
     page.wait_for_selector("#start")
+    return context, page
+
+
+@pytest.fixture
+def page(browser, server):
+    context, page = open_page(browser, server[1])
     yield page
     context.close()
+
+
+@pytest.fixture(params=[DESKTOP, PHONE], ids=["desktop", "phone"])
+def any_page(request, browser, server):
+    """The page at a desktop's width and at a phone's (390 px)."""
+    context, page = open_page(browser, server[1], request.param)
+    page.width = request.param["width"]
+    yield page
+    context.close()
+
+
+def screenshot(page, tmp_path, name, record_property, full_page=True):
+    """A screenshot in pytest's temporary folder (never the repository); its path is printed
+    (pytest -rA shows it) and recorded as a property of the test (in --junitxml reports)."""
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    print(f"screenshot: {path}")
+    record_property(f"screenshot-{name}", str(path))
+    return path
 
 
 def _text(page, selector):
@@ -440,6 +565,13 @@ def _wait_text(page, selector, pattern):
     page.wait_for_function("([s, p]) => new RegExp(p).test((document.querySelector(s) || {}).innerText || '')",
                            arg=[selector, pattern], timeout=PAGE_TIMEOUT_MS)
     return _text(page, selector)
+
+
+def _set_text(page, elem_id, value):
+    """Type into a text box and commit it."""
+    box = page.locator(f"#{elem_id} textarea, #{elem_id} input[type=text]").first
+    box.fill(str(value))
+    box.blur()
 
 
 def _set_number(page, elem_id, value):
@@ -495,7 +627,7 @@ def test_a_bad_upload_never_reaches_the_optimiser(page, server, files):
 
 
 @pytest.mark.browser
-def test_run_watch_download_and_cancel(page, server, files, tmp_path):
+def test_run_watch_download_and_cancel(page, server, files, tmp_path, record_property):
     app, _ = server
     page.set_input_files("#content-file input[type=file]", str(files["content"]))
     _wait_text(page, "#upload-message", re.escape(files["content"].name) + ".*✓")
@@ -503,6 +635,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
     _wait_text(page, "#upload-message", re.escape(files["style2"].name) + ".*✓")
     # Some controls: the ratio slider (log10 alpha/beta), a start image, colour preservation.
     _set_number(page, "ratio", -2)
+    _set_text(page, "iterations", "40")
     page.get_by_text("More options", exact=True).click()
     page.locator("#init label", has_text="noise").click()
     page.locator("#preserve-color label", has_text=config.PRESERVE_COLOR[1]).click()
@@ -537,12 +670,13 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path):
 
     page.get_by_text("More options", exact=True).click()  # fold the options again for the picture
     page.evaluate("window.scrollTo(0, 0)")
-    shot = SCREENSHOT or Path(tempfile.mkdtemp(prefix="painterly_web_")) / "web.png"
-    shot.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(shot), full_page=True)
+    if SCREENSHOT:  # the README's picture, on request only
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+    screenshot(page, tmp_path, "after-a-run", record_property)
 
     # A second, long run, cancelled once it is under way.
-    _set_number(page, "iterations", 1000)
+    _set_text(page, "iterations", 1000)
     page.click("#start")
     _wait_text(page, "#status", r"Step \d+ / 1000")
     page.click("#cancel")
@@ -559,7 +693,7 @@ def test_closing_the_page_cancels_its_job(page, server, files):
     page.set_input_files("#content-file input[type=file]", str(files["small"]))
     page.set_input_files("#style-files input[type=file]", str(files["style"]))
     _wait_text(page, "#upload-message", "Style: .*✓")
-    _set_number(page, "iterations", 2000)
+    _set_text(page, "iterations", 2000)
     page.click("#start")
     _wait_text(page, "#status", r"Step \d+ / 2000")
     cancelled = app.painterly.jobs.stats["cancelled"]
@@ -569,3 +703,122 @@ def test_closing_the_page_cancels_its_job(page, server, files):
         time.sleep(0.1)
     assert app.painterly.jobs.counts() == (0, 0)
     assert app.painterly.jobs.stats["cancelled"] == cancelled + 1
+
+
+def _cancel_state(page):
+    return page.evaluate("""() => { const b = document.querySelector('#cancel');
+        return {disabled: b.disabled, red: b.classList.contains('stop'), primary: b.classList.contains('primary'),
+                colour: getComputedStyle(b).backgroundColor}; }""")
+
+
+def _server_paths():
+    """Paths of this machine that must never reach the browser."""
+    return [str(web.temp_root()), str(ROOT), os.getcwd(), str(Path.home()) + "/"]
+
+
+def _everything_shown(page) -> str:
+    """The page's HTML (attributes included: links, image sources) and every field's value."""
+    values = page.evaluate("() => Array.from(document.querySelectorAll('input, textarea')).map(e => e.value)")
+    return page.content() + "\n".join(values)
+
+
+@pytest.mark.browser
+def test_the_page_as_it_opens(any_page, tmp_path, record_property):
+    page = any_page
+    # The iterations box shows the schedule the run will do: 60 steps at half size, then 40.
+    assert page.input_value("#iterations textarea, #iterations input[type=text]") == "60, 40"
+    assert _wait_text(page, "#schedule", "steps in all") == \
+        "Runs 60 steps at 48 px, then 40 steps at 96 px: 100 steps in all."
+    # The preset names the settings shown, and starts on "fast".
+    assert page.input_value("#preset input") == "fast" == config.PRESETS[0]
+    # Nothing runs: Cancel is neither red nor primary, and cannot be pressed.
+    state = _cancel_state(page)
+    assert state["disabled"] and not state["red"] and not state["primary"], state
+    start = page.evaluate("getComputedStyle(document.querySelector('#start')).backgroundColor")
+    assert state["colour"] != start
+    # No "Use via API" link.
+    assert "via API" not in page.inner_text("body") and page.locator("a[href*='view=api']").count() == 0
+    # Nothing sticks out sideways; on a phone the columns stack and the preview spans the width.
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= page.width
+    box = page.locator("#preview").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= page.width
+    controls = page.locator("#size").bounding_box()
+    if page.width < 700:
+        assert box["y"] > controls["y"] and box["width"] > 0.75 * page.width
+    else:
+        assert box["x"] > controls["x"] + controls["width"]  # side by side
+    screenshot(page, tmp_path, f"opened-{page.width}px", record_property)
+    assert page.outside == []
+
+
+@pytest.mark.browser
+def test_a_run_shows_what_it_does(any_page, server, files, tmp_path, record_property):
+    page = any_page
+    responses = []
+    page.on("response", lambda r: responses.append(r))
+    page.set_input_files("#content-file input[type=file]", str(files["small"]))
+    page.set_input_files("#style-files input[type=file]", str(files["style"]))
+    _wait_text(page, "#upload-message", "Style: .*✓")
+    # The box takes one count per scale; the line below it says what that runs.
+    _set_text(page, "iterations", "6, 4")
+    _wait_text(page, "#schedule", "10 steps in all")
+    assert page.inner_text("#schedule") == "Runs 6 steps at 48 px, then 4 steps at 96 px: 10 steps in all."
+    page.evaluate(RECORD_PREVIEWS)
+    page.click("#start")
+    status = _wait_text(page, "#status", "Finished")
+    assert "Finished: 10 steps" in status, status
+    totals = {int(t) for t in re.findall(r"Step \d+ / (\d+)", " ".join(page.evaluate("window.__statuses")))}
+    assert totals == {10}
+    assert "--iterations 6,4" in page.input_value("#command textarea")
+
+    # A long run: Cancel turns red and live while it runs, and the preview is on screen.
+    _set_text(page, "iterations", "400, 300")
+    _wait_text(page, "#schedule", "700 steps in all")
+    page.click("#start")
+    _wait_text(page, "#status", r"Step \d+ / 700")
+    page.wait_for_function("() => document.querySelector('#preview img')")
+    state = _cancel_state(page)
+    assert not state["disabled"] and state["red"], state
+    box = page.locator("#preview").bounding_box()
+    height = page.viewport_size["height"]
+    visible = min(box["y"] + box["height"], height) - max(box["y"], 0)
+    assert box["x"] >= 0 and box["x"] + box["width"] <= page.width
+    assert visible >= 0.5 * box["height"], (box, height)  # at least half of it, without scrolling
+    screenshot(page, tmp_path, f"running-{page.width}px", record_property, full_page=False)
+    page.click("#cancel")
+    _wait_text(page, "#status", r"Cancelled at step \d+ / 700")
+    page.wait_for_function("() => document.querySelector('#cancel').disabled")
+    state = _cancel_state(page)
+    assert state["disabled"] and not state["red"], state
+
+    # No path of the server anywhere: text, links, image sources, fields, or what the server sent.
+    shown = _everything_shown(page)
+    for path in _server_paths():
+        assert path not in shown, path
+    assert web.ALIAS in shown  # the files are there, under the alias
+    for r in responses:
+        kind = r.headers.get("content-type", "")
+        if kind.startswith(("application/json", "text/html")):
+            try:
+                body = r.body().decode("utf-8", "replace")
+            except Exception:  # noqa: BLE001 -- a body the browser no longer holds
+                continue
+            for path in _server_paths():
+                assert path not in body, (r.url, path)
+    screenshot(page, tmp_path, f"cancelled-{page.width}px", record_property)
+    assert page.outside == []
+
+
+@pytest.mark.browser
+def test_an_error_shows_no_server_path(page, server, files, tmp_path, record_property):
+    page.set_input_files("#content-file input[type=file]", str(files["broken"]))
+    text = _wait_text(page, "#upload-message", "Error")
+    assert "broken.png" in text
+    page.set_input_files("#style-files input[type=file]", str(files["style"]))
+    page.click("#start")
+    text = _wait_text(page, "#status", "Error")
+    assert "broken.png" in text and "truncated" in text, text
+    shown = _everything_shown(page)
+    for path in _server_paths():
+        assert path not in shown, path
+    screenshot(page, tmp_path, "error", record_property)
