@@ -1,0 +1,123 @@
+"""What every terminal surface shares (cli, batch, video): option flags derived from
+config.SPECS, a one-line-error parser, the progress bar and the stop-on-signal context.
+
+Nothing here imports a surface, so a surface may import it without an import circle.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import time
+
+from . import config
+from .config import Options
+
+
+# --- options derived from config.SPECS ----------------------------------------------------
+def _list(kind: type, field: str):
+    def parse(text: str):
+        if field == "scales" and text == "auto":
+            return "auto"
+        try:
+            return tuple(kind(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got '{text}'")
+    return parse
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def add_option_flags(p: argparse.ArgumentParser, verb: str) -> None:
+    """One flag per Options field the verb takes, its help, choices and default from config.SPECS."""
+    for f in dataclasses.fields(Options):
+        spec = config.SPECS[f.name]
+        if verb not in spec.jobs:
+            continue
+        default = getattr(config.DEFAULTS, f.name)
+        help_ = spec.help + (f" (default: {_show(default)})" if default not in (None, "", ()) else "")
+        if f.type in ("bool", bool):
+            p.add_argument(config.flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)
+        elif spec.item is not None:
+            p.add_argument(config.flag(f.name), type=_list(spec.item, f.name), default=None, help=help_)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            p.add_argument(config.flag(f.name), type=kind, default=None, choices=spec.choices, help=help_)
+
+
+def options_from_args(args: argparse.Namespace) -> Options:
+    o = config.DEFAULTS.replace(**config.PRESET_OVERRIDES[getattr(args, "preset", "fast") or "fast"])
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Options)
+             if getattr(args, f.name, None) is not None}
+    if given.get("scales") == "auto":
+        given["scales"] = config.auto_scales(given.get("size", o.size))
+    return o.replace(**given)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"painterly: error: {message} (see '{self.prog} --help')\n")
+
+
+# --- progress ----------------------------------------------------------------------------
+class Progress:
+    """A one-line progress bar on stderr: step, losses, time left."""
+
+    def __init__(self, enabled: bool, stream=None):
+        self.enabled, self.stream = enabled, stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.last_line = 0.0
+
+    def __call__(self, it) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        done = it.step == it.total
+        if not done and now - self.last_line < (0.2 if self.tty else 5.0):
+            return
+        self.last_line = now
+        width = 24
+        fill = int(width * it.step / max(it.total, 1))
+        l = it.losses
+        line = (f"[{'#' * fill}{'.' * (width - fill)}] {it.step}/{it.total} {it.size[0]}x{it.size[1]} "
+                f"content {l.get('content', 0):.3g} style {l.get('style', 0):.3g} total {l.get('total', 0):.4g} "
+                f"{_clock(it.elapsed)} elapsed, {_clock(it.eta)} left")
+        self.stream.write(("\r" + line + ("\n" if done else "")) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+# --- signals ---------------------------------------------------------------------------------
+class Interrupt:
+    """SIGINT/SIGTERM during a run: stop after the current iteration (the CLI owns signals)."""
+
+    def __init__(self):
+        self.hit = False
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.hit:  # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
