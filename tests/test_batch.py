@@ -1,0 +1,315 @@
+"""Batch mode: job lists (cross product, folders, globs, manifests), the log, resumability after
+a SIGKILL, --force, a failing image among good ones, a dead worker's job retried, and the Ray
+executor (slow). Random weights and tiny sizes throughout."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from painterly import batch, cli, images
+from painterly.errors import InvalidOption
+
+FAST = ["--weights", "random", "--size", "32", "--iterations", "3", "--device", "cpu"]
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _img(path: Path, seed: int, size=(40, 32)) -> Path:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+    base = np.stack([x / size[0], y / size[1], 0.5 + 0.5 * np.sin(x / (3 + seed))], -1)
+    rgb = (base * 200 + rng.integers(0, 55, base.shape)).clip(0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """Three photos in a folder and two paintings."""
+    photos = [_img(tmp_path / "photos" / f"p{i}.png", i) for i in range(3)]
+    paintings = [_img(tmp_path / "art" / name, 10 + i, (36, 36)) for i, name in enumerate(["ink.png", "oil.jpg"])]
+    return {"photos": photos, "paintings": paintings, "dir": tmp_path, "out": tmp_path / "out"}
+
+
+def run_cli(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read_log(out: Path) -> list:
+    return [json.loads(line) for line in (out / batch.LOG_NAME).read_text().splitlines()]
+
+
+def test_cross_product_names_log_and_summary(inputs, capsys):
+    out = inputs["out"]
+    code, stdout, err = run_cli(["batch", inputs["dir"] / "photos", "--style", inputs["paintings"][0],
+                                 "--style", inputs["dir"] / "art" / "*.jpg", "--out-dir", out, "--workers", "1",
+                                 *FAST], capsys)
+    assert code == 0, err
+    assert stdout == ""
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == sorted(f"p{i}--{s}.png" for i in range(3) for s in ("ink", "oil"))
+    lines = read_log(out)
+    assert len(lines) == 6 and {l["status"] for l in lines} == {"ok"}
+    for l in lines:
+        assert Path(l["output"]).name == f"{Path(l['content']).stem}--{Path(l['style']).stem}.png"
+        assert l["seconds"] > 0 and l["iterations"] == 3 and l["attempts"] == 1 and l["peak_rss_mb"] > 0
+        recipe = images.read_recipe(l["output"])  # each output carries its own recipe
+        assert recipe["content"]["path"] == l["content"] and recipe["styles"][0]["path"] == l["style"]
+        assert recipe["options"]["size"] == 32 and recipe["options"]["iterations"] == [3]
+    # Grouped by style: the one worker ran all of one style's jobs before the other's.
+    styles = [l["style"] for l in lines]
+    assert styles == sorted(styles, key=styles.index) and len(set(styles[:3])) == 1
+    summary = err.strip().splitlines()[-1]
+    assert summary.startswith("painterly batch: 6 done, 0 skipped, 0 failed of 6 jobs") and "images/min" in summary
+
+
+def test_expand_inputs_folders_globs_and_bad_names(inputs):
+    photos = inputs["dir"] / "photos"
+    (photos / "notes.txt").write_text("not an image")
+    found = batch.expand_inputs([photos, str(photos / "p1.png"), str(inputs["dir"] / "art" / "*.png")])
+    assert [p.name for p in found] == ["p0.png", "p1.png", "p2.png", "ink.png"]  # sorted, no repeats
+    with pytest.raises(InvalidOption, match="does not exist"):
+        batch.expand_inputs([inputs["dir"] / "nope.png"])
+    with pytest.raises(InvalidOption, match="matches no image"):
+        batch.expand_inputs([str(inputs["dir"] / "*.gif")])
+    # The output folder's images are never taken for inputs (a rerun with DIR among them).
+    _img(photos / "out" / "p0--ink.png", 3)
+    assert [p.name for p in batch.expand_inputs([str(photos / "**" / "*.png")], exclude=photos / "out")] == [
+        "p0.png", "p1.png", "p2.png"]  # ** is recursive
+    with pytest.raises(InvalidOption, match="matches no image"):
+        batch.expand_inputs([str(photos / "out" / "*.png")], exclude=photos / "out")
+    assert batch.expand_inputs([str(photos / "*" / "*.png")], exclude=None)[0].name == "p0--ink.png"
+
+
+def test_two_jobs_writing_one_output_is_one_line(inputs, capsys):
+    twin = _img(inputs["dir"] / "other" / "p0.png", 7)
+    code, _, err = run_cli(["batch", inputs["photos"][0], twin, "--style", inputs["paintings"][0],
+                            "--out-dir", inputs["out"], *FAST], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "two jobs would write" in err and "p0--ink.png" in err
+    assert not (inputs["out"] / batch.LOG_NAME).exists()
+
+
+def test_manifest_csv_with_outputs_and_per_job_options(inputs, capsys):
+    m = inputs["dir"] / "jobs.csv"
+    with open(m, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["content", "style", "output", "style_weight", "--iterations"])
+        w.writerow(["photos/p0.png", "art/ink.png", "sub/first.png", "100", "2"])
+        w.writerow(["photos/p1.png", "art/oil.jpg", "", "", ""])
+    code, _, err = run_cli(["batch", "--manifest", m, "--out-dir", inputs["out"], "--workers", "1", *FAST], capsys)
+    assert code == 0, err
+    first = images.read_recipe(inputs["out"] / "sub" / "first.png")
+    assert first["options"]["style_weight"] == 100.0 and first["options"]["iterations"] == [2]
+    second = images.read_recipe(inputs["out"] / "p1--oil.png")
+    assert second["options"]["style_weight"] == 4e3 and second["options"]["iterations"] == [3]
+    assert second["content"]["path"] == str(inputs["photos"][1])
+    by_out = {Path(l["output"]).name: l for l in read_log(inputs["out"])}
+    assert by_out["first.png"]["iterations"] == 2 and by_out["p1--oil.png"]["iterations"] == 3
+
+
+def test_manifest_jsonl_options_and_rejections(inputs, capsys):
+    m = inputs["dir"] / "jobs.jsonl"
+    rows = [{"content": str(inputs["photos"][2]), "style": "art/ink.png", "options": {"tv_weight": 0.5}},
+            {"content": "photos/p0.png", "style": "art/oil.jpg", "output": "b.jpg", "seed": 3}]
+    m.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    code, _, err = run_cli(["batch", "--manifest", m, "--out-dir", inputs["out"], "--workers", "1", *FAST], capsys)
+    assert code == 0, err
+    assert images.read_recipe(inputs["out"] / "p2--ink.png")["options"]["tv_weight"] == 0.5
+    assert images.read_recipe(inputs["out"] / "b.jpg")["seed"] == 3
+    # A network option cannot vary per job: one clear line, nothing run.
+    bad = inputs["dir"] / "bad.jsonl"
+    bad.write_text(json.dumps({"content": "photos/p0.png", "style": "art/ink.png", "options": {"pooling": "max"}}))
+    code, _, err = run_cli(["batch", "--manifest", bad, "--out-dir", inputs["dir"] / "o2", *FAST], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "bad.jsonl line 1: option 'pooling' fixes the network" in err and "--pooling" in err
+    bad = inputs["dir"] / "bad.csv"
+    bad.write_text("content,style,weights\nphotos/p0.png,art/ink.png,random\n")
+    code, _, err = run_cli(["batch", "--manifest", bad, "--out-dir", inputs["dir"] / "o2", *FAST], capsys)
+    assert code == 2 and "bad.csv line 2: option 'weights' fixes the network" in err
+    for text, message in [("content,style,stlye_weight\nphotos/p0.png,art/ink.png,3\n", "did you mean 'style_weight'"),
+                          ("content,style,size\nphotos/p0.png,art/ink.png,8\n", "--size must be within 16..8192, got 8"),
+                          ("content,style\nphotos/p0.png,art/missing.png\n", "missing.png' does not exist"),
+                          ("photo,painting\na.png,b.png\n", "with content and style among them")]:
+        bad.write_text(text)
+        code, _, err = run_cli(["batch", "--manifest", bad, "--out-dir", inputs["dir"] / "o2", *FAST], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_a_failing_image_fails_only_its_jobs(inputs, capsys):
+    broken = inputs["dir"] / "photos" / "p1.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    code, _, err = run_cli(["batch", inputs["dir"] / "photos", "--style", inputs["paintings"][0], "--style",
+                            inputs["paintings"][1], "--out-dir", inputs["out"], "--workers", "1", *FAST], capsys)
+    assert code == 1
+    lines = read_log(inputs["out"])
+    failed = [l for l in lines if l["status"] == "failed"]
+    assert len(lines) == 6 and len(failed) == 2
+    assert {Path(l["content"]).name for l in failed} == {"p1.png"}
+    assert all("p1.png" in l["error"] and "\n" not in l["error"] for l in failed)
+    assert sorted(p.name for p in inputs["out"].glob("*.png")) == sorted(
+        f"p{i}--{s}.png" for i in (0, 2) for s in ("ink", "oil"))
+    assert "4 done, 0 skipped, 2 failed of 6 jobs" in err.strip().splitlines()[-1]
+
+
+def _mtimes(out: Path) -> dict:
+    return {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+
+
+def test_resume_after_sigkill_redoes_nothing(inputs, capsys):
+    """A batch killed with SIGKILL mid-way: the rerun finishes the rest and redoes nothing."""
+    out = inputs["out"]
+    for i in range(3, 6):
+        _img(inputs["dir"] / "photos" / f"p{i}.png", i)
+    argv = ["batch", str(inputs["dir"] / "photos"), "--style", str(inputs["paintings"][0]), "--style",
+            str(inputs["paintings"][1]), "--out-dir", str(out), "--workers", "1", "--weights", "random",
+            "--size", "64", "--iterations", "25", "--device", "cpu", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", *argv], stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            log = out / batch.LOG_NAME
+            if log.exists() and sum('"ok"' in l for l in log.read_text().splitlines()) >= 2:
+                break
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+        proc.stderr.close()
+    time.sleep(0.5)  # the worker dies with its parent (PR_SET_PDEATHSIG)
+    first = read_log(out)
+    done = {Path(l["output"]).name for l in first if l["status"] == "ok"}
+    assert 2 <= len(done) < 12, "the kill must land mid-batch"
+    before = _mtimes(out)
+    assert set(before) == done  # only complete outputs exist: none half-written
+    assert all(images.read_recipe(out / n)["options"]["iterations"] == [25] for n in before)
+    time.sleep(0.05)
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    lines = read_log(out)
+    rerun = lines[len(first):]
+    assert len(rerun) == 12
+    assert {Path(l["output"]).name for l in rerun if l["status"] == "skipped"} == done
+    assert sum(l["status"] == "ok" for l in lines) == 12  # each job finished exactly once over both runs
+    assert len({l["output"] for l in lines if l["status"] == "ok"}) == 12
+    after = _mtimes(out)
+    assert len(after) == 12 and all(after[n] == before[n] for n in done)  # nothing redone
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+    assert f"12 done" not in err and f"{12 - len(done)} done, {len(done)} skipped, 0 failed" in err
+
+
+def test_force_redoes_everything_and_changed_options_redo(inputs, capsys):
+    argv = ["batch", inputs["photos"][0], inputs["photos"][1], "--style", inputs["paintings"][0],
+            "--out-dir", inputs["out"], "--workers", "1", *FAST]
+    assert run_cli(argv, capsys)[0] == 0
+    before = _mtimes(inputs["out"])
+    time.sleep(0.05)
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "0 done, 2 skipped" in err and _mtimes(inputs["out"]) == before
+    code, _, err = run_cli(argv + ["--force"], capsys)
+    assert code == 0 and "2 done, 0 skipped" in err
+    assert all(t > before[n] for n, t in _mtimes(inputs["out"]).items())
+    # Another option (or --workers/--threads, which do not change the result) ...
+    code, _, err = run_cli(argv + ["--style-weight", "10", "--threads", "1"], capsys)
+    assert code == 0 and "2 done, 0 skipped" in err
+    code, _, err = run_cli(argv + ["--style-weight", "10", "--threads", "2"], capsys)
+    assert code == 0 and "0 done, 2 skipped" in err
+    # ... and a changed input pixel is redone.
+    _img(inputs["photos"][0], 99)
+    code, _, err = run_cli(argv + ["--style-weight", "10"], capsys)
+    assert code == 0 and "1 done, 1 skipped" in err
+    assert [l["status"] for l in read_log(inputs["out"])][-2:] in (["ok", "skipped"], ["skipped", "ok"])
+
+
+def test_a_foreign_file_at_an_output_is_never_overwritten(inputs, capsys):
+    inputs["out"].mkdir()
+    mine = inputs["out"] / "p0--ink.png"
+    Image.new("RGB", (8, 8), "red").save(mine)
+    data = mine.read_bytes()
+    code, _, err = run_cli(["batch", inputs["photos"][0], "--style", inputs["paintings"][0],
+                            "--out-dir", inputs["out"], *FAST], capsys)
+    assert code == 1 and mine.read_bytes() == data
+    assert "was not written by painterly" in read_log(inputs["out"])[0]["error"]
+
+
+def test_stylize_many_yields_outcomes_and_a_dead_workers_job_is_retried(inputs, monkeypatch):
+    import painterly
+
+    monkeypatch.setenv(batch.CRASH_HOOK, "p1.png")  # the worker exits hard on p1's first attempt
+    pairs = [(inputs["photos"][0], inputs["paintings"][0]),
+             {"content": inputs["photos"][1], "style": inputs["paintings"][0], "output": "x/p1.png",
+              "options": {"content_weight": 2.0}},
+             (inputs["photos"][2], inputs["paintings"][1], "third.jpg")]
+    got = list(painterly.stylize_many(pairs, inputs["out"], workers=1, weights="random", size=32,
+                                      iterations=3, device="cpu"))
+    assert sorted(o.status for o in got) == ["ok"] * 3
+    by_name = {Path(o.output).name: o for o in got}
+    assert set(by_name) == {"p0--ink.png", "p1.png", "third.jpg"}
+    assert by_name["p1.png"].attempts == 2 and by_name["p0--ink.png"].attempts == 1
+    assert images.read_recipe(inputs["out"] / "x" / "p1.png")["options"]["content_weight"] == 2.0
+    lines = read_log(inputs["out"])
+    assert len(lines) == 3 and sum(Path(l["output"]).name == "p1.png" for l in lines) == 1
+    monkeypatch.delenv(batch.CRASH_HOOK)
+    again = list(painterly.stylize_many(pairs, inputs["out"], workers=1, weights="random", size=32,
+                                        iterations=3, device="cpu"))
+    assert [o.status for o in again] == ["skipped"] * 3
+    with pytest.raises(InvalidOption, match="pair 0: expected"):
+        list(painterly.stylize_many(["a.png"], inputs["out"], weights="random"))
+    with pytest.raises(InvalidOption, match="fixes the network"):
+        list(painterly.stylize_many([{"content": "a.png", "style": "b.png", "options": {"device": "cpu"}}],
+                                    inputs["out"], weights="random"))
+
+
+def test_usage_errors_are_one_line(inputs, capsys):
+    for argv, message in [
+        (["batch", inputs["photos"][0], "--out-dir", inputs["out"]], "at least one --style"),
+        (["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--manifest", "m.csv", "--out-dir",
+          inputs["out"]], "either --manifest or INPUT"),
+        (["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
+          "--workers", "0"], "--workers must be >= 1"),
+        (["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
+          "--ray-address", "h:6379"], "--ray-address needs --executor ray"),
+        (["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
+          "--size", "5"], "--size must be"),
+    ]:
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.slow
+def test_ray_executor_two_workers_retries_a_dead_worker_without_duplicates(inputs, monkeypatch):
+    if os.environ.get("CI"):
+        import ray  # CI installs the [ray] extra: a missing Ray is a failure there, not a skip
+    else:
+        ray = pytest.importorskip("ray")
+    import painterly
+
+    monkeypatch.setenv(batch.CRASH_HOOK, "p0.png")  # set before ray.init: the workers inherit it
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        got = list(painterly.stylize_many([(c, s) for c in inputs["photos"] for s in inputs["paintings"]],
+                                          inputs["out"], executor="ray", workers=2, weights="random", size=32,
+                                          iterations=3, device="cpu"))
+        assert ray.is_initialized()  # a Ray the caller started is left running
+    finally:
+        ray.shutdown()
+    assert sorted(o.status for o in got) == ["ok"] * 6
+    assert {o.worker for o in got} == {0, 1}
+    assert sorted(o.attempts for o in got) == [1, 1, 1, 1, 2, 2]  # p0's two jobs: retried once each
+    lines = read_log(inputs["out"])
+    assert len(lines) == 6 and len({l["output"] for l in lines}) == 6  # one line per job
+    assert all(images.read_recipe(l["output"])["options"]["iterations"] == [3] for l in lines)
