@@ -128,3 +128,26 @@ def test_a_failing_job_is_one_line_without_a_traceback(picture, monkeypatch):
     job = jobs.Job(picture, [picture], tiny())
     job.run()
     assert job.error.startswith("KeyError: ") and "\n" not in job.error and "Traceback" not in job.error
+
+
+def test_jobs_share_one_prepared_network(picture, monkeypatch):
+    """Jobs run through engine.run: the network is built once for many jobs with one network set-up."""
+    import collections
+
+    from painterly import engine
+
+    built = []
+    get_vgg = engine.get_vgg
+
+    def counting(*args, **kwargs):
+        built.append(kwargs.get("last"))
+        return get_vgg(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "get_vgg", counting)
+    monkeypatch.setattr(engine, "_PREPARED", collections.OrderedDict())
+    q = jobs.JobQueue(1, 4)
+    runs = [jobs.Job(picture, [picture], tiny(iterations=(n,), seed=n)) for n in (2, 3, 4)]
+    assert [q.submit(j) for j in runs] == [None] * 3
+    for j in runs:
+        assert j.done.wait(120) and j.error is None and j.result.iterations == j.options.iterations[0]
+    assert len(built) == 1 and len(engine._PREPARED) == 1

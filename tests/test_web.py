@@ -367,6 +367,8 @@ def test_serve_refuses_bad_limits_in_one_line():
         web.main(concurrency=0)
     with pytest.raises(InvalidOption, match="--queue-size must be >= 0, got -1"):
         web.main(queue_size=-1)
+    with pytest.raises(InvalidOption, match="--port must be within 1..65535, got 0"):
+        web.main(port=0)
     app = web.build_app(weights="random", concurrency=1, queue_size=0)
     with pytest.raises(InvalidOption, match="--port must be within 1..65535, got 99999"):
         web.launch(app, "127.0.0.1", 99999, block=False, quiet=True)
@@ -492,6 +494,16 @@ def _browser_or_skip():
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(f"browser tests cannot run in CI: {reason}")
         pytest.skip(reason)
+
+
+def test_a_missing_browser_fails_under_ci_and_is_skipped_elsewhere(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="browser tests cannot run in CI"):
+        _browser_or_skip()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        _browser_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ every one goes through `uploads.scrub`, and files are named by the names users g
 # handlers by evaluating their annotations, and `gr` is imported lazily (a local name).
 import asyncio
 import inspect
+import logging
 import os
 import re
 import tempfile
@@ -21,11 +22,14 @@ from PIL import Image
 
 from .. import config
 from ..config import Options
-from ..errors import ImageError, PainterlyError
+from ..errors import ImageError, PainterlyError, user_message
 from ..jobs import PREVIEW_EVERY, Job, JobQueue, Snapshot
-from . import controls as ctl
+from .controls import (CONTROLS, MAIN, MAX_ITERATIONS, MAX_SIZE, control_values, layout, make,
+                       options_from_controls, page_words, preset_of, preset_options, schedule_text)
 from .uploads import (MAX_STYLES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, check_upload, gradio, megabytes, scrub,
                       shown_weights, temp_root)
+
+log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 8  # jobs that may wait for a free worker, beyond the running ones
 POLL_SECONDS = 0.1  # how often a page's stream looks for news from its job
@@ -93,9 +97,17 @@ def _md(text: str) -> str:
     return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", str(text))
 
 
+def _say(e: BaseException) -> str:
+    """An exception in one line (errors.user_message); a bug also goes to the server's log."""
+    text, code = user_message(e, debug_hint="")
+    if not isinstance(e, PainterlyError):
+        log.error("web page: %s", text, exc_info=e)
+    return text
+
+
 def _error(text: str) -> str:
     """A message for the page: no server path, the page's labels for flags, literal Markdown."""
-    return f"**Error:** {_md(ctl.page_words(scrub(text)))}"
+    return f"**Error:** {_md(page_words(scrub(text)))}"
 
 
 CSS = f"""
@@ -151,7 +163,7 @@ def _thumbnail(img: Image.Image, side: int = 400) -> Image.Image:
 def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QUEUE_SIZE,
               weights: Optional[str] = None, options: Optional[Options] = None,
               max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS,
-              max_styles: int = MAX_STYLES, max_size: int = ctl.MAX_SIZE, max_iterations: int = ctl.MAX_ITERATIONS,
+              max_styles: int = MAX_STYLES, max_size: int = MAX_SIZE, max_iterations: int = MAX_ITERATIONS,
               preview_every: int = PREVIEW_EVERY):
     """The page as a gr.Blocks (not launched; see `launch`). Its settings: `app.painterly`.
 
@@ -171,7 +183,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
         max_size=int(max_size), max_iterations=int(max_iterations), preview_every=int(preview_every),
         root=root, outputs=Path(tempfile.mkdtemp(prefix="results-", dir=root)), jobs=JobQueue(n, int(queue_size)),
         page={"theme": _theme(gr), "css": CSS})
-    init = ctl.control_values(base)
+    init = control_values(base)
     if base.size > settings.max_size or max(base.iterations or (0,)) > settings.max_iterations:
         raise ValueError("the initial size or iterations exceed the server's limits")
 
@@ -201,20 +213,20 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
         c = {}
         with gr.Row(elem_id="main-row"):
             with gr.Column(scale=1):
-                for name in ctl.MAIN:
-                    c[name] = ctl.make(gr, name, init[name], settings)
+                for name in MAIN:
+                    c[name] = make(gr, name, init[name], settings)
                     if name == "iterations":
-                        schedule = gr.Markdown(ctl.schedule_text(init, base, settings.max_size,
+                        schedule = gr.Markdown(schedule_text(init, base, settings.max_size,
                                                                  settings.max_iterations), elem_id="schedule")
                     if name == "ratio":
                         ratio_note = gr.Markdown("", elem_id="ratio-note")
-                preset = gr.Dropdown(list(config.PRESETS), value=ctl.preset_of(base), elem_id="preset",
+                preset = gr.Dropdown(list(config.PRESETS), value=preset_of(base), elem_id="preset",
                                      label="Preset (sets the controls)")
                 with gr.Accordion("More options", open=False, elem_id="more-options"):
-                    for row in ctl.layout([k for k in ctl.CONTROLS if k not in ctl.MAIN]):
+                    for row in layout([k for k in CONTROLS if k not in MAIN]):
                         with gr.Row():
                             for name in row:
-                                c[name] = ctl.make(gr, name, init[name], settings)
+                                c[name] = make(gr, name, init[name], settings)
                 with gr.Row():
                     start_button = gr.Button("Start", variant="primary", elem_id="start")
                     cancel_button = gr.Button("Cancel", variant="secondary", interactive=False, elem_id="cancel")
@@ -228,7 +240,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 command = gr.Textbox("", label="Equivalent command line", interactive=False, lines=2,
                                      max_lines=8, elem_id="command",
                                      **_supported(gr.Textbox.__init__, {"buttons": ["copy"], "show_copy_button": True}))
-        controls = [c[k] for k in ctl.CONTROLS]
+        controls = [c[k] for k in CONTROLS]
         outputs_ = [status, preview, download, command, start_button, cancel_button]
 
         # --- handlers --------------------------------------------------------------------
@@ -237,8 +249,8 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 return "", None
             try:
                 img, name = settings.check(path, "content image")
-            except PainterlyError as e:
-                return _error(str(e)), None
+            except Exception as e:  # noqa: BLE001
+                return _error(_say(e)), None
             return f"Content: **{_md(name)}**, {img.width}×{img.height} ✓", _thumbnail(img)
 
         def show_styles(paths):
@@ -251,21 +263,21 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
             for p in paths:
                 try:
                     img, name = settings.check(p, "style image")
-                except PainterlyError as e:
-                    return _error(str(e)), None
+                except Exception as e:  # noqa: BLE001
+                    return _error(_say(e)), None
                 shown.append((_thumbnail(img), name))
                 notes.append(f"**{_md(name)}**, {img.width}×{img.height}")
             return "Style: " + "; ".join(notes) + " ✓", shown
 
         def set_preset(name):
             if name not in config.PRESETS:
-                return [gr.update() for _ in ctl.CONTROLS]
-            values = ctl.control_values(ctl.preset_options(name, base))
+                return [gr.update() for _ in CONTROLS]
+            values = control_values(preset_options(name, base))
             values["size"] = min(values["size"], settings.max_size)
-            return [values[k] for k in ctl.CONTROLS]
+            return [values[k] for k in CONTROLS]
 
         def show_schedule(*values):
-            return ctl.schedule_text(dict(zip(ctl.CONTROLS, values)), base, settings.max_size,
+            return schedule_text(dict(zip(CONTROLS, values)), base, settings.max_size,
                                      settings.max_iterations)
 
         def cancel(request: gr.Request):
@@ -274,15 +286,15 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 return "Cancelling…"
             return gr.update()
 
-        # The controls' values arrive in ctl.CONTROLS' order after the files (the API's order too).
+        # The controls' values arrive in CONTROLS' order after the files (the API's order too).
         async def start(request: gr.Request, content, styles, *values):
             session = getattr(request, "session_hash", None) or uuid.uuid4().hex
             keep = gr.update()
             try:
-                job = await asyncio.to_thread(_prepare, content, styles, dict(zip(ctl.CONTROLS, values)),
+                job = await asyncio.to_thread(_prepare, content, styles, dict(zip(CONTROLS, values)),
                                               settings, session)
-            except PainterlyError as e:
-                yield _error(str(e)), keep, keep, keep, keep, keep
+            except Exception as e:  # noqa: BLE001 -- one line on the page, never a traceback
+                yield _error(_say(e)), keep, keep, keep, keep, keep
                 return
             refusal = settings.jobs.submit(job)
             if refusal:
@@ -329,7 +341,7 @@ def _prepare(content, styles, values: dict, settings: Settings, session: str) ->
         raise ImageError(f"{len(styles)} style images; the most this page takes is {settings.max_styles}")
     content_img, content_name = settings.check(content, "content image")
     loaded = [settings.check(s, "style image") for s in styles]
-    options = ctl.options_from_controls(values, settings.options, len(loaded), settings.max_size,
+    options = options_from_controls(values, settings.options, len(loaded), settings.max_size,
                                         settings.max_iterations)
     return Job(content_img, [img for img, _ in loaded], options, (content_name, [n for _, n in loaded]),
                session=session, preview_every=settings.preview_every)
@@ -396,8 +408,8 @@ def _final(job: Job, settings: Settings):
     try:
         path = save_image(r.image, folder / out_name, recipe)
         cmd = config.command_line(content_name, list(style_names), out_name, options)
-    except PainterlyError as e:
-        return _error(str(e)), r.image, keep, keep
+    except Exception as e:  # noqa: BLE001
+        return _error(_say(e)), r.image, keep, keep
     last = job.snapshot()
     summary = f"losses: {_losses(last.losses)} · " if last.losses else ""
     if r.stopped:

@@ -26,6 +26,7 @@ RATIO_LABEL = "Content : style ratio, log10(α/β)  (← more style · more cont
 MAIN = ("size", "iterations", "ratio", "preserve_color")
 # Choices the page offers where the option itself takes more: the page never takes a path.
 PAGE_CHOICES = {"init": config.INITS, "content_layers": config.LAYERS, "style_layers": config.LAYERS}
+_EMPTY = {"scales": "empty: from the size (or auto)", "style_blend": "empty: equal weights"}  # what empty means
 _WORDS = {"tv": "TV", "lbfgs": "L-BFGS", "color": "colour", "init": "initial image"}  # how a name reads as a label
 
 WEB_OPTIONS = tuple(name for name, spec in config.SPECS.items() if spec.web)
@@ -230,21 +231,17 @@ def make(gr, name: str, value, settings) -> Any:
     if k == "checkbox":
         return gr.Checkbox(value, **common)
     if k == "list":
-        example = {int: "e.g. 60, 40", float: "e.g. 2, 1"}[config.SPECS[name].item]
-        return gr.Textbox(value, placeholder=example if name != "style_blend" else "empty: equal weights",
-                          **common)
+        return gr.Textbox(value, placeholder=_EMPTY.get(name), **common)
     return gr.Number(value, precision=0 if k == "int" else None, **common)
 
 
 def layout(names: List[str]) -> List[List[str]]:
-    """The rows of "More options": a few controls of one kind per row, in SPECS' order."""
-    rows, row = [], []
-    for name in names:
-        if kind(name) == "multiselect":
-            rows.append([name])
-            continue
-        if row and (kind(row[0]) in ("radio", "dropdown")) != (kind(name) in ("radio", "dropdown")) or len(row) == 3:
-            rows.append(row)
-            row = []
-        row.append(name)
-    return rows + ([row] if row else [])
+    """The rows of "More options": controls grouped by kind (choices, numbers, lists, flags,
+    layers), in SPECS' order within a group, a few to a row."""
+    groups = (("radio", "dropdown"), ("int", "float"), ("list",), ("checkbox",), ("multiselect",))
+    per_row = (3, 3, 2, 3, 1)
+    rows = []
+    for kinds, n in zip(groups, per_row):
+        group = [name for name in names if kind(name) in kinds]
+        rows += [group[i:i + n] for i in range(0, len(group), n)]
+    return rows

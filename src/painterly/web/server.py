@@ -13,7 +13,9 @@ Files and network
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import ipaddress
 import json
 import os
@@ -293,6 +295,8 @@ def main(host: str = "127.0.0.1", port: int = 7860, concurrency: Optional[int] =
         raise InvalidOption(f"--concurrency must be >= 1, got {concurrency}")
     if int(queue_size) < 0:
         raise InvalidOption(f"--queue-size must be >= 0, got {queue_size}")
+    if not 1 <= int(port) <= 65535:
+        raise InvalidOption(f"--port must be within 1..65535, got {port}")
     concurrency = int(concurrency or cpu_count())
     torch.set_num_threads(max(1, cpu_count() // concurrency))
     app = build_app(concurrency=concurrency, queue_size=queue_size, weights=weights, **limits)
@@ -313,6 +317,7 @@ def main(host: str = "127.0.0.1", port: int = 7860, concurrency: Optional[int] =
         pass
     finally:
         app.painterly.jobs.cancel_all()
-        app.close()
+        with contextlib.redirect_stdout(io.StringIO()):  # Gradio's "Closing server ..." line
+            app.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
