@@ -179,7 +179,8 @@ class HideServerPaths:
             if message["type"] == "http.response.start":
                 headers = {k.lower(): v for k, v in message.get("headers", [])}
                 kind = headers.get(b"content-type", b"")
-                if headers.get(b"content-encoding") or not kind.startswith(self.TEXT):
+                if (headers.get(b"content-encoding") or not kind.startswith(self.TEXT)
+                        or scope.get("method") == "HEAD"):  # HEAD: no body, and the GET's length
                     return await send(message)
                 if kind.startswith(b"text/event-stream") or b"content-length" not in headers:
                     # Streamed: every chunk is rewritten as it goes (an event is one chunk).
@@ -198,7 +199,7 @@ class HideServerPaths:
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
             await send(dict(start, headers=headers))
-            await send({"type": "http.response.body", "body": body if scope.get("method") != "HEAD" else b""})
+            await send({"type": "http.response.body", "body": body})
 
         return await self.app(scope, receive, rewrite)
 
