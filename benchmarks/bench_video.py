@@ -226,13 +226,13 @@ def main(argv=None) -> int:
                      "reliable_mean": (round(float(np.mean([r["reliable"] for r in res.info if r["reliable"] is not None])), 3)
                                        if any(r["reliable"] is not None for r in res.info) else None)}
                 entry["modes"][mode] = m
-                if keep:
+                if keep:  # input frame k+1, painted frames k and k+1: early in the clip and at its end
                     keep.mkdir(parents=True, exist_ok=True)
-                    k = min(10, len(stylised) - 2)
-                    strip = Image.new("RGB", (W * 3, H))
-                    for j, img in enumerate([decoded[k + 1], stylised[k], stylised[k + 1]]):
-                        strip.paste(img, (W * j, 0))
-                    strip.save(keep / f"{clip}-{mode}.png")
+                    for name, k in (("", min(10, len(stylised) - 2)), ("-end", len(stylised) - 2)):
+                        strip = Image.new("RGB", (W * 3, H))
+                        for j, img in enumerate([decoded[k + 1], stylised[k], stylised[k + 1]]):
+                            strip.paste(img, (W * j, 0))
+                        strip.save(keep / f"{clip}-{mode}{name}.png")
                 rows.append((clip, mode, m))
                 print(f"{clip} {mode}: {json.dumps(m)}", file=sys.stderr, flush=True)
             if "per-frame" in entry["modes"] and "default" in entry["modes"]:

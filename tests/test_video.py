@@ -6,17 +6,15 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 
+import av  # the video extra, part of the test extra
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-av = pytest.importorskip("av")
-pytest.importorskip("cv2")
-
-import painterly  # noqa: E402
-from painterly import cli, config, engine, images, video  # noqa: E402
-from painterly.errors import Stop  # noqa: E402
+import painterly
+from painterly import cli, config, engine, images, video
+from painterly.errors import Stop
 
 FAST = dict(weights="random", size=48, iterations=(3,), device="cpu", precision="fp32")
 
@@ -283,7 +281,7 @@ def test_bad_input_is_one_line(tmp_path, style, capsys, make):
     code, err = _cli(["video", bad, style, "-o", tmp_path / "out.mp4", "--weights", "random"], capsys)
     lines = err.strip().splitlines()
     assert code != 0 and len(lines) == 1 and "Traceback" not in err
-    assert lines[0].startswith("painterly: error: cannot read video 'clip.mp4'".replace("clip.mp4", str(bad)))
+    assert lines[0].startswith(f"painterly: error: cannot read video '{bad}'")
     assert not (tmp_path / "out.mp4").exists()
 
 
@@ -304,7 +302,44 @@ def test_cli_video_runs_a_part_of_a_clip(tmp_path, style, capsys):
                       "--frame-iterations", "1", "--device", "cpu", "--precision", "fp32", "--start", "2",
                       "--frames", "4", "--report", report, "--keep-frames", "--temporal-weight", "500"], capsys)
     assert code == 0, err
-    assert streams(out)["video"][0] == 4 and "wrote" in err
+    assert streams(out)["video"][0] == 4 and "wrote" in err and "] 4/4 32x24 " in err  # the progress bar over frames
     data = json.loads(report.read_text())
     assert data["frames"] == 4 and len(data["per_frame"]) == 4 and data["per_frame"][1]["fresh"] is False
     assert len(list(video.frame_cache(out).glob("frame_*.png"))) == 4  # --keep-frames
+
+
+def test_ctrl_c_keeps_the_finished_frames_and_a_rerun_continues(tmp_path, style):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clip = make_clip(tmp_path / "in.mp4", pan(12), fps=12)
+    out = tmp_path / "out.mp4"
+    cmd = [sys.executable, "-m", "painterly.cli", "video", str(clip), str(style), "-o", str(out), "--weights", "random",
+           "--size", "48", "--iterations", "3", "--device", "cpu", "--precision", "fp32", "--quiet"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    second = video.frame_cache(out) / "frame_000001.png"
+    deadline = time.monotonic() + 120
+    while not second.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "run the same command again to continue" in err
+    assert not out.exists()
+    kept = len(list(video.frame_cache(out).glob("frame_*.png")))
+    assert 2 <= kept < 12
+    report = tmp_path / "r.json"
+    code = cli.main(cmd[3:] + ["--report", str(report)])
+    data = json.loads(report.read_text())
+    assert code == 0 and data["cached"] == kept and data["computed"] == 12 - kept
+    assert streams(out)["video"][0] == 12
+
+
+def test_without_the_video_extra_one_line_says_what_to_install(monkeypatch, tmp_path, style, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
+    code, err = _cli(["video", tmp_path / "in.mp4", style, "-o", tmp_path / "out.mp4"], capsys)
+    assert code == 2 and err.strip() == "painterly: error: video needs the 'av' package: pip install 'painterly[video]'"

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -353,7 +352,7 @@ class Frame:
     eta: float = 0.0  # seconds left, from the frames stylised so far
 
     @property
-    def step(self) -> int:  # cli.Progress reads step/total/size/losses/elapsed/eta
+    def step(self) -> int:  # terminal.Progress reads step/total/size/losses/elapsed/eta
         return self.index + 1
 
     @property
@@ -765,7 +764,7 @@ class _AudioCopy:
 # --- the command line -------------------------------------------------------------------------------
 def add_parser(sub) -> None:
     """The `painterly video` verb (registered by cli.build_parser)."""
-    from . import cli
+    from . import terminal
 
     help_ = "paint every frame of a clip in the manner of STYLE, without flicker (Ruder et al. 2016)"
     sp = sub.add_parser("video", help=help_, description=help_)
@@ -785,20 +784,20 @@ def add_parser(sub) -> None:
     sp.add_argument("--start", type=int, default=0, metavar="S", help="first frame to stylise (0-based; default 0)")
     sp.add_argument("--frames", type=int, default=None, metavar="N", help="how many frames (default: to the end)")
     sp.add_argument("--keep-frames", action="store_true", help="keep the OUT.frames folder of stylised frames")
-    cli.add_option_flags(sp, "transfer")
+    terminal.add_option_flags(sp, "transfer")
 
 
 def run(args) -> int:
     """`painterly video`: progress over frames, Ctrl-C keeps the finished frames for a rerun."""
     import sys
 
-    from . import cli
+    from . import terminal
 
-    o = cli.options_from_args(args)
+    o = terminal.options_from_args(args)
     if args.report:
         images.check_output(args.report, kinds=None)
-    progress = cli.Progress(not args.quiet)
-    with cli.Interrupt() as interrupt:
+    progress = terminal.Progress(not args.quiet)
+    with terminal.Interrupt() as interrupt:
         def on_step(it):
             if interrupt.hit:
                 raise Stop
