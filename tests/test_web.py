@@ -760,6 +760,12 @@ def test_the_page_as_it_opens(any_page, tmp_path, record_property):
     else:
         assert box["x"] > controls["x"] + controls["width"]  # side by side
     screenshot(page, tmp_path, f"opened-{page.width}px", record_property)
+    # A preset sets the controls, the iterations box included, and the line below it follows.
+    page.locator("#preset input").click()
+    page.get_by_role("option", name="quality").click()
+    quality = config.PRESET_OVERRIDES["quality"]["iterations"]
+    _wait_text(page, "#schedule", f"{sum(quality)} steps in all")
+    assert page.input_value("#iterations textarea, #iterations input[type=text]") == ", ".join(map(str, quality))
     assert page.outside == []
 
 
