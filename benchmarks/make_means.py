@@ -11,7 +11,7 @@ import torch
 
 from painterly import images
 from painterly.network import REFERENCE_SIDES, means_file, measure_means
-from painterly.weights import get_vgg
+from painterly.engine import Stylizer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 
@@ -21,7 +21,10 @@ def main() -> int:
     ims = [images.load_image(p) for p in pics]
     out = {"images": [p.name for p in pics], "sides": list(REFERENCE_SIDES)}
     for pooling in ("avg", "max"):
-        net, sha, _ = get_vgg(None, last="relu5_4", pooling=pooling)
+        # The raw network (normalize=False: these means are what normalisation divides by).
+        st = Stylizer(pooling=pooling, normalize=False, precision="fp32", channels_last=False, device="cpu",
+                      content_layers=("relu5_4",)).prepare()
+        net, sha = st.net, st.sha256
         out[pooling] = {k: v.to(torch.float32) for k, v in measure_means(net, ims).items()}
     path = means_file(sha)
     torch.save(out, path)

@@ -41,9 +41,12 @@ class Scorer:
 
     def __post_init__(self):
         if self.net is None:
-            from .weights import get_vgg
+            from .engine import Stylizer
 
-            self.net, _, _ = get_vgg(None, last="relu5_1", pooling="max")
+            # The original VGG-19 as published (max pooling, not normalised), in fp32.
+            self.net = Stylizer(weights=None, pooling="max", normalize=False, precision="fp32",
+                                channels_last=False, device="cpu", content_layers=(CONTENT_LAYER,),
+                                style_layers=STYLE_LAYERS).prepare().net
         self.size = self.content.size
         c = images.to_tensor(self.content.convert("RGB"))
         s = images.to_tensor(images.resize_long_side(self.style.convert("RGB"), max(self.size)))
