@@ -536,14 +536,16 @@ class LocalExecutor:
                 p.kill()
                 p.join(5)
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
+        """End the workers: idle ones exit on their own; with `now` (an interruption) running
+        jobs are abandoned at once (their outputs are never half-written)."""
         for w, p in enumerate(self.procs):
             if p is not None and p.is_alive():
                 try:
                     self.tasks[w].put_nowait(None)
                 except Exception:
                     pass
-        deadline = time.monotonic() + 3.0
+        deadline = time.monotonic() + (0.0 if now else 3.0)
         for p in self.procs:
             if p is not None:
                 p.join(max(0.0, deadline - time.monotonic()))
@@ -658,7 +660,7 @@ class RayExecutor:
             pass
         self.actors[w] = self.actor_cls.remote(self.options, self.force)
 
-    def close(self) -> None:
+    def close(self, now: bool = False) -> None:
         for a in self.actors:
             if a is not None:
                 try:
@@ -793,7 +795,7 @@ def run_jobs(jobs: Sequence[Job], out_dir, options: Options, *, workers: Optiona
     log = Log(out / LOG_NAME)
     event = on_event or (lambda e: None)
     ex = None
-    started_ray = False
+    started_ray = finished = False
     try:
         _clean_stale_temps(jobs)
         if not jobs:
@@ -851,9 +853,10 @@ def run_jobs(jobs: Sequence[Job], out_dir, options: Options, *, workers: Optiona
                                 r.get("peak_gpu_mb"), index=job.index)
                     log.write(o.log_record())
                     yield o
+        finished = True
     finally:
         if ex is not None:
-            ex.close()
+            ex.close(now=not finished)
         if started_ray:
             try:
                 ray_module().shutdown()
@@ -886,7 +889,7 @@ def stylize_many(pairs: Iterable, out_dir, *, workers: Optional[int] = None, exe
 # --- the command line -------------------------------------------------------------------------------
 def add_parser(sub) -> None:
     """The `batch` verb: its own flags and every transfer option flag."""
-    from . import cli
+    from . import terminal
 
     help_ = "stylise every INPUT with every --style (or a --manifest's pairs), resumably, on several workers"
     sp = sub.add_parser("batch", help=help_, description=help_ + ". Outputs: DIR/{content}--{style}.png; log: "
@@ -906,7 +909,7 @@ def add_parser(sub) -> None:
     sp.add_argument("--force", action="store_true", help="redo every job, even those with an up-to-date output")
     sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
     sp.add_argument("--quiet", action="store_true", help="no progress bar (the summary line remains)")
-    cli.add_option_flags(sp, "transfer")
+    terminal.add_option_flags(sp, "transfer")
 
 
 class BatchProgress:
@@ -953,7 +956,7 @@ class BatchProgress:
         worked = self.counts["ok"] + self.counts["failed"] + partial
         left_jobs = self.total - ended - partial
         eta = elapsed / worked * left_jobs if worked > 0 else None
-        from .cli import _clock
+        from .terminal import _clock
 
         extra = ", ".join(f"{self.counts[k]} {k}" for k in ("skipped", "failed") if self.counts[k])
         now_running = "; ".join(f"{name} {int(100 * f)}%" for name, f in list(self.running.values())[:3])
@@ -971,9 +974,9 @@ class BatchProgress:
 
 def run(args) -> int:
     """`painterly batch`: 0 when every job succeeded (or was already done), 1 when any failed."""
-    from . import cli
+    from . import terminal
 
-    base = cli.options_from_args(args)
+    base = terminal.options_from_args(args)
     if args.manifest:
         if args.inputs or args.style:
             raise InvalidOption("give either --manifest or INPUT... with --style, not both")
@@ -1000,7 +1003,7 @@ def run(args) -> int:
         signal.signal(signal.SIGTERM, previous)
         progress.close()
     seconds = time.monotonic() - progress.start
-    from .cli import _clock
+    from .terminal import _clock
 
     log = Path(os.path.abspath(args.out_dir)) / LOG_NAME
     print(f"painterly batch: {counts['ok']} done, {counts['skipped']} skipped, {counts['failed']} failed of "
