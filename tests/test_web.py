@@ -840,3 +840,16 @@ def test_an_error_shows_no_server_path(page, server, files, tmp_path, record_pro
     for path in _server_paths():
         assert path not in shown, path
     screenshot(page, tmp_path, "error", record_property)
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--port", "99999"], "painterly: error: --port must be within 1..65535, got 99999"),
+    (["--concurrency", "0"], "painterly: error: --concurrency must be >= 1, got 0"),
+    (["--queue-size", "-1"], "painterly: error: --queue-size must be >= 0, got -1"),
+])
+def test_painterly_serve_refuses_bad_values_in_one_line(argv, line, capsys):
+    from painterly import cli
+
+    assert cli.main(["serve"] + argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [line]
