@@ -345,13 +345,22 @@ def up_to_date(recipe: Optional[dict], task: dict, o: Options, weights_sha256: s
         if k not in HOW_FIELDS and have.get(k) != v:
             return False
     content, styles = recipe.get("content") or {}, recipe.get("styles") or []
-    if content.get("path") != task["content"] or [s.get("path") for s in styles] != [task["style"]]:
+    if len(styles) != 1 or not (_same_input(content.get("path"), task["content"])
+                                and _same_input(styles[0].get("path"), task["style"])):
         return False
     try:
         return (content.get("pixels_sha256") == pixels_sha256(task["content"])
                 and styles[0].get("pixels_sha256") == pixels_sha256(task["style"]))
     except (OSError, PainterlyError):
         return False
+
+
+def _same_input(recorded: Optional[str], path: str) -> bool:
+    """A recipe names an input by its absolute path, or by its file name alone (the pixels'
+    SHA-256, checked as well, is what tells the file)."""
+    if not recorded:
+        return False
+    return recorded == path if os.path.isabs(recorded) else recorded == os.path.basename(path)
 
 
 def _peaks() -> dict:
