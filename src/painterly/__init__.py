@@ -16,7 +16,7 @@ _EXPORTS = {
     "load_image": "images", "save_image": "images", "read_recipe": "images",
     "Iterate": "engine", "Result": "engine", "Stylizer": "engine",
     "figure": "figures", "estimate_peak_bytes": "memory",
-    "stylize_many": "batch",
+    "stylize_video": "video", "stylize_many": "batch",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
