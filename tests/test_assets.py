@@ -111,8 +111,8 @@ def test_demo_writes_into_the_current_directory_offline(tmp_path, monkeypatch, c
     assert img.size == (64, 48)  # Tuebingen's 4:3 at --size 64
     recipe = images.read_recipe(result)
     assert recipe["job"] == "transfer" and recipe["weights_sha256"] == "random"
-    assert recipe["content"]["path"] == str(assets.DEMO_CONTENT)
-    assert [s["path"] for s in recipe["styles"]] == [str(assets.DEMO_STYLE)]
+    assert recipe["content"]["path"] == assets.DEMO_CONTENT.name  # the file name only (--recipe-paths name)
+    assert [s["path"] for s in recipe["styles"]] == [assets.DEMO_STYLE.name]
     assert recipe["options"]["size"] == 64
     # The bundled images are left as they were.
     assert not (DATA / assets.DEMO_OUTPUT).exists()

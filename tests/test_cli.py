@@ -54,10 +54,10 @@ def test_jpeg_output_and_iterations_zero(small, capsys):
 
 
 def test_content_and_texture_verbs(small, capsys):
-    out = small["dir"] / "c.png"
+    out = small["dir"] / "reconstruction.png"
     assert run_cli(["content", small["content"], "-o", out, "--layer", "conv2_2", *FAST], capsys)[0] == 0
     assert images.read_recipe(out)["options"]["content_layers"] == ["conv2_2"]
-    out = small["dir"] / "t.png"
+    out = small["dir"] / "texture.png"
     assert run_cli(["texture", small["style"], "-o", out, "--layers", "conv1_1,conv2_1", *FAST, "--size", "24"], capsys)[0] == 0
     assert images.load_image(out).size == (24, 24)
     assert images.read_recipe(out)["options"]["style_layers"] == ["conv1_1", "conv2_1"]

@@ -19,6 +19,12 @@ from .terminal import (Interrupt, Parser, Progress, _clock, _list, add_option_fl
 
 
 # --- the parser ------------------------------------------------------------------------
+def _output_flags(sp) -> None:
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing output even if it is read-only")
+    sp.add_argument("--overwrite-input", action="store_true",
+                    help="allow the output to replace an input file (refused otherwise)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="painterly", description="Neural style transfer (Gatys et al., CVPR 2016).")
     p.add_argument("--version", action="version", version=f"painterly {__version__}")
@@ -36,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--save-every", type=int, default=0, metavar="N",
                         help="write OUT_0100.png etc. every N iterations (the output itself is untouched)")
         sp.add_argument("--report", metavar="FILE.json", help="write options, timing and final losses as JSON")
+        _output_flags(sp)
         add_option_flags(sp, name)
         return sp
 
@@ -53,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--report", metavar="FILE.json")
+    _output_flags(sp)
     sp.set_defaults(save_every=0)
 
     from .figures import FIGURES
@@ -68,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seeds", type=_list(int, "seeds"), help="figure 5's noise seeds (default: 0,1,2)")
     sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
     sp.add_argument("--quiet", action="store_true", help="no progress lines")
+    _output_flags(sp)
     add_option_flags(sp, "transfer")
     sp = sub.add_parser("weights", help="list the VGG-19 weights sets and where each lives; with a name, "
                                         "fetch (if needed) and verify it and print its path")
@@ -97,9 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
 def run_job(job: str, content, styles, options: Options, args) -> int:
     from . import engine, images
 
-    out = images.check_output(args.output)
+    inputs = [content, *styles, *_option_files(options)]
+    guard = dict(inputs=inputs, overwrite_input=getattr(args, "overwrite_input", False),
+                 overwrite_readonly=getattr(args, "overwrite", False))
+    out = images.check_output(args.output, **guard)
     if args.report:
-        images.check_output(args.report, kinds=None)
+        images.check_output(args.report, kinds=None, **guard)
+    if args.save_every < 0:
+        raise InvalidOption(f"--save-every must be >= 0 (0: never), got {args.save_every}")
     progress = Progress(not args.quiet)
 
     with Interrupt() as interrupt:
@@ -122,24 +136,60 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
     return 0
 
 
+def _option_files(o: Options) -> list:
+    """The input files named by options: --init PATH, the masks."""
+    files = [] if o.init in config.INITS else [o.init]
+    files += [p for p in (o.content_mask or "").split(",") if p]
+    files += [p for p in o.style_masks if p and p != "all" and not p.replace("+", "").isdigit()]
+    return files
+
+
 def cmd_rerun(args) -> int:
     from . import images
 
     recipe = images.read_recipe(args.recipe_from)
-    if not recipe or "options" not in recipe:
+    where = f"the recipe in '{args.recipe_from}'"
+    if not recipe or not isinstance(recipe.get("options"), dict):
         raise InvalidOption(f"'{args.recipe_from}' carries no painterly recipe")
-    options = Options.from_dict(recipe["options"])
-    inputs = ([recipe["content"]] if recipe.get("content") else []) + list(recipe.get("styles", []))
-    for item in inputs:
-        if not item.get("path"):
-            raise InvalidOption(f"the recipe in '{args.recipe_from}' names an input given in memory, not a file")
-        img = images.load_image(item["path"])
-        import hashlib
-        if hashlib.sha256(img.tobytes()).hexdigest() != item["pixels_sha256"]:
-            raise InvalidOption(f"input '{item['path']}' has changed since the recipe was written")
-    content = recipe["content"]["path"] if recipe.get("content") else None
-    styles = [s["path"] for s in recipe.get("styles", [])]
-    return run_job(recipe["job"], content, styles, options, args)
+    try:
+        options = Options.from_dict(recipe["options"])
+        config.validate(options, recipe.get("job", "transfer"), max(len(recipe.get("styles") or []), 1))
+    except (TypeError, ValueError) as e:
+        if isinstance(e, PainterlyError):
+            raise InvalidOption(f"{where} is not usable: {e}") from None
+        raise InvalidOption(f"{where} is not usable: its options are malformed") from None
+    job = recipe.get("job")
+    if job not in config.JOBS:
+        raise InvalidOption(f"{where} names no job painterly knows ({job!r})")
+    content = _recipe_input(recipe.get("content"), args.recipe_from, where) if recipe.get("content") else None
+    styles = recipe.get("styles") or []
+    if not isinstance(styles, list):
+        raise InvalidOption(f"{where} is not usable: its styles are malformed")
+    styles = [_recipe_input(s, args.recipe_from, where) for s in styles]
+    return run_job(job, content, styles, options, args)
+
+
+def _recipe_input(item, image_path: str, where: str) -> str:
+    """The file a recipe names, found by its path or, for a name alone, next to the image or
+    in the current folder; its pixels must still have the recorded SHA-256."""
+    import hashlib
+
+    from . import images
+
+    if not isinstance(item, dict) or not isinstance(item.get("pixels_sha256"), str):
+        raise InvalidOption(f"{where} is not usable: an input entry is malformed")
+    if not item.get("path"):
+        raise InvalidOption(f"{where} names an input given in memory, not a file")
+    name = str(item["path"])
+    candidates = [Path(name)] if Path(name).is_absolute() else [Path(image_path).parent / name, Path(name)]
+    for path in candidates:
+        if path.is_file():
+            img = images.load_image(path)
+            if hashlib.sha256(img.tobytes()).hexdigest() != item["pixels_sha256"]:
+                raise InvalidOption(f"input '{path}' has changed since the recipe was written")
+            return str(path)
+    raise InvalidOption(f"input '{name}' of {where} was not found (looked next to the image and in the "
+                        "current folder); copy it there, or regenerate with the original command")
 
 
 def cmd_weights(args) -> int:
@@ -175,7 +225,9 @@ def cmd_demo(args) -> int:
 def cmd_figure(args) -> int:
     from . import figures, images
 
-    out = images.check_output(args.output)
+    inputs = [args.content, args.style]
+    out = images.check_output(args.output, inputs=inputs, overwrite_input=args.overwrite_input,
+                              overwrite_readonly=args.overwrite)
     extra = {k: v for k, v in (("ratios", args.ratios), ("seeds", args.seeds)) if v}
     say = None if args.quiet else (lambda i, n, label: print(f"figure {args.number}: run {i}/{n}: {label}",
                                                                file=sys.stderr, flush=True))
@@ -187,6 +239,12 @@ def cmd_figure(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    if not 1 <= args.port <= 65535:
+        raise InvalidOption(f"--port must be within 1..65535, got {args.port}")
+    if args.concurrency is not None and args.concurrency < 1:
+        raise InvalidOption(f"--concurrency must be >= 1, got {args.concurrency}")
+    if args.queue_size < 0:
+        raise InvalidOption(f"--queue-size must be >= 0, got {args.queue_size}")
     from . import web  # imports Gradio lazily; without the [web] extra web.main says so in one line
 
     warning = web.host_warning(args.host)
@@ -205,6 +263,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         if args.verb in ("transfer", "content", "texture"):
+            if args.verb != "transfer" and args.init == "content":
+                raise InvalidOption(f"--init content: the {args.verb} job starts from noise, style or an image "
+                                    "file (a reconstruction starting from its target would be no test)")
             o = options_from_args(args)
             if args.verb == "transfer":
                 return run_job("transfer", args.content, args.styles, o, args)

@@ -40,6 +40,7 @@ COLOR_MATCH = ("chol", "pca", "sym")
 STYLE_LOSSES = ("gram", "mean-std", "w2", "sliced")
 MASK_MODES = ("inside", "resize")
 PRESETS = ("fast", "quality", "paper")
+RECIPE_PATHS = ("name", "full")
 
 # --- limits ------------------------------------------------------------------------------
 MAX_INPUT_PIXELS = 100_000_000  # images larger than this are refused when loading (~10k x 10k)
@@ -122,6 +123,8 @@ class Options:
     mask_mode: str = "inside"
     region_weights: Optional[Tuple[float, ...]] = None  # None: 1/R each
     tile: int = 0  # tile side (pixels) of the exact tiled evaluation; 0: automatic (only if needed to fit)
+    # output
+    recipe_paths: str = "name"  # what an output's recipe records of its inputs' paths: name | full
 
     def replace(self, **changes) -> "Options":
         return dataclasses.replace(self, **changes)
@@ -273,6 +276,8 @@ SPECS: Dict[str, Spec] = {
                            **_W),
     "tile": Spec("evaluate the loss exactly in tiles of this many pixels (0: automatic, only when the run "
                  "would not fit in memory otherwise)", low=0, high=MAX_SIZE),
+    "recipe_paths": Spec("what the recipe embedded in an output records of the inputs' paths: name (the file "
+                         "name; no folders, no user name) or full (the absolute path)", choices=RECIPE_PATHS),
 }
 assert set(SPECS) == {f.name for f in dataclasses.fields(Options)}, "every option needs a Spec"
 

@@ -287,8 +287,8 @@ class Stylizer:
     def _recipe(self, job, o: Options, content, styles, blend) -> dict:
         recipe = {"painterly": __version__, "job": job, "options": o.to_dict(), "weights_sha256": self.sha256,
                   "preprocess": self.preprocess, "seed": o.seed,
-                  "content": _describe(content) if content is not None else None,
-                  "styles": [_describe(s) for s in styles], "style_blend": blend,
+                  "content": _describe(content, o.recipe_paths) if content is not None else None,
+                  "styles": [_describe(s, o.recipe_paths) for s in styles], "style_blend": blend,
                   "style_layer_weights": layer_weights(o)}
         recipe["options"]["style_layer_weights"] = layer_weights(o)
         recipe["options"]["weights_sha256"] = self.sha256
@@ -378,10 +378,12 @@ def _as_list(styles) -> list:
     return list(styles)
 
 
-def _describe(src) -> dict:
-    """How a recipe names an input: its path (when it has one) and the SHA-256 of its pixels."""
+def _describe(src, paths: str = "name") -> dict:
+    """How a recipe names an input: its file name (paths="full": its absolute path; none for an
+    image given in memory) and the SHA-256 of its pixels, which `rerun` checks."""
     img = images.load_image(src)
-    return {"path": None if isinstance(src, Image.Image) else os.path.abspath(src),
+    path = None if isinstance(src, Image.Image) else os.path.abspath(src)
+    return {"path": path if path is None or paths == "full" else os.path.basename(path),
             "size": list(img.size), "pixels_sha256": hashlib.sha256(img.tobytes()).hexdigest()}
 
 

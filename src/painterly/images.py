@@ -217,16 +217,38 @@ def save_image(img: Union[Image.Image, torch.Tensor], path: PathLike, recipe: Op
     return path
 
 
-def check_output(path: PathLike, kinds: Optional[Tuple[str, ...]] = tuple(FORMATS)) -> Path:
-    """Fail before a run, not after it, when `path` cannot be written (kinds: the extensions
-    allowed, None for any)."""
+def check_output(path: PathLike, kinds: Optional[Tuple[str, ...]] = tuple(FORMATS), *, inputs=(),
+                 overwrite_input: bool = False, overwrite_readonly: bool = False) -> Path:
+    """Fail before a run, not after it, when `path` cannot or must not be written.
+
+    kinds: the extensions allowed (None: any). inputs: the run's input files; an output that
+    would replace one of them (the same path, or the same file through a link) is refused
+    unless overwrite_input. An existing read-only output is refused unless overwrite_readonly.
+    """
     path = Path(path)
     name = _name(path)
     if kinds is not None and path.suffix.lower() not in kinds:
         ext = f"extension '{path.suffix}'" if path.suffix else "no extension"
         raise OutputError(f"cannot write '{name}': {ext} is not supported (use {', '.join(kinds)})")
     _check_directory(path, name, overwrite=True)
+    if not overwrite_input:
+        for src in inputs:
+            if src is not None and not isinstance(src, Image.Image) and _same_file(path, Path(src)):
+                raise OutputError(f"output '{name}' is the input '{_name(src)}': it would be overwritten; "
+                                  "choose another output (or pass --overwrite-input)")
+    if path.exists() and not os.access(path, os.W_OK) and not overwrite_readonly:
+        raise OutputError(f"output '{name}' exists and is read-only; choose another output "
+                          "(or pass --overwrite to replace it)")
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return os.path.realpath(a) == os.path.realpath(b)
+    except OSError:
+        return False
 
 
 def write_json(path: PathLike, data: dict) -> Path:

@@ -1,0 +1,94 @@
+"""The shape of the code: no import circle, no oversized module, one place that builds a network."""
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "src" / "painterly"
+MAX_LINES = 520  # "no file over about 500 lines"
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PKG).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _imports(path: Path, modules: set) -> set:
+    """Modules of the package that `path` imports, at any depth (lazy imports count too)."""
+    name = _module(path)
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else list(package)
+            elif node.module and node.module.split(".")[0] == "painterly":
+                base, node_module = [], ".".join(node.module.split(".")[1:])
+                candidates = [node_module] + [f"{node_module}.{a.name}".strip(".") for a in node.names]
+                out.update(c for c in candidates if c in modules)
+                continue
+            else:
+                continue
+            mod = ".".join(base + ([node.module] if node.module else []))
+            out.update(c for c in [mod] + [f"{mod}.{a.name}".strip(".") for a in node.names] if c in modules)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("painterly."):
+                    out.add(a.name[len("painterly."):])
+    out.discard(name)
+    out.discard("")  # the package's __init__: only lazy names, never a circle
+    return out
+
+
+def _graph() -> dict:
+    files = {_module(p): p for p in PKG.rglob("*.py")}
+    modules = set(files)
+    return {m: _imports(p, modules) for m, p in files.items()}
+
+
+def test_the_import_graph_sees_known_edges():
+    g = _graph()  # a check of the checker: these edges exist
+    assert "engine" in g["api"] and "network" in g["engine"] and "objective" in g["tiling"]
+
+
+def test_no_import_circle():
+    g = _graph()
+    state, cycles = {}, []
+
+    def visit(m, stack):
+        state[m] = "open"
+        for d in sorted(g.get(m, ())):
+            if state.get(d) == "open":
+                cycles.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d, stack + [d])
+        state[m] = "done"
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, " ; ".join(" -> ".join(c) for c in cycles)
+
+
+@pytest.mark.parametrize("path", sorted(PKG.rglob("*.py")), ids=lambda p: str(p.relative_to(PKG)))
+def test_no_module_is_oversized(path):
+    n = len(path.read_text().splitlines())
+    assert n <= MAX_LINES, f"{path.name} has {n} lines"
+
+
+def test_only_the_engine_builds_a_network():
+    """get_vgg / random_vgg / load_vgg are called by the engine alone (weights.py and network.py
+    define them)."""
+    callers = set()
+    for p in PKG.rglob("*.py"):
+        if p.name in ("weights.py", "network.py"):
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Call):
+                f = node.func
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+                if name in ("get_vgg", "random_vgg", "load_vgg", "VGG19"):
+                    callers.add(p.name)
+    assert callers == {"engine.py"}
