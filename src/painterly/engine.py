@@ -134,9 +134,10 @@ class Stylizer:
         return self
 
     def _need(self, layers: Sequence[str]) -> None:
-        want = deepest(list(layers) + ([self.last] if self.last else []))
-        if want != self.last:
-            self._build(want)
+        with self._lock:  # two runs starting together (the web page) build the network once
+            want = deepest(list(layers) + ([self.last] if self.last else []))
+            if want != self.last:
+                self._build(want)
 
     def features(self, luminance: bool = False, fp32: bool = False, compile: bool = False):
         """features(x, layers) -> {layer: activation} (see network.feature_fn); luminance: x has
