@@ -142,9 +142,9 @@ def test_compiled_network_gives_the_eager_loss(content_path, style_path):
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(3))
     ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
     features = network.feature_fn(net, compile=True)
-    objective = engine.make_objective(features, o, objective.build_targets(features, o, c, [s], [1.0]))
+    obj = engine.make_objective(features, o, objective.build_targets(features, o, c, [s], [1.0]))
     try:
-        loss, grad = _loss_and_grad(objective, x)
+        loss, grad = _loss_and_grad(obj, x)
     except Exception as e:  # no C++ compiler or an unsupported platform: compile is optional
         pytest.skip(f"torch.compile unavailable here: {type(e).__name__}")
     assert loss == pytest.approx(ref_loss, rel=1e-4)
