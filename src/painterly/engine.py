@@ -126,6 +126,7 @@ class Stylizer:
         self.net, self.last = net, last
         self.amp = autocast_for(o.precision, self.device)
         self._styles: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
+        self._features: dict = {}  # (luminance, fp32, compile) -> feature function
 
     def prepare(self) -> "Stylizer":
         """Load and normalise the network now (else the first run does); returns self."""
@@ -142,9 +143,12 @@ class Stylizer:
     def features(self, luminance: bool = False, fp32: bool = False, compile: bool = False):
         """features(x, layers) -> {layer: activation} (see network.feature_fn); luminance: x has
         one channel (Y), repeated to three for the network."""
-        to_net = (lambda t: t.expand(-1, 3, -1, -1)) if luminance else None
-        return feature_fn(self.net, to_net, self.channels_last, contextlib.nullcontext if fp32 else self.amp,
-                          compile=compile)
+        key = (luminance, fp32, compile)
+        if key not in self._features:  # kept, so the bf16 copy of the network is made once, not per run
+            to_net = (lambda t: t.expand(-1, 3, -1, -1)) if luminance else None
+            self._features[key] = feature_fn(self.net, to_net, self.channels_last,
+                                             contextlib.nullcontext if fp32 else self.amp, compile=compile)
+        return self._features[key]
 
     def _style_cache(self, key_extra: tuple):
         """(style tensor, compute) -> its targets, remembered by the tensor's pixels."""
@@ -212,7 +216,7 @@ class Stylizer:
         losses["total"] = total
         pixels = _pixels(x, r.content_img, r.luminance, (w, h)).float().cpu()
         image = images.to_pil(pixels.clamp(0, 1))
-        recipe = self._recipe(job, o, content, r.styles, r.blend)
+        recipe = self._recipe(job, o, content, r)
         image.info[images.RECIPE_KEY] = recipe
         return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
 
@@ -285,11 +289,12 @@ class Stylizer:
         t = images.to_tensor(images.resize_long_side(img, long_side)).to(self.device)
         return color.luminance_only(t)[:, :1] if luminance else t
 
-    def _recipe(self, job, o: Options, content, styles, blend) -> dict:
+    def _recipe(self, job, o: Options, content, r: "_Run") -> dict:
         recipe = {"painterly": __version__, "job": job, "options": o.to_dict(), "weights_sha256": self.sha256,
                   "preprocess": self.preprocess, "seed": o.seed,
-                  "content": _describe(content, o.recipe_paths) if content is not None else None,
-                  "styles": [_describe(s, o.recipe_paths) for s in styles], "style_blend": blend,
+                  "content": _describe(content, r.content_img, o.recipe_paths) if content is not None else None,
+                  "styles": [_describe(s, img, o.recipe_paths) for s, img in zip(r.styles, r.style_imgs)],
+                  "style_blend": r.blend,
                   "style_layer_weights": layer_weights(o)}
         recipe["options"]["style_layer_weights"] = layer_weights(o)
         recipe["options"]["weights_sha256"] = self.sha256
@@ -379,10 +384,10 @@ def _as_list(styles) -> list:
     return list(styles)
 
 
-def _describe(src, paths: str = "name") -> dict:
-    """How a recipe names an input: its file name (paths="full": its absolute path; none for an
-    image given in memory) and the SHA-256 of its pixels, which `rerun` checks."""
-    img = images.load_image(src)
+def _describe(src, img: Image.Image, paths: str = "name") -> dict:
+    """How a recipe names an input `src` (loaded as `img`): its file name (paths="full": its
+    absolute path; none for an image given in memory) and the SHA-256 of its pixels, which
+    `rerun` checks."""
     path = None if isinstance(src, Image.Image) else os.path.abspath(src)
     return {"path": path if path is None or paths == "full" else os.path.basename(path),
             "size": list(img.size), "pixels_sha256": hashlib.sha256(img.tobytes()).hexdigest()}

@@ -55,18 +55,20 @@ def load_image(src: Union[PathLike, Image.Image], max_pixels: int = config.MAX_I
         raise ImageError(f"cannot load image '{name}': {_reason(e)}") from None
 
 
-def _check_readable(path: Path, name: str) -> None:
-    """Raise ImageError unless `path` is an existing, non-empty regular file."""
+def _check_readable(path: Path, name: str, what: str = "load image", kind: str = "an image",
+                    error: type = ImageError) -> None:
+    """Raise `error` unless `path` is an existing, non-empty regular file (video.py reuses it
+    for clips: what="read video", kind="a video")."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise ImageError(f"cannot load image '{name}': no such file") from None
+        raise error(f"cannot {what} '{name}': no such file") from None
     except OSError as e:
-        raise ImageError(f"cannot load image '{name}': {_reason(e)}") from None
+        raise error(f"cannot {what} '{name}': {_reason(e)}") from None
     if stat.S_ISDIR(st.st_mode):
-        raise ImageError(f"cannot load image '{name}': is a directory, not an image file")
+        raise error(f"cannot {what} '{name}': is a directory, not {kind} file")
     if st.st_size == 0:
-        raise ImageError(f"cannot load image '{name}': the file is empty")
+        raise error(f"cannot {what} '{name}': the file is empty")
 
 
 def _open(path: Path, name: str, max_pixels: int) -> Image.Image:

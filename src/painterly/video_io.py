@@ -99,16 +99,7 @@ def _open(path: PathLike):
 
     p = Path(path)
     name = images._name(p)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise VideoError(f"cannot read video '{name}': no such file") from None
-    except OSError as e:
-        raise VideoError(f"cannot read video '{name}': {images._reason(e)}") from None
-    if p.is_dir():
-        raise VideoError(f"cannot read video '{name}': is a directory, not a video file")
-    if st.st_size == 0:
-        raise VideoError(f"cannot read video '{name}': the file is empty")
+    images._check_readable(p, name, "read video", "a video", VideoError)
     try:
         container = av.open(str(p), "r")
     except av.FFmpegError as e:
