@@ -247,6 +247,24 @@ def test_unknown_layer_message_lists_valid_names(tmp_path, capsys):
     assert code == 2 and "did you mean 'conv4_2'" in err and "valid: conv1_1, relu1_1" in err
 
 
+@pytest.mark.parametrize("argv, hint, helps", [
+    (["trasnfer", "a", "b"], "did you mean 'transfer'?", "'painterly --help'"),
+    (["transfer", "a", "b", "-o", "o.png", "--optimizer", "lbgfs"], "did you mean 'lbfgs'?", "'painterly transfer --help'"),
+    (["transfer", "a", "b", "-o", "o.png", "--sizee", "3"], "did you mean '--size'?", "'painterly transfer --help'"),
+    (["transfer", "a", "b", "-o", "o.png", "--iteratoins=4"], "did you mean '--iterations'?", "'painterly transfer --help'"),
+    (["video", "a", "b", "-o", "o.mp4", "--frame-iteratons", "3"], "did you mean '--frame-iterations'?", "'painterly video --help'"),
+])
+def test_a_misspelling_gets_the_nearest_spelling(capsys, argv, hint, helps):
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert hint in err and helps in err
+
+
+def test_a_stray_word_gets_no_suggestion(capsys):
+    code, _, err = run_cli(["transfer", "a", "b", "-o", "o.png", "zzz"], capsys)
+    assert code == 2 and "unrecognized arguments: zzz (see 'painterly transfer --help')" in err
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_saves_the_current_iterate_and_report(small, sig):
     out, report = small["dir"] / "out.png", small["dir"] / "r.json"

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import re
 import signal
 import sys
 import time
@@ -58,10 +60,38 @@ def options_from_args(args: argparse.Namespace) -> Options:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (no usage block)."""
+    """argparse with a one-line error (no usage block) that suggests the nearest spelling.
+
+    Python 3.11's argparse has no suggestions (3.14's suggest_on_error); a mistyped verb,
+    choice or flag gets "did you mean ...?" here.
+    """
 
     def error(self, message):
-        self.exit(2, f"painterly: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"painterly: error: {message}{self._suggestion(message)} (see '{self.prog} --help')\n")
+
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown flag is reported by the verb's own parser, so the
+        suggestion and the help pointer are the verb's (argparse reports it at the root)."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            verbs = [a for a in self._actions if isinstance(a, argparse._SubParsersAction)]
+            verb = getattr(ns, verbs[0].dest, None) if verbs else None
+            owner = verbs[0].choices.get(verb, self) if verb else self
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        return ns
+
+    def _suggestion(self, message: str) -> str:
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            wrong, allowed = choice.group(1), re.findall(r"'([^']*)'", choice.group(2))
+        else:
+            unknown = re.search(r"unrecognized arguments: (\S+)", message)
+            if not unknown or not unknown.group(1).startswith("-"):
+                return ""
+            wrong = unknown.group(1).split("=")[0]
+            allowed = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+        hint = difflib.get_close_matches(wrong, allowed, n=1, cutoff=0.6)
+        return f"; did you mean '{hint[0]}'?" if hint else ""
 
 
 # --- progress ----------------------------------------------------------------------------
