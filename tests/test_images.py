@@ -576,3 +576,52 @@ def test_numbered_path(tmp_path):
     assert images.numbered_path("out_0012.png", 12) != Path("out_0012.png")
     with pytest.raises(ValueError):
         images.numbered_path("out.png", -1)
+
+
+# --- colour management: inputs converted to sRGB, outputs tagged sRGB ---------------------
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_adobe_rgb_photo_is_converted_to_srgb(tmp_path, ext):
+    from icc import matrix_profile
+
+    im = Image.new("RGB", (8, 4), (100, 150, 100))
+    im.paste((128, 128, 128), (4, 0, 8, 4))
+    tagged, plain = tmp_path / f"adobe{ext}", tmp_path / f"plain{ext}"
+    opts = {"quality": 100, "subsampling": 0} if ext == ".jpg" else {}
+    im.save(tagged, icc_profile=matrix_profile(), **opts)
+    im.save(plain, **opts)
+    green, grey = np.asarray(images.load_image(tagged))[0, [0, 7]].astype(int)
+    # The same numbers mean a more saturated green in Adobe RGB: in sRGB the red drops to
+    # about 66 (LittleCMS, perceptual intent); neutral grey stays neutral.
+    assert abs(green - (66, 151, 97)).max() <= 2, green
+    assert grey.max() - grey.min() <= 1 and abs(grey[0] - 129) <= 2
+    assert abs(np.asarray(images.load_image(plain))[0, 0].astype(int) - (100, 150, 100)).max() <= 2
+
+
+def test_srgb_and_unreadable_profiles_leave_pixels_alone(tmp_path):
+    from PIL import ImageCms
+
+    im = Image.new("RGB", (4, 4), (10, 200, 60))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for name, icc in [("srgb.png", srgb), ("broken.png", b"not a profile at all" * 10)]:
+        im.save(tmp_path / name, icc_profile=icc)
+        assert np.asarray(images.load_image(tmp_path / name))[0, 0].tolist() == [10, 200, 60]
+
+
+def test_grey_pixels_under_an_rgb_profile_stay_grey(tmp_path):
+    from icc import matrix_profile
+
+    Image.new("L", (4, 4), 77).save(tmp_path / "grey.png", icc_profile=matrix_profile())
+    r, g, b = np.asarray(images.load_image(tmp_path / "grey.png"))[0, 0].tolist()
+    assert r == g == b and abs(r - 77) <= 2  # gamma 2.2 -> sRGB's curve moves it by about 1
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_outputs_are_tagged_srgb(tmp_path, ext):
+    from PIL import ImageCms
+    import io as _io
+
+    path = images.save_image(Image.new("RGB", (4, 4), (1, 2, 3)), tmp_path / f"o{ext}", recipe={"a": 1})
+    with Image.open(path) as im:
+        profile = ImageCms.ImageCmsProfile(_io.BytesIO(im.info["icc_profile"]))
+    assert "sRGB" in profile.profile.profile_description
+    assert images.read_recipe(path) == {"a": 1}

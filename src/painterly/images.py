@@ -6,6 +6,8 @@ one-line message naming the file; no Pillow or OS traceback escapes, and nothing
 """
 from __future__ import annotations
 
+import functools
+import io
 import json
 import math
 import os
@@ -17,7 +19,7 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from . import config
 from .errors import ImageError, InvalidOption, OutputError
@@ -37,8 +39,9 @@ WHITE = (255, 255, 255)
 def load_image(src: Union[PathLike, Image.Image], max_pixels: int = config.MAX_INPUT_PIXELS) -> Image.Image:
     """Load `src` (a path or a PIL image) as an upright 8-bit RGB image of size (W, H).
 
-    EXIF orientation is applied, transparency is composited on white and 16-bit / float
-    images are scaled to 8 bits (see `to_rgb`). Images with more than `max_pixels` pixels
+    EXIF orientation is applied, an embedded ICC profile (Adobe RGB, Display P3, a CMYK
+    press profile ...) is converted to sRGB (see `to_srgb`), transparency is composited on
+    white and 16-bit / float images are scaled to 8 bits (see `to_rgb`). Images with more than `max_pixels` pixels
     are refused from their header, before any decoding. Raises ImageError.
     """
     if isinstance(src, Image.Image):
@@ -94,12 +97,12 @@ def _finish(im: Image.Image, name: str, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im.load()  # decode everything now: a truncated file fails here, not later
-            out = to_rgb(_upright(im))
+            out = to_srgb(_upright(im), im.info.get("icc_profile"))
     except Image.DecompressionBombError:
         raise ImageError(_too_large(name, (w, h), max_pixels)) from None
     except Exception as e:
         raise ImageError(f"cannot load image '{name}': {_reason(e)}") from None
-    out.info = {}  # drop EXIF, ICC, comments: the pixels are plain RGB from here on
+    out.info = {}  # drop EXIF, ICC, comments: the pixels are plain sRGB from here on
     return out
 
 
@@ -118,6 +121,55 @@ def _too_large(name: str, size: Optional[Tuple[int, int]], max_pixels: int) -> s
         return (f"cannot load image '{name}': it exceeds Pillow's safety limit of "
                 f"{2 * pillow_limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS)")
     return f"cannot load image '{name}': the image{dims} exceeds the limit of {max_pixels:,} pixels"
+
+
+def to_srgb(im: Image.Image, icc: Optional[bytes]) -> Image.Image:
+    """`to_rgb`, with the colours converted from the image's ICC profile `icc` to sRGB.
+
+    The network, the style statistics and every screen without colour management take
+    pixels as sRGB; an Adobe RGB or Display P3 photo read as such comes out with wrong,
+    dulled colours. LittleCMS (Pillow's ImageCms) does the conversion, perceptual intent
+    with black-point compensation. No profile, an sRGB profile, or a profile LittleCMS
+    cannot read or apply: the pixels are taken as sRGB, as browsers do.
+    """
+    source = _profile(icc)
+    if source is None:
+        return to_rgb(im)
+    space = source.profile.xcolor_space.strip()
+    if space == "RGB":
+        im = to_rgb(im)  # 8-bit RGB in the profile's space (alpha composited first)
+    elif not ((space == "CMYK" and im.mode == "CMYK") or (space == "GRAY" and im.mode == "L")):
+        return to_rgb(im)  # a profile that does not describe these pixels
+    try:
+        return ImageCms.profileToProfile(im, source, _srgb_profile(), outputMode="RGB",
+                                         renderingIntent=ImageCms.Intent.PERCEPTUAL,
+                                         flags=ImageCms.Flags.BLACKPOINTCOMPENSATION)
+    except (ImageCms.PyCMSError, ValueError, OSError):
+        return to_rgb(im)
+
+
+def _profile(icc: Optional[bytes]):
+    """The ICC profile in `icc` when it needs converting; None for none, sRGB or unreadable."""
+    if not icc:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = profile.profile.profile_description or ""
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return None
+    return None if "sRGB" in description else profile
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb_profile():
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+@functools.lru_cache(maxsize=1)
+def srgb_icc() -> bytes:
+    """LittleCMS's built-in sRGB profile, embedded in every output so that colour-managed
+    viewers and printers show what the tool painted."""
+    return _srgb_profile().tobytes()
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
@@ -286,7 +338,8 @@ def _check_directory(path: Path, name: str, overwrite: bool) -> None:
 
 
 def _save_params(img: Image.Image, fmt: str, recipe: Optional[dict], name: str) -> dict:
-    """Pillow save() keywords: the recipe as text, JPEG quality, no metadata carried over."""
+    """Pillow save() keywords: the recipe as text, JPEG quality, the sRGB profile, no other
+    metadata carried over."""
     text = None
     if recipe is not None:
         try:
@@ -297,9 +350,9 @@ def _save_params(img: Image.Image, fmt: str, recipe: Optional[dict], name: str) 
         info = PngImagePlugin.PngInfo()
         if text is not None:
             info.add_itxt(RECIPE_KEY, text, zip=True)
-        return {"pnginfo": info}
+        return {"pnginfo": info, "icc_profile": srgb_icc()}
     # An explicit (possibly empty) comment stops Pillow reusing img.info["comment"].
-    return {"quality": JPEG_QUALITY, "comment": (text or "").encode("ascii")}
+    return {"quality": JPEG_QUALITY, "comment": (text or "").encode("ascii"), "icc_profile": srgb_icc()}
 
 
 def _atomic_write(path: Path, name: str, write, overwrite: bool) -> None:
