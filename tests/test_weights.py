@@ -462,7 +462,20 @@ def test_a_corrupt_or_foreign_file_is_a_weights_error(tmp_path, content):
     with pytest.raises(WeightsError) as e:
         weights.load_state_dict(p)
     msg = one_line(e)
-    assert str(p) in msg and "not a readable PyTorch weights file" in msg
+    assert str(p) in msg and "is not a PyTorch weights file (corrupt, truncated or another format)" in msg
+    assert "Python objects" not in msg
+
+
+def test_torch_warnings_stay_silent_and_torchscript_is_named(tmp_path):
+    import warnings
+
+    p = tmp_path / "script.pt"
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(p))
+    with warnings.catch_warnings(record=True) as seen, pytest.raises(WeightsError) as e:
+        warnings.simplefilter("always")
+        weights.load_state_dict(p)
+    assert "TorchScript archive, not a state dict" in one_line(e) and "torch.save(model.state_dict()" in one_line(e)
+    assert seen == []
 
 
 def test_files_without_vgg_weights_are_refused(tmp_path):
@@ -494,7 +507,19 @@ def test_a_wrongly_shaped_layer_is_refused(tmp_path):
     sd["features.2.weight"] = torch.zeros(64, 32, 3, 3)
     with pytest.raises(WeightsError) as e:
         weights.get_vgg(write_weights(tmp_path, sd), last="pool1")
-    assert "do not fit VGG-19" in one_line(e)
+    assert one_line(e).endswith("conv1_2 weight has shape 64x32x3x3, but VGG-19 needs 64x64x3x3")
+
+
+@pytest.mark.parametrize("bad, says", [
+    (torch.zeros(64, 64, 3, 3, dtype=torch.int64), "conv1_2 weight holds int64 values, not floating-point weights"),
+    (torch.full((64, 64, 3, 3), float("nan")), "conv1_2 weight holds NaN or infinite values"),
+])
+def test_a_layer_of_the_wrong_kind_is_refused(tmp_path, bad, says):
+    sd = torchvision_state()
+    sd["features.2.weight"] = bad
+    with pytest.raises(WeightsError) as e:
+        weights.get_vgg(write_weights(tmp_path, sd), last="pool1")
+    assert one_line(e).endswith(says)
 
 
 # --- get_vgg -----------------------------------------------------------------------------------

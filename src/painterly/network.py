@@ -132,11 +132,23 @@ def load_vgg(state_dict: Mapping[str, torch.Tensor], last: str = "pool5", poolin
     """A VGG19 truncated after `last` with weights from a torchvision-layout state dict."""
     net = VGG19(last, pooling, preprocess)
     mapped = state_dict_from_torchvision(state_dict, last)
-    try:
-        net.load_state_dict(mapped, strict=True)
-    except RuntimeError as e:
-        raise WeightsError(f"weights do not fit VGG-19: {str(e).splitlines()[0]}") from None
+    expected = net.state_dict()
+    for key, value in mapped.items():  # name the layer and the shapes, not torch's summary
+        layer, part = key.split(".")[1:]
+        want = expected[key]
+        if value.shape != want.shape:
+            raise WeightsError(f"{layer} {part} has shape {_dims(value)}, but VGG-19 needs {_dims(want)}")
+        if not value.is_floating_point():
+            raise WeightsError(f"{layer} {part} holds {str(value.dtype).replace('torch.', '')} values, "
+                               "not floating-point weights")
+        if not torch.isfinite(value).all():
+            raise WeightsError(f"{layer} {part} holds NaN or infinite values")
+    net.load_state_dict(mapped, strict=True)
     return net
+
+
+def _dims(t: torch.Tensor) -> str:
+    return "x".join(map(str, t.shape)) or "scalar"
 
 
 @torch.no_grad()

