@@ -247,6 +247,43 @@ def test_unknown_layer_message_lists_valid_names(tmp_path, capsys):
     assert code == 2 and "did you mean 'conv4_2'" in err and "valid: conv1_1, relu1_1" in err
 
 
+def test_a_signal_in_the_first_tiled_step_stops_between_tiles_and_writes_nothing(small):
+    """One step of a 16-tile image, interrupted inside its tiles: the run stops there (had it
+    waited for the step to end, it would have saved a 1-step picture). stderr is a terminal
+    here, so the stage line is redrawn (with "\\r") at every tile."""
+    import pty
+
+    out = small["dir"] / "out.png"
+    env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1"}
+    main, child = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", "transfer", str(small["content"]),
+                             str(small["style"]), "-o", str(out), "--weights", "random", "--size", "256",
+                             "--tile", "64", "--iterations", "1", "--device", "cpu"],
+                            stderr=child, env=env)
+    os.close(child)
+    seen = ""
+    try:
+        while "step 1/1: forward, tile" not in seen and proc.poll() is None:
+            seen += os.read(main, 4096).decode(errors="replace")
+        assert seen.lstrip("\r").startswith("preparing"), seen  # said at once, before any heavy work
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        while True:
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk.decode(errors="replace")
+    finally:
+        proc.kill()
+        os.close(main)
+    assert proc.returncode == 130, seen
+    assert "interrupted before the first step completed; nothing was written" in seen
+    assert "Traceback" not in seen and not out.exists() and list(small["dir"].glob(".*")) == []
+
+
 @pytest.mark.parametrize("argv, hint, helps", [
     (["trasnfer", "a", "b"], "did you mean 'transfer'?", "'painterly --help'"),
     (["transfer", "a", "b", "-o", "o.png", "--optimizer", "lbgfs"], "did you mean 'lbfgs'?", "'painterly transfer --help'"),
@@ -274,8 +311,10 @@ def test_signal_saves_the_current_iterate_and_report(small, sig):
                              "--size", "48", "--iterations", "100000", "--device", "cpu"],
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
-        first = proc.stderr.readline()  # the progress bar's first line: the run is under way
-        assert "/100000" in first, first
+        line = proc.stderr.readline()  # stage lines ("preparing", ...), then the progress bar
+        while line and not line.startswith("["):
+            line = proc.stderr.readline()
+        assert "/100000" in line, line  # a step is done: the run is under way
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=60)
     finally:

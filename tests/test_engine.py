@@ -251,3 +251,55 @@ def test_style_scale_sets_the_style_size(small, fast, monkeypatch):
     painterly.run_transfer(small["content"], small["style"], **{**fast, "iterations": 0, "style_scale": 2.0})
     assert max(seen[0]) == 64  # long side 32 * 2, square style stays square
     assert seen[0][0] == seen[0][1]
+
+
+# --- stages and stops between tiles -----------------------------------------------------------
+_TILED = dict(weights="random", size=128, tile=32, iterations=(3,), device="cpu", seed=3)
+
+
+def _stop_at(stage: str, tile: int):
+    seen = []
+
+    def on_stage(what, i, n):
+        seen.append((what, i, n))
+        if what == stage and i == tile:
+            raise Stop
+    return on_stage, seen
+
+
+@pytest.mark.parametrize("line_search", [False, True])
+def test_a_stop_between_tiles_returns_the_last_complete_step(content_path, style_path, line_search):
+    o = config.DEFAULTS.replace(**_TILED, lbfgs_line_search=line_search)
+    on_stage, seen = _stop_at("step 2/3: backward", 2)
+    stopped = engine.Stylizer(o).run(content_path, [style_path], on_stage=on_stage)
+    assert stopped.stopped and stopped.iterations == 1
+    assert ("step 2/3: forward", 1, len([s for s in seen if s[0] == "step 2/3: forward"])) in seen
+    one = engine.Stylizer(o).run(content_path, [style_path], iterations=(1,))
+    # Exactly the picture after step 1: the half-done step 2 (its trial points) is dropped.
+    assert torch.equal(stopped.pixels, one.pixels)
+    assert set(stopped.losses) >= {"content", "style", "total"}  # the last step's, not re-evaluated
+
+
+def test_stages_are_reported_from_the_start_and_after_the_targets(content_path, style_path):
+    o = config.DEFAULTS.replace(weights="random", size=64, iterations=(2, 2), device="cpu")
+    seen = []
+    r = engine.Stylizer(o).run(content_path, [style_path], on_stage=lambda *a: seen.append(a))
+    names = [s[0] for s in seen]
+    assert names[0] == "preparing" and not r.stopped
+    assert names[1].startswith("scale 1/2 (32x") and names[1].endswith("): targets")
+    assert "step 1/4" in names and "step 3/4" in names and names.index("step 1/4") < names.index("step 3/4")
+
+
+def test_a_stop_before_any_step_propagates(content_path, style_path):
+    o = config.DEFAULTS.replace(**_TILED)
+    on_stage, _ = _stop_at("scale 1/1 (128x96): style statistics", 1)
+    with pytest.raises(Stop):
+        engine.Stylizer(o).run(content_path, [style_path], on_stage=on_stage)
+
+
+def test_a_stop_during_the_final_losses_keeps_the_finished_picture(content_path, style_path):
+    o = config.DEFAULTS.replace(**_TILED)
+    on_stage, _ = _stop_at("final losses: forward", 1)
+    r = engine.Stylizer(o).run(content_path, [style_path], on_stage=on_stage)
+    done = engine.Stylizer(o).run(content_path, [style_path])
+    assert r.stopped and r.iterations == 3 and torch.equal(r.pixels, done.pixels)

@@ -124,7 +124,17 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
             if interrupt.hit:
                 raise Stop
 
-        result = engine.Stylizer(options).run(content, styles, job=job, callback=callback)
+        def on_stage(what, i, n):
+            progress.stage(what, i, n)
+            if interrupt.hit:
+                raise Stop
+
+        try:
+            result = engine.Stylizer(options).run(content, styles, job=job, callback=callback, on_stage=on_stage)
+        except Stop:  # before the first step completed: there is no picture yet
+            progress.close()
+            print("painterly: interrupted before the first step completed; nothing was written", file=sys.stderr)
+            return 130
     progress.close()
     result.save(out, report=args.report)
     if result.stopped:

@@ -29,7 +29,7 @@ from PIL import Image
 
 from . import __version__, color, config, images, masks, memory
 from .config import Options
-from .errors import InvalidOption
+from .errors import InvalidOption, Stop
 from .network import autocast_for, deepest, feature_fn, normalize_vgg, pick_device, reference_means
 from .objective import Objective, Targets, Term, build_targets, layer_weights, standard_terms
 from .optimize import optimise
@@ -169,7 +169,7 @@ class Stylizer:
     def run(self, content: Optional[ImageLike], styles=None, *, job: str = "transfer",
             options: Optional[Options] = None, init: Optional[Union[ImageLike, torch.Tensor]] = None,
             extra_terms: Sequence[Term] = (), callback: Optional[Callable[[Iterate], None]] = None,
-            **overrides) -> Result:
+            on_stage: Optional[Callable[[str, int, int], None]] = None, **overrides) -> Result:
         """Run one job ("transfer", "content" or "texture") and return its Result.
 
         options: this run's options (default: the Stylizer's), with `overrides` applied; the
@@ -177,8 +177,21 @@ class Stylizer:
         (1, 3, H, W) tensor in [0, 1]) that replaces --init at the first scale. extra_terms:
         objective.Term objects added to the objective at every scale. Raising painterly.Stop
         inside `callback` ends the run early; the current iterate is returned, `stopped=True`.
+
+        on_stage(what, i, n) reports the work before and between steps: "preparing", "scale 1/2
+        (2048x1536): targets", and for a tiled run each tile (i of n) of the targets and of
+        every step's forward and backward pass ("step 3/100: backward", 5, 16); i = n = 0 for a
+        stage without parts. Raising Stop there ends the run as from `callback`, within a tile;
+        when no step has completed yet there is no iterate to return and Stop propagates.
         """
         start = time.perf_counter()
+        stage = ["preparing"]
+
+        def say(what: str = "", i: int = 0, n: int = 0) -> None:
+            if on_stage is not None:
+                on_stage(f"{stage[0]}: {what}" if what else stage[0], i, n)
+
+        say()
         # 1-3. Options, images, colour mode, masks, memory plan, network (see _setup).
         r = self._setup(content, styles, job, options, overrides)
         o, plan = r.o, config.schedule(r.o)
@@ -186,34 +199,52 @@ class Stylizer:
         #    result (the first scale from `init` or --init).
         features = self.features(r.luminance, compile=o.compile)
         gen = torch.Generator().manual_seed(o.seed)
-        x, step, total_steps, stopped = None, 0, sum(n for _, n in plan), False
-        for long_side, n_iter in plan:
-            objective, (w, h), c, ss = self._scale(r, long_side, features, o, extra_terms)
-            x = _initial(o, x, (w, h), c, ss, gen, self.device, r.luminance, init)
+        x, step, total_steps, stopped, last = None, 0, sum(n for _, n in plan), False, {}
+        try:
+            for k, (long_side, n_iter) in enumerate(plan):
+                w, h = images.resize_long_side(r.shape_src, long_side).size
+                stage[0] = f"scale {k + 1}/{len(plan)} ({w}x{h})"
+                say("targets")
+                objective, (w, h), c, ss = self._scale(r, long_side, features, o, extra_terms, on_tile=say)
+                x = _initial(o, x, (w, h), c, ss, gen, self.device, r.luminance, init)
+                stage[0] = f"step {step + 1}/{total_steps}"
+                say()  # the targets are ready: a stop here keeps the last scale's image
 
-            def on_step(losses, live, size=(w, h)):
-                nonlocal step
-                step += 1
-                if callback is not None:  # image() renders the live iterate: call it inside the callback
-                    callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
-                                     lambda: _render(live, r.content_img, r.luminance, size)))
+                def on_step(losses, live, size=(w, h)):
+                    nonlocal step
+                    step += 1
+                    stage[0] = f"step {step + 1}/{total_steps}"
+                    last.update(losses)
+                    if callback is not None:  # image() renders the live iterate: call it inside the callback
+                        callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
+                                         lambda: _render(live, r.content_img, r.luminance, size)))
 
-            x, stopped = optimise(objective, x, o, n_iter, on_step)
-            if stopped:
-                break
+                x, stopped = optimise(objective, x, o, n_iter, on_step)
+                if stopped:
+                    break
+        except Stop:
+            stopped = True
+        if stopped and step == 0:
+            raise Stop
         # 5. The final image and its losses, in fp32 at the final size, on the clipped pixels.
         objective = c = ss = None  # free the last scale's before building the final ones
+        w, h = images.resize_long_side(r.shape_src, plan[-1][0]).size
         with torch.no_grad():
-            objective, (w, h), c, ss = self._scale(r, plan[-1][0], self.features(r.luminance, fp32=True),
-                                                   o.replace(precision="fp32"), extra_terms)
             if x.shape[-2:] != (h, w):
                 x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
             x = x.clamp(0, 1)
-            parts = objective.parts(x)
-            total = float(objective.total(parts))
-        losses = {name: ({l: float(v) for l, v in value.items()} if isinstance(value, dict) else float(value))
-                  for name, value in parts.items()}
-        losses["total"] = total
+            losses = dict(last)  # stopped: the last step's (weighted) losses, not a new evaluation
+            if not stopped:      # (minutes for a huge tiled image)
+                stage[0] = "final losses"
+                try:
+                    objective, _, c, ss = self._scale(r, plan[-1][0], self.features(r.luminance, fp32=True),
+                                                      o.replace(precision="fp32"), extra_terms, on_tile=say)
+                    parts = objective.parts(x)
+                    losses = {name: ({l: float(v) for l, v in value.items()} if isinstance(value, dict)
+                                     else float(value)) for name, value in parts.items()}
+                    losses["total"] = float(objective.total(parts))
+                except Stop:
+                    stopped = True
         pixels = _pixels(x, r.content_img, r.luminance, (w, h)).float().cpu()
         image = images.to_pil(pixels.clamp(0, 1))
         recipe = self._recipe(job, o, content, r)
@@ -257,7 +288,7 @@ class Stylizer:
         return _Run(job, o, styles, content_img, style_imgs, shape_src, blend, histogram, luminance, regions,
                     tile, layers)
 
-    def _scale(self, r: "_Run", long_side: int, features, opts: Options, extra_terms):
+    def _scale(self, r: "_Run", long_side: int, features, opts: Options, extra_terms, on_tile=None):
         """The objective at one scale (targets, masks, tiling, terms) and the scale's images."""
         w, h = images.resize_long_side(r.shape_src, long_side).size
         c = self._tensor(r.content_img, long_side, r.luminance) if r.content_img is not None else None
@@ -271,6 +302,8 @@ class Stylizer:
         _check_fits(deepest(r.layers), [("the output", (w, h))] + [
             (f"style image {i + 1}", (t.shape[-1], t.shape[-2])) for i, t in enumerate(ss) if r.job != "content"])
         tiler = _tiler(features, self.net.names, r.layers, r.tile, (w, h))
+        if tiler is not None:
+            tiler.on_tile = on_tile
         sm = masks.for_scale(r.regions, self.net.names, opts.style_layers, opts.mask_mode, (w, h),
                              [(t.shape[-1], t.shape[-2]) for t in ss], self.device) if r.regions else None
         cache = self._style_cache((tuple(opts.style_layers), opts.style_loss, opts.precision))

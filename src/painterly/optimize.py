@@ -25,7 +25,9 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
              on_step: Callable[[Dict[str, float], torch.Tensor], None]) -> tuple:
     """Run `iterations` steps of L-BFGS or Adam on the pixels x; returns (final x, stopped).
 
-    on_step(losses, x) follows every step; raising Stop there ends the loop early.
+    on_step(losses, x) follows every step; raising Stop there ends the loop early. Stop raised
+    inside a step (a tiled objective's on_tile, between tiles) abandons that step: the result
+    is the last complete iterate.
 
     Pixels are not clamped inside the closure (the paper optimises unconstrained pixels);
     they are clipped to [0, 1] only when the image is rendered or saved.
@@ -73,16 +75,25 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
             closure()
             opt.step()
 
+    # A line search moves x to trial points inside step(): keep the iterate to return to if a
+    # Stop arrives mid-step. Without one, x changes only after the step's evaluation.
+    keep = guard or o.lbfgs_line_search
     for _ in range(iterations):
-        here = x.detach().clone() if guard else None
+        here = x.detach().clone() if keep else None
         try:
-            step()
-            good = here
-        except _Overflow:
-            with torch.no_grad():
-                x.copy_(good)
-            opt = make()
-            step()
+            try:
+                step()
+                good = here if guard else None
+            except _Overflow:
+                with torch.no_grad():
+                    x.copy_(good)
+                opt = make()
+                step()
+        except Stop:
+            if here is not None:
+                with torch.no_grad():
+                    x.copy_(here)
+            return x.detach(), True
         try:
             on_step(dict(last), x)
         except Stop:

@@ -102,6 +102,8 @@ class Progress:
         self.enabled, self.stream = enabled, stream or sys.stderr
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.last_line = 0.0
+        self.began = time.monotonic()
+        self.width = 0  # of the last line drawn over with "\r" (a shorter one must blank it)
 
     def __call__(self, it) -> None:
         if not self.enabled:
@@ -117,7 +119,22 @@ class Progress:
         line = (f"[{'#' * fill}{'.' * (width - fill)}] {it.step}/{it.total} {it.size[0]}x{it.size[1]} "
                 f"content {l.get('content', 0):.3g} style {l.get('style', 0):.3g} total {l.get('total', 0):.4g} "
                 f"{_clock(it.elapsed)} elapsed, {_clock(it.eta)} left")
-        self.stream.write(("\r" + line + ("\n" if done else "")) if self.tty else line + "\n")
+        self.stream.write(("\r" + line.ljust(self.width) + ("\n" if done else "")) if self.tty else line + "\n")
+        self.width = 0 if done else len(line)
+        self.stream.flush()
+
+    def stage(self, what: str, i: int = 0, n: int = 0) -> None:
+        """What the run is doing between steps (targets, tiles), from its first second: the
+        first line at once, then as often as the step lines."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.last_line and now - self.last_line < (0.2 if self.tty else 5.0):
+            return
+        self.last_line = now
+        line = f"{what}" + (f", tile {i}/{n}" if n else "") + f" ({_clock(now - self.began)} elapsed)"
+        self.stream.write(("\r" + line.ljust(self.width)) if self.tty else line + "\n")
+        self.width = len(line)
         self.stream.flush()
 
     def close(self):

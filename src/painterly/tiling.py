@@ -85,6 +85,9 @@ class Tiler:
     names: the network's layer names in order (VGG19.names); layers: every layer the run uses;
     tile: the interior side in pixels (rounded up to the deepest layer's stride);
     halo: None for the exact halo (see `halo_for`); tests pass a smaller one.
+    on_tile: called as on_tile(what, i, n) before tile i of n ("features", "style statistics",
+    "forward", "backward"): a huge run reports progress, and may raise errors.Stop, between
+    tiles rather than after a whole pass.
     """
 
     def __init__(self, features, names: Sequence[str], layers: Sequence[str], tile: int,
@@ -95,6 +98,7 @@ class Tiler:
         exact, self.stride = halo_for(names, self.layers)
         self.halo = exact if halo is None else halo
         self.tile = _round_up(max(int(tile), 1), self.stride)
+        self.on_tile = None
 
     def spans(self, n: int) -> List[Span]:
         out, a = [], 0
@@ -104,8 +108,17 @@ class Tiler:
             a = b
         return out
 
-    def tiles(self, h: int, w: int) -> List[Tuple[Span, Span]]:
-        return [(sy, sx) for sy in self.spans(h) for sx in self.spans(w)]
+    def tiles(self, h: int, w: int, what: Optional[str] = None) -> List[Tuple[Span, Span]]:
+        """The tiles of an (h, w) image, row by row; with `what`, on_tile announces each."""
+        tiles = [(sy, sx) for sy in self.spans(h) for sx in self.spans(w)]
+        if what is None or self.on_tile is None:
+            return tiles
+        return self._announced(tiles, what)
+
+    def _announced(self, tiles, what: str):
+        for i, t in enumerate(tiles):
+            self.on_tile(what, i + 1, len(tiles))
+            yield t
 
     def window(self, layer: str, sy: Span, sx: Span):
         """(local slices, global slices) of the tile's interior on `layer`'s grid."""
@@ -126,7 +139,7 @@ class Tiler:
         """{layer: (1, N, H_l, W_l) float32}: the whole image's features, computed tile-wise."""
         h, w = x.shape[-2:]
         out: Dict[str, torch.Tensor] = {}
-        for sy, sx in self.tiles(h, w):
+        for sy, sx in self.tiles(h, w, "features"):
             feats = self.run(x, sy, sx, layers)
             for l in layers:
                 f = feats[l]
@@ -150,7 +163,7 @@ class Tiler:
         accs: Dict[tuple, list] = {}
         full = self.assemble(s, layers) if kind is None else None
         if kind is not None:
-            for sy, sx in self.tiles(h, w):
+            for sy, sx in self.tiles(h, w, "style statistics"):
                 feats = self.run(s, sy, sx, layers)
                 for l in layers:
                     f = _interior(feats[l], self.window(l, sy, sx)[0])
@@ -294,7 +307,7 @@ class TiledObjective(Objective):
         accs: Dict[tuple, list] = {}
         full: Dict[str, torch.Tensor] = {}
         with torch.no_grad():
-            for sy, sx in tl.tiles(h, w):
+            for sy, sx in tl.tiles(h, w, "forward"):
                 feats = tl.run(x, sy, sx, self.layers)
                 for l in self.content_layers:
                     loc, glob = tl.window(l, sy, sx)
@@ -343,7 +356,7 @@ class TiledObjective(Objective):
         tl, kind = self.tiler, self.kind
         k = len(self.content_layers)
         grad = torch.zeros_like(x)
-        for sy, sx in tl.tiles(h, w):
+        for sy, sx in tl.tiles(h, w, "backward"):
             xt = x[..., sy.A:sy.B, sx.A:sx.B].detach().requires_grad_(True)
             with torch.enable_grad():
                 feats = tl.features(xt, self.layers)
