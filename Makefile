@@ -11,16 +11,20 @@ TORCH_INDEX ?=
 
 .PHONY: demo test test-fast bench clean
 
+# Each step that can fail says what to do next (make demo must never end in a dead end).
+NO_VENV  = echo "make: '$(PYTHON) -m venv' failed. Next: install the venv module (Debian/Ubuntu: sudo apt install python3-venv), or use another Python 3.10+: make $(or $(MAKECMDGOALS),demo) PYTHON=/path/to/python3" >&2; rm -rf $(VENV); exit 1
+NO_PIP   = echo "make: pip could not install the packages above. Next: if this machine is offline, run make once with a network, or point pip at a folder of wheels (PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels make demo); if the PyTorch download is the problem, take the CPU build: make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2; exit 1
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { $(NO_VENV); }
 
 $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
-	$(if $(TORCH_INDEX),$(PIP) torch --index-url $(TORCH_INDEX))
-	$(PIP) -e .
+	$(if $(TORCH_INDEX),$(PIP) torch --index-url $(TORCH_INDEX) || { $(NO_PIP); })
+	$(PIP) -e . || { $(NO_PIP); }
 	touch $@
 
 $(VENV)/.test: $(VENV)/.core
-	$(PIP) -e '.[test,web]'
+	$(PIP) -e '.[test,web]' || { $(NO_PIP); }
 	touch $@
 
 demo: $(VENV)/.core

@@ -125,6 +125,7 @@ def test_demo_output_size_and_weights_flags(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     calls = []
     monkeypatch.setattr(cli, "run_job", lambda job, c, s, o, args: calls.append((job, c, s, o, args.output)) or 0)
+    (tmp_path / "sub").mkdir()
     assert cli.main(["demo", "-o", "sub/mine.png", "--size", "96", "--weights", "random", "--quiet"]) == 0
     assert cli.main(["demo", "--quiet"]) == 0
     (job, c, s, o, out), (_, _, _, o2, out2) = calls
@@ -132,4 +133,12 @@ def test_demo_output_size_and_weights_flags(tmp_path, monkeypatch, capsys):
     assert out == "sub/mine.png" and o.size == 96 and o.weights == "random"
     assert out2 == str(tmp_path / assets.DEMO_OUTPUT)
     assert o2.size == cli.config.DEFAULTS.size and o2.weights is None  # None: the "original" set
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / "sub"]
+
+
+def test_a_demo_that_cannot_write_says_what_to_do(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["demo", "-o", "missing/demo.png", "--weights", "random"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "does not exist; run the demo from a folder you can write to, or give -o PATH" in err

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from . import __version__, config
 from .config import Options, command_line  # noqa: F401 (cli.command_line, as before)
-from .errors import InvalidOption, PainterlyError, Stop, choice, user_message
+from .errors import InvalidOption, OutputError, PainterlyError, Stop, choice, user_message
 from .terminal import (Interrupt, Parser, Progress, _clock, _list, add_option_flags,  # noqa: F401 (cli.X, as before)
                        options_from_args)
 
@@ -219,10 +219,14 @@ def cmd_weights(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from . import assets
+    from . import assets, images
 
     content, style = assets.demo_images()
     out = args.output or str(Path.cwd() / assets.DEMO_OUTPUT)
+    try:
+        images.check_output(out, overwrite_readonly=getattr(args, "overwrite", False))
+    except OutputError as e:  # the demo must not end in a dead end: say where else to write
+        raise OutputError(f"{e}; run the demo from a folder you can write to, or give -o PATH") from None
     args.output, args.save_every, args.report = out, 0, None
     o = config.DEFAULTS.replace(**({"size": args.size} if args.size else {}),
                                 **({"weights": args.weights} if args.weights else {}))
