@@ -303,3 +303,9 @@ def test_a_stop_during_the_final_losses_keeps_the_finished_picture(content_path,
     r = engine.Stylizer(o).run(content_path, [style_path], on_stage=on_stage)
     done = engine.Stylizer(o).run(content_path, [style_path])
     assert r.stopped and r.iterations == 3 and torch.equal(r.pixels, done.pixels)
+
+
+@pytest.mark.parametrize("bad", [dict(threads=-1), dict(threads=2.5), dict(device="gpu"), dict(precision=5)])
+def test_a_stylizer_checks_its_network_options_before_torch_sees_them(bad):
+    with pytest.raises(InvalidOption):
+        engine.Stylizer(**bad)

@@ -114,6 +114,8 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
         images.check_output(args.report, kinds=None, **guard)
     if args.save_every < 0:
         raise InvalidOption(f"--save-every must be >= 0 (0: never), got {args.save_every}")
+    # Checked now: engine.Stylizer hands --threads to torch before its own validation.
+    config.validate(options, job, max(len(styles), 1))
     progress = Progress(not args.quiet)
 
     with Interrupt() as interrupt:
@@ -161,6 +163,8 @@ def cmd_rerun(args) -> int:
     where = f"the recipe in '{args.recipe_from}'"
     if not recipe or not isinstance(recipe.get("options"), dict):
         raise InvalidOption(f"'{args.recipe_from}' carries no painterly recipe")
+    if not isinstance(recipe.get("styles") or [], list):
+        raise InvalidOption(f"{where} is not usable: its styles are malformed")
     try:
         options = Options.from_dict(recipe["options"])
         config.validate(options, recipe.get("job", "transfer"), max(len(recipe.get("styles") or []), 1))
@@ -228,7 +232,7 @@ def cmd_demo(args) -> int:
     except OutputError as e:  # the demo must not end in a dead end: say where else to write
         raise OutputError(f"{e}; run the demo from a folder you can write to, or give -o PATH") from None
     args.output, args.save_every, args.report = out, 0, None
-    o = config.DEFAULTS.replace(**({"size": args.size} if args.size else {}),
+    o = config.DEFAULTS.replace(**({"size": args.size} if args.size is not None else {}),
                                 **({"weights": args.weights} if args.weights else {}))
     code = run_job("transfer", str(content), [str(style)], o, args)
     if code == 0:
@@ -245,7 +249,8 @@ def cmd_figure(args) -> int:
     extra = {k: v for k, v in (("ratios", args.ratios), ("seeds", args.seeds)) if v}
     say = None if args.quiet else (lambda i, n, label: print(f"figure {args.number}: run {i}/{n}: {label}",
                                                                file=sys.stderr, flush=True))
-    fig = figures.figure(args.number, args.content, args.style, options_from_args(args), progress=say, **extra)
+    o = config.validate(options_from_args(args))  # before figure() builds a network with them
+    fig = figures.figure(args.number, args.content, args.style, o, progress=say, **extra)
     images.save_image(fig.image, out)
     if not args.quiet:
         print(f"wrote {out} ({fig.shape[0]}x{fig.shape[1]} cells)", file=sys.stderr)

@@ -11,6 +11,8 @@ import os
 import shlex
 from dataclasses import dataclass
 import math
+import numbers
+import typing
 from typing import Dict, List, Optional, Sequence, Tuple
 
 # --- layer names (VGG-19, in network order) -------------------------------------------
@@ -280,6 +282,45 @@ SPECS: Dict[str, Spec] = {
                          "name; no folders, no user name) or full (the absolute path)", choices=RECIPE_PATHS),
 }
 assert set(SPECS) == {f.name for f in dataclasses.fields(Options)}, "every option needs a Spec"
+_TYPES = typing.get_type_hints(Options)  # field -> int, float, str, bool, Optional[...], Tuple[..., ...]
+_KINDS = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), str: ("a string", "strings"),
+          bool: ("true or false", "true or false values")}
+
+
+def _is(value, kind: type) -> bool:
+    """Whether `value` has the Options field type `kind` (numpy scalars and paths accepted)."""
+    if kind is bool:
+        return isinstance(value, bool) or type(value).__name__ in ("bool", "bool_") or (
+            isinstance(value, numbers.Integral) and value in (0, 1))
+    if isinstance(value, bool):
+        return False
+    if kind is int:
+        return isinstance(value, numbers.Integral)
+    if kind is float:
+        return isinstance(value, numbers.Real)
+    return isinstance(value, (str, os.PathLike))
+
+
+def check_type(name: str, value) -> None:
+    """Raise InvalidOption unless `value` has the type of Options field `name` (a crafted
+    recipe, a manifest or the Python API can pass anything; the CLI's parser already types)."""
+    from .errors import InvalidOption
+
+    hint = _TYPES[name]
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Union:  # Optional[X]
+        if value is None:
+            return
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        ok = isinstance(value, (tuple, list)) and all(_is(v, args[0]) for v in value)
+        want = f"a comma-separated list of {_KINDS[args[0]][1]}"
+    else:
+        ok, want = _is(value, hint), _KINDS[hint][0]
+    if not ok:
+        shown = repr(value)
+        raise InvalidOption(f"{flag(name)} must be {want}, got {shown if len(shown) <= 60 else shown[:57] + '...'}")
 
 
 def auto_scales(size: int) -> Tuple[int, ...]:
@@ -353,11 +394,14 @@ def validate(o: Options, job: str = "transfer", n_styles: int = 1) -> Options:
 
     choice("job", job, JOBS)
     for name, spec in SPECS.items():
+        check_type(name, getattr(o, name))
         spec.check(name, getattr(o, name))
     validate_layers(o.content_layers)
     validate_layers(o.style_layers)
     if job == "transfer" and not (o.content_layers or o.style_layers):
         raise InvalidOption("no content or style layers given")
+    if job != "transfer" and not (o.content_layers if job == "content" else o.style_layers):
+        raise InvalidOption(f"the {job} job needs at least one {'content' if job == 'content' else 'style'} layer")
     if o.style_layer_weights is not None and len(o.style_layer_weights) != len(o.style_layers):
         raise InvalidOption(f"--style-layer-weights has {len(o.style_layer_weights)} values for "
                             f"{len(o.style_layers)} style layers")

@@ -99,6 +99,9 @@ class Stylizer:
     def __init__(self, options: Optional[Options] = None, **overrides):
         o = (options or config.DEFAULTS).replace(**overrides)
         self.options = o
+        for name in config.NETWORK_FIELDS:  # checked before torch takes any of them
+            config.check_type(name, getattr(o, name))
+            config.SPECS[name].check(name, getattr(o, name))
         self.device = pick_device(o.device)
         if o.threads:
             torch.set_num_threads(o.threads)
@@ -299,8 +302,9 @@ class Stylizer:
             ss = [color.match_histogram(s, c, opts.color_match) for s in ss]
         if r.luminance:
             ss = [color.match_luminance(s, c) for s in ss]
-        _check_fits(deepest(r.layers), [("the output", (w, h))] + [
-            (f"style image {i + 1}", (t.shape[-1], t.shape[-2])) for i, t in enumerate(ss) if r.job != "content"])
+        _check_fits(deepest(r.layers), [("the output", (w, h), r.shape_src.size)] + [
+            (f"style image {i + 1}", (t.shape[-1], t.shape[-2]), r.style_imgs[i].size) for i, t in enumerate(ss)
+            if r.job != "content"])
         tiler = _tiler(features, self.net.names, r.layers, r.tile, (w, h))
         if tiler is not None:
             tiler.on_tile = on_tile
@@ -429,12 +433,15 @@ def _describe(src, img: Image.Image, paths: str = "name") -> dict:
 def _check_fits(last: str, sizes) -> None:
     """Every image must survive the poolings before `last` (each halves it) with >= 1 pixel."""
     need = 2 ** sum(1 for n in config.LAYERS[: config.LAYERS.index(last)] if n.startswith("pool"))
-    for what, (w, h) in sizes:
+    for what, (w, h), (sw, sh) in sizes:
         if min(w, h) < need:
-            raise InvalidOption(
-                f"{what} would be {w}x{h} px at one scale of this run, but layer {last} needs at least "
-                f"{need} px on each side; use a larger --size (or --style-scale), or fewer scales "
-                "(one --iterations count)")
+            text = f"{what} would be {w}x{h} px at one scale of this run, but layer {last} needs at least {need} px " \
+                   "on each side; "
+            if need * max(sw, sh) > config.MAX_SIZE * min(sw, sh):  # no --size makes the short side long enough
+                raise InvalidOption(text + f"its image is {sw}x{sh} px, an aspect ratio too extreme for that at any "
+                                    f"size up to {config.MAX_SIZE} px: crop it, or use shallower layers")
+            raise InvalidOption(text + "use a larger --size (or --style-scale), or fewer scales (one --iterations "
+                                "count)")
 
 
 def _tiler(features, names, layers, tile: int, size):

@@ -48,6 +48,8 @@ def load_image(src: Union[PathLike, Image.Image], max_pixels: int = config.MAX_I
         return _finish(src, _name(getattr(src, "filename", "") or "<image>"), max_pixels)
     if not isinstance(src, (str, os.PathLike)):
         raise TypeError(f"load_image expects a path or a PIL image, not {type(src).__name__}")
+    if not os.fspath(src):  # Path("") would be the current folder
+        raise ImageError("cannot load image '': the path is empty")
     path = Path(src)
     name = _name(path)
     _check_readable(path, name)
@@ -279,6 +281,8 @@ def check_output(path: PathLike, kinds: Optional[Tuple[str, ...]] = tuple(FORMAT
     would replace one of them (the same path, or the same file through a link) is refused
     unless overwrite_input. An existing read-only output is refused unless overwrite_readonly.
     """
+    if not os.fspath(path):  # Path("") would be the current folder
+        raise OutputError("cannot write '': the path is empty")
     path = Path(path)
     name = _name(path)
     if kinds is not None and path.suffix.lower() not in kinds:

@@ -218,7 +218,8 @@ def plan(o, job: str, shape_wh: Tuple[int, int], style_whs: Sequence[Tuple[int, 
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if fits(mid) else (lo, mid)
         best = lo
-    msg = (f"a {w}x{h} run needs about {need(o, w, h, smallest) / GiB:.1f} GiB but {avail / GiB:.1f} GiB "
+    digits = 1 if round(need(o, w, h, smallest) / GiB, 1) != round(avail / GiB, 1) else 2  # never "0.8 but 0.8"
+    msg = (f"a {w}x{h} run needs about {need(o, w, h, smallest) / GiB:.{digits}f} GiB but {avail / GiB:.{digits}f} GiB "
            f"is available")
     if o.optimizer == "lbfgs" and o.lbfgs_history > 1:
         hist = _largest_history(o, w, h, need, smallest, avail)

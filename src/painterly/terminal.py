@@ -25,7 +25,7 @@ def _list(kind: type, field: str):
         try:
             return tuple(kind(v) for v in text.split(",") if v.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got '{text}'")
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__} values, got {text!r}")
     return parse
 
 
@@ -67,7 +67,8 @@ class Parser(argparse.ArgumentParser):
     """
 
     def error(self, message):
-        self.exit(2, f"painterly: error: {message}{self._suggestion(message)} (see '{self.prog} --help')\n")
+        line = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)  # a stray newline: still one line
+        self.exit(2, f"painterly: error: {line}{self._suggestion(message)} (see '{self.prog} --help')\n")
 
     def parse_args(self, args=None, namespace=None):
         """As argparse's, but an unknown flag is reported by the verb's own parser, so the
