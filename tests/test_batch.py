@@ -176,14 +176,14 @@ def test_resume_after_a_kill_redoes_nothing(inputs, capsys, sig):
         _img(inputs["dir"] / "photos" / f"p{i}.png", i)
     argv = ["batch", str(inputs["dir"] / "photos"), "--style", str(inputs["paintings"][0]), "--style",
             str(inputs["paintings"][1]), "--out-dir", str(out), "--workers", "1", "--weights", "random",
-            "--size", "64", "--iterations", "25", "--device", "cpu", "--quiet"]
+            "--size", "64", "--iterations", "60", "--device", "cpu", "--quiet"]
     env = {**os.environ, "PYTHONPATH": SRC}
     proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", *argv], stderr=subprocess.PIPE, env=env)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             log = out / batch.LOG_NAME
-            if log.exists() and sum('"ok"' in l for l in log.read_text().splitlines()) >= 2:
+            if log.exists() and sum('"ok"' in l for l in log.read_text().splitlines()) >= 1:
                 break
             assert proc.poll() is None, proc.stderr.read()
             time.sleep(0.05)
@@ -200,12 +200,12 @@ def test_resume_after_a_kill_redoes_nothing(inputs, capsys, sig):
     time.sleep(0.5)  # the worker dies with its parent (PR_SET_PDEATHSIG)
     first = read_log(out)
     done = {Path(l["output"]).name for l in first if l["status"] == "ok"}
-    assert 2 <= len(done) < 12, "the kill must land mid-batch"
+    assert 1 <= len(done) < 12, "the kill must land mid-batch"
     before = _mtimes(out)
     # Only complete outputs exist (none half-written): those logged, and at most the one job a
     # worker was saving as the batch stopped.
     assert done <= set(before) and len(set(before) - done) <= 1
-    assert all(images.read_recipe(out / n)["options"]["iterations"] == [25] for n in before)
+    assert all(images.read_recipe(out / n)["options"]["iterations"] == [60] for n in before)
     time.sleep(0.05)
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err

@@ -309,3 +309,44 @@ def test_a_stop_during_the_final_losses_keeps_the_finished_picture(content_path,
 def test_a_stylizer_checks_its_network_options_before_torch_sees_them(bad):
     with pytest.raises(InvalidOption):
         engine.Stylizer(**bad)
+
+
+# --- --content-target: beta rescaled between scales ---------------------------------------------
+class _FakeObjective:
+    """parts() reports 1/2 |F - P|^2 = `apart` for one content layer whose |P|^2 = 8."""
+
+    def __init__(self, apart):
+        self.apart = apart
+        self.content = type("T", (), {"targets": {"relu4_2": torch.full((2, 2), 2.0 ** 0.5)}})()
+
+    def term(self, name):
+        return self.content if name == "content" else None
+
+    def parts(self, x):
+        return {"content": {"relu4_2": torch.tensor(self.apart)}}
+
+
+@pytest.mark.parametrize("apart, target, factor", [
+    (2.0, 0.5, 1.0),      # K = 2 / (0.5 * 8) = 0.5: on target
+    (1.0, 0.5, 2.0),      # K = 0.25: twice the style
+    (4.0, 0.5, 0.5),      # K = 1: half
+    (0.1, 0.5, 3.0),      # K = 0.025: capped at x3
+    (40.0, 0.5, 1 / 3),   # K = 10: capped at x1/3
+    (0.0, 0.5, 3.0),      # the photo itself
+])
+def test_rebalance_aims_beta_at_the_content_target(apart, target, factor):
+    assert engine._rebalance(_FakeObjective(apart), None, target) == pytest.approx(factor)
+
+
+@pytest.mark.parametrize("target, direction", [(0.0, 0), (1e-3, -1), (4.0, 1)])
+def test_content_target_rescales_beta_after_each_scale_but_the_last(content_path, style_path, target, direction):
+    o = config.DEFAULTS.replace(weights="random", size=128, iterations=(3, 3, 3), device="cpu", content_target=target)
+    r = engine.Stylizer(o).run(content_path, [style_path])
+    betas = r.report()["style_weights"]
+    assert len(betas) == 3 and betas[0] == o.style_weight and r.options.style_weight == o.style_weight
+    steps = [b / a for a, b in zip(betas, betas[1:])]
+    if direction == 0:
+        assert steps == [1.0, 1.0]
+    else:  # a tiny target takes style away (down to /3 per scale), a large one adds it (x3)
+        assert all((s < 1) if direction < 0 else (s > 1) for s in steps)
+        assert all(1 / 3 - 1e-9 <= s <= 3 + 1e-9 for s in steps)

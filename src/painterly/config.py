@@ -93,6 +93,7 @@ class Options:
     style_layer_weights: Optional[Tuple[float, ...]] = None  # None: equal, summing to 1
     content_weight: float = 1.0  # alpha
     style_weight: float = DEFAULT_STYLE_WEIGHT  # beta (alpha/beta per position; measured: benchmarks/README.md)
+    content_target: float = 0.0  # 0: off; else beta is rescaled between scales to aim K there (engine)
     tv_weight: float = 0.0  # the paper has no total-variation term
     range_weight: float = 3e6  # penalty on pixels outside [0, 1] (losses.range_loss; not in the paper)
     content_average: bool = True  # L_content divided by M_l: alpha/beta independent of size (not in the paper)
@@ -239,6 +240,10 @@ SPECS: Dict[str, Spec] = {
                                 item=float, jobs=_STYLED, **_W),
     "content_weight": Spec("alpha, the content loss weight", jobs=_CONTENTFUL, **_W),
     "style_weight": Spec("beta, the style loss weight", jobs=_STYLED, **_W),
+    "content_target": Spec("how much of the photo to keep, K = |F(x)-F(c)|^2/|F(c)|^2 at the content layers "
+                           "(0: the photo itself): after each scale but the last, beta is multiplied by "
+                           "this/K (x1/3..x3); 0: off (not in the paper; --preset quality: 0.6)",
+                           low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),
     "content_average": Spec("content loss per position, so alpha/beta means the same at every size",

@@ -74,6 +74,7 @@ class Result:
     # [0, 1]; in luminance mode the clipped Y recombined with the content's I and Q, exactly (so
     # it may leave [0, 1], and `image` clips it).
     pixels: Optional[torch.Tensor] = field(default=None, repr=False)
+    style_weights: tuple = ()  # beta at each scale run (differs from options' with --content-target)
 
     def save(self, path, report=None) -> None:
         """Write the image with its recipe embedded, and the report JSON if a path is given
@@ -86,7 +87,8 @@ class Result:
         """The --report JSON: options, iterations, seconds, final per-layer losses."""
         return {"version": __version__, "options": self.recipe["options"],
                 "weights_sha256": self.recipe["weights_sha256"], "iterations": self.iterations,
-                "seconds": round(self.seconds, 3), "stopped": self.stopped, "losses": self.losses}
+                "seconds": round(self.seconds, 3), "stopped": self.stopped, "losses": self.losses,
+                "style_weights": list(self.style_weights)}
 
 
 # --- the prepared engine ------------------------------------------------------------------------
@@ -203,12 +205,13 @@ class Stylizer:
         features = self.features(r.luminance, compile=o.compile)
         gen = torch.Generator().manual_seed(o.seed)
         x, step, total_steps, stopped, last = None, 0, sum(n for _, n in plan), False, {}
+        run_o, style_weights = o, []  # beta per scale (--content-target rescales it)
         try:
             for k, (long_side, n_iter) in enumerate(plan):
                 w, h = images.resize_long_side(r.shape_src, long_side).size
                 stage[0] = f"scale {k + 1}/{len(plan)} ({w}x{h})"
                 say("targets")
-                objective, (w, h), c, ss = self._scale(r, long_side, features, o, extra_terms, on_tile=say)
+                objective, (w, h), c, ss = self._scale(r, long_side, features, run_o, extra_terms, on_tile=say)
                 x = _initial(o, x, (w, h), c, ss, gen, self.device, r.luminance, init)
                 stage[0] = f"step {step + 1}/{total_steps}"
                 say()  # the targets are ready: a stop here keeps the last scale's image
@@ -222,9 +225,12 @@ class Stylizer:
                         callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
                                          lambda: _render(live, r.content_img, r.luminance, size)))
 
-                x, stopped = optimise(objective, x, o, n_iter, on_step)
+                x, stopped = optimise(objective, x, run_o, n_iter, on_step)
                 if stopped:
                     break
+                style_weights.append(run_o.style_weight)
+                if o.content_target and k + 1 < len(plan) and job == "transfer":
+                    run_o = run_o.replace(style_weight=run_o.style_weight * _rebalance(objective, x, o.content_target))
         except Stop:
             stopped = True
         if stopped and step == 0:
@@ -241,7 +247,7 @@ class Stylizer:
                 stage[0] = "final losses"
                 try:
                     objective, _, c, ss = self._scale(r, plan[-1][0], self.features(r.luminance, fp32=True),
-                                                      o.replace(precision="fp32"), extra_terms, on_tile=say)
+                                                      run_o.replace(precision="fp32"), extra_terms, on_tile=say)
                     parts = objective.parts(x)
                     losses = {name: ({l: float(v) for l, v in value.items()} if isinstance(value, dict)
                                      else float(value)) for name, value in parts.items()}
@@ -252,7 +258,8 @@ class Stylizer:
         image = images.to_pil(pixels.clamp(0, 1))
         recipe = self._recipe(job, o, content, r)
         image.info[images.RECIPE_KEY] = recipe
-        return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels)
+        return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels,
+                      tuple(style_weights))
 
     def objective(self, content: Optional[ImageLike], styles=None, long_side: Optional[int] = None, *,
                   job: str = "transfer", options: Optional[Options] = None, fp32: bool = False, **overrides):
@@ -442,6 +449,25 @@ def _check_fits(last: str, sizes) -> None:
                                     f"size up to {config.MAX_SIZE} px: crop it, or use shallower layers")
             raise InvalidOption(text + "use a larger --size (or --style-scale), or fewer scales (one --iterations "
                                 "count)")
+
+
+def _rebalance(objective: Objective, x: torch.Tensor, target: float, limit: float = 3.0) -> float:
+    """The factor for beta after a scale so that the content distance K heads for `target`.
+
+    Departure (--content-target; not in the paper, which fixes alpha/beta): how far one beta
+    carries a picture from its photo differs between pairs (256 px, --preset quality: K 0.20
+    for golden_gate x the_scream, 0.68 for tubingen x starry_night). K = sum_l |F_l(x) - P_l|^2
+    / sum_l |P_l|^2 over the content layers; beta is multiplied by target/K, within 1/limit..limit.
+    """
+    term = objective.term("content")
+    if term is None or not term.targets:
+        return 1.0
+    with torch.no_grad():
+        parts = objective.parts(x)
+    apart = sum(float(v) for v in parts["content"].values())  # 1/2 |F - P|^2 per layer
+    size = sum(0.5 * float(p.float().pow(2).sum()) for p in term.targets.values())
+    k = apart / size if size > 0 else 0.0
+    return min(limit, max(1.0 / limit, target / k)) if k > 0 else limit
 
 
 def _tiler(features, names, layers, tile: int, size):

