@@ -128,8 +128,9 @@ def test_quality_and_fast_presets():
     fast = _preset("fast")
     assert fast == config.DEFAULTS
     q = _preset("quality")
-    assert q.iterations == (200, 200) and q.pooling == "max"
-    assert q.replace(iterations=fast.iterations, pooling=fast.pooling) == fast  # nothing else changes
+    assert q.iterations == (200, 200) and q.pooling == "max" and q.content_target == 0.8
+    # nothing else changes
+    assert q.replace(iterations=fast.iterations, pooling=fast.pooling, content_target=fast.content_target) == fast
     assert _preset("quality", "--iterations", "7").iterations == (7,)
 
 

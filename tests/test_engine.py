@@ -202,7 +202,7 @@ def test_the_python_api_takes_a_preset_keyword(small, fast):
     from painterly import api
 
     q = api._options(None, {"preset": "quality"})
-    assert q == config.DEFAULTS.replace(iterations=(200, 200), pooling="max")
+    assert q == config.DEFAULTS.replace(iterations=(200, 200), pooling="max", content_target=0.8)
     # The other keywords override the preset.
     assert api._options(None, {"preset": "quality", "iterations": 3}).iterations == (3,)
     p = api._options(None, {"preset": "paper"})
