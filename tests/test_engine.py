@@ -350,3 +350,12 @@ def test_content_target_rescales_beta_after_each_scale_but_the_last(content_path
     else:  # a tiny target takes style away (down to /3 per scale), a large one adds it (x3)
         assert all((s < 1) if direction < 0 else (s > 1) for s in steps)
         assert all(1 / 3 - 1e-9 <= s <= 3 + 1e-9 for s in steps)
+
+
+def test_the_benchmarks_objective_is_compiled_when_asked(content_path, style_path):
+    # bench_speed measures --compile through Stylizer.objective: it must hand out the compiled
+    # feature function (its fp32 form, for scoring, stays eager).
+    st = engine.Stylizer(weights="random", device="cpu", compile=True, size=64)
+    st.objective(content_path, [style_path], 64)
+    st.objective(content_path, [style_path], 64, fp32=True)
+    assert sorted(st._features) == [(False, False, True), (False, True, False)]

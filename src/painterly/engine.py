@@ -268,7 +268,8 @@ class Stylizer:
         `objective.total(objective.parts(x))` on a (1, 3, H, W) image in [0, 1]."""
         r = self._setup(content, styles, job, options, overrides)
         o = r.o.replace(precision="fp32") if fp32 else r.o
-        objective, _, c, _ = self._scale(r, long_side or o.size, self.features(r.luminance, fp32=fp32), o, ())
+        features = self.features(r.luminance, fp32=fp32, compile=o.compile and not fp32)
+        objective, _, c, _ = self._scale(r, long_side or o.size, features, o, ())
         return objective, c
 
     def _setup(self, content, styles, job: str, options: Optional[Options], overrides: dict) -> "_Run":
