@@ -12,7 +12,7 @@ TORCH_INDEX ?=
 .PHONY: demo test test-fast bench clean
 
 # Each step that can fail says what to do next (make demo must never end in a dead end).
-NO_VENV  = echo "make: '$(PYTHON) -m venv' failed. Next: install the venv module (Debian/Ubuntu: sudo apt install python3-venv), or use another Python 3.10+: make $(or $(MAKECMDGOALS),demo) PYTHON=/path/to/python3" >&2; rm -rf $(VENV); exit 1
+NO_VENV  = echo "make: '$(PYTHON) -m venv' failed. Next: install the venv module (Debian/Ubuntu: sudo apt install python3-venv), or use another Python 3.9+: make $(or $(MAKECMDGOALS),demo) PYTHON=/path/to/python3" >&2; rm -rf $(VENV); exit 1
 NO_PIP   = echo "make: pip could not install the packages above. Next: if this machine is offline, run make once with a network, or point pip at a folder of wheels (PIP_NO_INDEX=1 PIP_FIND_LINKS=/path/to/wheels make demo); if the PyTorch download is the problem, take the CPU build: make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2; exit 1
 
 $(BIN)/python:
