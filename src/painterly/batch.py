@@ -261,6 +261,9 @@ def run(args) -> int:
     progress = BatchProgress(len(jobs), not args.quiet)
     counts = progress.counts
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C raises KeyboardInterrupt even when the shell started us with SIGINT ignored (a
+    # background job of a script), as for the other verbs (terminal.Interrupt).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         for o in run_jobs(jobs, args.out_dir, base, workers=args.workers, executor=args.executor,
@@ -270,6 +273,7 @@ def run(args) -> int:
         code = 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         progress.close()
     seconds = time.monotonic() - progress.start
     from .terminal import _clock
