@@ -114,8 +114,6 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
         images.check_output(args.report, kinds=None, **guard)
     if args.save_every < 0:
         raise InvalidOption(f"--save-every must be >= 0 (0: never), got {args.save_every}")
-    # Checked now: engine.Stylizer hands --threads to torch before its own validation.
-    config.validate(options, job, max(len(styles), 1))
     progress = Progress(not args.quiet)
 
     with Interrupt() as interrupt:
@@ -176,10 +174,7 @@ def cmd_rerun(args) -> int:
     if job not in config.JOBS:
         raise InvalidOption(f"{where} names no job painterly knows ({job!r})")
     content = _recipe_input(recipe.get("content"), args.recipe_from, where) if recipe.get("content") else None
-    styles = recipe.get("styles") or []
-    if not isinstance(styles, list):
-        raise InvalidOption(f"{where} is not usable: its styles are malformed")
-    styles = [_recipe_input(s, args.recipe_from, where) for s in styles]
+    styles = [_recipe_input(s, args.recipe_from, where) for s in recipe.get("styles") or []]
     return run_job(job, content, styles, options, args)
 
 

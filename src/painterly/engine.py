@@ -208,7 +208,7 @@ class Stylizer:
         run_o, style_weights = o, []  # beta per scale (--content-target rescales it)
         try:
             for k, (long_side, n_iter) in enumerate(plan):
-                w, h = images.resize_long_side(r.shape_src, long_side).size
+                w, h = images.long_side_size(r.shape_src.size, long_side)
                 stage[0] = f"scale {k + 1}/{len(plan)} ({w}x{h})"
                 say("targets")
                 objective, (w, h), c, ss = self._scale(r, long_side, features, run_o, extra_terms, on_tile=say)
@@ -237,7 +237,7 @@ class Stylizer:
             raise Stop
         # 5. The final image and its losses, in fp32 at the final size, on the clipped pixels.
         objective = c = ss = None  # free the last scale's before building the final ones
-        w, h = images.resize_long_side(r.shape_src, plan[-1][0]).size
+        w, h = images.long_side_size(r.shape_src.size, plan[-1][0])
         with torch.no_grad():
             if x.shape[-2:] != (h, w):
                 x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
@@ -301,7 +301,7 @@ class Stylizer:
 
     def _scale(self, r: "_Run", long_side: int, features, opts: Options, extra_terms, on_tile=None):
         """The objective at one scale (targets, masks, tiling, terms) and the scale's images."""
-        w, h = images.resize_long_side(r.shape_src, long_side).size
+        w, h = images.long_side_size(r.shape_src.size, long_side)
         c = self._tensor(r.content_img, long_side, r.luminance) if r.content_img is not None else None
         # The paper resizes the style image to the content's size; we keep its aspect ratio
         # and scale its long side to the output's times --style-scale.

@@ -233,11 +233,16 @@ def resize_long_side(img: Image.Image, long_side: int) -> Image.Image:
 
     The short side is rounded to the nearest pixel (halves up) and is at least 1.
     """
+    return fit_to(img, long_side_size(img.size, long_side))
+
+
+def long_side_size(size: Tuple[int, int], long_side: int) -> Tuple[int, int]:
+    """The (W, H) `resize_long_side` gives an image of `size`, without resizing anything."""
     if int(long_side) != long_side or long_side < 1:
         raise InvalidOption(f"invalid image size {long_side!r}: must be a positive number of pixels")
-    w, h = img.size
+    w, h = size
     scale = long_side / max(w, h)
-    return fit_to(img, (max(1, math.floor(w * scale + 0.5)), max(1, math.floor(h * scale + 0.5))))
+    return max(1, math.floor(w * scale + 0.5)), max(1, math.floor(h * scale + 0.5))
 
 
 def fit_to(img: Image.Image, size: Tuple[int, int]) -> Image.Image:

@@ -107,35 +107,36 @@ class Progress:
         self.width = 0  # of the last line drawn over with "\r" (a shorter one must blank it)
 
     def __call__(self, it) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
         done = it.step == it.total
-        if not done and now - self.last_line < (0.2 if self.tty else 5.0):
+        if not self._due(done):
             return
-        self.last_line = now
         width = 24
         fill = int(width * it.step / max(it.total, 1))
         l = it.losses
-        line = (f"[{'#' * fill}{'.' * (width - fill)}] {it.step}/{it.total} {it.size[0]}x{it.size[1]} "
-                f"content {l.get('content', 0):.3g} style {l.get('style', 0):.3g} total {l.get('total', 0):.4g} "
-                f"{_clock(it.elapsed)} elapsed, {_clock(it.eta)} left")
-        self.stream.write(("\r" + line.ljust(self.width) + ("\n" if done else "")) if self.tty else line + "\n")
-        self.width = 0 if done else len(line)
-        self.stream.flush()
+        self._draw(f"[{'#' * fill}{'.' * (width - fill)}] {it.step}/{it.total} {it.size[0]}x{it.size[1]} "
+                   f"content {l.get('content', 0):.3g} style {l.get('style', 0):.3g} total {l.get('total', 0):.4g} "
+                   f"{_clock(it.elapsed)} elapsed, {_clock(it.eta)} left", done)
 
     def stage(self, what: str, i: int = 0, n: int = 0) -> None:
         """What the run is doing between steps (targets, tiles), from its first second: the
         first line at once, then as often as the step lines."""
-        if not self.enabled:
-            return
+        if self._due():
+            tile = f", tile {i}/{n}" if n else ""
+            self._draw(f"{what}{tile} ({_clock(time.monotonic() - self.began)} elapsed)")
+
+    def _due(self, final: bool = False) -> bool:
+        """Whether to draw a line now: at most every 0.2 s on a terminal, 5 s in a log; always
+        the final one."""
         now = time.monotonic()
-        if self.last_line and now - self.last_line < (0.2 if self.tty else 5.0):
-            return
+        if not self.enabled or (not final and now - self.last_line < (0.2 if self.tty else 5.0)):
+            return False
         self.last_line = now
-        line = f"{what}" + (f", tile {i}/{n}" if n else "") + f" ({_clock(now - self.began)} elapsed)"
-        self.stream.write(("\r" + line.ljust(self.width)) if self.tty else line + "\n")
-        self.width = len(line)
+        return True
+
+    def _draw(self, line: str, final: bool = False) -> None:
+        """One line: redrawn in place on a terminal (blanking a longer one), appended in a log."""
+        self.stream.write(("\r" + line.ljust(self.width) + ("\n" if final else "")) if self.tty else line + "\n")
+        self.width = 0 if final else len(line)
         self.stream.flush()
 
     def close(self):
