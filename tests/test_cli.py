@@ -81,6 +81,25 @@ def test_rerun_from_recipe_reproduces_the_bytes(small, capsys):
     assert a.read_bytes() == b.read_bytes()
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_two_processes_write_the_same_bytes(small, suffix):
+    # Same inputs, options and seed, in two fresh processes: the same file, byte for byte. The
+    # embedded sRGB profile is the packaged one with its fixed creation date (an ICC profile
+    # made afresh by ImageCms.createProfile is stamped with the current time).
+    outs = [small["dir"] / f"{name}{suffix}" for name in "ab"]
+    for out in outs:
+        proc = subprocess.run([sys.executable, "-m", "painterly.cli", "transfer", str(small["content"]),
+                               str(small["style"]), "-o", str(out), *FAST], env={**os.environ, "PYTHONPATH": SRC},
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+    from PIL import Image
+    with Image.open(outs[0]) as im:
+        icc = im.info["icc_profile"]
+    assert icc == images.SRGB_ICC.read_bytes()
+    assert icc[24:30] == bytes([0x07, 0xEA, 0, 12, 0, 1])  # 2026-12-01 in the ICC header
+
+
 def test_rerun_reads_a_recipe_written_before_the_rename(small, capsys):
     # An output of neural-style (this project's earlier name) keeps its recipe under that key.
     from PIL import PngImagePlugin

@@ -162,16 +162,22 @@ def _profile(icc: Optional[bytes]):
     return None if "sRGB" in description else profile
 
 
+#: LittleCMS's built-in sRGB profile, saved once with a fixed creation date (2026-12-01):
+#: ImageCms.createProfile("sRGB") stamps the current time into the header, which made two runs
+#: with the same inputs, options and seed write different bytes.
+SRGB_ICC = Path(__file__).with_name("data") / "sRGB.icc"
+
+
 @functools.lru_cache(maxsize=1)
 def _srgb_profile():
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return ImageCms.ImageCmsProfile(io.BytesIO(srgb_icc()))
 
 
 @functools.lru_cache(maxsize=1)
 def srgb_icc() -> bytes:
-    """LittleCMS's built-in sRGB profile, embedded in every output so that colour-managed
-    viewers and printers show what the tool painted."""
-    return _srgb_profile().tobytes()
+    """The fixed sRGB profile (SRGB_ICC), embedded in every output so that colour-managed
+    viewers and printers show what the tool painted; the same bytes in every run."""
+    return SRGB_ICC.read_bytes()
 
 
 def to_rgb(im: Image.Image) -> Image.Image:
