@@ -134,7 +134,8 @@ def test_paper_preset(small):
     assert o.precision == "fp32" and o.init == "noise" and o.iterations == (500,) and o.scales == ()
     assert o.content_layers == ("relu4_2",) and o.pooling == "avg" and o.normalize
     assert o.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    assert o.style_weight == config.DEFAULT_STYLE_WEIGHT and o.content_weight == 1.0
+    assert o.style_weight == config.ABSOLUTE_STYLE_WEIGHT and o.content_weight == 1.0
+    assert o.balance == "absolute"  # the paper's losses, not relative to the photo
     assert o.range_weight == 0.0 and o.tv_weight == 0.0  # no penalty the paper does not have
     # The content term stays per position (README): the default beta was chosen with it.
     assert o.content_average is True
@@ -147,9 +148,9 @@ def test_quality_and_fast_presets():
     fast = _preset("fast")
     assert fast == config.DEFAULTS
     q = _preset("quality")
-    assert q.iterations == (200, 200) and q.pooling == "max" and q.content_target == 0.8
+    assert q.iterations == (120, 80) and q.pooling == "max"
     # nothing else changes
-    assert q.replace(iterations=fast.iterations, pooling=fast.pooling, content_target=fast.content_target) == fast
+    assert q.replace(iterations=fast.iterations, pooling=fast.pooling) == fast
     assert _preset("quality", "--iterations", "7").iterations == (7,)
 
 
@@ -159,8 +160,9 @@ def test_defaults_are_the_paper_layers_on_the_original_weights():
     assert o.content_layers == config.PAPER_CONTENT_LAYERS == ("relu4_2",)
     assert o.style_layers == config.PAPER_STYLE_LAYERS
     assert o.style_weight == config.DEFAULT_STYLE_WEIGHT and o.content_weight == 1.0
-    assert 1e3 <= o.style_weight <= 1e4  # beta tuned on the original VGG-19 (benchmarks/README.md)
-    assert (o.range_weight, o.content_average, o.noise_amplitude) == (3e6, True, 0.2)
+    # beta in units of the photo's own distances (--balance photo), measured on the wide set
+    assert o.balance == "photo" and 1 <= o.style_weight <= 30 and o.init == "palette"
+    assert (o.range_weight, o.content_average, o.noise_amplitude) == (3e4, True, 0.2)
     # The content and texture verbs default to the same layers.
     args = cli.build_parser().parse_args(["content", "c", "-o", "x.png"])
     assert args.layer == "relu4_2"

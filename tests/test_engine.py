@@ -41,9 +41,10 @@ def test_objective_gradient_matches_finite_differences():
 
 
 def test_report_losses_are_the_papers_units(small, fast):
+    fast = dict(fast, balance="absolute", style_weight=config.ABSOLUTE_STYLE_WEIGHT)
     res = painterly.run_transfer(small["content"], small["style"], **fast)
     o = res.options
-    assert o.content_average and o.range_weight == 3e6 and o.style_weight == config.DEFAULT_STYLE_WEIGHT
+    assert o.content_average and o.range_weight == 3e4 and o.style_weight == config.ABSOLUTE_STYLE_WEIGHT
     w = objective.layer_weights(o)
     assert w == pytest.approx([0.2] * 5)
     assert set(res.losses) == {"content", "style", "tv", "range", "total"}
@@ -62,6 +63,55 @@ def test_report_losses_are_the_papers_units(small, fast):
     expect = o.content_weight * res.losses["content"]["relu4_2"] + o.style_weight * sum(
         wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers))
     assert res.losses["total"] == pytest.approx(expect, rel=1e-5)
+
+
+def test_balance_photo_measures_each_loss_relative_to_the_photo(small, fast):
+    # --balance photo (the default): at the photo every style layer counts 1 (times w_l) and the
+    # content term 0, so the total there is beta; elsewhere the content term is K exactly.
+    st = engine.Stylizer(**fast)
+    obj, c = st.objective(small["content"], [small["style"]], 32, fp32=True, style_weight=7.0)
+    with torch.no_grad():
+        at_photo = obj.weighted(obj.parts(c))
+        assert float(at_photo["content"]) == 0.0
+        assert float(at_photo["style"]) == pytest.approx(7.0, rel=1e-5)
+        x = (c + 0.1 * torch.randn(c.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+        parts = obj.parts(x)
+        feats = obj.features(x)
+        P = obj.term("content").targets["relu4_2"]
+        k = float((as_matrix(feats["relu4_2"]) - P).pow(2).sum() / P.pow(2).sum())
+        assert float(obj.weighted(parts)["content"]) == pytest.approx(k, rel=1e-4)
+        s_l = {l: float(parts["style"][l]) * obj.term("style").norm[l] for l in config.PAPER_STYLE_LAYERS}
+        assert float(obj.weighted(parts)["style"]) == pytest.approx(7.0 * sum(s_l.values()) / 5, rel=1e-5)
+    # --balance absolute: the paper's units, the same objective without the rescaling.
+    obj_abs, _ = st.objective(small["content"], [small["style"]], 32, fp32=True, style_weight=7.0,
+                              balance="absolute")
+    with torch.no_grad():
+        raw = obj_abs.parts(c)
+    assert float(obj_abs.weighted(raw)["style"]) == pytest.approx(7.0 * sum(float(v) for v in raw["style"].values()) / 5,
+                                                                  rel=1e-5)
+    assert float(obj_abs.weighted(raw)["style"]) != pytest.approx(7.0, rel=1e-2)
+
+
+def test_style_calibration_floors_a_layer_the_photo_already_matches():
+    term = objective.StyleTerm(1.0, [], ("a", "b", "c"), [1 / 3] * 3, style_loss_fn("gram"))
+    term.calibrate({"a": torch.tensor(2.0), "b": torch.tensor(0.0), "c": torch.tensor(0.5)})
+    assert term.norm == pytest.approx({"a": 0.5, "b": 1 / 0.02, "c": 2.0})
+
+
+def test_init_palette_starts_from_the_photo_in_the_paintings_colours(fast):
+    g = torch.Generator().manual_seed(0)
+    c = 0.3 + 0.4 * torch.rand(1, 3, 24, 32, generator=g)
+    s = torch.stack([torch.full((20, 20), v) for v in (0.2, 0.5, 0.7)])[None] + 0.05 * torch.rand(1, 3, 20, 20, generator=g)
+    o = config.DEFAULTS.replace(**fast)
+    assert o.init == "palette"
+    x = engine._initial(o, None, (32, 24), c, [s], g, torch.device("cpu"), False)
+    assert x.shape == c.shape and float(x.min()) >= 0 and float(x.max()) <= 1
+    assert x[0].mean(dim=(1, 2)) == pytest.approx(s[0].mean(dim=(1, 2)).tolist(), abs=1e-3)
+    # The same map as --preserve-color histogram, the other way round.
+    assert torch.allclose(x, painterly.color.match_histogram(c, s, o.color_match).clamp(0, 1))
+    # A run that keeps the photo's colours starts from the photo itself.
+    x = engine._initial(o.replace(preserve_color="histogram"), None, (32, 24), c, [s], g, torch.device("cpu"), False)
+    assert torch.equal(x, c)
 
 
 def _objective(o, size=16):

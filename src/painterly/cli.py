@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument(arg, **kw)
         sp.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
         sp.add_argument("--preset", choices=config.PRESETS, default="fast",
-                        help="fast: the defaults; quality: 200+200 steps, max pooling (~3x the time); paper: the paper's procedure (500 steps from noise, fp32)")
+                        help="fast: the defaults; quality: 120+80 steps, max pooling (~2x the time); paper: the paper's procedure (500 steps from noise, fp32, absolute losses)")
         sp.add_argument("--quiet", action="store_true", help="no progress bar")
         sp.add_argument("--save-every", type=int, default=0, metavar="N",
                         help="write OUT_0100.png etc. every N iterations (the output itself is untouched)")
@@ -277,8 +277,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         if args.verb in ("transfer", "content", "texture"):
-            if args.verb != "transfer" and args.init == "content":
-                raise InvalidOption(f"--init content: the {args.verb} job starts from noise, style or an image "
+            if args.verb != "transfer" and args.init in ("content", "palette"):
+                raise InvalidOption(f"--init {args.init}: the {args.verb} job starts from noise, style or an image "
                                     "file (a reconstruction starting from its target would be no test)")
             o = options_from_args(args)
             if args.verb == "transfer":

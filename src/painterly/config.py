@@ -33,7 +33,8 @@ LAYERS: Tuple[str, ...] = _layer_names()  # conv1_1, relu1_1, ..., pool5 (37 nam
 # --- string choices: each tuple feeds validation, the CLI's choices and error texts ------
 POOLING = ("avg", "max")
 OPTIMIZERS = ("lbfgs", "adam")
-INITS = ("noise", "content", "style")  # or a path to an image
+INITS = ("noise", "content", "palette", "style")  # or a path to an image
+BALANCES = ("photo", "absolute")
 PREPROCESS = ("torch", "caffe")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -68,7 +69,13 @@ def validate_layers(layers) -> tuple:
     return layers
 
 
-DEFAULT_STYLE_WEIGHT = 4e3  # beta; measured on the original VGG-19 (benchmarks/README.md)
+# beta. --balance photo (the default) measures both losses relative to the photo, so beta is the
+# price of one unit of style distance S in units of content distance K; 6 measured on the wide set
+# (19 pairs of ../shared/images, 256 and 384 px: benchmarks/README.md). --balance absolute (the
+# paper's losses) needs the paper-scale beta, 4e3 on the original VGG-19 (--preset paper).
+DEFAULT_STYLE_WEIGHT = 6.0
+ABSOLUTE_STYLE_WEIGHT = 4e3
+ABSOLUTE_RANGE_WEIGHT = 3e6  # --range-weight in the paper's units (--balance absolute), as 3e4 is for photo
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,10 @@ class Options:
     style_layer_weights: Optional[Tuple[float, ...]] = None  # None: equal, summing to 1
     content_weight: float = 1.0  # alpha
     style_weight: float = DEFAULT_STYLE_WEIGHT  # beta (alpha/beta per position; measured: benchmarks/README.md)
+    balance: str = "photo"  # photo: content and style losses relative to their values at the photo (objective)
     content_target: float = 0.0  # 0: off; else beta is rescaled between scales to aim K there (engine)
     tv_weight: float = 0.0  # the paper has no total-variation term
-    range_weight: float = 3e6  # penalty on pixels outside [0, 1] (losses.range_loss; not in the paper)
+    range_weight: float = 3e4  # penalty on pixels outside [0, 1] (losses.range_loss; not in the paper)
     content_average: bool = True  # L_content divided by M_l: alpha/beta independent of size (not in the paper)
     style_loss: str = "gram"
     # optimisation
@@ -105,7 +113,7 @@ class Options:
     # for how it follows `size`.
     iterations: Tuple[int, ...] = (60, 40)  # one entry per scale
     scales: Tuple[int, ...] = ()  # long sides, coarse to fine; () = derived from size (scale_sides)
-    init: str = "content"  # noise | content | style | path to an image (transfer; see transfer.run)
+    init: str = "palette"  # noise | content | palette | style | path to an image (engine._initial)
     seed: int = 0
     noise_amplitude: float = 0.2  # --init noise: uniform in 0.5 +- amplitude/2 (1: the whole pixel range)
     learning_rate: float = 0.02  # Adam only; pixels are in [0, 1]
@@ -145,18 +153,17 @@ class Options:
 #: Named sets of overrides. "paper" is the exact procedure of Gatys et al. (2016).
 PRESET_OVERRIDES = {
     "fast": {},
-    # Longer runs, converged further: a closer match to the painting for ~3x the time of "fast".
-    # Max pooling (VGG's own; the paper prefers avg): measured at 256 px on three pairs, it gave
-    # both a lower style score and a lower content score at 200+200 steps (benchmarks/README.md).
-    # content_target 0.8: beta rescaled after the first scale (engine._rebalance). At a fixed beta
-    # golden_gate x the_scream kept K 0.20 and reached S 0.129 only, while tubingen x
-    # starry_night was at K 0.68; with the target, S 0.064 / 0.059 / 0.066 and K 0.36 / 0.73 /
-    # 0.60 on the three benchmark pairs (256 px, 2026-12-01).
-    "quality": dict(iterations=(200, 200), pooling="max", content_target=0.8),
+    # Longer runs, converged further: a closer match to the painting for ~2x the time of "fast"
+    # (120+80 steps instead of 60+40). Max pooling (VGG's own; the paper prefers avg): measured at
+    # 256 px on three pairs with the paper's losses, it gave both a lower style score and a lower
+    # content score at 200+200 steps (benchmarks/README.md). --content-target is no longer part of
+    # it: with --balance photo one beta already means the same on every pair, and the run's own K
+    # after the first scale disagreed with the score's (0.23 against 1.25 on brad_pitt x asheville).
+    "quality": dict(iterations=(120, 80), pooling="max"),
     "paper": dict(
         pooling="avg", normalize=True, content_layers=PAPER_CONTENT_LAYERS,
         style_layers=PAPER_STYLE_LAYERS, style_layer_weights=None, content_weight=1.0,
-        style_weight=DEFAULT_STYLE_WEIGHT, tv_weight=0.0, range_weight=0.0, style_loss="gram",
+        balance="absolute", style_weight=ABSOLUTE_STYLE_WEIGHT, tv_weight=0.0, range_weight=0.0, style_loss="gram",
         optimizer="lbfgs", iterations=(500,), scales=(), init="noise", precision="fp32",
         lbfgs_history=100, lbfgs_line_search=False,
     ),
@@ -244,6 +251,10 @@ SPECS: Dict[str, Spec] = {
                                 item=float, jobs=_STYLED, **_W),
     "content_weight": Spec("alpha, the content loss weight", jobs=_CONTENTFUL, **_W),
     "style_weight": Spec("beta, the style loss weight", jobs=_STYLED, **_W),
+    "balance": Spec("photo: each loss relative to its value at the photo (content as K = |F(x)-F(c)|^2/|F(c)|^2, "
+                    "each style layer as E_l(x)/E_l(photo)), so one beta means the same on every pair; absolute: "
+                    "the paper's losses (--preset paper), where beta needs to be about 1e3x larger", choices=BALANCES,
+                    jobs=("transfer",), web=True),
     "content_target": Spec("how much of the photo to keep, K = |F(x)-F(c)|^2/|F(c)|^2 at the content layers "
                            "(0: the photo itself): after each scale but the last, beta is multiplied by "
                            "this/K (x1/3..x3); 0: off (not in the paper; --preset quality: 0.8)",
@@ -258,7 +269,8 @@ SPECS: Dict[str, Spec] = {
                        low=0, high=100_000, web=True),
     "scales": Spec("coarse-to-fine long sides, e.g. 256,512, or 'auto' (halving down to about 256)", item=int,
                    low=16, high=MAX_SIZE, web=True),
-    "init": Spec("starting image: noise | content | style | PATH (content and texture jobs start from noise)",
+    "init": Spec("starting image: noise | content | palette (the photo recoloured to the painting's colour mean "
+                 "and covariance) | style | PATH (content and texture jobs start from noise)",
                  web=True),
     "seed": Spec("random seed (noise, projections)", low=0, high=2**63 - 1, web=True),
     "noise_amplitude": Spec("--init noise: uniform in 0.5 +- amplitude/2 (1: the whole pixel range)",

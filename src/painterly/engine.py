@@ -321,7 +321,10 @@ class Stylizer:
         cache = self._style_cache((tuple(opts.style_layers), opts.style_loss, opts.precision))
         targets = build_targets(features, opts, c if r.job != "texture" else None, ss if r.job != "content" else [],
                                 r.blend, masks=sm, tiler=tiler, style_cache=cache)
-        return make_objective(features, opts, targets, extra_terms, tiler), (w, h), c, ss
+        objective = make_objective(features, opts, targets, extra_terms, tiler)
+        if opts.balance == "photo" and r.job == "transfer" and c is not None:
+            objective.calibrate(c)  # each loss relative to its value at the photo (objective.Term.calibrate)
+        return objective, (w, h), c, ss
 
     def _check(self, o: Options) -> Options:
         differ = [f for f in config.NETWORK_FIELDS if getattr(o, f) != getattr(self.options, f)]
@@ -414,7 +417,7 @@ def _job_options(job: str, o: Options, content_img, style_imgs):
         # (measured on the original VGG-19: 0.5% lower after 40 steps; 98% lower with the
         # strong-Wolfe line search), so texture synthesis always searches the step length.
         o = o.replace(content_layers=(), content_weight=0.0, lbfgs_line_search=True)
-    if job != "transfer" and o.init == "content":
+    if job != "transfer" and o.init in ("content", "palette"):
         # The reconstructions (paper Fig. 1) start from white noise: a texture has no content
         # image, and a content reconstruction starting from its target would be no test.
         o = o.replace(init="noise")
@@ -498,8 +501,14 @@ def _initial(o: Options, prev, size, content, styles, gen, device, luminance, in
         # 500 steps), so it is centred on mid-grey with a range of --noise-amplitude (0.2).
         u = torch.rand((1, ch, h, w), generator=gen)
         return (0.5 + o.noise_amplitude * (u - 0.5)).to(device)
-    if o.init == "content":
-        return content.clone()
+    if o.init == "content" or (o.init == "palette" and (luminance or o.preserve_color != "none")):
+        return content.clone()  # a run that keeps the photo's colours starts from them
+    if o.init == "palette":
+        # Departure (the default; the paper starts from noise): the photo recoloured to the
+        # painting's colour mean and covariance (color.match_histogram, the inverse of
+        # --preserve-color histogram), so that the palette is there from the first step and the
+        # optimisation spends its steps on the marks. Several styles: the first one's palette.
+        return color.match_histogram(content, styles[0], o.color_match).clamp(0, 1)
     if o.init == "style":
         return F.interpolate(styles[0], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
     t = images.to_tensor(images.fit_to(images.load_image(o.init), (w, h))).to(device)

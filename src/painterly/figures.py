@@ -140,7 +140,8 @@ def figure(number: int, content=None, style=None, options: Optional[Options] = N
         for s in _layer_sets():
             for r in ratios:
                 plan.append((f"{_set_label(s)} a/b={r:g}", "transfer",
-                             o.replace(style_layers=s, content_weight=1.0, style_weight=1.0 / r)))
+                             o.replace(style_layers=s, content_weight=1.0, style_weight=1.0 / r, balance="absolute",
+                                       range_weight=config.ABSOLUTE_RANGE_WEIGHT)))  # the paper's units of a/b
         columns = len(ratios)
         cells_layout = [None] * len(plan)
     elif number == 4:

@@ -123,6 +123,10 @@ class Term:
     def reduce(self, value: Value) -> torch.Tensor:
         return sum(value.values()) if isinstance(value, dict) else value
 
+    def calibrate(self, at_photo: Value) -> None:
+        """--balance photo: rescale this term by its value at the photo (Objective.calibrate);
+        a term that is not relative to the photo ignores it."""
+
 
 class PixelTerm(Term):
     """A term on the pixels alone: weight * fn(x). x: (1, C, h, w) at the current scale."""
@@ -147,6 +151,13 @@ class ContentTerm(Term):
         # mean the same at every size (and every scale of a coarse-to-fine run).
         self.scale = {l: 1.0 / p.shape[1] if average else 1.0 for l, p in targets.items()}
 
+    def calibrate(self, at_photo):
+        # Departure (--balance photo, the default): the term becomes the content distance
+        # K = sum_l |F_l(x) - P_l|^2 / sum_l |P_l|^2 (0 at the photo; the score scores.py reports),
+        # so alpha/beta means the same on every photo: |P|^2 differs 4x across the wide set.
+        size = sum(0.5 * float(p.float().pow(2).sum()) for p in self.targets.values())
+        self.scale = {l: 1.0 / size if size > 0 else 1.0 for l in self.targets}
+
     def value(self, x, feats):
         return {l: content_loss(as_matrix(feats[l]), p) for l, p in self.targets.items()}
 
@@ -163,6 +174,20 @@ class StyleTerm(Term):
                  loss):
         self.weight, self.regions, self.layers, self.loss = weight, regions, tuple(layers), loss
         self.w = dict(zip(layers, layer_w))
+        self.norm = {l: 1.0 for l in self.layers}  # --balance photo: 1 / E_l at the photo (calibrate)
+
+    def calibrate(self, at_photo):
+        # Departure (--balance photo, the default): each layer's E_l is divided by its value at
+        # the photo, so every layer and every painting starts at 1 and w_l * E_l / E_l(photo) is the
+        # share of that layer's distance left (the S score of scores.py, per layer). With the
+        # paper's absolute E_l the layers' magnitudes differ by up to 1e3 between paintings
+        # (measured on the wide set), so one beta over-paints some pairs and leaves most
+        # tinted photos, and within a pair one or two layers take nearly all of the gradient.
+        # A layer where the photo already matches the painting is floored at 1% of the largest,
+        # so that it cannot take a weight 100x the others'.
+        values = {l: float(v) for l, v in at_photo.items()}
+        floor = 0.01 * max(values.values(), default=0.0)
+        self.norm = {l: 1.0 / max(v, floor) if max(v, floor) > 0 else 1.0 for l, v in values.items()}
 
     def value(self, x, feats):
         style = {}
@@ -174,7 +199,7 @@ class StyleTerm(Term):
         return style
 
     def reduce(self, value):
-        return sum(self.w[l] * e for l, e in value.items()) if value else 0.0
+        return sum(self.w[l] * self.norm[l] * e for l, e in value.items()) if value else 0.0
 
 
 def standard_terms(o: Options, targets: Targets) -> List[Term]:
@@ -203,6 +228,13 @@ class Objective:
 
     def term(self, name: str) -> Optional[Term]:
         return next((t for t in self.terms if t.name == name), None)
+
+    def calibrate(self, photo: torch.Tensor) -> None:
+        """--balance photo: every term rescaled by its value at the photo (see Term.calibrate)."""
+        with torch.no_grad():
+            parts = self.parts(photo)
+        for t in self.terms:
+            t.calibrate(parts[t.name])
 
     def parts(self, x: torch.Tensor) -> dict:
         """Unweighted values of every term, by name. A term at weight 0 that needs no features is
