@@ -4,8 +4,15 @@ Every picture is made by the command printed beside it in docs/gallery/README.md
 here too): photographs x paintings from ../shared/images with the defaults, the paper's
 Figure 1 (reconstructions) and its alpha/beta grid (our figure 3).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py            # ~10 min on 2 cores
+    PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py            # ~40 min on 2 cores
     PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py --only transfers
+    PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py --from-bench benchmarks/results/quality_wide.json
+
+--from-bench takes the pictures bench_quality.py made over the wide set instead of running them
+again: each was made by `painterly transfer PHOTO PAINTING -o out.png --size 384` in a fresh
+process, and the same command gives the same bytes, so they are the gallery's pictures; they
+are re-encoded as JPEG with their recipe. It writes docs/gallery/wide/ and prints the README's
+gallery table (one row per kind of painting).
 """
 from __future__ import annotations
 
@@ -19,19 +26,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT.parent / "shared" / "images"
 OUT = ROOT / "docs" / "gallery"
-PHOTOS = ("tubingen", "golden_gate", "hoovertowernight")
-PAINTINGS = ("starry_night", "the_scream")
+# The gallery's pairs are the wide set's (bench_quality.PAIRS): every photograph and every painting.
 SIZE = 384
 
 
 def jobs():
-    """(name, section, argv after `painterly`) for every gallery picture."""
-    for p in PHOTOS:
-        for s in PAINTINGS:
-            yield (f"{p}--{s}.jpg", "transfers",
-                   ["transfer", f"{p}.jpg", f"{s}.jpg", "-o", f"{p}--{s}.jpg", "--size", str(SIZE)])
-    yield ("tubingen--starry_night--quality.jpg", "transfers",
-           ["transfer", "tubingen.jpg", "starry_night.jpg", "-o", "tubingen--starry_night--quality.jpg",
+    """(name, section, argv after `painterly`) for every gallery picture (transfers into wide/)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_quality import PAIRS  # noqa: E402
+
+    for photo, painting in PAIRS.values():
+        name = f"wide/{photo}--{painting}.jpg"
+        yield name, "transfers", ["transfer", f"{photo}.jpg", f"{painting}.jpg", "-o", name, "--size", str(SIZE)]
+    yield ("wide/tubingen--starry_night--quality.jpg", "transfers",
+           ["transfer", "tubingen.jpg", "starry_night.jpg", "-o", "wide/tubingen--starry_night--quality.jpg",
             "--size", str(SIZE), "--preset", "quality"])
     yield ("figure1.jpg", "figures", ["figure", "1", "-o", "figure1.jpg", "--content", "tubingen.jpg",
                                       "--style", "starry_night.jpg", "--size", "160", "--iterations", "150"])
@@ -40,10 +48,60 @@ def jobs():
                                       "1e-5,1e-4,1e-3,1e-2"])
 
 
+def from_bench(path: Path) -> str:
+    """Copy the default run's outputs of a bench_quality JSON into docs/gallery/wide/ as JPEG;
+    return the README's gallery table, grouped by kind of painting."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "src"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_quality import KIND, KINDS  # noqa: E402
+    from painterly import images  # noqa: E402
+
+    data = json.loads(Path(path).read_text())
+    wide = OUT / "wide"
+    wide.mkdir(parents=True, exist_ok=True)
+    cells = {kind: [] for kind in KINDS}
+    for entry in data["pairs"].values():
+        photo, painting = entry["photo"], entry["painting"]
+        for run, suffix in (("default", ""), ("quality", "--quality")):
+            r = entry["runs"].get(run)
+            if not r:
+                continue
+            src = ROOT / "benchmarks" / r["image"]  # bench_quality records it relative to benchmarks/
+            name = f"{photo}--{painting}{suffix}.jpg"
+            img = images.load_image(src)
+            images.save_image(img, wide / name, images.read_recipe(src))
+            if suffix:
+                continue  # the quality pictures are linked from docs/gallery/README.md only
+            cells[KIND[painting]].append((name, f"painterly transfer {photo}.jpg {painting}.jpg -o out.png --size "
+                                          f"{data['size']}", f"{photo} x {painting}"))
+    lines = []
+    for kind, items in cells.items():
+        if not items:
+            continue
+        lines += [f"**{kind.capitalize()}**", ""]
+        for i in range(0, len(items), 4):  # four pictures a row, each captioned photo x painting
+            row = items[i:i + 4]
+            lines += ["| " + " | ".join(c for _, _, c in row) + " |", "|" + "---|" * len(row),
+                      "| " + " | ".join(f"![](docs/gallery/wide/{n})" for n, _, _ in row) + " |", ""]
+    doc = ["# Gallery: the wide set", "", "Made by `benchmarks/bench_quality.py` (then `make_gallery.py --from-bench`) "
+           "with the original VGG-19; inputs from the project's shared image folder. Each picture's command:", ""]
+    for kind, items in cells.items():
+        for n, cmd, _ in items:
+            doc += [f"![{n}]({n})", "", f"`{cmd}`", ""]
+    (wide / "README.md").write_text("\n".join(doc))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("transfers", "figures"))
+    ap.add_argument("--from-bench", metavar="JSON", help="take the pictures of a bench_quality.py run")
     args = ap.parse_args(argv)
+    if args.from_bench:
+        print(from_bench(Path(args.from_bench)))
+        return 0
     OUT.mkdir(parents=True, exist_ok=True)
     lines = ["# Gallery", "", "Made by `benchmarks/make_gallery.py` with the original VGG-19 and the defaults "
              "unless the command says otherwise; inputs from the project's shared image folder.", ""]
@@ -53,6 +111,7 @@ def main(argv=None) -> int:
         out_at = words.index("-o") + 1  # the output goes to docs/gallery, inputs come from shared/images
         argv_ = [str(OUT / w) if i == out_at else str(IMAGES / w) if w.endswith(".jpg") else w
                  for i, w in enumerate(words)]
+        (OUT / words[out_at]).parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "painterly.cli", *argv_, "--quiet"], check=True)
         seconds = time.perf_counter() - t

@@ -222,7 +222,7 @@ def _size(w, h):
 
 
 # --- the table ------------------------------------------------------------------------------------------
-T, OUT, ZERO = "transfer", ["-o", "%out.png"], ["--iterations", "0"]  # 0 steps: the output is the content
+T, OUT, ZERO = "transfer", ["-o", "%out.png"], ["--iterations", "0", "--init", "content"]  # 0 steps from the content: the output is the content
 VALID = [
     ("cmyk-jpeg", [T, "@cmyk.jpg", "@s.png", *OUT, *FAST, *ZERO], _colour((200, 100, 50))),
     ("16-bit-grey-png", [T, "@gray16.png", "@gray16.png", *OUT, *FAST, *ZERO], _colour((156, 156, 156), 2)),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from painterly import batch, cli, images
+from painterly import batch, cli, config, images
 from painterly.errors import InvalidOption
 
 FAST = ["--weights", "random", "--size", "32", "--iterations", "3", "--device", "cpu"]
@@ -113,7 +113,7 @@ def test_manifest_csv_with_outputs_and_per_job_options(inputs, capsys):
     first = images.read_recipe(inputs["out"] / "sub" / "first.png")
     assert first["options"]["style_weight"] == 100.0 and first["options"]["iterations"] == [2]
     second = images.read_recipe(inputs["out"] / "p1--oil.png")
-    assert second["options"]["style_weight"] == 4e3 and second["options"]["iterations"] == [3]
+    assert second["options"]["style_weight"] == config.DEFAULT_STYLE_WEIGHT and second["options"]["iterations"] == [3]
     assert second["content"]["path"] in (str(inputs["photos"][1]), "p1.png")
     by_out = {Path(l["output"]).name: l for l in read_log(inputs["out"])}
     assert by_out["first.png"]["iterations"] == 2 and by_out["p1--oil.png"]["iterations"] == 3

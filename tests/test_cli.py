@@ -24,7 +24,7 @@ def run_cli(argv, capsys):
 def test_transfer_writes_png_with_recipe_and_report(small, capsys):
     out, report = small["dir"] / "out.png", small["dir"] / "r.json"
     code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, "--report", report,
-                            "--content-weight", "2", "--style-weight", "500", *FAST], capsys)
+                            "--content-weight", "2", "--style-weight", "500", "--balance", "absolute", *FAST], capsys)
     assert code == 0, err
     recipe = images.read_recipe(out)
     assert recipe["job"] == "transfer" and recipe["options"]["content_weight"] == 2.0
@@ -34,7 +34,7 @@ def test_transfer_writes_png_with_recipe_and_report(small, capsys):
     o = rep["options"]
     assert o["content_weight"] == 2.0 and o["style_weight"] == 500.0
     assert o["style_layer_weights"] == pytest.approx([0.2] * 5) and o["weights_sha256"] == "random"
-    assert o["range_weight"] == 3e6 and o["content_average"] is True and o["noise_amplitude"] == 0.2
+    assert o["range_weight"] == 3e4 and o["content_average"] is True and o["noise_amplitude"] == 0.2
     L = rep["losses"]
     assert set(L["content"]) == {"relu4_2"} and set(L["style"]) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
     # The final losses are measured on the saved (clipped) pixels: no range penalty.
@@ -98,6 +98,22 @@ def test_two_processes_write_the_same_bytes(small, suffix):
         icc = im.info["icc_profile"]
     assert icc == images.SRGB_ICC.read_bytes()
     assert icc[24:30] == bytes([0x07, 0xEA, 0, 12, 0, 1])  # 2026-12-01 in the ICC header
+
+
+def test_balance_and_init_palette_reach_the_run_and_the_recipe(small, capsys):
+    outs = {b: small["dir"] / f"{b}.png" for b in ("photo", "absolute")}
+    for b, out in outs.items():
+        code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST, "--balance", b], capsys)
+        assert code == 0, err
+        assert images.read_recipe(out)["options"]["balance"] == b
+        assert images.read_recipe(out)["options"]["init"] == "palette"
+    # the same beta in the two units paints two different pictures
+    assert images.load_image(outs["photo"]).tobytes() != images.load_image(outs["absolute"]).tobytes()
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", small["dir"] / "x.png", *FAST,
+                            "--balance", "relative"], capsys)
+    assert code == 2 and "--balance" in err and "photo" in err
+    code, _, err = run_cli(["texture", small["style"], "-o", small["dir"] / "t.png", *FAST, "--init", "palette"], capsys)
+    assert code != 0 and "--init palette" in err
 
 
 def test_rerun_reads_a_recipe_written_before_the_rename(small, capsys):

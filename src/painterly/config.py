@@ -257,7 +257,7 @@ SPECS: Dict[str, Spec] = {
                     jobs=("transfer",), web=True),
     "content_target": Spec("how much of the photo to keep, K = |F(x)-F(c)|^2/|F(c)|^2 at the content layers "
                            "(0: the photo itself): after each scale but the last, beta is multiplied by "
-                           "this/K (x1/3..x3); 0: off (not in the paper; --preset quality: 0.8)",
+                           "this/K (x1/3..x3); 0: off (not in the paper)",
                            low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),

@@ -180,9 +180,10 @@ class StyleTerm(Term):
         # Departure (--balance photo, the default): each layer's E_l is divided by its value at
         # the photo, so every layer and every painting starts at 1 and w_l * E_l / E_l(photo) is the
         # share of that layer's distance left (the S score of scores.py, per layer). With the
-        # paper's absolute E_l the layers' magnitudes differ by up to 1e3 between paintings
-        # (measured on the wide set), so one beta over-paints some pairs and leaves most
-        # tinted photos, and within a pair one or two layers take nearly all of the gradient.
+        # paper's absolute E_l, measured at the photo on 19 pairs of the wide set (256 px), E_l
+        # ranges from 0.23 to 287, relu5_1 alone holds 36-96% of the sum, and the sum differs
+        # 56x between pairs: one beta over-paints some pairs and leaves others a tinted photo,
+        # and within a pair relu5_1 takes most of the gradient while the marks (relu1-3) wait.
         # A layer where the photo already matches the painting is floored at 1% of the largest,
         # so that it cannot take a weight 100x the others'.
         values = {l: float(v) for l, v in at_photo.items()}
