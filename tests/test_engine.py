@@ -387,7 +387,7 @@ class _FakeObjective:
     (0.0, 0.5, 3.0),      # the photo itself
 ])
 def test_rebalance_aims_beta_at_the_content_target(apart, target, factor):
-    assert engine._rebalance(_FakeObjective(apart), None, target) == pytest.approx(factor)
+    assert objective.rebalance(_FakeObjective(apart), None, target) == pytest.approx(factor)
 
 
 @pytest.mark.parametrize("target, direction", [(0.0, 0), (1e-3, -1), (4.0, 1)])

@@ -131,15 +131,21 @@ def test_tile_geometry_and_filter_means():
             assert torch.allclose(got[k], want[k], rtol=1e-5, atol=1e-7), k
 
 
-def test_runs_with_and_without_tiles_agree(small):
+@pytest.mark.parametrize("balance", ["absolute", "photo"])
+def test_runs_with_and_without_tiles_agree(small, balance):
     # Adam: L-BFGS without line search on a random network takes wild steps that amplify
     # float rounding from the second step on; Adam's normalised steps do not.
     kw = dict(weights="random", size=64, iterations=(3,), device="cpu", precision="fp32", tv_weight=0.1,
-              style_layers=("conv1_1", "conv2_1", "conv3_1"), content_layers=("conv3_2",), optimizer="adam")
+              style_layers=("conv1_1", "conv2_1", "conv3_1"), content_layers=("conv3_2",), optimizer="adam",
+              balance=balance)
     seen = {0: [], 24: []}
     res = {t: painterly.run_transfer(small["content"], small["style"], tile=t,
                                         callback=lambda it, t=t: seen[t].append(it.losses["total"]), **kw)
            for t in (0, 24)}
     assert seen[0] == pytest.approx(seen[24], rel=TOL)
     assert res[0].losses["total"] == pytest.approx(res[24].losses["total"], rel=TOL)
-    assert (res[0].pixels - res[24].pixels).abs().max() < 1e-3
+    # --balance photo: the tiled calibration agrees with the untiled one to rounding (the losses
+    # above), but Adam divides each pixel's step by its own gradient's size, so a pixel whose
+    # gradient is near zero can take a full step either way; the mean stays tiny.
+    diff = (res[0].pixels - res[24].pixels).abs()
+    assert diff.max() < (1e-3 if balance == "absolute" else 2e-2) and diff.mean() < 1e-4

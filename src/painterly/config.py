@@ -253,7 +253,7 @@ SPECS: Dict[str, Spec] = {
     "style_weight": Spec("beta, the style loss weight", jobs=_STYLED, **_W),
     "balance": Spec("photo: each loss relative to its value at the photo (content as K = |F(x)-F(c)|^2/|F(c)|^2, "
                     "each style layer as E_l(x)/E_l(photo)), so one beta means the same on every pair; absolute: "
-                    "the paper's losses (--preset paper), where beta needs to be about 1e3x larger", choices=BALANCES,
+                    "the paper's losses (the paper preset), where beta needs to be about 1e3x larger", choices=BALANCES,
                     jobs=("transfer",), web=True),
     "content_target": Spec("how much of the photo to keep, K = |F(x)-F(c)|^2/|F(c)|^2 at the content layers "
                            "(0: the photo itself): after each scale but the last, beta is multiplied by "

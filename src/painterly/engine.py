@@ -31,7 +31,7 @@ from . import __version__, color, config, images, masks, memory
 from .config import Options
 from .errors import InvalidOption, Stop
 from .network import autocast_for, deepest, feature_fn, normalize_vgg, pick_device, reference_means
-from .objective import Objective, Targets, Term, build_targets, layer_weights, standard_terms
+from .objective import Objective, Targets, Term, build_targets, layer_weights, rebalance, standard_terms
 from .optimize import optimise
 from .weights import get_vgg
 
@@ -230,7 +230,7 @@ class Stylizer:
                     break
                 style_weights.append(run_o.style_weight)
                 if o.content_target and k + 1 < len(plan) and job == "transfer":
-                    run_o = run_o.replace(style_weight=run_o.style_weight * _rebalance(objective, x, o.content_target))
+                    run_o = run_o.replace(style_weight=run_o.style_weight * rebalance(objective, x, o.content_target))
         except Stop:
             stopped = True
         if stopped and step == 0:
@@ -455,25 +455,6 @@ def _check_fits(last: str, sizes) -> None:
                                 "count)")
 
 
-def _rebalance(objective: Objective, x: torch.Tensor, target: float, limit: float = 3.0) -> float:
-    """The factor for beta after a scale so that the content distance K heads for `target`.
-
-    Departure (--content-target; not in the paper, which fixes alpha/beta): how far one beta
-    carries a picture from its photo differs between pairs (256 px, --preset quality: K 0.20
-    for golden_gate x the_scream, 0.68 for tubingen x starry_night). K = sum_l |F_l(x) - P_l|^2
-    / sum_l |P_l|^2 over the content layers; beta is multiplied by target/K, within 1/limit..limit.
-    """
-    term = objective.term("content")
-    if term is None or not term.targets:
-        return 1.0
-    with torch.no_grad():
-        parts = objective.parts(x)
-    apart = sum(float(v) for v in parts["content"].values())  # 1/2 |F - P|^2 per layer
-    size = sum(0.5 * float(p.float().pow(2).sum()) for p in term.targets.values())
-    k = apart / size if size > 0 else 0.0
-    return min(limit, max(1.0 / limit, target / k)) if k > 0 else limit
-
-
 def _tiler(features, names, layers, tile: int, size):
     """A tiling.Tiler when tiling is on and the image at this scale is larger than a tile."""
     if not tile or max(size) <= tile:
@@ -501,14 +482,13 @@ def _initial(o: Options, prev, size, content, styles, gen, device, luminance, in
         # 500 steps), so it is centred on mid-grey with a range of --noise-amplitude (0.2).
         u = torch.rand((1, ch, h, w), generator=gen)
         return (0.5 + o.noise_amplitude * (u - 0.5)).to(device)
-    if o.init == "content" or (o.init == "palette" and (luminance or o.preserve_color != "none")):
-        return content.clone()  # a run that keeps the photo's colours starts from them
-    if o.init == "palette":
-        # Departure (the default; the paper starts from noise): the photo recoloured to the
-        # painting's colour mean and covariance (color.match_histogram, the inverse of
-        # --preserve-color histogram), so that the palette is there from the first step and the
-        # optimisation spends its steps on the marks. Several styles: the first one's palette.
+    if o.init == "palette" and len(styles) == 1 and o.preserve_color == "none":
+        # Departure (the default; the paper starts from noise): the photo in the painting's colour
+        # mean and covariance (--preserve-color histogram the other way round), so the palette is
+        # there from the first step (P median 0.34 on the wide set) and the steps go to the marks.
         return color.match_histogram(content, styles[0], o.color_match).clamp(0, 1)
+    if o.init in ("content", "palette"):  # palette with several styles or colours kept: the photo
+        return content.clone()
     if o.init == "style":
         return F.interpolate(styles[0], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
     t = images.to_tensor(images.fit_to(images.load_image(o.init), (w, h))).to(device)

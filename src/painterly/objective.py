@@ -253,3 +253,22 @@ class Objective:
         """Weighted loss terms as floats (for progress display)."""
         with torch.no_grad():
             return {**{k: float(v) for k, v in self.weighted(parts).items()}, "total": float(total)}
+
+
+def rebalance(objective: Objective, x: torch.Tensor, target: float, limit: float = 3.0) -> float:
+    """The factor for beta after a scale so that the content distance K heads for `target`.
+
+    Departure (--content-target; not in the paper, which fixes alpha/beta): how far one beta
+    carries a picture from its photo differs between pairs (256 px, --preset quality: K 0.20
+    for golden_gate x the_scream, 0.68 for tubingen x starry_night). K = sum_l |F_l(x) - P_l|^2
+    / sum_l |P_l|^2 over the content layers; beta is multiplied by target/K, within 1/limit..limit.
+    """
+    term = objective.term("content")
+    if term is None or not term.targets:
+        return 1.0
+    with torch.no_grad():
+        parts = objective.parts(x)
+    apart = sum(float(v) for v in parts["content"].values())  # 1/2 |F - P|^2 per layer
+    size = sum(0.5 * float(p.float().pow(2).sum()) for p in term.targets.values())
+    k = apart / size if size > 0 else 0.0
+    return min(limit, max(1.0 / limit, target / k)) if k > 0 else limit
