@@ -55,7 +55,7 @@ def kind(name: str) -> str:
     if choices(name) is not None:
         if spec.item is not None:
             return "multiselect"
-        return "radio" if len(choices(name)) <= 3 else "dropdown"
+        return "radio" if len(choices(name)) <= 4 else "dropdown"  # init: noise, content, palette, style
     if isinstance(default, bool):
         return "checkbox"
     if spec.item is not None:
