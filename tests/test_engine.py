@@ -369,7 +369,7 @@ class _FakeObjective:
 
     def __init__(self, apart):
         self.apart = apart
-        self.content = type("T", (), {"targets": {"relu4_2": torch.full((2, 2), 2.0 ** 0.5)}})()
+        self.content = objective.ContentTerm(1.0, {"relu4_2": torch.full((2, 2), 2.0 ** 0.5)}, True)
 
     def term(self, name):
         return self.content if name == "content" else None

@@ -151,11 +151,15 @@ class ContentTerm(Term):
         # mean the same at every size (and every scale of a coarse-to-fine run).
         self.scale = {l: 1.0 / p.shape[1] if average else 1.0 for l, p in targets.items()}
 
+    def photo_size(self) -> float:
+        """sum_l 1/2 |P_l|^2: L_content of a picture with no features, the denominator of K."""
+        return sum(0.5 * float(p.float().pow(2).sum()) for p in self.targets.values())
+
     def calibrate(self, at_photo):
         # Departure (--balance photo, the default): the term becomes the content distance
         # K = sum_l |F_l(x) - P_l|^2 / sum_l |P_l|^2 (0 at the photo; the score scores.py reports),
-        # so alpha/beta means the same on every photo: |P|^2 differs 4x across the wide set.
-        size = sum(0.5 * float(p.float().pow(2).sum()) for p in self.targets.values())
+        # so alpha/beta means the same whatever the photo's feature energy.
+        size = self.photo_size()
         self.scale = {l: 1.0 / size if size > 0 else 1.0 for l in self.targets}
 
     def value(self, x, feats):
@@ -269,6 +273,6 @@ def rebalance(objective: Objective, x: torch.Tensor, target: float, limit: float
     with torch.no_grad():
         parts = objective.parts(x)
     apart = sum(float(v) for v in parts["content"].values())  # 1/2 |F - P|^2 per layer
-    size = sum(0.5 * float(p.float().pow(2).sum()) for p in term.targets.values())
+    size = term.photo_size()
     k = apart / size if size > 0 else 0.0
     return min(limit, max(1.0 / limit, target / k)) if k > 0 else limit
