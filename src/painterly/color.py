@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Tuple
 
 import torch
+import torch.nn.functional as F
 
 from . import config, errors
 
@@ -40,9 +41,9 @@ def _wide(x: Tensor) -> torch.dtype:
 
 
 def _apply(matrix: Tensor, x: Tensor) -> Tensor:
-    """Per-pixel 3x3 colour transform.   x: (B, 3, H, W) -> (B, 3, H, W), x's dtype."""
-    if x.dim() != 4 or x.shape[1] != 3:
-        raise ValueError(f"expected a (B, 3, H, W) tensor, got {tuple(x.shape)}")
+    """Per-pixel colour transform.   matrix: (C, C), x: (B, C, H, W) -> (B, C, H, W), x's dtype."""
+    if x.dim() != 4 or x.shape[1] != matrix.shape[1]:
+        raise ValueError(f"expected a (B, {matrix.shape[1]}, H, W) tensor, got {tuple(x.shape)}")
     dt = _wide(x)
     y = torch.einsum("ij,bjhw->bihw", matrix.to(x.device, dt), x.to(dt))
     return y.to(x.dtype)
@@ -112,8 +113,8 @@ def _sym_pow(s: Tensor, p: float) -> Tensor:
 
 
 def _stats(x: Tensor, dt: torch.dtype) -> Tuple[Tensor, Tensor]:
-    """Pixel mean and population covariance.   x: (B, 3, H, W) -> (3,), (3, 3) in dtype dt."""
-    p = x.to(dt).transpose(0, 1).reshape(3, -1)  # (3, B*H*W)
+    """Pixel mean and population covariance.   x: (B, C, H, W) -> (C,), (C, C) in dtype dt."""
+    p = x.to(dt).transpose(0, 1).reshape(x.shape[1], -1)  # (C, B*H*W)
     mu = p.mean(dim=1)
     pc = p - mu[:, None]
     return mu, pc @ pc.T / p.shape[1]
@@ -134,12 +135,12 @@ def histogram_transform(style: Tensor, content: Tensor, mode: str = "pca",
     Square roots and inverse square roots are taken via eigh.
     """
     errors.choice("colour match", mode, config.COLOR_MATCH)
-    if style.shape[-3] != 3 or content.shape[-3] != 3:
-        raise ValueError(f"expected RGB tensors, got {tuple(style.shape)} and {tuple(content.shape)}")
+    if style.shape[-3] != content.shape[-3]:  # RGB; oklab_recolor matches 2 chroma channels
+        raise ValueError(f"expected tensors with as many channels, got {tuple(style.shape)} and {tuple(content.shape)}")
     dt = _wide(style)
     mu_s, cov_s = _stats(style, dt)
     mu_c, cov_c = _stats(content.to(style.device), dt)
-    eye = torch.eye(3, dtype=dt, device=style.device)
+    eye = torch.eye(style.shape[-3], dtype=dt, device=style.device)
     cov_s, cov_c = cov_s + eps * eye, cov_c + eps * eye
     if mode == "chol":
         l_s, l_c = torch.linalg.cholesky(cov_s), torch.linalg.cholesky(cov_c)
@@ -171,3 +172,80 @@ def match_histogram(style: Tensor, content: Tensor, mode: str = "pca", eps: floa
     x = style.to(a.dtype)
     out = (torch.einsum("ij,bjhw->bihw", a, x) + b[None, :, None, None]).to(style.dtype)
     return out.clamp(0.0, 1.0) if clip else out
+
+
+# --- NNST's colour step in OkLab (--recolor oklab) ---------------------------------------------------
+# OkLab (Bjorn Ottosson, 2020, bottosson.github.io/posts/oklab): linear sRGB -> LMS -> cube root -> Lab.
+_OK_M1 = torch.tensor([[0.4122214708, 0.5363325363, 0.0514459929],
+                       [0.2119034982, 0.6806995451, 0.1073969566],
+                       [0.0883024619, 0.2817188376, 0.6299787005]])
+_OK_M2 = torch.tensor([[0.2104542553, 0.7936177850, -0.0040720468],
+                       [1.9779984951, -2.4285922050, 0.4505937099],
+                       [0.0259040371, 0.7827717662, -0.8086757660]])
+RECOLOR_FLAT = 6e-5  # a painting whose chroma covariance stays below this is treated as colourless (NNST)
+
+
+def srgb_to_linear(x: Tensor) -> Tensor:
+    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp_min(0) + 0.055) / 1.055) ** 2.4)
+
+
+def linear_to_srgb(x: Tensor) -> Tensor:
+    x = x.clamp_min(0)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+
+
+def rgb_to_oklab(x: Tensor) -> Tensor:
+    """(B, 3, H, W) sRGB in [0, 1] -> OkLab (L in [0, 1], a and b about -0.4..0.4).
+
+    Departure from NNST's code, which applies the OkLab matrices to the sRGB values directly:
+    OkLab is defined on linear light, so the sRGB curve is undone first."""
+    dt = _wide(x)
+    lms = _apply(_OK_M1.to(x.device, dt), srgb_to_linear(x.clamp(0, 1).to(dt)))
+    return _apply(_OK_M2.to(x.device, dt), lms.clamp_min(0) ** (1 / 3)).to(x.dtype)
+
+
+def oklab_to_rgb(x: Tensor) -> Tensor:
+    """OkLab -> sRGB (the exact inverse of rgb_to_oklab inside the gamut; not clipped)."""
+    dt = _wide(x)
+    lms = _apply(torch.linalg.inv(_OK_M2.to(dt)).to(x.device), x.to(dt)) ** 3
+    return linear_to_srgb(_apply(torch.linalg.inv(_OK_M1.to(dt)).to(x.device), lms)).to(x.dtype)
+
+
+def _guided_chroma(lab: Tensor, iterations: int = 5) -> Tensor:
+    """NNST's small joint bilateral filter: the a, b channels averaged over each 3x3 window,
+    weighted by exp(-5 |L_i - L_j|)^2 (L guides), `iterations` times; L is unchanged."""
+    h, w = lab.shape[-2:]
+    light, ab = lab[:, :1], lab[:, 1:]
+    lp = F.pad(light, (1, 1, 1, 1), mode="replicate")
+    weights = [torch.exp(-5.0 * (light - lp[:, :, i:i + h, j:j + w]).abs()) ** 2 for i in range(3) for j in range(3)]
+    total = sum(weights)
+    for _ in range(iterations):
+        cp = F.pad(ab, (1, 1, 1, 1), mode="replicate")
+        ab = sum(wt * cp[:, :, i:i + h, j:j + w] for wt, (i, j) in zip(weights, [(i, j) for i in range(3)
+                                                                              for j in range(3)])) / total
+    return torch.cat([light, ab], 1)
+
+
+def oklab_recolor(result: Tensor, photo: Tensor, painting: Tensor) -> Tensor:
+    """NNST's colour step (Kolkin et al. 2022, utils/colorization.py color_match), in OkLab.
+
+    The output keeps the result's lightness L; its chroma (a, b) is the photo's, moved by an
+    affine map to the painting's chroma mean and covariance ("pca" mode, the reference's ZCA),
+    then smoothed along the lightness edges (_guided_chroma); every channel is clamped to the
+    painting's range. For a colourless painting (chroma covariance below RECOLOR_FLAT: pencil,
+    charcoal, greyscale) the reference instead maps all three channels of the result to the
+    painting's mean and covariance. result, photo: (1, 3, H, W); painting: any size. Returns
+    (1, 3, H, W) sRGB in [0, 1].
+    """
+    o, c, s = rgb_to_oklab(result.clamp(0, 1)), rgb_to_oklab(photo.to(result)), rgb_to_oklab(painting.to(result))
+    _, cov_s = _stats(s[:, 1:], _wide(s))
+    if float(cov_s.abs().max()) < RECOLOR_FLAT:
+        a, b = histogram_transform(o, s)
+        new = _apply(a.to(o.dtype), o) + b.to(o.dtype)[None, :, None, None]
+    else:
+        a, b = histogram_transform(c[:, 1:], s[:, 1:])
+        ab = _apply(a.to(o.dtype), c[:, 1:]) + b.to(o.dtype)[None, :, None, None]
+        new = _guided_chroma(torch.cat([o[:, :1], ab], 1))
+    lo = s.amin(dim=(0, 2, 3)).view(1, 3, 1, 1)
+    hi = s.amax(dim=(0, 2, 3)).view(1, 3, 1, 1)
+    return oklab_to_rgb(torch.maximum(torch.minimum(new, hi), lo)).clamp(0, 1)

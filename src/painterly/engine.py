@@ -213,6 +213,7 @@ class Stylizer:
                 say("targets")
                 objective, (w, h), c, ss = self._scale(r, long_side, features, run_o, extra_terms, on_tile=say)
                 x = _initial(o, x, (w, h), c, ss, gen, self.device, r.luminance, init)
+                _match(objective, x, c, k == 0, run_o)
                 stage[0] = f"step {step + 1}/{total_steps}"
                 say()  # the targets are ready: a stop here keeps the last scale's image
 
@@ -243,7 +244,9 @@ class Stylizer:
                 x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
             x = x.clamp(0, 1)
             losses = dict(last)  # stopped: the last step's (weighted) losses, not a new evaluation
-            if not stopped:      # (minutes for a huge tiled image)
+            # (minutes for a huge tiled image). --style-loss neighbour keeps the last step's: its
+            # targets are set from the search image at each scale (_match), not by the options alone.
+            if not stopped and o.style_loss != "neighbour":
                 stage[0] = "final losses"
                 try:
                     objective, _, c, ss = self._scale(r, plan[-1][0], self.features(r.luminance, fp32=True),
@@ -255,6 +258,10 @@ class Stylizer:
                 except Stop:
                     stopped = True
         pixels = _pixels(x, r.content_img, r.luminance, (w, h)).float().cpu()
+        if o.recolor == "oklab" and r.content_img is not None and job == "transfer":
+            s_img = images.resize_long_side(r.style_imgs[0], max(16, round(max(w, h) * o.style_scale)))
+            pixels = color.oklab_recolor(pixels, images.to_tensor(images.fit_to(r.content_img, (w, h))),
+                                         images.to_tensor(s_img.convert("RGB")))
         image = images.to_pil(pixels.clamp(0, 1))
         recipe = self._recipe(job, o, content, r)
         image.info[images.RECIPE_KEY] = recipe
@@ -318,7 +325,7 @@ class Stylizer:
             tiler.on_tile = on_tile
         sm = masks.for_scale(r.regions, self.net.names, opts.style_layers, opts.mask_mode, (w, h),
                              [(t.shape[-1], t.shape[-2]) for t in ss], self.device) if r.regions else None
-        cache = self._style_cache((tuple(opts.style_layers), opts.style_loss, opts.precision))
+        cache = self._style_cache((tuple(opts.style_layers), opts.style_loss, opts.precision, opts.rotations))
         targets = build_targets(features, opts, c if r.job != "texture" else None, ss if r.job != "content" else [],
                                 r.blend, masks=sm, tiler=tiler, style_cache=cache)
         objective = make_objective(features, opts, targets, extra_terms, tiler)
@@ -493,6 +500,26 @@ def _initial(o: Options, prev, size, content, styles, gen, device, luminance, in
         return F.interpolate(styles[0], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
     t = images.to_tensor(images.fit_to(images.load_image(o.init), (w, h))).to(device)
     return color.luminance_only(t)[:, :1] if luminance else t
+
+
+def _match(objective: Objective, x: torch.Tensor, c: Optional[torch.Tensor], first: bool, o: Options) -> None:
+    """--style-loss neighbour: set this scale's nearest-neighbour targets (objective.NeighbourTerm).
+
+    The search image (NNST's): at the first scale the photo; after, the photo mixed with the
+    current result plus the photo's finest band at this scale (the detail the upsampled result
+    lacks), o.neighbour_photo : 1 - o.neighbour_photo.
+    """
+    term = objective.term("style")
+    if not hasattr(term, "match") or c is None or not term.layers:
+        return
+    search = c
+    if not first:
+        h, w = c.shape[-2:]
+        low = F.interpolate(F.interpolate(c, size=(h // 2, w // 2), mode="bilinear", align_corners=False),
+                            size=(h, w), mode="bilinear", align_corners=False)
+        search = o.neighbour_photo * c + (1.0 - o.neighbour_photo) * (x + c - low)
+    with torch.no_grad():
+        term.match(objective.features(search), (x.shape[-2], x.shape[-1]))
 
 
 def _pixels(x: torch.Tensor, content_img, luminance: bool, size) -> torch.Tensor:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 
 Tensor = torch.Tensor
 
@@ -358,6 +359,52 @@ class SlicedLoss:
                 q = _resample(q, p.shape[1])
             loss = loss + w * (p - q).pow(2).mean()
         return loss
+
+
+# --- neural neighbours (NNST, Kolkin et al. 2022, arXiv 2203.13215) -------------------------------
+NEIGHBOUR_CHUNK = 2048  # rows of the (search x painting) similarity matrix computed at once
+
+
+def hypercolumns(feats: Sequence[Tensor], size) -> Tensor:
+    """The hypercolumns of one image: (D, m) for m = h * w positions.
+
+    feats: (1, C_l, H_l, W_l) activations of several layers; each is divided by its channel
+    count (so that wide layers do not dominate the cosine, as in the reference), resized
+    bilinearly to size = (h, w) (the reference: a quarter of the image's size) and the layers
+    are stacked along the channels.
+    """
+    h, w = size
+    # Resized first, then divided (the same numbers: both are linear), so the division runs on
+    # the small map; a layer already at (h, w) is not resampled (bilinear with aligned corners
+    # at the same size is the identity).
+    cols = [(f if tuple(f.shape[-2:]) == (h, w) else F.interpolate(f, size=(h, w), mode="bilinear",
+                                                                    align_corners=True)).float() / f.shape[1]
+            for f in feats]
+    return torch.cat(cols, 1)[0].reshape(-1, h * w)
+
+
+def unit_columns(f: Tensor) -> Tensor:
+    """Each column scaled to length 1 (squared norm clamped to [1e-8, 1e8] as the reference)."""
+    return f / f.pow(2).sum(0, keepdim=True).clamp(1e-8, 1e8).sqrt()
+
+
+def nearest_neighbours(src: Tensor, ref: Tensor, chunk: int = NEIGHBOUR_CHUNK) -> Tensor:
+    """For every column of src (D, m), the index of its nearest column of ref (D, n) under the
+    centred cosine distance: each set minus its own mean column, then 1 - cosine. Computed
+    `chunk` columns of src at a time, so memory stays at chunk x n whatever m is. Ties go to the
+    lowest index (torch.max). Returns (m,) int64."""
+    s = unit_columns(src - src.mean(1, keepdim=True))
+    r = unit_columns(ref - ref.mean(1, keepdim=True)).t().contiguous()  # (n, D)
+    out = []
+    for i in range(0, s.shape[1], chunk):
+        out.append((r @ s[:, i:i + chunk]).argmax(0))  # max cosine = min distance
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=src.device)
+
+
+def cosine_loss(f: Tensor, target_unit: Tensor) -> Tensor:
+    """mean over positions of 1 - cos(f_i, t_i): the reference's hypercolumn-matching loss (no
+    centring here; only the search centres).   f, target_unit: (D, m), the target's columns unit."""
+    return (1.0 - (unit_columns(f) * target_unit).sum(0)).mean()
 
 
 STYLE_LOSSES = {"gram": GramLoss(), "mean-std": MeanStdLoss(), "w2": W2Loss(), "sliced": SlicedLoss()}

@@ -16,7 +16,9 @@ import torch
 
 from . import masks as _masks
 from .config import Options
-from .losses import as_matrix, content_loss, range_loss, style_loss_fn, tv_loss
+from .errors import InvalidOption
+from .losses import (as_matrix, content_loss, cosine_loss, hypercolumns, nearest_neighbours, range_loss,
+                     style_loss_fn, tv_loss, unit_columns)
 
 Value = Union[torch.Tensor, Dict[str, torch.Tensor]]  # a scalar, or one per layer
 
@@ -35,6 +37,7 @@ class Region:
 class Targets:
     content: Dict[str, torch.Tensor]  # content layer -> P (N, M)
     regions: List[Region]
+    neighbour: Optional[torch.Tensor] = None  # --style-loss neighbour: the painting's hypercolumns (D, n)
 
 
 def layer_weights(o: Options) -> List[float]:
@@ -53,11 +56,20 @@ def build_targets(net_features, o: Options, content: Optional[torch.Tensor], sty
     compute the features tile by tile (large images) or None; style_cache: a function
     (style tensor, compute) -> targets that remembers each style's targets (engine.Stylizer).
     """
-    loss = style_loss_fn(o.style_loss)
     P = {}
     if content is not None and o.content_layers and o.content_weight > 0:
         feats = tiler.assemble(content, o.content_layers) if tiler else net_features(content, o.content_layers)
         P = {l: as_matrix(feats[l]) for l in o.content_layers}
+    if o.style_loss == "neighbour":
+        if tiler is not None:
+            raise InvalidOption("--style-loss neighbour does not tile: this size needs tiles to fit in memory; "
+                                "use a smaller --size")
+        style_set = None
+        if styles:
+            compute = lambda s: painting_hypercolumns(net_features, s, o)  # noqa: E731
+            style_set = style_cache(styles[0], compute) if style_cache else compute(styles[0])
+        return Targets(P, [], style_set)
+    loss = style_loss_fn(o.style_loss)
     regions = []
     if styles and o.style_layers and masks is None and tiler is None:
         def compute(s):
@@ -70,6 +82,24 @@ def build_targets(net_features, o: Options, content: Optional[torch.Tensor], sty
     elif styles and o.style_layers:
         regions = _region_targets(net_features, o, styles, blend, masks, tiler, loss)
     return Targets(P, regions)
+
+
+def quarter(size) -> tuple:
+    """(h, w) of the hypercolumns of an (h, w) image: a quarter of each side (NNST), at least 1."""
+    return max(1, size[0] // 4), max(1, size[1] // 4)
+
+
+def painting_hypercolumns(net_features, s: torch.Tensor, o: Options) -> torch.Tensor:
+    """The painting's hypercolumns (D, n) at o.style_layers, each image at a quarter of its size;
+    with o.rotations also those of the painting rotated by 90, 180 and 270 degrees (the
+    reference's flip_aug: more candidate marks for each position of the photo)."""
+    turns = range(4) if o.rotations else range(1)
+    sets = []
+    for k in turns:
+        r = torch.rot90(s, k, dims=(2, 3)) if k else s
+        f = net_features(r, o.style_layers)
+        sets.append(hypercolumns([f[l] for l in o.style_layers], quarter(r.shape[-2:])))
+    return torch.cat(sets, 1)
 
 
 def _region_targets(net_features, o: Options, styles, blend, masks, tiler, loss) -> List[Region]:
@@ -207,13 +237,49 @@ class StyleTerm(Term):
         return sum(self.w[l] * self.norm[l] * e for l, e in value.items()) if value else 0.0
 
 
+class NeighbourTerm(Term):
+    """--style-loss neighbour (NNST, Kolkin et al. 2022): beta * mean_i (1 - cos(h_i(x), t_i)).
+
+    h_i(x) is the output's hypercolumn at position i (a quarter of the image's size, see
+    losses.hypercolumns); t_i is the painting's hypercolumn nearest (centred cosine) to the
+    hypercolumn of a search image at i. The engine sets the targets once per scale (`match`):
+    the search image is the photo at the first scale and a mix of the photo and the current
+    result after (--neighbour-photo), which is how the photo's structure is kept; there is no
+    content loss. The value is 0 when every output hypercolumn points along its target.
+    """
+
+    name = "style"
+
+    def __init__(self, weight: float, layers: Sequence[str], painting: Optional[torch.Tensor]):
+        self.weight, self.layers, self.painting = weight, tuple(layers), painting
+        self.target: Optional[torch.Tensor] = None  # (D, m), unit columns; set by match()
+        self.size = None
+
+    def match(self, search_feats: Dict[str, torch.Tensor], size) -> None:
+        """Targets for an output of size (h, w): the painting's nearest neighbours of the search
+        image's hypercolumns (search_feats: its features at self.layers)."""
+        self.size = quarter(size)
+        h = hypercolumns([search_feats[l] for l in self.layers], self.size)
+        idx = nearest_neighbours(h, self.painting)
+        self.target = unit_columns(self.painting[:, idx])
+
+    def value(self, x, feats):
+        if self.target is None:  # only Objective.calibrate evaluates before match(); 1 - cos is already
+            return x.new_zeros(())  # a relative distance (0..2), so this term ignores calibration
+        return cosine_loss(hypercolumns([feats[l] for l in self.layers], self.size), self.target)
+
+
 def standard_terms(o: Options, targets: Targets) -> List[Term]:
     """The terms `o` asks for: content, style, tv, range (each present even at weight 0, so that
     every run reports the same loss names)."""
     style_layers = o.style_layers if targets.regions else ()
-    return [ContentTerm(o.content_weight, targets.content, o.content_average),
-            StyleTerm(o.style_weight, targets.regions, style_layers, layer_weights(o)[:len(style_layers)],
-                      style_loss_fn(o.style_loss, seed=o.seed)),
+    if o.style_loss == "neighbour":
+        style = NeighbourTerm(o.style_weight, o.style_layers if targets.neighbour is not None else (),
+                              targets.neighbour)
+    else:
+        style = StyleTerm(o.style_weight, targets.regions, style_layers, layer_weights(o)[:len(style_layers)],
+                          style_loss_fn(o.style_loss, seed=o.seed))
+    return [ContentTerm(o.content_weight, targets.content, o.content_average), style,
             PixelTerm("tv", o.tv_weight, tv_loss),
             # The pixel-range penalty (losses.range_loss): a departure, see there.
             PixelTerm("range", o.range_weight, range_loss)]

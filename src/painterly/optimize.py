@@ -8,6 +8,7 @@ import math
 from typing import Callable, Dict, Optional
 
 import torch
+import torch.nn.functional as F
 
 from .config import Options
 from .errors import Stop
@@ -15,6 +16,29 @@ from .objective import Objective
 
 
 OVERSHOOT = 1e3  # a step whose loss is this many times the last good one is retaken (optimise)
+
+
+def laplacian_pyramid(x: torch.Tensor, max_levels: int = 8) -> list:
+    """[band_0 (finest), ..., band_{n-1}, residual]: x = collapse(laplacian_pyramid(x)) exactly.
+
+    Each level halves the image (bilinear, as NNST's reference) while its short side stays at
+    least 2 px, at most `max_levels` times; band_k = level_k - up(level_{k+1}).
+    """
+    out, cur = [], x
+    while len(out) < max_levels and min(cur.shape[-2:]) // 2 >= 2:
+        h, w = cur.shape[-2:]
+        small = F.interpolate(cur, size=(h // 2, w // 2), mode="bilinear", align_corners=False)
+        out.append(cur - F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False))
+        cur = small
+    return out + [cur]
+
+
+def collapse(pyramid) -> torch.Tensor:
+    """The image whose Laplacian pyramid is `pyramid` (the inverse of laplacian_pyramid)."""
+    cur = pyramid[-1]
+    for band in reversed(pyramid[:-1]):
+        cur = band + F.interpolate(cur, size=band.shape[-2:], mode="bilinear", align_corners=False)
+    return cur
 
 
 class _Overflow(Exception):
@@ -31,16 +55,25 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
 
     Pixels are not clamped inside the closure (the paper optimises unconstrained pixels);
     they are clipped to [0, 1] only when the image is rendered or saved.
+
+    --parameterization pyramid (not in the paper; NNST's and STROTSS's): the optimiser moves the
+    coefficients of x's Laplacian pyramid, and the image is their collapse. The function is
+    the same; the steps differ: a step on a coarse coefficient moves a whole area, so coarse
+    structure and colour move as fast as fine marks (pixel steps move the fine detail first).
     """
-    x = x.detach().clone().requires_grad_(True)
+    pyramid = o.parameterization == "pyramid"
+    params = [p.detach().clone().requires_grad_(True) for p in (laplacian_pyramid(x) if pyramid else [x])]
+
+    def image() -> torch.Tensor:
+        return collapse(params) if pyramid else params[0]
 
     def make():
         if o.optimizer != "lbfgs":
-            return torch.optim.Adam([x], lr=o.learning_rate)
+            return torch.optim.Adam(params, lr=o.learning_rate)
         # One L-BFGS iteration per step() (one objective evaluation without line search). The
         # line search needs its own evaluation budget: max_eval defaults to max_iter * 5 // 4 = 1,
         # which would leave it none (no step at all); 25 is torch's own max_ls.
-        return torch.optim.LBFGS([x], lr=1.0, max_iter=1, max_eval=1 + 25, history_size=o.lbfgs_history,
+        return torch.optim.LBFGS(params, lr=1.0, max_iter=1, max_eval=1 + 25, history_size=o.lbfgs_history,
                                  tolerance_grad=-1.0, tolerance_change=-1.0,
                                  line_search_fn="strong_wolfe" if o.lbfgs_line_search else None)
 
@@ -52,12 +85,12 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
     # step is retaken from the last good point with a fresh history (whose first step is a short
     # gradient step). Runs that never overshoot are unaffected.
     guard = o.optimizer == "lbfgs" and not o.lbfgs_line_search
-    good: Optional[torch.Tensor] = None  # the last point whose loss was finite
+    good: Optional[list] = None  # the last point whose loss was finite
     good_loss = [float("inf")]  # its loss
 
     def closure():
         opt.zero_grad(set_to_none=True)
-        parts = objective.parts(x)
+        parts = objective.parts(image())
         total = objective.total(parts)
         if guard:
             value = float(total.detach())
@@ -79,23 +112,32 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
     # Stop arrives mid-step. Without one, x changes only after the step's evaluation.
     keep = guard or o.lbfgs_line_search
     for _ in range(iterations):
-        here = x.detach().clone() if keep else None
+        here = [p.detach().clone() for p in params] if keep else None
         try:
             try:
                 step()
                 good = here if guard else None
             except _Overflow:
-                with torch.no_grad():
-                    x.copy_(good)
+                _assign(params, good)
                 opt = make()
                 step()
         except Stop:
             if here is not None:
-                with torch.no_grad():
-                    x.copy_(here)
-            return x.detach(), True
+                _assign(params, here)
+            return _done(image), True
         try:
-            on_step(dict(last), x)
+            on_step(dict(last), params[0] if not pyramid else _done(image))
         except Stop:
-            return x.detach(), True
-    return x.detach(), False
+            return _done(image), True
+    return _done(image), False
+
+
+def _assign(params, values) -> None:
+    with torch.no_grad():
+        for p, v in zip(params, values):
+            p.copy_(v)
+
+
+def _done(image) -> torch.Tensor:
+    with torch.no_grad():
+        return image().detach()

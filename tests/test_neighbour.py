@@ -1,0 +1,177 @@
+"""--style-loss neighbour (NNST, Kolkin et al. 2022): the search, the pyramid, the colour step,
+the term in the engine, the refusals, and a short real-network run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import painterly
+from painterly import cli, color, config, images, losses, objective, scores
+from painterly.errors import InvalidOption
+from painterly.optimize import collapse, laplacian_pyramid
+
+from test_cli import run_cli
+
+NN = dict(weights="random", device="cpu", precision="fp32", threads=1)
+
+
+def _brute_force(src, ref):
+    """The nearest column of ref for each column of src, one pair at a time (centred cosine)."""
+    s = src - src.mean(1, keepdim=True)
+    r = ref - ref.mean(1, keepdim=True)
+    out = []
+    for i in range(s.shape[1]):
+        d = [1 - float(torch.dot(s[:, i], r[:, j]) / (s[:, i].norm() * r[:, j].norm())) for j in range(r.shape[1])]
+        out.append(int(np.argmin(d)))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 2048])
+def test_nearest_neighbours_equal_a_brute_force_search(chunk):
+    g = torch.Generator().manual_seed(0)
+    src, ref = torch.randn(7, 11, generator=g, dtype=torch.float64), torch.randn(7, 19, generator=g, dtype=torch.float64)
+    got = losses.nearest_neighbours(src, ref, chunk=chunk)
+    assert got.tolist() == _brute_force(src, ref)
+
+
+def test_the_search_centres_each_set_by_its_own_mean():
+    # Shifting every painting hypercolumn by one vector changes plain cosines, not centred ones.
+    g = torch.Generator().manual_seed(1)
+    src, ref = torch.randn(5, 9, generator=g), torch.randn(5, 13, generator=g)
+    shift = 10 * torch.randn(5, 1, generator=g)
+    assert losses.nearest_neighbours(src, ref + shift).tolist() == losses.nearest_neighbours(src, ref).tolist()
+    plain = (losses.unit_columns(ref + shift).t() @ losses.unit_columns(src)).argmax(0)
+    assert plain.tolist() != losses.nearest_neighbours(src, ref).tolist()  # centring matters here
+
+
+def test_hypercolumns_divide_by_channels_and_resize():
+    a = torch.ones(1, 4, 8, 8) * 8.0
+    b = torch.ones(1, 2, 4, 4) * 2.0
+    h = losses.hypercolumns([a, b], (4, 4))
+    assert h.shape == (6, 16)
+    assert torch.allclose(h[:4], torch.full((4, 16), 2.0)) and torch.allclose(h[4:], torch.full((2, 16), 1.0))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 37, 53), (1, 1, 16, 16), (1, 3, 5, 4)])
+def test_the_pyramid_reconstructs_the_image(shape):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    pyr = laplacian_pyramid(x)
+    assert len(pyr) >= 1 and min(pyr[-1].shape[-2:]) >= 2
+    assert torch.allclose(collapse(pyr), x, atol=1e-12)
+    if min(shape[-2:]) >= 4:
+        assert len(pyr) > 1 and pyr[1].shape[-2:] == (shape[-2] // 2, shape[-1] // 2)
+
+
+def test_oklab_round_trip_and_grey_has_no_chroma():
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    assert torch.allclose(color.oklab_to_rgb(color.rgb_to_oklab(x)), x, atol=1e-9)
+    grey = torch.full((1, 3, 2, 2), 0.5, dtype=torch.float64)
+    lab = color.rgb_to_oklab(grey)
+    assert lab[:, 1:].abs().max() < 1e-6  # a and b vanish on grey
+    assert float(color.rgb_to_oklab(torch.ones(1, 3, 1, 1, dtype=torch.float64))[0, 0]) == pytest.approx(1.0, abs=1e-6)
+
+
+def _stats(ab):
+    p = ab[0].reshape(2, -1)
+    return p.mean(1), torch.cov(p, correction=0)
+
+
+def test_recolor_keeps_the_photos_chroma_structure_and_takes_the_paintings_statistics():
+    g = torch.Generator().manual_seed(4)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 24), torch.linspace(0, 1, 32), indexing="ij")
+    photo = torch.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy, 0.5 - 0.3 * xx * yy])[None].double()
+    painting = (torch.rand(1, 3, 20, 20, generator=g).double() * torch.tensor([0.4, 0.8, 0.3]).view(1, 3, 1, 1)
+                + torch.tensor([0.5, 0.1, 0.4]).view(1, 3, 1, 1))
+    result = torch.rand(1, 3, 24, 32, generator=g).double()
+    out = color.oklab_recolor(result, photo, painting)
+    lo, lc, ls, lr = (color.rgb_to_oklab(t) for t in (out, photo, painting, result))
+    # lightness: the result's, except where clamped to the painting's range or where the new
+    # colour leaves the sRGB gamut and is clipped
+    inside = (lr[:, :1] > ls[:, :1].min()) & (lr[:, :1] < ls[:, :1].max())
+    same = (lo[:, :1][inside] - lr[:, :1][inside]).abs() < 1e-3
+    assert float(same.double().mean()) > 0.8
+    # chroma: close to the painting's mean, and still laid out like the photo's
+    (m_out, _), (m_s, _), (m_c, _) = _stats(lo[:, 1:]), _stats(ls[:, 1:]), _stats(lc[:, 1:])
+    assert float((m_out - m_s).norm()) < 0.3 * float((m_c - m_s).norm())
+    for ch in (1, 2):
+        r = np.corrcoef(lo[0, ch].flatten().numpy(), lc[0, ch].flatten().numpy())[0, 1]
+        assert abs(r) > 0.9, (ch, r)
+    assert out.min() >= 0 and out.max() <= 1 and out.shape == result.shape
+
+
+def test_recolor_of_a_colourless_painting_maps_the_whole_result():
+    g = torch.Generator().manual_seed(5)
+    pencil = torch.rand(1, 1, 20, 20, generator=g).double().expand(1, 3, 20, 20) * 0.5 + 0.4
+    result = torch.rand(1, 3, 16, 16, generator=g).double()
+    out = color.oklab_recolor(result, torch.rand(1, 3, 16, 16, generator=g).double(), pencil)
+    lab = color.rgb_to_oklab(out)
+    assert lab[:, 1:].abs().max() < 0.02  # grey like the drawing
+    assert float(lab[:, 0].mean()) == pytest.approx(float(color.rgb_to_oklab(pencil)[:, 0].mean()), abs=0.03)
+
+
+def test_the_term_is_zero_at_its_own_targets_and_positive_elsewhere():
+    from painterly.engine import Stylizer, _match
+
+    st = Stylizer(**NN, **{k: v for k, v in config.PRESET_OVERRIDES["neighbour"].items()
+                           if k in ("pooling", "normalize")})
+    o = config.options_from(None, dict(preset="neighbour", size=32, **NN))
+    pil = images.to_pil(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(6)))
+    obj, c = st.objective(pil, pil, 32, options=o)
+    _match(obj, c, c, True, o)
+    # photo = painting: every hypercolumn's nearest neighbour is itself, so the photo scores 0
+    assert float(obj.parts(c)["style"]) == pytest.approx(0.0, abs=1e-5)
+    assert float(obj.parts(torch.rand_like(c))["style"]) > 0.05
+
+
+def test_refusals_are_one_clear_line(small):
+    base = dict(style_loss="neighbour", **NN, size=32, iterations=(2,))
+    with pytest.raises(InvalidOption, match="takes one style image"):
+        painterly.run_transfer(small["content"], [small["style"], small["style"]], **base)
+    with pytest.raises(InvalidOption, match="does not support regions"):
+        painterly.run_transfer(small["content"], small["style"], content_mask=str(small["content"]), **base)
+    with pytest.raises(InvalidOption, match="only in the transfer job"):
+        config.validate(config.Options(style_loss="neighbour"), "texture")
+
+
+def test_cli_preset_runs_and_rerun_reproduces_the_bytes(small, capsys):
+    a, b = small["dir"] / "a.png", small["dir"] / "b.png"
+    args = ["transfer", small["content"], small["style"], "-o", a, "--preset", "neighbour", "--weights", "random",
+            "--size", "32", "--iterations", "3,3,3,3", "--device", "cpu", "--quiet", "--rotations"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    opts = images.read_recipe(a)["options"]
+    assert opts["style_loss"] == "neighbour" and opts["parameterization"] == "pyramid" and opts["recolor"] == "oklab"
+    assert opts["rotations"] is True and opts["style_layers"] == list(config.NEIGHBOUR_LAYERS)
+    assert run_cli(["rerun", a, "-o", b, "--quiet"], capsys)[0] == 0
+    assert a.read_bytes() == b.read_bytes()
+    o = cli.options_from_args(cli.build_parser().parse_args(
+        ["transfer", "c", "s", "-o", "x.png", "--style-loss", "neighbour", "--neighbour-photo", "0.5",
+         "--parameterization", "pyramid", "--recolor", "oklab"]))
+    assert (o.style_loss, o.neighbour_photo, o.parameterization, o.recolor) == ("neighbour", 0.5, "pyramid", "oklab")
+
+
+def test_pyramid_parameterisation_reaches_the_same_kind_of_minimum(small):
+    # The pyramid moves the same function's variable differently; both must lower the loss.
+    for p in ("pixels", "pyramid"):
+        res = painterly.run_transfer(small["content"], small["style"], weights="random", device="cpu",
+                                     precision="fp32", size=32, iterations=(8,), optimizer="adam",
+                                     learning_rate=0.02, parameterization=p)
+        first = painterly.run_transfer(small["content"], small["style"], weights="random", device="cpu",
+                                       precision="fp32", size=32, iterations=(1,), optimizer="adam",
+                                       learning_rate=0.02, parameterization=p)
+        assert res.losses["total"] < first.losses["total"], p
+
+
+@pytest.mark.slow
+def test_a_short_real_run_moves_the_picture_to_the_paintings_palette(content_path, style_path):
+    size = 64
+    res = painterly.run_transfer(content_path, style_path, preset="neighbour", size=size, iterations=(20, 20, 10, 5),
+                                 device="cpu", threads=1)
+    photo = images.resize_long_side(images.load_image(content_path), size)
+    s = scores.Scorer(photo, images.load_image(style_path), extras=False)(res.image)
+    assert s["palette"] < P_BOUND, s
+    assert s["content"] < 1.5, s  # the photo's structure is still there
+
+
+P_BOUND = 0.8  # measured: see the test above (tubingen x starry_night at 64 px)
