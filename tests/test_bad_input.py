@@ -389,7 +389,7 @@ sys.exit(cli.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")  # platform: Windows
 def test_full_disk_in_a_subprocess(corpus, tmp_path):
     """The kernel refuses the write after 600 bytes (EFBIG, as a full disk's ENOSPC): one line,
     no partial output, no temp file. (An existing output's survival: test_no_space_left_on_device.)"""

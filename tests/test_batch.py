@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ci import require
+
 from painterly import batch, cli, config, images
 from painterly.errors import InvalidOption
 
@@ -302,10 +304,7 @@ def test_usage_errors_are_one_line(inputs, capsys):
 
 @pytest.mark.slow
 def test_ray_executor_two_workers_retries_a_dead_worker_without_duplicates(inputs, monkeypatch):
-    if os.environ.get("CI"):
-        import ray  # CI installs the [ray] extra: a missing Ray is a failure there, not a skip
-    else:
-        ray = pytest.importorskip("ray")
+    ray = require("ray", "the Ray executor needs the ray extra: pip install 'painterly[ray]'")
     import painterly
 
     monkeypatch.setenv(batch.CRASH_HOOK, "p0.png")  # set before ray.init: the workers inherit it

@@ -511,7 +511,7 @@ def test_target_is_a_directory(tmp_path):
     one_line_naming(ei, tmp_path / "d.png")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,  # platform: root, Windows
                     reason="root ignores directory permissions")
 def test_unwritable_directory(tmp_path):
     locked = tmp_path / "locked"

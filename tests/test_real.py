@@ -13,6 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ci import require
+
 import painterly as ns
 from painterly import assets, cli, config, engine, images, scores, weights
 from painterly.network import reference_means
@@ -211,7 +213,7 @@ def test_a_named_set_refuses_a_foreign_preprocessing():
 
 
 def test_the_web_page_builds_runs_on_the_default_set():
-    pytest.importorskip("gradio")
+    require("gradio", "the web page needs the web extra: pip install 'painterly[web]'")
     from painterly import web
 
     app = web.build_app(concurrency=1, queue_size=1)
