@@ -309,27 +309,33 @@ def test_cli_video_runs_a_part_of_a_clip(tmp_path, style, capsys):
 
 
 def test_ctrl_c_keeps_the_finished_frames_and_a_rerun_continues(tmp_path, style):
+    """The run holds as it reports frame 3 (index 2) done; Ctrl-C arrives then, on any machine."""
+    import os
     import signal
     import subprocess
     import sys
-    import time
+
+    from holds import hold_env, release, wait_held
 
     clip = make_clip(tmp_path / "in.mp4", pan(12), fps=12)
     out = tmp_path / "out.mp4"
     cmd = [sys.executable, "-m", "painterly.cli", "video", str(clip), str(style), "-o", str(out), "--weights", "random",
            "--size", "48", "--iterations", "3", "--device", "cpu", "--precision", "fp32", "--quiet"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    second = video.frame_cache(out) / "frame_000001.png"
-    deadline = time.monotonic() + 120
-    while not second.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    marker = tmp_path / "held"
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **hold_env("video frame 2", marker)})
+    try:
+        wait_held(marker, proc)
+        proc.send_signal(signal.SIGINT)
+        release(marker)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1 and "run the same command again to continue" in err
     assert not out.exists()
     kept = len(list(video.frame_cache(out).glob("frame_*.png")))
-    assert 2 <= kept < 12
+    assert kept == 3 and "after frame 3/12" in err
     report = tmp_path / "r.json"
     code = cli.main(cmd[3:] + ["--report", str(report)])
     data = json.loads(report.read_text())
