@@ -320,3 +320,53 @@ def test_ray_executor_two_workers_retries_a_dead_worker_without_duplicates(input
     lines = read_log(inputs["out"])
     assert len(lines) == 6 and len({l["output"] for l in lines}) == 6  # one line per job
     assert all(images.read_recipe(l["output"])["options"]["iterations"] == [3] for l in lines)
+
+
+def test_a_local_pool_of_two_workers_shares_the_jobs(inputs):
+    import painterly
+
+    pairs = [(c, s) for c in inputs["photos"][:2] for s in inputs["paintings"]]
+    got = list(painterly.stylize_many(pairs, inputs["out"], workers=2, weights="random", size=32, iterations=2,
+                                      device="cpu"))
+    assert sorted(o.status for o in got) == ["ok"] * 4
+    assert {o.worker for o in got} == {0, 1}  # both processes took jobs
+    lines = read_log(inputs["out"])
+    assert len(lines) == 4 and len({l["output"] for l in lines}) == 4
+
+
+def test_two_batches_on_one_folder_are_refused(inputs, capsys):
+    import fcntl
+
+    out = inputs["out"]
+    out.mkdir()
+    fd = os.open(out / batch.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another batch running on `out` holds it
+    argv = ["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", out, "--workers", "1", *FAST]
+    try:
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and "another painterly batch is writing to" in err, err
+        assert list(out.glob("*.png")) == []
+    finally:
+        os.close(fd)
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "1 done" in err
+
+
+def test_changed_style_pixels_or_weights_redo_a_job(inputs, capsys):
+    from painterly.batch_workers import _Hashes, up_to_date
+
+    argv = ["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
+            "--workers", "1", *FAST]
+    assert run_cli(argv, capsys)[0] == 0
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "0 done, 1 skipped" in err
+    _img(inputs["paintings"][0], 77, (36, 36))  # the same file name, other pixels
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "1 done, 0 skipped" in err
+    # the recipe records the weights' SHA-256: another weights file is another job
+    out = inputs["out"] / "p0--ink.png"
+    recipe = images.read_recipe(out)
+    o = config.Options.from_dict(recipe["options"])
+    task = {"content": str(inputs["photos"][0]), "style": str(inputs["paintings"][0])}
+    assert up_to_date(recipe, task, o, recipe["weights_sha256"], _Hashes())
+    assert not up_to_date(recipe, task, o, "0" * 64, _Hashes())
