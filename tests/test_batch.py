@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from ci import require
+from holds import hold_env, wait_gone, wait_held
+
 from painterly import batch, cli, config, images
 from painterly.errors import InvalidOption
 
@@ -170,23 +173,21 @@ def _mtimes(out: Path) -> dict:
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_resume_after_a_kill_redoes_nothing(inputs, capsys, sig):
     """A batch killed with SIGKILL (or stopped by Ctrl-C) mid-way: the rerun finishes the rest
-    and redoes nothing."""
+    and redoes nothing. The one worker holds as it starts the 7th job (the first with oil.jpg;
+    a worker keeps to one style while it has jobs), and the signal lands then: on any machine
+    exactly the six ink jobs are done."""
     out = inputs["out"]
     for i in range(3, 6):
         _img(inputs["dir"] / "photos" / f"p{i}.png", i)
     argv = ["batch", str(inputs["dir"] / "photos"), "--style", str(inputs["paintings"][0]), "--style",
             str(inputs["paintings"][1]), "--out-dir", str(out), "--workers", "1", "--weights", "random",
-            "--size", "64", "--iterations", "60", "--device", "cpu", "--quiet"]
-    env = {**os.environ, "PYTHONPATH": SRC}
+            "--size", "32", "--iterations", "3", "--device", "cpu", "--quiet"]
+    marker = inputs["dir"] / "held"
+    env = {**os.environ, "PYTHONPATH": SRC, **hold_env("batch job p0--oil.png", marker)}
     proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", *argv], stderr=subprocess.PIPE, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            log = out / batch.LOG_NAME
-            if log.exists() and sum('"ok"' in l for l in log.read_text().splitlines()) >= 1:
-                break
-            assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.05)
+        worker = wait_held(marker, proc)
+        assert worker != proc.pid  # the hold is in the worker process
         os.kill(proc.pid, sig)
         proc.wait(60)
         err = proc.stderr.read().decode()
@@ -197,29 +198,27 @@ def test_resume_after_a_kill_redoes_nothing(inputs, capsys, sig):
         assert proc.returncode == 130 and "interrupted" in err.splitlines()[-1] and "Traceback" not in err
     else:
         assert proc.returncode == -signal.SIGKILL
-    time.sleep(0.5)  # the worker dies with its parent (PR_SET_PDEATHSIG)
+    wait_gone(worker)  # it dies with its parent (PR_SET_PDEATHSIG) or is stopped by it (Ctrl-C)
+    assert marker.exists()  # never released: the worker did not go on with its job
     first = read_log(out)
-    done = {Path(l["output"]).name for l in first if l["status"] == "ok"}
-    assert 1 <= len(done) < 12, "the kill must land mid-batch"
+    ink = {f"p{i}--ink.png" for i in range(6)}
+    assert [l["status"] for l in first] == ["ok"] * 6 and {Path(l["output"]).name for l in first} == ink
     before = _mtimes(out)
-    # Only complete outputs exist (none half-written): those logged, and at most the one job a
-    # worker was saving as the batch stopped.
-    assert done <= set(before) and len(set(before) - done) <= 1
-    assert all(images.read_recipe(out / n)["options"]["iterations"] == [60] for n in before)
+    assert set(before) == ink  # only complete outputs, all of them logged
+    assert all(images.read_recipe(out / n)["options"]["iterations"] == [3] for n in before)
     time.sleep(0.05)
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     lines = read_log(out)
     rerun = lines[len(first):]
     assert len(rerun) == 12
-    assert {Path(l["output"]).name for l in rerun if l["status"] == "skipped"} == set(before)
+    assert {Path(l["output"]).name for l in rerun if l["status"] == "skipped"} == ink
     oks = [l["output"] for l in lines if l["status"] == "ok"]
-    assert len(oks) == len(set(oks)) == 12 - len(set(before) - done)  # no job done twice
+    assert len(oks) == len(set(oks)) == 12  # no job done twice
     after = _mtimes(out)
     assert len(after) == 12 and all(after[n] == before[n] for n in before)  # nothing redone
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
-    n = len(before)
-    assert f"{12 - n} done, {n} skipped, 0 failed" in err
+    assert "6 done, 6 skipped, 0 failed" in err
 
 
 def test_force_redoes_everything_and_changed_options_redo(inputs, capsys):
@@ -302,10 +301,7 @@ def test_usage_errors_are_one_line(inputs, capsys):
 
 @pytest.mark.slow
 def test_ray_executor_two_workers_retries_a_dead_worker_without_duplicates(inputs, monkeypatch):
-    if os.environ.get("CI"):
-        import ray  # CI installs the [ray] extra: a missing Ray is a failure there, not a skip
-    else:
-        ray = pytest.importorskip("ray")
+    ray = require("ray", "the Ray executor needs the ray extra: pip install 'painterly[ray]'")
     import painterly
 
     monkeypatch.setenv(batch.CRASH_HOOK, "p0.png")  # set before ray.init: the workers inherit it
@@ -324,3 +320,53 @@ def test_ray_executor_two_workers_retries_a_dead_worker_without_duplicates(input
     lines = read_log(inputs["out"])
     assert len(lines) == 6 and len({l["output"] for l in lines}) == 6  # one line per job
     assert all(images.read_recipe(l["output"])["options"]["iterations"] == [3] for l in lines)
+
+
+def test_a_local_pool_of_two_workers_shares_the_jobs(inputs):
+    import painterly
+
+    pairs = [(c, s) for c in inputs["photos"][:2] for s in inputs["paintings"]]
+    got = list(painterly.stylize_many(pairs, inputs["out"], workers=2, weights="random", size=32, iterations=2,
+                                      device="cpu"))
+    assert sorted(o.status for o in got) == ["ok"] * 4
+    assert {o.worker for o in got} == {0, 1}  # both processes took jobs
+    lines = read_log(inputs["out"])
+    assert len(lines) == 4 and len({l["output"] for l in lines}) == 4
+
+
+def test_two_batches_on_one_folder_are_refused(inputs, capsys):
+    import fcntl
+
+    out = inputs["out"]
+    out.mkdir()
+    fd = os.open(out / batch.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another batch running on `out` holds it
+    argv = ["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", out, "--workers", "1", *FAST]
+    try:
+        code, _, err = run_cli(argv, capsys)
+        assert code == 2 and "another painterly batch is writing to" in err, err
+        assert list(out.glob("*.png")) == []
+    finally:
+        os.close(fd)
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "1 done" in err
+
+
+def test_changed_style_pixels_or_weights_redo_a_job(inputs, capsys):
+    from painterly.batch_workers import _Hashes, up_to_date
+
+    argv = ["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
+            "--workers", "1", *FAST]
+    assert run_cli(argv, capsys)[0] == 0
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "0 done, 1 skipped" in err
+    _img(inputs["paintings"][0], 77, (36, 36))  # the same file name, other pixels
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0 and "1 done, 0 skipped" in err
+    # the recipe records the weights' SHA-256: another weights file is another job
+    out = inputs["out"] / "p0--ink.png"
+    recipe = images.read_recipe(out)
+    o = config.Options.from_dict(recipe["options"])
+    task = {"content": str(inputs["photos"][0]), "style": str(inputs["paintings"][0])}
+    assert up_to_date(recipe, task, o, recipe["weights_sha256"], _Hashes())
+    assert not up_to_date(recipe, task, o, "0" * 64, _Hashes())

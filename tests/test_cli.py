@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from holds import hold_env, release, wait_held
+
 from painterly import cli, config, images
 
 FAST = ["--weights", "random", "--size", "32", "--iterations", "4", "--device", "cpu", "--quiet"]
@@ -288,11 +290,15 @@ def test_unknown_layer_message_lists_valid_names(tmp_path, capsys):
 def test_a_signal_in_the_first_tiled_step_stops_between_tiles_and_writes_nothing(small):
     """One step of a 16-tile image, interrupted inside its tiles: the run stops there (had it
     waited for the step to end, it would have saved a 1-step picture). stderr is a terminal
-    here, so the stage line is redrawn (with "\\r") at every tile."""
+    here, so the stage line is redrawn (with "\\r") at every tile. The run holds as it announces
+    the first tile of the forward pass; SIGTERM arrives then, on a slow or a fast machine."""
     import pty
+    import select
 
     out = small["dir"] / "out.png"
-    env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1"}
+    marker = small["dir"] / "held"
+    env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1",
+           **hold_env("stage step 1/1: forward 1/16", marker)}
     main, child = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", "transfer", str(small["content"]),
                              str(small["style"]), "-o", str(out), "--weights", "random", "--size", "256",
@@ -300,11 +306,20 @@ def test_a_signal_in_the_first_tiled_step_stops_between_tiles_and_writes_nothing
                             stderr=child, env=env)
     os.close(child)
     seen = ""
-    try:
-        while "step 1/1: forward, tile" not in seen and proc.poll() is None:
+
+    def drain():
+        nonlocal seen
+        while select.select([main], [], [], 0)[0]:
             seen += os.read(main, 4096).decode(errors="replace")
+
+    try:
+        wait_held(marker, proc, drain)
+        drain()
         assert seen.lstrip("\r").startswith("preparing"), seen  # said at once, before any heavy work
+        assert seen.rsplit("\r", 1)[-1].startswith("step 1/1: forward, tile 1/16 "), seen
+        held_at = len(seen)
         proc.send_signal(signal.SIGTERM)
+        release(marker)
         proc.wait(timeout=120)
         while True:
             try:
@@ -319,6 +334,7 @@ def test_a_signal_in_the_first_tiled_step_stops_between_tiles_and_writes_nothing
         os.close(main)
     assert proc.returncode == 130, seen
     assert "interrupted before the first step completed; nothing was written" in seen
+    assert "tile 2/16" not in seen[held_at:]  # stopped at the first tile boundary after the signal
     assert "Traceback" not in seen and not out.exists() and list(small["dir"].glob(".*")) == []
 
 
@@ -362,3 +378,31 @@ def test_signal_saves_the_current_iterate_and_report(small, sig):
     rep = json.loads(report.read_text())
     assert rep["stopped"] is True and 0 < rep["iterations"] < 100000
     assert images.read_recipe(out)["job"] == "transfer"
+
+
+def test_the_test_hold_point_needs_both_variables_and_holds_once(tmp_path, monkeypatch):
+    import threading
+
+    from painterly import testhooks
+
+    marker = tmp_path / "held"
+    monkeypatch.setenv(testhooks.HOLD, "here")
+    testhooks.hold("here")  # no file named: a user's stray variable does nothing
+    monkeypatch.setenv(testhooks.HOLD_FILE, str(marker))
+    testhooks.hold("elsewhere")
+    assert not marker.exists()
+    released = []
+
+    def release_when_held():
+        while not marker.exists():
+            threading.Event().wait(0.01)
+        released.append(int(marker.read_text()))
+        marker.unlink()
+
+    t = threading.Thread(target=release_when_held, daemon=True)
+    t.start()
+    testhooks.hold("here")  # returns only once the file is gone
+    t.join(60)
+    assert released == [os.getpid()] and not marker.exists()
+    testhooks.hold("here")  # once per process: the second time it passes
+    assert not marker.exists() and testhooks.HOLD_FILE not in os.environ

@@ -92,3 +92,33 @@ def test_only_the_engine_builds_a_network():
                 if name in ("get_vgg", "random_vgg", "load_vgg", "VGG19"):
                     callers.add(p.name)
     assert callers == {"engine.py"}
+
+
+TESTS = Path(__file__).resolve().parent
+_SKIPS = ("pytest.skip(", "importorskip(", "skipif(", "pytest.mark.skip(", "xfail(")
+
+
+def test_every_skip_goes_through_ci_or_is_a_marked_platform_skip():
+    """In CI nothing may skip except for a platform reason: a skip is ci.skip_or_fail/require/
+    shared_images (skips locally, fails under CI=true), or a line marked "# platform: ..."."""
+    bad = []
+    for path in sorted(TESTS.glob("*.py")):
+        if path.name in ("ci.py", Path(__file__).name):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if any(s in line for s in _SKIPS) and "# platform:" not in line:
+                bad.append(f"{path.name}:{n}: {line.strip()}")
+    assert bad == []
+
+
+def test_ci_turns_a_skip_into_a_failure(monkeypatch):
+    import ci
+
+    monkeypatch.setattr(ci, "SHARED", Path("/nonexistent/shared/images"))
+    for ci_value, outcome in (("true", pytest.fail.Exception), ("", pytest.skip.Exception)):
+        monkeypatch.setenv("CI", ci_value)
+        with pytest.raises(outcome, match="no_such_module_for_painterly"):
+            ci.require("no_such_module_for_painterly", "needed")
+        with pytest.raises(outcome, match="shared images are absent"):
+            ci.shared_images()
+    assert ci.require("json", "needed").__name__ == "json"

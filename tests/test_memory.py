@@ -1,12 +1,45 @@
 """The memory estimate, the automatic tile choice, and refusing a run that cannot fit."""
 import pytest
+import torch
 
 import painterly
-from painterly import config, engine, memory
+from painterly import config, engine, memory, optimize
 from painterly.errors import ResourceError
 
 GiB = 1024 ** 3
 O = config.DEFAULTS.replace(iterations=(2,))
+
+
+def _lbfgs_history(o, iterations: int):
+    """(bytes per pixel value per remembered pair, pairs remembered) of torch's L-BFGS as
+    optimize.optimise sets it up, after `iterations` steps on a small, ill-conditioned quadratic
+    (one that no step solves, so every step's pair is kept)."""
+    made = []
+
+    class Spy(torch.optim.LBFGS):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            made.append(self)
+
+    scale = torch.logspace(0, 3, 3 * 8 * 8).view(1, 3, 8, 8)
+
+    class Quadratic:
+        def parts(self, x):
+            return {"loss": (scale * (x - 0.5) ** 2).sum()}
+
+        def total(self, parts):
+            return parts["loss"]
+
+        def summary(self, parts, total):
+            return {"total": float(total.detach())}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(optimize.torch.optim, "LBFGS", Spy)
+        optimize.optimise(Quadratic(), torch.zeros(1, 3, 8, 8), o, iterations, lambda losses, x: None)
+    state = made[-1].state[made[-1]._params[0]]
+    kept = state.get("old_dirs", [])
+    stored = sum(t.numel() * t.element_size() for t in kept + state.get("old_stps", []))
+    return (stored / (len(kept) * 3 * 8 * 8) if kept else 0.0), len(kept)
 
 
 def test_estimate_grows_with_pixels_history_and_shrinks_with_tiles():
@@ -14,9 +47,15 @@ def test_estimate_grows_with_pixels_history_and_shrinks_with_tiles():
     assert est == sorted(est) and est[-1] - est[-2] > 3 * (est[1] - est[0])
     # about 1.1 GiB at 512 px (the issue's measurement), within the model's margin
     assert 0.9 * GiB < memory.estimate_peak_bytes(O.replace(size=512), 512, 384) < 1.5 * GiB
-    long = O.replace(iterations=(500,), size=2048)
-    assert memory.estimate_peak_bytes(long, 2048, 2048) - memory.estimate_peak_bytes(O.replace(size=2048), 2048, 2048) \
-        == pytest.approx(memory.SAFETY * 8 * 3 * 2048 * 2048 * 99, rel=1e-6)  # 99 more L-BFGS pairs
+    # The history's share: what the optimiser really keeps, counted on torch's L-BFGS state after
+    # a short run of each kind (the model was fitted with the one pair of a 2-step run).
+    per_value, pairs = _lbfgs_history(O.replace(lbfgs_history=100), 500), _lbfgs_history(O, 2)[1]
+    for history, iterations in ((100, 500), (5, 500), (100, 4)):
+        o = O.replace(size=2048, lbfgs_history=history, iterations=(iterations,))
+        kept = _lbfgs_history(o, iterations)[1]
+        assert kept == min(history, iterations - 1)  # the state a 2048 px run would hold, counted
+        extra = memory.estimate_peak_bytes(o, 2048, 2048) - memory.estimate_peak_bytes(O.replace(size=2048), 2048, 2048)
+        assert extra == pytest.approx(memory.SAFETY * per_value[0] * 3 * 2048 * 2048 * (kept - pairs), rel=1e-6)
     tiled = [memory.estimate_peak_bytes(O.replace(size=4096), 4096, 4096, tile=t) for t in (0, 2048, 1024, 512)]
     assert tiled == sorted(tiled, reverse=True)
     assert tiled[0] > 24 * GiB > tiled[1]  # 4096 px fits a 24 GiB machine only when tiled

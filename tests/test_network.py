@@ -115,7 +115,7 @@ def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypat
         for r in relus:
             assert means[r].shape == (network._CHANNELS[int(r[4])],) and means[r].dtype == torch.float32
             assert torch.equal(means[r], stored[pooling][r].float())
-            assert bool((means[r] >= 0).all())
+            assert float(means[r].min()) >= 0 and float(means[r].max()) > 0  # after a ReLU; not an all-zero table
     assert not torch.equal(network.reference_means(net, sha, "avg")["relu5_1"],
                            network.reference_means(net, sha, "max")["relu5_1"])
 

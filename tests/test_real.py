@@ -13,6 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ci import require, shared_images
+
 import painterly as ns
 from painterly import assets, cli, config, engine, images, scores, weights
 from painterly.network import reference_means
@@ -35,6 +37,42 @@ def ssim(a, b) -> float:
 def small():
     c = images.resize_long_side(images.load_image(CONTENT), 128)
     return c, images.load_image(STYLE)
+
+
+# The quality gates hold on more than the bundled pair: one pair per kind of painting from
+# ../shared/images (benchmarks/bench_quality.py's KINDS), each with its own bounds, set a margin
+# above its own measurement (default options, 128 px, 2026-12 on this project's CPU machine),
+# so that a regression on any one of them breaks its gate.
+#   pair: (kind, largest layer share at the photo, S, K, P, clipped), measured:
+#   tubingen x starry_night       strongly textured  0.61  0.09 0.95 0.37 0.008 (the bundled files)
+#   golden_gate x sketch          drawing            0.94  0.16 0.53 0.13 0.041
+#   cornell x mondrian_cropped    flat geometric     0.52  0.07 0.57 0.18 0.001
+#   sailboat x brushstrokes       strongly textured  0.56  0.05 0.79 0.23 0.002
+# The drawing is the exception to "no layer dominates": relu5_1 carries 0.94 of its style loss
+# at the photo (a sketch's Gram matrices are nearly flat on the shallow layers), so its share
+# bound only guards against it getting worse.
+GATES = {
+    ("tubingen", "starry_night"): dict(share=0.7, style=0.2, content=1.0, palette=0.6, clipped=0.03),
+    ("golden_gate", "sketch"): dict(share=0.97, style=0.3, content=0.8, palette=0.25, clipped=0.07),
+    ("cornell", "mondrian_cropped"): dict(share=0.65, style=0.15, content=0.8, palette=0.3, clipped=0.02),
+    ("sailboat", "brushstrokes"): dict(share=0.7, style=0.15, content=1.0, palette=0.4, clipped=0.02),
+}
+BUNDLED = ("tubingen", "starry_night")
+
+
+def _pair(pair):
+    """The pair at 128 px: the bundled files for the paper's pair, else the shared originals."""
+    if pair == BUNDLED:
+        c, s = CONTENT, STYLE
+    else:
+        shared = shared_images()
+        c, s = shared / f"{pair[0]}.jpg", shared / f"{pair[1]}.jpg"
+    return images.resize_long_side(images.load_image(c), 128), images.load_image(s)
+
+
+def _pairs(slow_others: bool):
+    return [pytest.param(p, id="-".join(p), marks=[pytest.mark.slow] if slow_others and p != BUNDLED else [])
+            for p in GATES]
 
 
 # --- the weights set --------------------------------------------------------------------------
@@ -101,15 +139,16 @@ def test_a_broken_quantised_layer_is_named(tmp_path):
 
 
 # --- defect 1: the layers' share of the style loss ----------------------------------------------
-def test_no_style_layer_dominates_at_the_start(small):
-    c, s = small
+@pytest.mark.parametrize("pair", _pairs(slow_others=False))
+def test_no_style_layer_dominates_at_the_start(pair):
+    c, s = _pair(pair)
     res = ns.run_transfer(c, s, size=128, iterations=(0,), init="content")  # the losses at the photo
     style = res.losses["style"]
     assert list(style) == list(config.PAPER_STYLE_LAYERS) and all(l.startswith("relu") for l in style)
     share = max(style.values()) / sum(style.values())
-    # Measured: relu5_1 carries the largest share, 0.61 at 128 px and 0.53 at 384 px; it was
-    # 0.89-0.997 on conv5_1 with pre-ReLU layers and per-run means.
-    assert share < 0.7, style
+    # Measured: relu5_1 carries the largest share, 0.61 at 128 px and 0.53 at 384 px on the paper's
+    # pair; it was 0.89-0.997 on conv5_1 with pre-ReLU layers and per-run means. (GATES: the others.)
+    assert share < GATES[pair]["share"], style
 
 
 def test_normalisation_is_fixed_per_network_not_per_run(small):
@@ -126,15 +165,14 @@ def test_normalisation_is_fixed_per_network_not_per_run(small):
 
 
 # --- defects 2, 3, 5: a short default transfer stylises, keeps the photo, clips little ----------
-def test_a_default_transfer_paints_and_keeps_the_photo(small):
-    c, s = small
+@pytest.mark.parametrize("pair", _pairs(slow_others=True))
+def test_a_default_transfer_paints_and_keeps_the_photo(pair):
+    c, s = _pair(pair)
     res = ns.run_transfer(c, s, size=128)
     sc = scores.Scorer(c, s)(res.image)
-    # Measured 2026-12-01 at 128 px: S 0.13, K 0.85, P 0.59, clipped 1.2%.
-    assert sc["style"] < 0.3, sc
-    assert sc["content"] < 1.0, sc
-    assert sc["palette"] < 0.8, sc
-    assert sc["clipped"] < 0.05, sc
+    gate = GATES[pair]  # measured values: the table above GATES
+    for key in ("style", "content", "palette", "clipped"):
+        assert sc[key] < gate[key], (key, sc)
     start = scores.Scorer(c, s)(c)
     assert start["style"] == pytest.approx(1.0) and start["content"] == pytest.approx(0.0, abs=1e-6)
 
@@ -211,8 +249,22 @@ def test_a_named_set_refuses_a_foreign_preprocessing():
 
 
 def test_the_web_page_builds_runs_on_the_default_set():
-    pytest.importorskip("gradio")
+    require("gradio", "the web page needs the web extra: pip install 'painterly[web]'")
     from painterly import web
 
     app = web.build_app(concurrency=1, queue_size=1)
     assert app.painterly.options.weights is None and app.painterly.options.preprocess is None
+
+
+@pytest.mark.slow
+def test_content_target_brings_k_towards_the_target():
+    """--content-target rescales beta after each scale but the last: the result's K (scored on
+    the real network, not by the run's own objective) moves from the untargeted run's towards the
+    target, on either side. Measured at 96 px: K 0.79 untargeted, 0.58 for target 0.2, 1.01 for 2.0."""
+    c = images.resize_long_side(images.load_image(CONTENT), 96)
+    s = images.load_image(STYLE)
+    scorer = scores.Scorer(c, s)
+    k = {t: scorer(ns.run_transfer(c, s, size=96, scales=(48, 96), iterations=(10, 10), content_target=t).image)["content"]
+         for t in (0.0, 0.2, 2.0)}
+    assert k[0.2] < k[0.0] < k[2.0], k
+    assert abs(k[0.2] - 0.2) < abs(k[0.0] - 0.2) - 0.1 and abs(k[2.0] - 2.0) < abs(k[0.0] - 2.0) - 0.1, k

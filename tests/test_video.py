@@ -241,7 +241,9 @@ def test_a_shot_cut_restarts_from_the_normal_initialisation(tmp_path, style):
                                   **FAST)
     assert res.cuts == [5]
     assert [f.fresh for f in seen] == [True, False, False, False, False, True, False, False, False, False]
-    assert seen[5].cut and seen[5].reliable is not None
+    # the cut is the flow's own verdict: frame 5's flow is unreliable, every other warped frame's is not
+    assert seen[5].cut and seen[5].reliable < video.MIN_RELIABLE
+    assert all(seen[i].reliable >= video.MIN_RELIABLE for i in range(1, 10) if i != 5)
     assert temporal == {i: not seen[i].fresh for i in range(10)}  # the temporal term only on warped frames
     # the frame after the cut is exactly a fresh stylisation of that frame on its own
     _, content = list(video.read_frames(clip, 5, 1))[0]
@@ -309,27 +311,33 @@ def test_cli_video_runs_a_part_of_a_clip(tmp_path, style, capsys):
 
 
 def test_ctrl_c_keeps_the_finished_frames_and_a_rerun_continues(tmp_path, style):
+    """The run holds as it reports frame 3 (index 2) done; Ctrl-C arrives then, on any machine."""
+    import os
     import signal
     import subprocess
     import sys
-    import time
+
+    from holds import hold_env, release, wait_held
 
     clip = make_clip(tmp_path / "in.mp4", pan(12), fps=12)
     out = tmp_path / "out.mp4"
     cmd = [sys.executable, "-m", "painterly.cli", "video", str(clip), str(style), "-o", str(out), "--weights", "random",
            "--size", "48", "--iterations", "3", "--device", "cpu", "--precision", "fp32", "--quiet"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    second = video.frame_cache(out) / "frame_000001.png"
-    deadline = time.monotonic() + 120
-    while not second.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    marker = tmp_path / "held"
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **hold_env("video frame 2", marker)})
+    try:
+        wait_held(marker, proc)
+        proc.send_signal(signal.SIGINT)
+        release(marker)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1 and "run the same command again to continue" in err
     assert not out.exists()
     kept = len(list(video.frame_cache(out).glob("frame_*.png")))
-    assert 2 <= kept < 12
+    assert kept == 3 and "after frame 3/12" in err
     report = tmp_path / "r.json"
     code = cli.main(cmd[3:] + ["--report", str(report)])
     data = json.loads(report.read_text())
@@ -343,3 +351,30 @@ def test_without_the_video_extra_one_line_says_what_to_install(monkeypatch, tmp_
     monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
     code, err = _cli(["video", tmp_path / "in.mp4", style, "-o", tmp_path / "out.mp4"], capsys)
     assert code == 2 and err.strip() == "painterly: error: video needs the 'av' package: pip install 'painterly[video]'"
+
+
+def _pan_warp_error(frames, dx=2, dy=1) -> float:
+    """The video benchmark's warp error on a pan of known motion: frame t at (x, y) shows what
+    frame t-1 showed at (x + dx, y + dy); mean squared difference (values in [0, 1]) over the
+    pixels both frames show, averaged over t."""
+    errs = []
+    for prev, cur in zip(frames, frames[1:]):
+        p, c = (np.asarray(f, dtype=np.float32) / 255.0 for f in (prev, cur))
+        errs.append(float(((c[:-dy, :-dx] - p[dy:, dx:]) ** 2).mean()))
+    return float(np.mean(errs))
+
+
+def test_the_temporal_term_reduces_flicker_against_per_frame(tmp_path, style):
+    clip = make_clip(tmp_path / "in.mp4", pan(6), fps=12)
+    decoded = [img for _, img in video.read_frames(clip)]
+    assert _pan_warp_error(decoded) < 2e-3  # the clip itself follows the known motion
+    errors = {}
+    for per_frame in (True, False):
+        frames = []
+        painterly.stylize_video(clip, style, tmp_path / f"out-{per_frame}.mp4", per_frame=per_frame,
+                                callback=lambda f: frames.append(f.image.copy()), **{**FAST, "size": 64})
+        assert len(frames) == 6 and frames[0].size == (64, 48)
+        errors["per-frame" if per_frame else "temporal"] = _pan_warp_error(frames)
+    # Measured: per-frame 8.0e-4, temporal 3.2e-6; the warped start alone (--temporal-weight 0)
+    # gives 3.4e-4, so this bound fails unless the temporal term itself does its work.
+    assert errors["temporal"] < 0.1 * errors["per-frame"], errors

@@ -26,7 +26,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-gr = pytest.importorskip("gradio", reason="the web page needs the web extra: pip install 'painterly[web]'")
+from ci import require, skip_or_fail
+
+gr = require("gradio", "the web page needs the web extra: pip install 'painterly[web]'")
 
 from painterly import DEFAULTS, config, read_recipe, web  # noqa: E402
 from painterly.errors import ImageError, InvalidOption, PainterlyError  # noqa: E402
@@ -491,15 +493,13 @@ def _browser_or_skip():
     if reason is None and not os.access(CHROMIUM, os.X_OK):
         reason = f"no Chromium at {CHROMIUM} (apt-get install chromium, or set $CHROMIUM)"
     if reason:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"browser tests cannot run in CI: {reason}")
-        pytest.skip(reason)
+        skip_or_fail(f"browser tests: {reason}")
 
 
 def test_a_missing_browser_fails_under_ci_and_is_skipped_elsewhere(monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", "/nonexistent/chromium")
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="browser tests cannot run in CI"):
+    with pytest.raises(pytest.fail.Exception, match="cannot run in CI: browser tests"):
         _browser_or_skip()
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):

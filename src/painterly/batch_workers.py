@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from . import config
+from . import config, testhooks
 from .config import Options
 from .errors import OutputError, PainterlyError, user_message
 from .batch_jobs import Job
@@ -126,6 +126,7 @@ class Runner:
                 if up_to_date(recipe, task, o, st.sha256, self.hashes):
                     out.update(status="skipped")
                     return out
+            testhooks.hold(f"batch job {Path(task['output']).name}")
             hook = os.environ.get(CRASH_HOOK)
             if hook and task["attempt"] == 0 and Path(task["content"]).name == hook:
                 os._exit(86)

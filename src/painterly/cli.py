@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__, config
+from . import __version__, config, testhooks
 from .config import Options, command_line  # noqa: F401 (cli.command_line, as before)
 from .errors import InvalidOption, OutputError, PainterlyError, Stop, choice, user_message
 from .terminal import (Interrupt, Parser, Progress, _clock, _list, add_option_flags,  # noqa: F401 (cli.X, as before)
@@ -126,6 +126,7 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
 
         def on_stage(what, i, n):
             progress.stage(what, i, n)
+            testhooks.hold(f"stage {what} {i}/{n}")
             if interrupt.hit:
                 raise Stop
 

@@ -296,6 +296,8 @@ def check_output(path: PathLike, kinds: Optional[Tuple[str, ...]] = tuple(FORMAT
         raise OutputError("cannot write '': the path is empty")
     path = Path(path)
     name = _name(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write '{name}': it is a folder; name a file in it")
     if kinds is not None and path.suffix.lower() not in kinds:
         ext = f"extension '{path.suffix}'" if path.suffix else "no extension"
         raise OutputError(f"cannot write '{name}': {ext} is not supported (use {', '.join(kinds)})")

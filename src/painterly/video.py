@@ -348,7 +348,7 @@ def run(args) -> int:
     """`painterly video`: progress over frames, Ctrl-C keeps the finished frames for a rerun."""
     import sys
 
-    from . import terminal
+    from . import terminal, testhooks
 
     o = terminal.options_from_args(args)
     if args.report:
@@ -361,6 +361,7 @@ def run(args) -> int:
 
         def on_frame(fr: Frame):
             progress(fr)
+            testhooks.hold(f"video frame {fr.index}")
             if interrupt.hit:
                 raise Stop
 
