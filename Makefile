@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check -c constra
 # index (about 200 MB) instead of PyPI's CUDA build (several GB on a stock Linux machine).
 TORCH_INDEX ?=
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-slow test-fast bench clean
 
 # Each step that can fail says what to do next (make demo must never end in a dead end).
 NO_VENV  = echo "make: '$(PYTHON) -m venv' failed. Next: install the venv module (Debian/Ubuntu: sudo apt install python3-venv), or use another Python 3.9+: make $(or $(MAKECMDGOALS),demo) PYTHON=/path/to/python3" >&2; rm -rf $(VENV); exit 1
@@ -30,8 +30,13 @@ $(VENV)/.test: $(VENV)/.core
 demo: $(VENV)/.core
 	$(BIN)/painterly demo
 
+# The default suite (about 10 minutes on 2 cores); the end-to-end runs marked slow run in CI
+# (.ci/run) and with make test-slow.
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(VENV)/.test
+	$(BIN)/python -m pytest -q -m slow
 
 test-fast: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
