@@ -33,7 +33,7 @@ from .errors import InvalidOption, OutputError, PainterlyError, choice
 from .batch_jobs import (IMAGE_SUFFIXES, OUTPUT_SUFFIXES, Job, Outcome, check_jobs, cross_jobs,  # noqa: F401
                          expand_inputs, image_files, job_options, jobs_from_pairs, output_name, read_manifest)
 from .batch_workers import (CRASH_HOOK, HOW_FIELDS, LOCK_NAME, LOG_NAME, MAX_ATTEMPTS,  # noqa: F401
-                            LocalExecutor, Log, RayExecutor, Runner, _clean_stale_temps, _lock, _Queue,
+                            LocalExecutor, Log, RayExecutor, Runner, _clean_stale_temps, _lock, _Queue, _unlock,
                             default_workers, ray_connect, ray_default_workers, ray_module, up_to_date)
 
 EXECUTORS = ("local", "ray")
@@ -132,7 +132,7 @@ def run_jobs(jobs: Sequence[Job], out_dir, options: Options, *, workers: Optiona
             except Exception:
                 pass
         log.close()
-        os.close(lock)
+        _unlock(out, lock)
 
 
 def stylize_many(pairs: Iterable, out_dir, *, workers: Optional[int] = None, executor: str = "local",
