@@ -277,6 +277,40 @@ def test_a_result_names_the_server_weights_file_by_its_name_only(files):
     assert recipe["options"]["weights"] == "vgg19-mine.pth" and "secret" not in json.dumps(recipe)
 
 
+def test_a_download_reruns_with_its_inputs_beside_it(files, tmp_path, capsys):
+    """The page's PNG names the uploads by their names and pixel hashes: `painterly rerun` finds
+    them next to the download (as for a command's output) and paints the same picture."""
+    from painterly import cli
+    from painterly.web import app as page
+    from painterly.web.uploads import check_upload
+
+    root = web.temp_root()
+    content, name = check_upload(upload(root, files["small"], "my photo.png"), root=root)
+    style, style_name = check_upload(upload(root, files["style"], "art.jpg"), root=root)
+    job = web.Job(content, [style], DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu",
+                                                     precision="fp32", seed=3), names=(name, [style_name]))
+    job.run()
+    settings = type("S", (), {"outputs": Path(tempfile.mkdtemp(dir=root))})()
+    _, _, download, _ = page._final(job, settings)
+    recipe = read_recipe(download["value"])
+    assert recipe["content"]["path"] == "my photo.png" and recipe["styles"][0]["path"] == "art.jpg"
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    shutil.copyfile(download["value"], folder / "download.png")
+    shutil.copyfile(files["small"], folder / "my photo.png")
+    shutil.copyfile(files["style"], folder / "art.jpg")
+    capsys.readouterr()
+    assert cli.main(["rerun", str(folder / "download.png"), "-o", str(tmp_path / "again.png"), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    with Image.open(tmp_path / "again.png") as again, Image.open(folder / "download.png") as first:
+        assert again.size == first.size
+        assert np.abs(np.asarray(again, np.int16) - np.asarray(first, np.int16)).max() <= 2
+    (folder / "art.jpg").unlink()  # without an input: one line that says where it looked
+    assert cli.main(["rerun", str(folder / "download.png"), "-o", str(tmp_path / "x.png"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'art.jpg'" in err and "was not found" in err and err.count("\n") == 1
+
+
 def test_refuse_remote_files_finds_urls_in_file_arguments():
     names_url = web.RefuseRemoteFiles._names_url
     assert names_url({"data": [{"path": "http://169.254.169.254/x.png", "meta": {"_type": "gradio.FileData"}}]})
@@ -676,7 +710,9 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path, record_pro
     recipe = read_recipe(saved)
     assert recipe["options"]["size"] == 96 and recipe["options"]["init"] == "noise"
     assert recipe["options"]["style_weight"] == pytest.approx(100.0)
-    assert len(recipe["styles"]) == 2 and recipe["content"]["path"] is None  # no server paths
+    # The inputs by the names they were uploaded with (no server paths), so `rerun` can find them.
+    assert recipe["content"]["path"] == files["content"].name
+    assert [s["path"] for s in recipe["styles"]] == [files["style"].name, files["style2"].name]
     with Image.open(saved) as im:
         assert max(im.size) == 96
 

@@ -403,7 +403,13 @@ def _final(job: Job, settings: Settings):
     out_name = f"{Path(content_name).stem or 'content'}-stylised.png"
     # The recipe and the command name the server's weights file (if any) by its name only.
     options = job.options.replace(weights=shown_weights(job.options.weights))
+    # The inputs by the names they were uploaded with (their pixel hashes are the engine's), so
+    # `painterly rerun` finds them beside the download as it does for a command's outputs.
     recipe = dict(r.recipe, options=dict(r.recipe["options"], weights=options.weights))
+    if isinstance(recipe.get("content"), dict):
+        recipe["content"] = dict(recipe["content"], path=Path(content_name).name)
+    recipe["styles"] = [dict(s, path=Path(n).name) if isinstance(s, dict) else s
+                        for s, n in zip(recipe.get("styles") or [], style_names)]
     folder = Path(tempfile.mkdtemp(prefix="job-", dir=settings.outputs))
     try:
         path = save_image(r.image, folder / out_name, recipe)
