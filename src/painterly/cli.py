@@ -15,7 +15,7 @@ from . import __version__, config
 from .config import Options, command_line  # noqa: F401 (cli.command_line, as before)
 from .errors import InvalidOption, OutputError, PainterlyError, Stop, choice, user_message
 from .terminal import (Interrupt, Parser, Progress, _clock, _list, add_option_flags,  # noqa: F401 (cli.X, as before)
-                       options_from_args)
+                       memory_note, options_from_args, time_note)
 
 
 # --- the parser ------------------------------------------------------------------------
@@ -115,9 +115,14 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
     if args.save_every < 0:
         raise InvalidOption(f"--save-every must be >= 0 (0: never), got {args.save_every}")
     progress = Progress(not args.quiet)
+    note = memory_note(options, job, content, styles)
+    if note:
+        progress.note(note)
 
     with Interrupt() as interrupt:
         def callback(it):
+            if it.step == 2 and time_note(it):
+                progress.note(time_note(it))
             progress(it)
             if args.save_every and it.step % args.save_every == 0 and it.step < it.total:
                 images.save_image(it.image(), images.numbered_path(out, it.step))

@@ -51,11 +51,15 @@ class Iterate:
     elapsed: float  # seconds since the run started
     size: tuple  # (width, height) of the current scale
     _render: Callable[[], Image.Image] = field(repr=False, default=None)
+    scale: tuple = (1, 1)  # (k, n): this step is at scale k of the schedule's n
+    scale_step: tuple = (0, 0)  # (i, m): step i of this scale's m
+    left: Optional[float] = None  # seconds left as the engine measured them (see eta)
 
     @property
     def eta(self) -> float:
-        """Seconds left, extrapolated from the steps so far."""
-        return self.elapsed / max(self.step, 1) * (self.total - self.step)
+        """Seconds left: the engine's, from measured steps (memory.StepClock); else extrapolated."""
+        left = self.left
+        return self.elapsed / max(self.step, 1) * (self.total - self.step) if left is None else left
 
     def image(self) -> Image.Image:
         return self._render()
@@ -206,6 +210,7 @@ class Stylizer:
         gen = torch.Generator().manual_seed(o.seed)
         x, step, total_steps, stopped, last = None, 0, sum(n for _, n in plan), False, {}
         run_o, style_weights = o, []  # beta per scale (--content-target rescales it)
+        clock = memory.StepClock(plan, r.shape_src.size)  # the time left, from measured steps
         try:
             for k, (long_side, n_iter) in enumerate(plan):
                 w, h = images.long_side_size(r.shape_src.size, long_side)
@@ -216,14 +221,19 @@ class Stylizer:
                 stage[0] = f"step {step + 1}/{total_steps}"
                 say()  # the targets are ready: a stop here keeps the last scale's image
 
-                def on_step(losses, live, size=(w, h)):
+                began, first = time.perf_counter(), step
+
+                def on_step(losses, live, size=(w, h), k=k, n_iter=n_iter):
                     nonlocal step
                     step += 1
                     stage[0] = f"step {step + 1}/{total_steps}"
                     last.update(losses)
                     if callback is not None:  # image() renders the live iterate: call it inside the callback
-                        callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
-                                         lambda: _render(live, r.content_img, r.luminance, size)))
+                        now = time.perf_counter()
+                        left = clock.left(k, step - first, now, began)
+                        callback(Iterate(step, total_steps, losses, now - start, size,
+                                         lambda: _render(live, r.content_img, r.luminance, size),
+                                         (k + 1, len(plan)), (step - first, n_iter), left))
 
                 x, stopped = optimise(objective, x, run_o, n_iter, on_step)
                 if stopped:
@@ -244,7 +254,8 @@ class Stylizer:
             x = x.clamp(0, 1)
             losses = dict(last)  # stopped: the last step's (weighted) losses, not a new evaluation
             if not stopped:      # (minutes for a huge tiled image)
-                stage[0] = "final losses"
+                stage[0] = f"final losses ({w}x{h}, fp32)"
+                say()
                 try:
                     objective, _, c, ss = self._scale(r, plan[-1][0], self.features(r.luminance, fp32=True),
                                                       run_o.replace(precision="fp32"), extra_terms, on_tile=say)
