@@ -362,3 +362,56 @@ def test_signal_saves_the_current_iterate_and_report(small, sig):
     rep = json.loads(report.read_text())
     assert rep["stopped"] is True and 0 < rep["iterations"] < 100000
     assert images.read_recipe(out)["job"] == "transfer"
+
+
+def _iterate(step, total, scale, scale_step, left):
+    from painterly.engine import Iterate
+
+    return Iterate(step, total, {"content": 1.0, "style": 2.0, "total": 3.0}, 1.0, (64, 48), None, scale,
+                   scale_step, left)
+
+
+def test_the_bar_names_the_scale_and_every_new_stage_is_shown_at_once():
+    import io
+
+    from painterly.terminal import Progress
+
+    out = io.StringIO()
+    p = Progress(True, out)  # a log (not a terminal): step lines at most every 5 s
+    p.stage("preparing")
+    p.stage("scale 1/2 (32x24): targets")  # a new stage: shown though it follows at once
+    p.stage("scale 1/2 (32x24): targets", 1, 4)  # a tile of it: throttled
+    p(_iterate(1, 5, (1, 2), (1, 3), 9.0))  # a scale's first step: shown
+    p(_iterate(2, 5, (1, 2), (2, 3), 8.0))  # throttled
+    p(_iterate(4, 5, (2, 2), (1, 2), 4.0))  # a new scale's first step: shown, with its label
+    p(_iterate(5, 5, (2, 2), (2, 2), 2.0))  # the last: shown; 2 s left for the final losses
+    p.stage("final losses: 64x48 in fp32")
+    lines = out.getvalue().splitlines()
+    assert [l.split(" (")[0] for l in lines[:2]] == ["preparing", "scale 1/2"]
+    assert len(lines) == 6 and "tile" not in out.getvalue() and "2/5" not in out.getvalue()
+    assert "1/5 scale 1/2 step 1/3 64x48" in lines[2]
+    assert "4/5 scale 2/2 step 1/2 64x48" in lines[3] and "5/5 scale 2/2 step 2/2" in lines[4]
+    assert lines[4].endswith("0:02 left") and lines[5].startswith("final losses: 64x48 in fp32")
+    single = io.StringIO()
+    Progress(True, single)(_iterate(1, 1, (1, 1), (1, 1), 0.0))
+    assert "scale" not in single.getvalue()  # one scale: no label
+
+
+def test_a_long_or_large_run_gets_a_note_up_front(small, capsys, monkeypatch):
+    from painterly import memory, terminal
+
+    assert terminal.time_note(_iterate(2, 100, (1, 1), (2, 100), 60.0)) == ""
+    note = terminal.time_note(_iterate(2, 100, (1, 1), (2, 100), 3 * 3600.0))
+    assert note.startswith("painterly: note: this run will take about 3:00:00 more") and "--size" in note
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 * 1024 ** 3)
+    o = config.DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu")
+    assert terminal.memory_note(o, "transfer", small["content"], [small["style"]]) == ""
+    big = o.replace(size=2000)
+    note = terminal.memory_note(big, "transfer", small["content"], [small["style"]])
+    assert note.startswith("painterly: note: a 2000x1600 run needs about ") and "10.0 GiB available" in note
+    assert terminal.memory_note(o, "transfer", small["dir"] / "missing.png", [small["style"]]) == ""
+    # The CLI shows it (with --quiet too) before the run.
+    monkeypatch.setattr(terminal, "LARGE_RUN_BYTES", 0)
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", small["dir"] / "o.png", *FAST],
+                           capsys)
+    assert code == 0 and err.startswith("painterly: note: a 32x26 run needs about "), err

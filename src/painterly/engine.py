@@ -254,8 +254,8 @@ class Stylizer:
             x = x.clamp(0, 1)
             losses = dict(last)  # stopped: the last step's (weighted) losses, not a new evaluation
             if not stopped:      # (minutes for a huge tiled image)
-                stage[0] = f"final losses ({w}x{h}, fp32)"
-                say()
+                stage[0] = "final losses"
+                say(f"{w}x{h} in fp32")
                 try:
                     objective, _, c, ss = self._scale(r, plan[-1][0], self.features(r.luminance, fp32=True),
                                                       run_o.replace(precision="fp32"), extra_terms, on_tile=say)
