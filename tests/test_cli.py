@@ -53,6 +53,25 @@ def test_jpeg_output_and_iterations_zero(small, capsys):
     assert out.read_bytes()[:2] == b"\xff\xd8"
 
 
+def test_iterations_zero_says_it_wrote_the_starting_image(small, capsys):
+    out = small["dir"] / "start.png"
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST[:-1], "--iterations", "0",
+                            "--init", "content"], capsys)
+    assert code == 0 and out.exists(), err
+    assert "(0 iterations: the starting image (--init content), not optimised," in err.splitlines()[-1]
+
+
+def test_a_ctrl_c_before_the_run_says_nothing_was_written(small, capsys, monkeypatch):
+    """A Ctrl-C before the run's own handler is in place (importing torch takes seconds)."""
+    def interrupt(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "memory_note", interrupt)
+    out = small["dir"] / "never.png"
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST], capsys)
+    assert code == 130 and err == "painterly: interrupted; nothing was written\n" and not out.exists()
+
+
 def test_content_and_texture_verbs(small, capsys):
     out = small["dir"] / "reconstruction.png"
     assert run_cli(["content", small["content"], "-o", out, "--layer", "conv2_2", *FAST], capsys)[0] == 0

@@ -146,8 +146,9 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
         print(f"painterly: interrupted at step {result.iterations}; saved {out}", file=sys.stderr)
         return 130
     if not args.quiet:
-        print(f"wrote {out} ({result.iterations} iterations, {result.seconds:.1f} s, "
-              f"loss {result.losses['total']:.4g})", file=sys.stderr)
+        what = (f"{result.iterations} iterations" if result.iterations else
+                f"0 iterations: the starting image (--init {result.options.init}), not optimised")
+        print(f"wrote {out} ({what}, {result.seconds:.1f} s, loss {result.losses['total']:.4g})", file=sys.stderr)
     return 0
 
 
@@ -226,7 +227,7 @@ def cmd_demo(args) -> int:
     from . import assets, images
 
     content, style = assets.demo_images()
-    out = args.output or str(Path.cwd() / assets.DEMO_OUTPUT)
+    out = os.path.abspath(args.output) if args.output else str(Path.cwd() / assets.DEMO_OUTPUT)
     try:
         images.check_output(out, overwrite_readonly=getattr(args, "overwrite", False))
     except OutputError as e:  # the demo must not end in a dead end: say where else to write
@@ -274,7 +275,20 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _interrupted(args, began: float) -> str:
+    """The line for a Ctrl-C that ended a verb early: whether its output was written."""
+    out = getattr(args, "output", None)
+    try:
+        wrote = bool(out) and os.stat(out).st_mtime >= began - 0.05  # (file times lag the clock by a tick)
+    except (OSError, TypeError, ValueError):
+        wrote = False
+    return f"painterly: interrupted; wrote {out}" if wrote else "painterly: interrupted; nothing was written"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    import time
+
+    began = time.time()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # bad flags: one line, status 2 (Parser.error)
@@ -307,7 +321,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if isinstance(e, SystemExit) or (os.environ.get("PAINTERLY_DEBUG") and not isinstance(e, PainterlyError)):
             raise
         line, code = user_message(e)
-        print("painterly: interrupted" if code == 130 else f"painterly: error: {line}", file=sys.stderr)
+        print(_interrupted(args, began) if code == 130 else f"painterly: error: {line}", file=sys.stderr)
         return code
 
 if __name__ == "__main__":
