@@ -434,3 +434,51 @@ def test_a_long_or_large_run_gets_a_note_up_front(small, capsys, monkeypatch):
     code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", small["dir"] / "o.png", *FAST],
                            capsys)
     assert code == 0 and err.startswith("painterly: note: a 32x26 run needs about "), err
+
+
+def _verbs():
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, sub
+
+
+def test_every_verb_and_flag_has_a_description_and_shows_its_real_default():
+    import argparse
+
+    parser, sub = _verbs()
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert parser.description.startswith("painterly")
+    for verb, sp in sub.choices.items():
+        assert helps.get(verb) and sp.description, f"{verb} has no help or description"
+        for a in sp._actions:
+            if isinstance(a, argparse._HelpAction):
+                continue
+            name = f"{verb} {'/'.join(a.option_strings) or a.dest}"
+            assert a.help and a.help != argparse.SUPPRESS, f"{name} has no help"
+            default = a.default
+            field = a.dest if a.dest in config.SPECS else None
+            if field:  # an option flag: the default the verb really runs with
+                default = config.job_default(verb, field)
+            if isinstance(default, tuple):
+                default = ",".join(map(str, default))
+            if default not in (None, False, "", (), []) and not (field and default is True and "always" in a.help):
+                if not isinstance(a, argparse._StoreTrueAction):
+                    shown = {f"(default: {default})"} | ({f"(default: {default:g})"} if isinstance(default, float)
+                                                         else set())
+                    assert any(s in a.help for s in shown), f"{name}: {a.help!r} hides its default {default!r}"
+    # The job-implied defaults: content and texture start from noise; texture always searches.
+    init = {v: next(a for a in sub.choices[v]._actions if a.dest == "init").help for v in ("content", "texture")}
+    assert all(h.endswith("(default: noise)") for h in init.values()), init
+    assert not any(a.dest == "lbfgs_line_search" for a in sub.choices["texture"]._actions)
+    assert "0: off" not in config.SPECS["content_target"].help and "0 turns this off" in config.SPECS[
+        "content_target"].help
+
+
+def test_wrong_names_list_every_valid_one(capsys):
+    code, _, err = run_cli(["weights", "nosuch"], capsys)
+    assert code == 2 and "(valid: original, torchvision, random)" in err
+    code, _, err = run_cli(["figure", "2", "-o", "x.png"], capsys)
+    assert code == 2 and "there is no figure 2; the figures are 1: " in err and "6: photo-to-photo" in err, err
+    assert err.count("\n") == 1

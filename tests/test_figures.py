@@ -50,4 +50,4 @@ def test_figure_cli_writes_the_grid(small, capsys):
     assert "run 1/2: content relu2_2" in err and "run 2/2: content relu4_2" in err
     assert images.load_image(out).size == figures.grid([(Image.new("RGB", (24, 19)), "x")] * 4, 4).image.size
     assert cli.main(["figure", "2", "-o", str(out)]) == 2  # not one of the figures: one-line argparse error
-    assert "invalid choice: 2" in capsys.readouterr().err
+    assert "there is no figure 2; the figures are 1: " in capsys.readouterr().err

@@ -172,11 +172,12 @@ def add_parser(sub) -> None:
     sp.add_argument("--workers", type=int, default=None, metavar="N",
                     help="worker processes (Ray actors with --executor ray); default: one per GPU, else one per 2 cores")
     sp.add_argument("--executor", choices=EXECUTORS, default="local",
-                    help="local: worker processes on this machine; ray: Ray actors on a cluster (painterly[ray])")
+                    help="local: worker processes on this machine; ray: Ray actors on a cluster (painterly[ray]) "
+                         "(default: local)")
     sp.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster, e.g. HEAD:6379 (default: start a "
                     "local Ray)")
     sp.add_argument("--force", action="store_true", help="redo every job, even those with an up-to-date output")
-    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
+    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help=config.flag_help("preset"))
     sp.add_argument("--quiet", action="store_true", help="no progress bar (the summary line remains)")
     terminal.add_option_flags(sp, "transfer")
 

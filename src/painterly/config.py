@@ -239,7 +239,7 @@ SPECS: Dict[str, Spec] = {
     "size": Spec("long side of the output in pixels", low=16, high=MAX_SIZE, web=True),
     "style_scale": Spec("style image long side = output long side x this", low=0.0, high=16.0, above=True,
                         jobs=_STYLED, web=True),
-    "weights": Spec("VGG-19 weights: original (the paper's network, installed with the package), torchvision "
+    "weights": Spec("VGG-19 weights: original (the default: the paper's network, installed), torchvision "
                     "(retrained, 548 MB download), random (seeded, for tests) or a local file"),
     "preprocess": Spec("input convention of --weights PATH: torch (RGB, mean/std) or caffe (BGR, 0-255, mean "
                        "pixel); a named set always uses its own", choices=PREPROCESS),
@@ -255,9 +255,9 @@ SPECS: Dict[str, Spec] = {
                     "each style layer as E_l(x)/E_l(photo)), so one beta means the same on every pair; absolute: "
                     "the paper's losses (the paper preset), where beta needs to be about 1e3x larger", choices=BALANCES,
                     jobs=("transfer",), web=True),
-    "content_target": Spec("how much of the photo to keep, K = |F(x)-F(c)|^2/|F(c)|^2 at the content layers "
-                           "(0: the photo itself): after each scale but the last, beta is multiplied by "
-                           "this/K (x1/3..x3); 0: off (not in the paper)",
+    "content_target": Spec("how much of the photo to keep, as the content distance K = |F(x)-F(c)|^2/|F(c)|^2 "
+                           "at the content layers (K = 0 would be the photo itself): after each scale but the "
+                           "last, beta is multiplied by this/K (x1/3..x3); 0 turns this off (not in the paper)",
                            low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),
@@ -278,7 +278,8 @@ SPECS: Dict[str, Spec] = {
     "learning_rate": Spec("Adam's step size (pixels in [0, 1]); used only with --optimizer adam", low=0.0,
                           high=1e3, above=True, web=True),
     "lbfgs_history": Spec("L-BFGS history size", low=1, high=10_000),
-    "lbfgs_line_search": Spec("L-BFGS strong-Wolfe line search", web=True),
+    "lbfgs_line_search": Spec("L-BFGS strong-Wolfe line search (always on for texture)", jobs=_CONTENTFUL,
+                              web=True),
     "device": Spec("where to compute", choices=DEVICES),
     "precision": Spec("auto: bf16 autocast where supported natively", choices=PRECISIONS, web=True),
     "channels_last": Spec("channels-last memory layout"),
@@ -303,6 +304,60 @@ SPECS: Dict[str, Spec] = {
                          "name; no folders, no user name) or full (the absolute path)", choices=RECIPE_PATHS),
 }
 assert set(SPECS) == {f.name for f in dataclasses.fields(Options)}, "every option needs a Spec"
+# What a job sets whatever its options say (engine._job_options); --help shows these defaults.
+JOB_DEFAULTS = {"content": {"init": "noise"}, "texture": {"init": "noise", "lbfgs_line_search": True}}
+
+
+def job_default(job: str, name: str):
+    """The default of option `name` as job `job` runs it."""
+    return JOB_DEFAULTS.get(job, {}).get(name, getattr(DEFAULTS, name))
+
+
+# --- the verbs, and the flags of the front ends that are not Options ---------------------
+VERBS: Dict[str, str] = {
+    "transfer": "paint CONTENT in the manner of STYLE (several styles are blended)",
+    "content": "reconstruct CONTENT from white noise using one layer (the paper's Fig. 1, top)",
+    "texture": "synthesise STYLE's texture from white noise (the paper's Fig. 1, bottom)",
+    "rerun": "regenerate an output from the recipe embedded in it; its inputs must be next to it or in the "
+             "current folder (by the names the recipe records), with the same pixels",
+    "figure": "regenerate a figure of the paper from your images (a labelled grid)",
+    "weights": "list the VGG-19 weights sets and where each lives; with a name, fetch (if needed) and verify it "
+               "and print its path",
+    "demo": "stylise the bundled Tuebingen photograph with Starry Night (offline), into the current directory",
+    "serve": "start the web page on this machine (needs the [web] extra)",
+}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A front end's own flag (not an Options field): its help and default."""
+
+    help: str
+    default: object = None
+
+
+FLAGS: Dict[str, Flag] = {
+    "output": Flag("output image (.png or .jpg)"),
+    "quiet": Flag("no progress bar (errors, notes and the last line remain)"),
+    "report": Flag("write options, timing and final losses as JSON"),
+    "save_every": Flag("write OUT_0100.png etc. every N iterations (the output itself is untouched; 0: never)", 0),
+    "preset": Flag("fast: the defaults; quality: 120+80 steps, max pooling (~2x the time); paper: the paper's "
+                   "procedure (500 steps from noise, fp32, absolute losses)", "fast"),
+    "layer": Flag("the content layer", PAPER_CONTENT_LAYERS[0]),
+    "layers": Flag("comma-separated style layers", ",".join(PAPER_STYLE_LAYERS)),
+    "demo_size": Flag("long side of the demo's output in pixels", DEFAULTS.size),
+    "host": Flag("interface to bind (loopback only; 0.0.0.0 exposes the page, without authentication)",
+                 "127.0.0.1"),
+    "port": Flag("the port to serve the page on (1..65535)", 7860),
+    "concurrency": Flag("jobs optimising at once (default: one per CPU)"),
+    "queue_size": Flag("jobs that may wait for a free worker; more are refused", 8),
+}
+
+
+def flag_help(name: str) -> str:
+    """FLAGS[name]'s help with its default, as --help shows it."""
+    f = FLAGS[name]
+    return f.help + (f" (default: {f.default})" if f.default not in (None, "") else "")
 _TYPES = typing.get_type_hints(Options)  # field -> int, float, str, bool, Optional[...], Tuple[..., ...]
 _KINDS = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), str: ("a string", "strings"),
           bool: ("true or false", "true or false values")}

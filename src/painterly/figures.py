@@ -33,6 +33,8 @@ from .config import Options
 from .errors import InvalidOption
 
 FIGURES = (1, 3, 4, 5, 6)
+TITLES = {1: "content and style reconstructions by layer", 3: "the alpha/beta grid by style layers",
+          4: "content layer relu2_2 vs relu4_2", 5: "initialisations", 6: "photo-to-photo"}
 RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # alpha / beta, the columns of figure 3 (the paper's Fig. 4)
 SEEDS = (0, 1, 2)  # noise initialisations of figure 5 (the paper's Fig. 6)
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")  # the Caffe reading (config.py)

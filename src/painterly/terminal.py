@@ -39,7 +39,7 @@ def add_option_flags(p: argparse.ArgumentParser, verb: str) -> None:
         spec = config.SPECS[f.name]
         if verb not in spec.jobs:
             continue
-        default = getattr(config.DEFAULTS, f.name)
+        default = config.job_default(verb, f.name)  # as the verb runs it (content and texture start from noise)
         help_ = spec.help + (f" (default: {_show(default)})" if default not in (None, "", ()) else "")
         if f.type in ("bool", bool):
             p.add_argument(config.flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)

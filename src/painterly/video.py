@@ -328,7 +328,7 @@ def add_parser(sub) -> None:
     sp.add_argument("input", help="input clip (.mp4, .mov, .mkv, .webm, .gif, ...)")
     sp.add_argument("styles", nargs="+", help="style image(s)")
     sp.add_argument("-o", "--output", required=True, help=f"output clip ({', '.join(CONTAINERS)})")
-    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
+    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help=config.flag_help("preset"))
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--report", metavar="FILE.json", help="write per-frame details and timing as JSON")
     sp.add_argument("--per-frame", action="store_true",

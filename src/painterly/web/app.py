@@ -31,7 +31,7 @@ from .uploads import (MAX_STYLES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, check_upl
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_SIZE = 8  # jobs that may wait for a free worker, beyond the running ones
+DEFAULT_QUEUE_SIZE = config.FLAGS["queue_size"].default  # jobs that may wait for a free worker, beyond the running ones
 POLL_SECONDS = 0.1  # how often a page's stream looks for news from its job
 NARROW = 700  # px: below this width the columns stack (a phone)
 
