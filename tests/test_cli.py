@@ -482,3 +482,19 @@ def test_wrong_names_list_every_valid_one(capsys):
     code, _, err = run_cli(["figure", "2", "-o", "x.png"], capsys)
     assert code == 2 and "there is no figure 2; the figures are 1: " in err and "6: photo-to-photo" in err, err
     assert err.count("\n") == 1
+
+
+def test_an_enlarged_or_transparent_style_is_noted_on_stderr_and_in_the_report(small, capsys):
+    from PIL import Image
+
+    ghost = small["dir"] / "ghost.png"
+    Image.new("RGBA", (20, 20), (200, 30, 30, 10)).save(ghost)  # tiny and nearly transparent
+    out, report = small["dir"] / "o.png", small["dir"] / "r.json"
+    code, _, err = run_cli(["transfer", small["content"], ghost, "-o", out, "--report", report, *FAST[:-1],
+                            "--size", "64", "--iterations", "1"], capsys)
+    assert code == 0, err
+    notes = [l for l in err.splitlines() if l.startswith("painterly: note: ")]
+    assert [n[len("painterly: note: "):] for n in notes] == json.loads(report.read_text())["notes"]
+    assert any("style image 'ghost.png' is 20x20 px and is enlarged 3x to 64 px" in n for n in notes), notes
+    assert any("style image 'ghost.png' is 96% transparent" in n for n in notes), notes
+    assert all("content image" not in n for n in notes)  # enlarged 1.6x only: no note

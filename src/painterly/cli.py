@@ -15,7 +15,7 @@ from . import __version__, config
 from .config import Options, command_line  # noqa: F401 (cli.command_line, as before)
 from .errors import InvalidOption, OutputError, PainterlyError, Stop, choice, user_message
 from .terminal import (Interrupt, Parser, Progress, _clock, _list, add_option_flags,  # noqa: F401 (cli.X, as before)
-                       memory_note, options_from_args, time_note)
+                       input_notes, memory_note, options_from_args, time_note)
 
 
 # --- the parser ------------------------------------------------------------------------
@@ -131,9 +131,11 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
     if args.save_every < 0:
         raise InvalidOption(f"--save-every must be >= 0 (0: never), got {args.save_every}")
     progress = Progress(not args.quiet)
-    note = memory_note(options, job, content, styles)
-    if note:
-        progress.note(note)
+    notes = [n for n in [memory_note(options, job, content, styles)] if n]
+    for n in input_notes(options, job, content, styles):
+        notes.append(f"painterly: note: {n}")
+    for n in notes:
+        progress.note(n)
 
     with Interrupt() as interrupt:
         def callback(it):
@@ -157,7 +159,9 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
             print("painterly: interrupted before the first step completed; nothing was written", file=sys.stderr)
             return 130
     progress.close()
-    result.save(out, report=args.report)
+    result.save(out)
+    if args.report:  # the notes too: what the run changed of its inputs
+        images.write_json(args.report, dict(result.report(), notes=[n.split("note: ", 1)[-1] for n in notes]))
     if result.stopped:
         print(f"painterly: interrupted at step {result.iterations}; saved {out}", file=sys.stderr)
         return 130

@@ -224,3 +224,33 @@ class Interrupt:
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+def input_notes(o: Options, job: str, content, styles) -> list:
+    """Notes on inputs a run will not use as they are: an image enlarged 2x or more (its detail
+    is blurred, not invented) and a style image that is mostly transparent (painted as white).
+    Shown on stderr and kept in the report; none for an input that cannot be read (the run says)."""
+    import os
+
+    from PIL import Image, ImageStat
+
+    side = config.schedule(o)[-1][0]
+    roles = ([("content image", content, side)] if job != "texture" and content is not None else []) + \
+        [("style image", s, max(16, round(side * o.style_scale))) for s in (styles if job != "content" else [])]
+    notes = []
+    for role, path, want in roles:
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+                alpha = ImageStat.Stat(im.convert("RGBA").getchannel("A")).mean[0] / 255 if "A" in im.getbands() \
+                    or "transparency" in im.info else 1.0
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+        if want >= 2 * max(w, h):
+            how = "--size" if role == "content image" else "--size x --style-scale"
+            notes.append(f"{role} '{os.path.basename(str(path))}' is {w}x{h} px and is enlarged {want / max(w, h):.0f}x to {want} px "
+                         f"({how}): its detail is blurred, not invented")
+        if role == "style image" and alpha < 0.5:
+            notes.append(f"style image '{os.path.basename(str(path))}' is {100 * (1 - alpha):.0f}% transparent; transparent parts are "
+                         "painted as white")
+    return notes
