@@ -220,9 +220,9 @@ def make(gr, name: str, value, settings) -> Any:
     k = kind(name)
     if name == "ratio":
         lo, hi = ratio_range()
-        return gr.Slider(lo, hi, value=value, step=0.1, **common)
+        return _slider(gr)(lo, hi, value=value, step=0.1, **common)
     if name == "size":
-        return gr.Slider(config.SPECS["size"].low, settings.max_size, value=value, step=16, **common)
+        return _slider(gr)(config.SPECS["size"].low, settings.max_size, value=value, step=16, **common)
     if k in ("radio", "dropdown"):
         make_ = gr.Radio if k == "radio" else gr.Dropdown
         return make_(list(choices(name)), value=value, **common)
@@ -233,6 +233,24 @@ def make(gr, name: str, value, settings) -> Any:
     if k == "list":
         return gr.Textbox(value, placeholder=_EMPTY.get(name), **common)
     return gr.Number(value, precision=0 if k == "int" else None, **common)
+
+
+_PAGE_SLIDER: list = []
+
+
+def _slider(gr):
+    """gr.Slider whose value reaches the handlers unchecked: Gradio's own range check raises (a
+    traceback in the server's log for a value typed past the range); the page says it in words
+    instead (the Size note, options_from_controls). A template of Slider: the same widget."""
+    if not _PAGE_SLIDER:
+        class PageSlider(gr.Slider):
+            is_template = True  # the browser draws it as a gr.Slider
+
+            def preprocess(self, payload):
+                return payload
+
+        _PAGE_SLIDER.append(PageSlider)
+    return _PAGE_SLIDER[0]
 
 
 def layout(names: List[str]) -> List[List[str]]:
