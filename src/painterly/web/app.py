@@ -123,6 +123,7 @@ CSS = f"""
   background: var(--block-background-fill); }}
 .drop .view img, #compare img {{ object-fit: contain !important; }}
 .drop .view .thumbnail-item img, .drop .view .grid-wrap img {{ object-fit: contain !important; }}
+#style-view button, #style-view img {{ max-height: 178px; }}
 #upload-message p, #status p, #schedule p {{ margin: 0.2em 0; }}
 @media (max-width: {NARROW}px) {{
   #main-row {{ flex-direction: column; }}

@@ -264,6 +264,11 @@ def _slider(gr):
     if TYPE_CHECKING:
         from gradio.components import Timer
         from gradio.components.base import Component
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
 
         _PAGE_SLIDER.append(PageSlider)
     return _PAGE_SLIDER[0]
