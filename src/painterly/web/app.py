@@ -117,13 +117,13 @@ CSS = f"""
 /* One box per input: the upload zone, with the picture shown inside it once uploaded (the
    file list stays underneath, its clear button on top). Pictures are letterboxed, never cropped. */
 .drop {{ position: relative; }}
-#content-file, #style-files {{ min-height: 236px; }}
+#content-file, #style-files {{ min-height: 196px; }}
 .drop .view {{ position: absolute; top: 34px; left: 4px; right: 4px; bottom: 4px; z-index: 5;
   pointer-events: none; border: none !important; box-shadow: none !important;
   background: var(--block-background-fill); }}
 .drop .view img, #compare img {{ object-fit: contain !important; }}
 .drop .view .thumbnail-item img, .drop .view .grid-wrap img {{ object-fit: contain !important; }}
-#style-view button, #style-view img {{ max-height: 178px; }}
+#style-view button, #style-view img {{ max-height: 140px; }}
 #upload-message p, #status p, #schedule p {{ margin: 0.2em 0; }}
 @media (max-width: {NARROW}px) {{
   #main-row {{ flex-direction: column; }}
@@ -151,11 +151,12 @@ SIZE_NOTE_JS = """() => {
 }"""
 
 # On a phone the result column sits below the controls: bring it on screen when Start is pressed.
-SHOW_RESULT_JS = f"""() => {{
+SHOW_RESULT_JS = f"""(...args) => {{
   if (window.matchMedia('(max-width: {NARROW}px)').matches) {{
-    const s = document.getElementById('status');
-    if (s) s.scrollIntoView({{block: 'start'}});
+    const show = () => {{ const s = document.getElementById('status'); if (s) s.scrollIntoView({{block: 'start'}}); }};
+    show(); setTimeout(show, 400);  // again once the page has laid out the run's first update
   }}
+  return args;  // the Start handler's inputs, unchanged
 }}"""
 
 
@@ -229,13 +230,13 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 content_file = gr.File(label="Content image (the photograph)", file_count="single",
                                        file_types=["image"], type="filepath", height=200, elem_id="content-file")
                 content_view = gr.Image(type="pil", interactive=False, show_label=False, visible=False,
-                                        elem_id="content-view", elem_classes=["view"], height=190, container=False,
+                                        elem_id="content-view", elem_classes=["view"], height=150, container=False,
                                         **_supported(gr.Image.__init__, {"format": "png", **NO_TOOLS}))
             with gr.Column(elem_classes=["drop"]):
                 style_files = gr.File(label=f"Style images (1 to {settings.max_styles})", file_count="multiple",
                                       file_types=["image"], type="filepath", height=200, elem_id="style-files")
                 style_view = gr.Gallery(show_label=False, columns=4, visible=False, elem_id="style-view",
-                                        elem_classes=["view"], object_fit="contain", height=190, container=False,
+                                        elem_classes=["view"], object_fit="contain", height=150, container=False,
                                         **_supported(gr.Gallery.__init__, {"format": "png", "allow_preview": False,
                                                                            **NO_TOOLS}))
         upload_message = gr.Markdown("", elem_id="upload-message")
@@ -386,8 +387,7 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
         # Start: no Gradio-level limit, so every request reaches the JobQueue at once and is
         # either accepted (run or wait, visibly) or refused; none waits unseen in Gradio's queue.
         start_button.click(start, [content_file, style_files] + controls, outputs_, api_name="stylise",
-                           **fast, **quiet)
-        start_button.click(None, None, None, js=SHOW_RESULT_JS, **quiet)
+                           js=SHOW_RESULT_JS, **fast, **quiet)
         cancel_button.click(cancel, None, status, api_name="cancel", **fast, **quiet)
 
     # Gradio's own queue only backs up the JobQueue (handlers return at once when it is full).
@@ -428,8 +428,8 @@ async def _follow(job: Job, settings: Settings):
     keep = gr.update()
     seen, seen_preview = -1, 0
     try:
-        yield ("Queued…", None, gr.update(value=None, interactive=False), "") + _buttons(gr, True) + \
-            (gr.update(value=None, visible=False),)
+        # The last comparison stays until this run's replaces it (hiding it would move the page under the reader).
+        yield ("Queued…", None, gr.update(value=None, interactive=False), "") + _buttons(gr, True) + (keep,)
         while not job.done.is_set():
             if job.state == "waiting":
                 pos = settings.jobs.position(job)

@@ -220,9 +220,10 @@ def make(gr, name: str, value, settings) -> Any:
     k = kind(name)
     if name == "ratio":
         lo, hi = ratio_range()
-        return _slider(gr)(lo, hi, value=value, step=0.1, **common)
+        return _slider(gr)(lo, hi, value=value, step=0.1, elem_classes=["painterly-lenient"], **common)
     if name == "size":
-        return _slider(gr)(config.SPECS["size"].low, settings.max_size, value=value, step=16, **common)
+        return _slider(gr)(config.SPECS["size"].low, settings.max_size, value=value, step=16,
+                           elem_classes=["painterly-lenient"], **common)
     if k in ("radio", "dropdown"):
         make_ = gr.Radio if k == "radio" else gr.Dropdown
         return make_(list(choices(name)), value=value, **common)
@@ -235,22 +236,20 @@ def make(gr, name: str, value, settings) -> Any:
     return gr.Number(value, precision=0 if k == "int" else None, **common)
 
 
-_PAGE_SLIDER: list = []
-
-
 def _slider(gr):
-    """gr.Slider whose value reaches the handlers unchecked: Gradio's own range check raises (a
-    traceback in the server's log for a value typed past the range); the page says it in words
-    instead (the Size note, options_from_controls). A template of Slider: the same widget."""
-    if not _PAGE_SLIDER:
-        class PageSlider(gr.Slider):
-            is_template = True  # the browser draws it as a gr.Slider
+    """gr.Slider, whose instances marked "painterly-lenient" pass their value to the handlers
+    unchecked: Gradio's own range check raises (a traceback in the server's log for a value
+    typed past the range); the page says it in words instead (the Size note,
+    options_from_controls). Patched on the class, not subclassed: Gradio writes a .pyi file next
+    to the module of any component class it sees defined."""
+    if not getattr(gr.Slider, "_painterly_lenient", False):
+        checked = gr.Slider.preprocess
 
-            def preprocess(self, payload):
-                return payload
+        def preprocess(self, payload):
+            return payload if "painterly-lenient" in (self.elem_classes or []) else checked(self, payload)
 
-        _PAGE_SLIDER.append(PageSlider)
-    return _PAGE_SLIDER[0]
+        gr.Slider.preprocess, gr.Slider._painterly_lenient = preprocess, True
+    return gr.Slider
 
 
 def layout(names: List[str]) -> List[List[str]]:
