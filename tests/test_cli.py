@@ -66,7 +66,7 @@ def test_a_ctrl_c_before_the_run_says_nothing_was_written(small, capsys, monkeyp
     def interrupt(*a):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "memory_note", interrupt)
+    monkeypatch.setattr(cli, "Progress", interrupt)  # made before the run installs its handler
     out = small["dir"] / "never.png"
     code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST], capsys)
     assert code == 130 and err == "painterly: interrupted; nothing was written\n" and not out.exists()

@@ -131,14 +131,20 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
     if args.save_every < 0:
         raise InvalidOption(f"--save-every must be >= 0 (0: never), got {args.save_every}")
     progress = Progress(not args.quiet)
-    notes = [n for n in [memory_note(options, job, content, styles)] if n]
-    for n in input_notes(options, job, content, styles):
-        notes.append(f"painterly: note: {n}")
-    for n in notes:
-        progress.note(n)
+    notes: list = []  # said once the run is under way (its options checked): bad input still gets one line
+
+    def say_notes():
+        if notes:
+            return
+        notes.append("")  # computed and said once
+        notes.extend(n for n in [memory_note(options, job, content, styles)] if n)
+        notes.extend(f"painterly: note: {n}" for n in input_notes(options, job, content, styles))
+        for n in notes[1:]:
+            progress.note(n)
 
     with Interrupt() as interrupt:
         def callback(it):
+            say_notes()
             if it.step == 2 and time_note(it):
                 progress.note(time_note(it))
             progress(it)
@@ -148,6 +154,8 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
                 raise Stop
 
         def on_stage(what, i, n):
+            if what.startswith("step "):  # the images, options and targets are good: the run starts
+                say_notes()
             progress.stage(what, i, n)
             if interrupt.hit:
                 raise Stop
@@ -161,7 +169,7 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
     progress.close()
     result.save(out)
     if args.report:  # the notes too: what the run changed of its inputs
-        images.write_json(args.report, dict(result.report(), notes=[n.split("note: ", 1)[-1] for n in notes]))
+        images.write_json(args.report, dict(result.report(), notes=[n.split("note: ", 1)[-1] for n in notes[1:]]))
     if result.stopped:
         print(f"painterly: interrupted at step {result.iterations}; saved {out}", file=sys.stderr)
         return 130
