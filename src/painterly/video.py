@@ -365,6 +365,7 @@ def run(args) -> int:
     progress = terminal.Progress(not args.quiet)
     notes = []
     if args.size is None and not args.scales:  # the clip's own size, at most the default
+        require()  # without the video extra: the one line that says what to install
         clip = probe(args.input)
         o = own_size(o, clip.size)
         if o.size < max(clip.size):
