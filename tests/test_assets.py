@@ -135,7 +135,9 @@ def test_demo_output_size_and_weights_flags(tmp_path, monkeypatch, capsys):
     assert cli.main(["demo", "--quiet"]) == 0
     (job, c, s, o, out), (_, _, _, o2, out2) = calls
     assert job == "transfer" and c == str(assets.DEMO_CONTENT) and s == [str(assets.DEMO_STYLE)]
-    assert out == "sub/mine.png" and o.size == 96 and o.weights == "random"
+    assert out == str(tmp_path / "sub" / "mine.png")  # absolute, as the default is
+    assert o.size == 96 and o.weights == "random"
+    assert f"the demo result is {tmp_path / 'sub' / 'mine.png'}" in capsys.readouterr().out
     assert out2 == str(tmp_path / assets.DEMO_OUTPUT)
     assert o2.size == cli.config.DEFAULTS.size and o2.weights is None  # None: the "original" set
     assert list(tmp_path.iterdir()) == [tmp_path / "sub"]

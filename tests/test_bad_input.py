@@ -293,7 +293,7 @@ BAD = [
     ("demo-size-0", ["demo", "--size", "0", *OUT, "--weights", "random", "--quiet"], "--size"),
     ("figure-threads--1", ["figure", "6", *OUT, "--content", "@c.png", "--style", "@s.png", *FAST,
                            "--threads", "-1"], "--threads"),
-    ("figure-unknown", ["figure", "9", *OUT], "invalid choice"),
+    ("figure-unknown", ["figure", "9", *OUT], "there is no figure 9; the figures are 1: "),
     ("batch-workers-0", ["batch", "@c.png", "--style", "@s.png", "--out-dir", "%b", "--workers", "0"], "--workers"),
     ("video-frame-iterations--1", ["video", "@c.png", "@s.png", "-o", "%v.mp4", "--frame-iterations", "-1"],
      "--frame-iterations"),

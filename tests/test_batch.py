@@ -370,3 +370,23 @@ def test_changed_style_pixels_or_weights_redo_a_job(inputs, capsys):
     task = {"content": str(inputs["photos"][0]), "style": str(inputs["paintings"][0])}
     assert up_to_date(recipe, task, o, recipe["weights_sha256"], _Hashes())
     assert not up_to_date(recipe, task, o, "0" * 64, _Hashes())
+def test_a_script_without_a_main_guard_is_not_rerun_by_its_workers(inputs):
+    """stylize_many at a script's top level, as the README shows it: the spawned workers do not
+    re-run the script (it prints its line once and paints every pair), and the lock is gone after."""
+    script = inputs["dir"] / "paint.py"
+    script.write_text(
+        "import painterly\n"
+        "print('top-level line', flush=True)\n"
+        f"pairs = [({str(inputs['photos'][0])!r}, {str(inputs['paintings'][0])!r}),\n"
+        f"         ({str(inputs['photos'][1])!r}, {str(inputs['paintings'][0])!r})]\n"
+        f"for r in painterly.stylize_many(pairs, {str(inputs['out'])!r}, workers=2, weights='random', size=32,\n"
+        "                                 iterations=2, device='cpu'):\n"
+        "    print(r.status, r.error)\n")
+    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, str(script)], cwd=inputs["dir"], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("top-level line") == 1, p.stdout
+    assert p.stdout.splitlines()[1:] == ["ok None", "ok None"], p.stdout
+    assert sorted(x.name for x in inputs["out"].glob("*.png")) == ["p0--ink.png", "p1--ink.png"]
+    assert not (inputs["out"] / batch.LOCK_NAME).exists()

@@ -55,6 +55,25 @@ def test_jpeg_output_and_iterations_zero(small, capsys):
     assert out.read_bytes()[:2] == b"\xff\xd8"
 
 
+def test_iterations_zero_says_it_wrote_the_starting_image(small, capsys):
+    out = small["dir"] / "start.png"
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST[:-1], "--iterations", "0",
+                            "--init", "content"], capsys)
+    assert code == 0 and out.exists(), err
+    assert "(0 iterations: the starting image (--init content), not optimised," in err.splitlines()[-1]
+
+
+def test_a_ctrl_c_before_the_run_says_nothing_was_written(small, capsys, monkeypatch):
+    """A Ctrl-C before the run's own handler is in place (importing torch takes seconds)."""
+    def interrupt(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "Progress", interrupt)  # made before the run installs its handler
+    out = small["dir"] / "never.png"
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST], capsys)
+    assert code == 130 and err == "painterly: interrupted; nothing was written\n" and not out.exists()
+
+
 def test_content_and_texture_verbs(small, capsys):
     out = small["dir"] / "reconstruction.png"
     assert run_cli(["content", small["content"], "-o", out, "--layer", "conv2_2", *FAST], capsys)[0] == 0
@@ -315,7 +334,9 @@ def test_a_signal_in_the_first_tiled_step_stops_between_tiles_and_writes_nothing
     try:
         wait_held(marker, proc, drain)
         drain()
-        assert seen.lstrip("\r").startswith("preparing"), seen  # said at once, before any heavy work
+        # said at once, before any heavy work (after the notes on the tiny inputs, enlarged to 256 px)
+        said = "\n".join(l for l in seen.split("\n") if not l.startswith("painterly: note: "))
+        assert said.lstrip("\r").startswith("preparing"), seen
         assert seen.rsplit("\r", 1)[-1].startswith("step 1/1: forward, tile 1/16 "), seen
         held_at = len(seen)
         proc.send_signal(signal.SIGTERM)
@@ -406,3 +427,118 @@ def test_the_test_hold_point_needs_both_variables_and_holds_once(tmp_path, monke
     assert released == [os.getpid()] and not marker.exists()
     testhooks.hold("here")  # once per process: the second time it passes
     assert not marker.exists() and testhooks.HOLD_FILE not in os.environ
+def _iterate(step, total, scale, scale_step, left):
+    from painterly.engine import Iterate
+
+    return Iterate(step, total, {"content": 1.0, "style": 2.0, "total": 3.0}, 1.0, (64, 48), None, scale,
+                   scale_step, left)
+
+
+def test_the_bar_names_the_scale_and_every_new_stage_is_shown_at_once():
+    import io
+
+    from painterly.terminal import Progress
+
+    out = io.StringIO()
+    p = Progress(True, out)  # a log (not a terminal): step lines at most every 5 s
+    p.stage("preparing")
+    p.stage("scale 1/2 (32x24): targets")  # a new stage: shown though it follows at once
+    p.stage("scale 1/2 (32x24): targets", 1, 4)  # a tile of it: throttled
+    p(_iterate(1, 5, (1, 2), (1, 3), 9.0))  # a scale's first step: shown
+    p(_iterate(2, 5, (1, 2), (2, 3), 8.0))  # throttled
+    p(_iterate(4, 5, (2, 2), (1, 2), 4.0))  # a new scale's first step: shown, with its label
+    p(_iterate(5, 5, (2, 2), (2, 2), 2.0))  # the last: shown; 2 s left for the final losses
+    p.stage("final losses: 64x48 in fp32")
+    lines = out.getvalue().splitlines()
+    assert [l.split(" (")[0] for l in lines[:2]] == ["preparing", "scale 1/2"]
+    assert len(lines) == 6 and "tile" not in out.getvalue() and "2/5" not in out.getvalue()
+    assert "1/5 scale 1/2 step 1/3 64x48" in lines[2]
+    assert "4/5 scale 2/2 step 1/2 64x48" in lines[3] and "5/5 scale 2/2 step 2/2" in lines[4]
+    assert lines[4].endswith("0:02 left") and lines[5].startswith("final losses: 64x48 in fp32")
+    single = io.StringIO()
+    Progress(True, single)(_iterate(1, 1, (1, 1), (1, 1), 0.0))
+    assert "scale" not in single.getvalue()  # one scale: no label
+
+
+def test_a_long_or_large_run_gets_a_note_up_front(small, capsys, monkeypatch):
+    from painterly import memory, terminal
+
+    assert terminal.time_note(_iterate(2, 100, (1, 1), (2, 100), 60.0)) == ""
+    note = terminal.time_note(_iterate(2, 100, (1, 1), (2, 100), 3 * 3600.0))
+    assert note.startswith("painterly: note: this run will take about 3:00:00 more") and "--size" in note
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 * 1024 ** 3)
+    o = config.DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu")
+    assert terminal.memory_note(o, "transfer", small["content"], [small["style"]]) == ""
+    big = o.replace(size=2000)
+    note = terminal.memory_note(big, "transfer", small["content"], [small["style"]])
+    assert note.startswith("painterly: note: a 2000x1600 run needs about ") and "10.0 GiB available" in note
+    assert terminal.memory_note(o, "transfer", small["dir"] / "missing.png", [small["style"]]) == ""
+    # The CLI shows it (with --quiet too) before the run.
+    monkeypatch.setattr(terminal, "LARGE_RUN_BYTES", 0)
+    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", small["dir"] / "o.png", *FAST],
+                           capsys)
+    assert code == 0 and err.startswith("painterly: note: a 32x26 run needs about "), err
+
+
+def _verbs():
+    import argparse
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, sub
+
+
+def test_every_verb_and_flag_has_a_description_and_shows_its_real_default():
+    import argparse
+
+    parser, sub = _verbs()
+    helps = {c.dest: c.help for c in sub._choices_actions}
+    assert parser.description.startswith("painterly")
+    for verb, sp in sub.choices.items():
+        assert helps.get(verb) and sp.description, f"{verb} has no help or description"
+        for a in sp._actions:
+            if isinstance(a, argparse._HelpAction):
+                continue
+            name = f"{verb} {'/'.join(a.option_strings) or a.dest}"
+            assert a.help and a.help != argparse.SUPPRESS, f"{name} has no help"
+            default = a.default
+            field = a.dest if a.dest in config.SPECS else None
+            if field:  # an option flag: the default the verb really runs with
+                default = config.job_default(verb, field)
+            if isinstance(default, tuple):
+                default = ",".join(map(str, default))
+            if default not in (None, False, "", (), []) and not (field and default is True and "always" in a.help):
+                if not isinstance(a, argparse._StoreTrueAction):
+                    shown = {f"(default: {default})"} | ({f"(default: {default:g})"} if isinstance(default, float)
+                                                         else set())
+                    assert any(s in a.help for s in shown), f"{name}: {a.help!r} hides its default {default!r}"
+    # The job-implied defaults: content and texture start from noise; texture always searches.
+    init = {v: next(a for a in sub.choices[v]._actions if a.dest == "init").help for v in ("content", "texture")}
+    assert all(h.endswith("(default: noise)") for h in init.values()), init
+    assert not any(a.dest == "lbfgs_line_search" for a in sub.choices["texture"]._actions)
+    assert "0: off" not in config.SPECS["content_target"].help and "0 turns this off" in config.SPECS[
+        "content_target"].help
+
+
+def test_wrong_names_list_every_valid_one(capsys):
+    code, _, err = run_cli(["weights", "nosuch"], capsys)
+    assert code == 2 and "(valid: original, torchvision, random)" in err
+    code, _, err = run_cli(["figure", "2", "-o", "x.png"], capsys)
+    assert code == 2 and "there is no figure 2; the figures are 1: " in err and "6: photo-to-photo" in err, err
+    assert err.count("\n") == 1
+
+
+def test_an_enlarged_or_transparent_style_is_noted_on_stderr_and_in_the_report(small, capsys):
+    from PIL import Image
+
+    ghost = small["dir"] / "ghost.png"
+    Image.new("RGBA", (20, 20), (200, 30, 30, 10)).save(ghost)  # tiny and nearly transparent
+    out, report = small["dir"] / "o.png", small["dir"] / "r.json"
+    code, _, err = run_cli(["transfer", small["content"], ghost, "-o", out, "--report", report, *FAST[:-1],
+                            "--size", "64", "--iterations", "1"], capsys)
+    assert code == 0, err
+    notes = [l for l in err.splitlines() if l.startswith("painterly: note: ")]
+    assert [n[len("painterly: note: "):] for n in notes] == json.loads(report.read_text())["notes"]
+    assert any("style image 'ghost.png' is 20x20 px and is enlarged 3x to 64 px" in n for n in notes), notes
+    assert any("style image 'ghost.png' is 96% transparent" in n for n in notes), notes
+    assert all("content image" not in n for n in notes)  # enlarged 1.6x only: no note

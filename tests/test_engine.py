@@ -415,3 +415,28 @@ def test_the_benchmarks_objective_is_compiled_when_asked(content_path, style_pat
     st.objective(content_path, [style_path], 64)
     st.objective(content_path, [style_path], 64, fp32=True)
     assert sorted(st._features) == [(False, False, True), (False, True, False)]
+
+
+def test_steps_carry_their_scale_and_a_measured_time_left_to_the_final_losses(content_path, style_path):
+    """The callback names each step's scale (a new scale's first losses are against its own
+    targets); the time left counts the later scales and the final evaluation, announced as a
+    stage of its own."""
+    o = config.DEFAULTS.replace(weights="random", size=64, iterations=(3, 2), device="cpu")
+    steps, stages = [], []
+    engine.Stylizer(o).run(content_path, [style_path], callback=steps.append,
+                           on_stage=lambda *a: stages.append(a))
+    assert [(it.scale, it.scale_step) for it in steps] == [((1, 2), (1, 3)), ((1, 2), (2, 3)), ((1, 2), (3, 3)),
+                                                           ((2, 2), (1, 2)), ((2, 2), (2, 2))]
+    assert all(it.left is not None and it.eta == it.left > 0 for it in steps)  # even at the last step
+    w, h = steps[-1].size
+    assert stages[-1] == (f"final losses: {w}x{h} in fp32", 0, 0)
+
+
+def test_the_step_clock_scales_by_pixels_and_skips_a_scales_first_step():
+    from painterly import memory
+
+    clock = memory.StepClock([(50, 4), (100, 2)], (100, 100))
+    assert clock.left(0, 1, now=10.0, began=0.0) == pytest.approx(10.0 * (3 + 3 * 4 + 3 * 4))  # only itself
+    assert clock.left(0, 2, now=11.0, began=0.0) == pytest.approx(1.0 * (2 + 3 * 4 + 3 * 4))  # the warm step
+    assert clock.left(0, 4, now=13.0, began=0.0) == pytest.approx(1.0 * (0 + 12 + 12))
+    assert clock.left(1, 1, now=30.0, began=20.0) == pytest.approx(4.0 * (1 + 3))  # the last scale's rate x 4

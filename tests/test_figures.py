@@ -77,6 +77,21 @@ def test_figure_cli_writes_the_grid(small, capsys):
     err = capsys.readouterr().err
     assert code == 0, err
     assert "run 1/2: content relu2_2" in err and "run 2/2: content relu4_2" in err
-    assert images.load_image(out).size == figures.grid([(Image.new("RGB", (24, 19)), "x")] * 4, 4).image.size
+    labels = ["content", "style", "content relu2_2", "content relu4_2"]  # wrapped in 24 px cells, not cut
+    assert images.load_image(out).size == figures.grid([(Image.new("RGB", (24, 19)), l) for l in labels], 4).image.size
     assert cli.main(["figure", "2", "-o", str(out)]) == 2  # not one of the figures: one-line argparse error
-    assert "invalid choice: 2" in capsys.readouterr().err
+    assert "there is no figure 2; the figures are 1: " in capsys.readouterr().err
+
+
+def test_labels_wrap_in_narrow_cells_and_are_never_cut():
+    cells = [(Image.new("RGB", (40, 30), (90, 90, 90)), "relu1_1..relu5_1 a/b=1e-05"), (None, "content")]
+    fig = figures.grid(cells, 2)
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(fig.image)
+    assert len(fig.label_lines[0]) >= 2 and all(draw.textbbox((0, 0), t, font=figures._font())[2] <= 40
+                                                 for t in fig.label_lines[0])
+    assert ["".join(l).replace(" ", "") for l in fig.label_lines] == ["relu1_1..relu5_1a/b=1e-05", "content"]
+    strip = fig.label_boxes[0][3] - fig.label_boxes[0][1]
+    one = figures.grid([(Image.new("RGB", (400, 30)), "relu1_1..relu5_1 a/b=1e-05")], 1)
+    assert len(one.label_lines[0]) == 1 and strip > one.label_boxes[0][3] - one.label_boxes[0][1]

@@ -111,14 +111,15 @@ def test_recolor_of_a_colourless_painting_maps_the_whole_result():
 
 
 def test_the_term_is_zero_at_its_own_targets_and_positive_elsewhere():
-    from painterly.engine import Stylizer, _match
+    from painterly.engine import Stylizer
+    from painterly.objective import match_neighbours
 
     st = Stylizer(**NN, **{k: v for k, v in config.PRESET_OVERRIDES["neighbour"].items()
                            if k in ("pooling", "normalize")})
     o = config.options_from(None, dict(preset="neighbour", size=32, **NN))
     pil = images.to_pil(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(6)))
     obj, c = st.objective(pil, pil, 32, options=o)
-    _match(obj, c, c, True, o)
+    match_neighbours(obj, c, c, True, o.neighbour_photo)
     # photo = painting: every hypercolumn's nearest neighbour is itself, so the photo scores 0
     assert float(obj.parts(c)["style"]) == pytest.approx(0.0, abs=1e-5)
     assert float(obj.parts(torch.rand_like(c))["style"]) > 0.05

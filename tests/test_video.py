@@ -378,3 +378,20 @@ def test_the_temporal_term_reduces_flicker_against_per_frame(tmp_path, style):
     # Measured: per-frame 8.0e-4, temporal 3.2e-6; the warped start alone (--temporal-weight 0)
     # gives 3.4e-4, so this bound fails unless the temporal term itself does its work.
     assert errors["temporal"] < 0.1 * errors["per-frame"], errors
+def test_a_clip_keeps_its_own_size_and_small_inputs_are_noted(tmp_path, capsys):
+    """Without --size a 64x48 clip is painted at 64x48 (never enlarged unless asked); a 20 px
+    style image is enlarged, which one line on stderr (and the report) says."""
+    clip = make_clip(tmp_path / "in.mp4", pan(3), fps=12)
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(texture(20, 20, 5)).save(tiny)
+    out, report = tmp_path / "out.mp4", tmp_path / "r.json"
+    code, err = _cli(["video", clip, tiny, "-o", out, "--weights", "random", "--iterations", "1",
+                      "--frame-iterations", "1", "--device", "cpu", "--precision", "fp32", "--report", report], capsys)
+    assert code == 0, err
+    assert streams(out)["size"] == (64, 48)
+    note = "style image 'tiny.png' is 20x20 px and is enlarged 3x to 64 px"
+    assert f"painterly: note: {note}" in err and err.count(note) == 1
+    assert any(n.startswith(note) for n in json.loads(report.read_text())["notes"])
+    big = make_clip(tmp_path / "big.mp4", pan(2, w=600, h=400), fps=12)  # larger than the default: 512 px
+    o = video.own_size(config.DEFAULTS, video.probe(big).size)
+    assert o.size == 512 and video.own_size(config.DEFAULTS.replace(size=96), (64, 48)).size == 64

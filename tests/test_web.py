@@ -279,6 +279,40 @@ def test_a_result_names_the_server_weights_file_by_its_name_only(files):
     assert recipe["options"]["weights"] == "vgg19-mine.pth" and "secret" not in json.dumps(recipe)
 
 
+def test_a_download_reruns_with_its_inputs_beside_it(files, tmp_path, capsys):
+    """The page's PNG names the uploads by their names and pixel hashes: `painterly rerun` finds
+    them next to the download (as for a command's output) and paints the same picture."""
+    from painterly import cli
+    from painterly.web import app as page
+    from painterly.web.uploads import check_upload
+
+    root = web.temp_root()
+    content, name = check_upload(upload(root, files["small"], "my photo.png"), root=root)
+    style, style_name = check_upload(upload(root, files["style"], "art.jpg"), root=root)
+    job = web.Job(content, [style], DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu",
+                                                     precision="fp32", seed=3), names=(name, [style_name]))
+    job.run()
+    settings = type("S", (), {"outputs": Path(tempfile.mkdtemp(dir=root))})()
+    _, _, download, _ = page._final(job, settings)
+    recipe = read_recipe(download["value"])
+    assert recipe["content"]["path"] == "my photo.png" and recipe["styles"][0]["path"] == "art.jpg"
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    shutil.copyfile(download["value"], folder / "download.png")
+    shutil.copyfile(files["small"], folder / "my photo.png")
+    shutil.copyfile(files["style"], folder / "art.jpg")
+    capsys.readouterr()
+    assert cli.main(["rerun", str(folder / "download.png"), "-o", str(tmp_path / "again.png"), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    with Image.open(tmp_path / "again.png") as again, Image.open(folder / "download.png") as first:
+        assert again.size == first.size
+        assert np.abs(np.asarray(again, np.int16) - np.asarray(first, np.int16)).max() <= 2
+    (folder / "art.jpg").unlink()  # without an input: one line that says where it looked
+    assert cli.main(["rerun", str(folder / "download.png"), "-o", str(tmp_path / "x.png"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'art.jpg'" in err and "was not found" in err and err.count("\n") == 1
+
+
 def test_refuse_remote_files_finds_urls_in_file_arguments():
     names_url = web.RefuseRemoteFiles._names_url
     assert names_url({"data": [{"path": "http://169.254.169.254/x.png", "meta": {"_type": "gradio.FileData"}}]})
@@ -676,7 +710,9 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path, record_pro
     recipe = read_recipe(saved)
     assert recipe["options"]["size"] == 96 and recipe["options"]["init"] == "noise"
     assert recipe["options"]["style_weight"] == pytest.approx(100.0)
-    assert len(recipe["styles"]) == 2 and recipe["content"]["path"] is None  # no server paths
+    # The inputs by the names they were uploaded with (no server paths), so `rerun` can find them.
+    assert recipe["content"]["path"] == files["content"].name
+    assert [s["path"] for s in recipe["styles"]] == [files["style"].name, files["style2"].name]
     with Image.open(saved) as im:
         assert max(im.size) == 96
 
@@ -853,3 +889,63 @@ def test_painterly_serve_refuses_bad_values_in_one_line(argv, line, capsys):
     assert cli.main(["serve"] + argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [line]
+
+
+def _copy_shot(path: Path) -> None:
+    """A copy of a screenshot where a person can look at it (PAINTERLY_SHOTS, e.g. /tmp/shots)."""
+    if os.environ.get("PAINTERLY_SHOTS"):
+        Path(os.environ["PAINTERLY_SHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, Path(os.environ["PAINTERLY_SHOTS"]) / path.name)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 1000}, PHONE], ids=["desktop", "phone"])
+def test_a_first_visit_title_inputs_example_and_before_after(browser, server, viewport, tmp_path, record_property):
+    """The page is painterly's; Start is on screen at 1280x1000; each input is one box that
+    shows its picture (letterboxed), and each input's line stays; a preset leaves Size alone;
+    a Size beyond the page's range is said in words; the example fills both inputs, and a
+    finished run shows a before/after comparison."""
+    context, page = open_page(browser, server[1], viewport)
+    try:
+        width = viewport["width"]
+        assert page.title() == "painterly" and page.inner_text("h1") == "painterly"
+        if width >= 1280:
+            start = page.locator("#start").bounding_box()
+            assert start["y"] + start["height"] <= viewport["height"], start  # above the fold
+        # The example pair fills both inputs and shows them, as an upload would.
+        page.locator("#examples").get_by_text(re.compile("tubingen")).first.click()
+        message = _wait_text(page, "#upload-message", r"Content: .*✓(.|\n)*Style: .*✓")
+        assert "tubingen.jpg" in message and "starry_night.jpg" in message
+        # One box per input: the picture lies inside the upload box, letterboxed.
+        _copy_shot(screenshot(page, tmp_path, f"example-{width}px", record_property, full_page=False))
+        for box_id, view in (("content-file", "#content-view img"), ("style-files", "#style-view img")):
+            page.locator(view).first.wait_for()
+            outer, inner = page.locator(f"#{box_id}").bounding_box(), page.locator(view.split()[0]).bounding_box()
+            assert outer["y"] <= inner["y"] and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 1
+            assert page.evaluate(f"getComputedStyle(document.querySelector('{view}')).objectFit") == "contain"
+        # A new style upload keeps the content's line.
+        page.locator("#style-files button[aria-label=Clear]").first.click()
+        page.set_input_files("#style-files input[type=file]", str(ROOT / "src" / "painterly" / "data" /
+                                                                  "starry_night.jpg"))
+        _wait_text(page, "#upload-message", r"Content: .*tubingen.*✓(.|\n)*Style: .*✓")
+        # A preset sets what it sets; Size stays where the user put it.
+        _set_number(page, "size", 64)
+        page.locator("#preset input").click()
+        page.get_by_role("option", name="quality").click()
+        _wait_text(page, "#schedule", "200 steps in all")
+        assert page.input_value("#size input[type=number]") == "64"
+        # Beyond the page's range: words, not a silent clamp.
+        _set_number(page, "size", 5000)
+        assert _wait_text(page, "#size-note", "5000") == "Size 5000 is more than this page allows (1024): it is set to 1024."
+        _set_number(page, "size", 48)
+        _set_text(page, "iterations", "2")
+        _wait_text(page, "#schedule", "Runs 2 steps at 48 px")
+        page.click("#start")
+        _wait_text(page, "#status", "Finished")
+        page.locator("#compare img").first.wait_for()
+        assert page.locator("#compare img").count() == 2  # before and after
+        shot = screenshot(page, tmp_path, f"first-visit-{width}px", record_property)
+        _copy_shot(shot)
+        assert page.outside == []
+    finally:
+        context.close()

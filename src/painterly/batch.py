@@ -26,14 +26,14 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
-from . import config
+from . import config, verbs
 from .config import Options
 from .errors import InvalidOption, OutputError, PainterlyError, choice
 # The job list (batch_jobs) and the workers (batch_workers), re-exported: `painterly.batch` is the surface.
 from .batch_jobs import (IMAGE_SUFFIXES, OUTPUT_SUFFIXES, Job, Outcome, check_jobs, cross_jobs,  # noqa: F401
                          expand_inputs, image_files, job_options, jobs_from_pairs, output_name, read_manifest)
 from .batch_workers import (CRASH_HOOK, HOW_FIELDS, LOCK_NAME, LOG_NAME, MAX_ATTEMPTS,  # noqa: F401
-                            LocalExecutor, Log, RayExecutor, Runner, _clean_stale_temps, _lock, _Queue,
+                            LocalExecutor, Log, RayExecutor, Runner, _clean_stale_temps, _lock, _Queue, _unlock,
                             default_workers, ray_connect, ray_default_workers, ray_module, up_to_date)
 
 EXECUTORS = ("local", "ray")
@@ -132,7 +132,7 @@ def run_jobs(jobs: Sequence[Job], out_dir, options: Options, *, workers: Optiona
             except Exception:
                 pass
         log.close()
-        os.close(lock)
+        _unlock(out, lock)
 
 
 def stylize_many(pairs: Iterable, out_dir, *, workers: Optional[int] = None, executor: str = "local",
@@ -172,11 +172,12 @@ def add_parser(sub) -> None:
     sp.add_argument("--workers", type=int, default=None, metavar="N",
                     help="worker processes (Ray actors with --executor ray); default: one per GPU, else one per 2 cores")
     sp.add_argument("--executor", choices=EXECUTORS, default="local",
-                    help="local: worker processes on this machine; ray: Ray actors on a cluster (painterly[ray])")
+                    help="local: worker processes on this machine; ray: Ray actors on a cluster (painterly[ray]) "
+                         "(default: local)")
     sp.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster, e.g. HEAD:6379 (default: start a "
                     "local Ray)")
     sp.add_argument("--force", action="store_true", help="redo every job, even those with an up-to-date output")
-    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
+    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help=verbs.flag_help("preset"))
     sp.add_argument("--quiet", action="store_true", help="no progress bar (the summary line remains)")
     terminal.add_option_flags(sp, "transfer")
 

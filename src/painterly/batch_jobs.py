@@ -1,7 +1,9 @@
 """Batch jobs: the job list from inputs (files, folders, globs), a manifest (CSV or JSON Lines)
-or Python pairs; output names; per-job options, checked before anything runs (see batch.py)."""
+or Python pairs; output names; per-job options, checked before anything runs; and the output
+folder's log, lock and stale temporary files (see batch.py)."""
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 import glob
@@ -13,8 +15,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import config
 from .config import Options
-from .errors import InvalidOption, PainterlyError, choice, user_message
+from .errors import InvalidOption, OutputError, PainterlyError, choice, user_message
 
+LOG_NAME = "batch.jsonl"
+LOCK_NAME = ".painterly-batch.lock"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -273,3 +277,79 @@ def jobs_from_pairs(pairs: Iterable, out_dir, base: Options) -> List[Job]:
             raise InvalidOption(f"{where}: output '{output}' must end in {', '.join(OUTPUT_SUFFIXES)}")
         jobs.append(Job(n, content, style, output, job_options(opts, base, where, False)))
     return jobs
+
+
+# --- the log ----------------------------------------------------------------------------------------
+class Log:
+    """DIR/batch.jsonl, appended one line per job by this process only. A line cut short by a
+    kill is removed when the log is opened again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            if path.exists():
+                data = path.read_bytes()
+                if data and not data.endswith(b"\n"):
+                    with open(path, "r+b") as f:
+                        f.truncate(data.rfind(b"\n") + 1)
+            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"cannot write the log '{path}': {e.strerror or e}") from None
+
+    def write(self, record: dict) -> None:
+        os.write(self.fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _lock(out_dir: Path):
+    """An exclusive lock on DIR for this batch (released by the OS when the process ends; the
+    lock file is removed by _unlock when the batch ends)."""
+    import fcntl
+
+    path = out_dir / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputError(f"another painterly batch is writing to '{out_dir}'; wait for it or use another "
+                              "--out-dir") from None
+        try:  # the file we locked may have been removed by a batch that just ended: lock the new one
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _unlock(out_dir: Path, fd: int) -> None:
+    """Remove the lock file (while still holding the lock), then release it."""
+    try:
+        os.unlink(out_dir / LOCK_NAME)
+    except OSError:
+        pass
+    os.close(fd)
+
+
+def _clean_stale_temps(jobs: Sequence[Job]) -> None:
+    """Remove the hidden temp files a killed worker left next to this batch's outputs (each
+    output is written to `.NAME.XXXX.tmp`, then renamed: see images._atomic_write)."""
+    by_dir: Dict[str, set] = collections.defaultdict(set)
+    for j in jobs:
+        by_dir[os.path.dirname(j.output)].add(os.path.basename(j.output))
+    for d, names in by_dir.items():
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.startswith(".") and e.name.endswith(".tmp"):
+                stem = e.name[1:].rsplit(".", 2)[0]
+                if stem in names:
+                    try:
+                        os.unlink(e.path)
+                    except OSError:
+                        pass

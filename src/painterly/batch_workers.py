@@ -3,23 +3,25 @@ executors (local processes, Ray actors), the log, the lock and the by-style queu
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
+import importlib.machinery
 import json
 import os
 import queue as queue_mod
 import signal
 import sys
+import threading
 import time
+import types
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import config, testhooks
 from .config import Options
 from .errors import OutputError, PainterlyError, user_message
-from .batch_jobs import Job
+from .batch_jobs import LOCK_NAME, LOG_NAME, Job, Log, _clean_stale_temps, _lock, _unlock  # noqa: F401
 
-LOG_NAME = "batch.jsonl"
-LOCK_NAME = ".painterly-batch.lock"
 # Options that change how a job is computed, not what it computes (up to float rounding): a
 # recipe that differs only in these still matches, so a rerun with other --workers (threads)
 # or on another device redoes nothing.
@@ -199,8 +201,32 @@ def _local_worker(wid: int, options: dict, force: bool, tasks, results, parent: 
         results.put(("done", wid, runner.run(task, force, on_step)))
 
 
+_MAIN_SWAP = threading.Lock()
+
+
+@contextlib.contextmanager
+def _children_skip_main():
+    """While a worker is spawned, `__main__` looks like a package's `__main__.py` to
+    multiprocessing, which then leaves the child's main module alone. Otherwise a spawned child
+    re-runs the caller's script (its `__main__`) before it unpickles its target: a script
+    calling stylize_many at its top level, without an `if __name__ == "__main__":` guard, would
+    run again in every worker. The workers need nothing from the caller's `__main__` (their
+    target and arguments are painterly's own functions and plain dicts)."""
+    stub = types.ModuleType("__main__")
+    stub.__spec__ = importlib.machinery.ModuleSpec("painterly.__main__", None)
+    with _MAIN_SWAP:
+        saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = stub
+        try:
+            yield
+        finally:
+            if saved is not None:
+                sys.modules["__main__"] = saved
+
+
 class LocalExecutor:
-    """`n` worker processes (spawned: no state shared with this one), one task queue each."""
+    """`n` worker processes (spawned: no state shared with this one; the caller's script is
+    not re-run in them), one task queue each."""
 
     kind = "local"
 
@@ -226,7 +252,8 @@ class LocalExecutor:
         try:
             p = self.ctx.Process(target=_local_worker, name=f"painterly-batch-{w}", daemon=True,
                                  args=(w, self.options, self.force, self.tasks[w], self.results, os.getpid()))
-            p.start()
+            with _children_skip_main():
+                p.start()
         finally:
             if self.gpus:
                 if saved is None:
@@ -399,65 +426,6 @@ class RayExecutor:
                 except Exception:
                     pass
         self.refs.clear()
-
-
-# --- the log ----------------------------------------------------------------------------------------
-class Log:
-    """DIR/batch.jsonl, appended one line per job by this process only. A line cut short by a
-    kill is removed when the log is opened again."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            if path.exists():
-                data = path.read_bytes()
-                if data and not data.endswith(b"\n"):
-                    with open(path, "r+b") as f:
-                        f.truncate(data.rfind(b"\n") + 1)
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise OutputError(f"cannot write the log '{path}': {e.strerror or e}") from None
-
-    def write(self, record: dict) -> None:
-        os.write(self.fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-def _lock(out_dir: Path):
-    """An exclusive lock on DIR for this batch (released by the OS when the process ends)."""
-    import fcntl
-
-    fd = os.open(out_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise OutputError(f"another painterly batch is writing to '{out_dir}'; wait for it or use another "
-                          "--out-dir") from None
-    return fd
-
-
-def _clean_stale_temps(jobs: Sequence[Job]) -> None:
-    """Remove the hidden temp files a killed worker left next to this batch's outputs (each
-    output is written to `.NAME.XXXX.tmp`, then renamed: see images._atomic_write)."""
-    by_dir: Dict[str, set] = collections.defaultdict(set)
-    for j in jobs:
-        by_dir[os.path.dirname(j.output)].add(os.path.basename(j.output))
-    for d, names in by_dir.items():
-        try:
-            entries = list(os.scandir(d))
-        except OSError:
-            continue
-        for e in entries:
-            if e.name.startswith(".") and e.name.endswith(".tmp"):
-                stem = e.name[1:].rsplit(".", 2)[0]
-                if stem in names:
-                    try:
-                        os.unlink(e.path)
-                    except OSError:
-                        pass
 
 
 # --- the scheduler --------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__, config, testhooks
+from . import __version__, config, testhooks, verbs
 from .config import Options, command_line  # noqa: F401 (cli.command_line, as before)
 from .errors import InvalidOption, OutputError, PainterlyError, Stop, choice, user_message
 from .terminal import (Interrupt, Parser, Progress, _clock, _list, add_option_flags,  # noqa: F401 (cli.X, as before)
-                       options_from_args)
+                       input_notes, memory_note, options_from_args, time_note)
 
 
 # --- the parser ------------------------------------------------------------------------
@@ -25,74 +25,90 @@ def _output_flags(sp) -> None:
                     help="allow the output to replace an input file (refused otherwise)")
 
 
+def _verb(sub, name: str, description: str = ""):
+    """A verb's parser: its one-line help and description from verbs.VERBS."""
+    return sub.add_parser(name, help=verbs.VERBS[name], description=description or verbs.VERBS[name])
+
+
+def _flag(sp, *names, key: str, **kw):
+    """A front end's own flag, its help and default from verbs.FLAGS."""
+    f = verbs.FLAGS[key]
+    if kw.get("action") != "store_true":
+        kw.setdefault("default", f.default)
+    sp.add_argument(*names, help=verbs.flag_help(key), **kw)
+
+
+def _figure_number(text: str) -> int:
+    from .figures import FIGURES, TITLES
+
+    if text.strip().isdigit() and int(text) in FIGURES:
+        return int(text)
+    made = "; ".join(f"{n}: {TITLES[n]}" for n in FIGURES)
+    raise argparse.ArgumentTypeError(f"there is no figure {text}; the figures are {made}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="painterly", description="Neural style transfer (Gatys et al., CVPR 2016).")
+    p = Parser(prog="painterly", description="painterly: neural style transfer (Gatys, Ecker & Bethge, CVPR 2016).")
     p.add_argument("--version", action="version", version=f"painterly {__version__}")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
 
-    def job(name, help_, inputs):
-        sp = sub.add_parser(name, help=help_, description=help_)
+    def job(name, inputs):
+        sp = _verb(sub, name)
         for arg, kw in inputs:
             sp.add_argument(arg, **kw)
-        sp.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
-        sp.add_argument("--preset", choices=config.PRESETS, default="fast",
-                        help="fast: the defaults; quality: 120+80 steps, max pooling (~2x the time); paper: the paper's procedure (500 steps from noise, fp32, absolute losses)")
-        sp.add_argument("--quiet", action="store_true", help="no progress bar")
-        sp.add_argument("--save-every", type=int, default=0, metavar="N",
-                        help="write OUT_0100.png etc. every N iterations (the output itself is untouched)")
-        sp.add_argument("--report", metavar="FILE.json", help="write options, timing and final losses as JSON")
+        _flag(sp, "-o", "--output", key="output", required=True)
+        _flag(sp, "--preset", key="preset", choices=config.PRESETS)
+        _flag(sp, "--quiet", key="quiet", action="store_true")
+        _flag(sp, "--save-every", key="save_every", type=int, metavar="N")
+        _flag(sp, "--report", key="report", metavar="FILE.json")
         _output_flags(sp)
         add_option_flags(sp, name)
         return sp
 
-    job("transfer", "paint CONTENT in the manner of STYLE (several styles are blended)",
-        [("content", dict(help="content photograph")), ("styles", dict(nargs="+", help="style image(s)"))])
-    sp = job("content", "reconstruct CONTENT from white noise using one layer",
-             [("content", dict(help="content photograph"))])
-    sp.add_argument("--layer", default=config.PAPER_CONTENT_LAYERS[0], help="the content layer")
-    sp = job("texture", "synthesise STYLE's texture from white noise",
-             [("style", dict(help="style image"))])
-    sp.add_argument("--layers", default=",".join(config.PAPER_STYLE_LAYERS), help="comma-separated style layers")
+    job("transfer", [("content", dict(help="content photograph")), ("styles", dict(nargs="+", help="style image(s)"))])
+    sp = job("content", [("content", dict(help="content photograph"))])
+    _flag(sp, "--layer", key="layer")
+    sp = job("texture", [("style", dict(help="style image"))])
+    _flag(sp, "--layers", key="layers")
 
-    sp = sub.add_parser("rerun", help="regenerate an output from the recipe embedded in it")
-    sp.add_argument("recipe_from", metavar="IMAGE", help="an image written by painterly")
-    sp.add_argument("-o", "--output", required=True)
-    sp.add_argument("--quiet", action="store_true")
-    sp.add_argument("--report", metavar="FILE.json")
+    sp = _verb(sub, "rerun")
+    sp.add_argument("recipe_from", metavar="IMAGE", help="an image written by painterly (or downloaded from its page)")
+    _flag(sp, "-o", "--output", key="output", required=True)
+    _flag(sp, "--quiet", key="quiet", action="store_true")
+    _flag(sp, "--report", key="report", metavar="FILE.json")
     _output_flags(sp)
     sp.set_defaults(save_every=0)
 
-    from .figures import FIGURES
+    from .figures import FIGURES, TITLES
 
-    sp = sub.add_parser("figure", help="regenerate a figure of the paper from your images (a labelled grid)",
-                        description="1: content/style reconstructions by layer; 3: alpha/beta grid; "
-                                    "4: content layer relu2_2 vs relu4_2; 5: initialisations; 6: photo-to-photo")
-    sp.add_argument("number", type=int, choices=FIGURES, help="the figure")
-    sp.add_argument("-o", "--output", required=True, help="output image (.png or .jpg)")
+    sp = _verb(sub, "figure", "; ".join(f"{n}: {TITLES[n]}" for n in FIGURES))
+    sp.add_argument("number", type=_figure_number, metavar="NUMBER",
+                    help=f"the figure: {', '.join(map(str, FIGURES))} (the paper's Fig. 2 is `transfer`)")
+    _flag(sp, "-o", "--output", key="output", required=True)
     sp.add_argument("--content", help="content photograph (default: the demo's Tuebingen)")
     sp.add_argument("--style", help="style image (default: the demo's Starry Night)")
     sp.add_argument("--ratios", type=_list(float, "ratios"), help="figure 3's alpha/beta columns (default: 1e-5,1e-4,1e-3,1e-2)")
     sp.add_argument("--seeds", type=_list(int, "seeds"), help="figure 5's noise seeds (default: 0,1,2)")
-    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
-    sp.add_argument("--quiet", action="store_true", help="no progress lines")
+    _flag(sp, "--preset", key="preset", choices=config.PRESETS)
+    _flag(sp, "--quiet", key="quiet", action="store_true")
     _output_flags(sp)
     add_option_flags(sp, "transfer")
-    sp = sub.add_parser("weights", help="list the VGG-19 weights sets and where each lives; with a name, "
-                                        "fetch (if needed) and verify it and print its path")
-    sp.add_argument("name", nargs="?", default=None, help="a set: original, torchvision, random")
-    sp = sub.add_parser("demo", help="stylise the bundled Tuebingen photograph with Starry Night (offline), "
-                                     "into the current directory")
-    sp.add_argument("-o", "--output", default=None, help="where to write the result")
-    sp.add_argument("--size", type=int, default=None)
+    sp = _verb(sub, "weights")
+    sp.add_argument("name", nargs="?", default=None, help="a set: " + ", ".join(_weight_names()))
+    sp = _verb(sub, "demo")
+    from .assets import DEMO_OUTPUT
+
+    sp.add_argument("-o", "--output", default=None, help=f"where to write the result (default: ./{DEMO_OUTPUT})")
+    _flag(sp, "--size", key="demo_size", type=int, default=None, metavar="N")
     sp.add_argument("--weights", default=None, help=config.SPECS["weights"].help)
-    sp.add_argument("--quiet", action="store_true")
-    sp = sub.add_parser("serve", help="start the web page (needs the [web] extra)")
-    sp.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
-    sp.add_argument("--port", type=int, default=7860)
+    _flag(sp, "--quiet", key="quiet", action="store_true")
+    sp = _verb(sub, "serve")
+    _flag(sp, "--host", key="host")
+    _flag(sp, "--port", key="port", type=int)
     sp.add_argument("--weights", default=None, help=config.SPECS["weights"].help)
-    sp.add_argument("--concurrency", type=int, default=None, help="jobs optimising at once (default: one per CPU)")
-    sp.add_argument("--queue-size", type=int, default=8, help="jobs that may wait for a free worker; more are refused")
+    _flag(sp, "--concurrency", key="concurrency", type=int, metavar="N")
+    _flag(sp, "--queue-size", key="queue_size", type=int, metavar="N")
     from . import video  # the `video` verb lives in video.py
 
     video.add_parser(sub)
@@ -115,9 +131,22 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
     if args.save_every < 0:
         raise InvalidOption(f"--save-every must be >= 0 (0: never), got {args.save_every}")
     progress = Progress(not args.quiet)
+    notes: list = []  # said once the run is under way (its options checked): bad input still gets one line
+
+    def say_notes():
+        if notes:
+            return
+        notes.append("")  # computed and said once
+        notes.extend(n for n in [memory_note(options, job, content, styles)] if n)
+        notes.extend(f"painterly: note: {n}" for n in input_notes(options, job, content, styles))
+        for n in notes[1:]:
+            progress.note(n)
 
     with Interrupt() as interrupt:
         def callback(it):
+            say_notes()
+            if it.step == 2 and time_note(it):
+                progress.note(time_note(it))
             progress(it)
             if args.save_every and it.step % args.save_every == 0 and it.step < it.total:
                 images.save_image(it.image(), images.numbered_path(out, it.step))
@@ -125,6 +154,8 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
                 raise Stop
 
         def on_stage(what, i, n):
+            if what.startswith("step "):  # the images, options and targets are good: the run starts
+                say_notes()
             progress.stage(what, i, n)
             testhooks.hold(f"stage {what} {i}/{n}")
             if interrupt.hit:
@@ -137,13 +168,16 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
             print("painterly: interrupted before the first step completed; nothing was written", file=sys.stderr)
             return 130
     progress.close()
-    result.save(out, report=args.report)
+    result.save(out)
+    if args.report:  # the notes too: what the run changed of its inputs
+        images.write_json(args.report, dict(result.report(), notes=[n.split("note: ", 1)[-1] for n in notes[1:]]))
     if result.stopped:
         print(f"painterly: interrupted at step {result.iterations}; saved {out}", file=sys.stderr)
         return 130
     if not args.quiet:
-        print(f"wrote {out} ({result.iterations} iterations, {result.seconds:.1f} s, "
-              f"loss {result.losses['total']:.4g})", file=sys.stderr)
+        what = (f"{result.iterations} iterations" if result.iterations else
+                f"0 iterations: the starting image (--init {result.options.init}), not optimised")
+        print(f"wrote {out} ({what}, {result.seconds:.1f} s, loss {result.losses['total']:.4g})", file=sys.stderr)
     return 0
 
 
@@ -213,16 +247,22 @@ def cmd_weights(args) -> int:
     if args.name == "random":
         print("random: a seeded random network, built in memory")
         return 0
-    choice("weights set", args.name, tuple(weights.WEIGHT_SETS))
+    choice("weights set", args.name, _weight_names())
     print(weights.download(weights.WEIGHT_SETS[args.name]))
     return 0
+
+
+def _weight_names() -> tuple:
+    from . import weights
+
+    return tuple(weights.WEIGHT_SETS) + ("random",)
 
 
 def cmd_demo(args) -> int:
     from . import assets, images
 
     content, style = assets.demo_images()
-    out = args.output or str(Path.cwd() / assets.DEMO_OUTPUT)
+    out = os.path.abspath(args.output) if args.output else str(Path.cwd() / assets.DEMO_OUTPUT)
     try:
         images.check_output(out, overwrite_readonly=getattr(args, "overwrite", False))
     except OutputError as e:  # the demo must not end in a dead end: say where else to write
@@ -270,7 +310,20 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _interrupted(args, began: float) -> str:
+    """The line for a Ctrl-C that ended a verb early: whether its output was written."""
+    out = getattr(args, "output", None)
+    try:
+        wrote = bool(out) and os.stat(out).st_mtime >= began - 0.05  # (file times lag the clock by a tick)
+    except (OSError, TypeError, ValueError):
+        wrote = False
+    return f"painterly: interrupted; wrote {out}" if wrote else "painterly: interrupted; nothing was written"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    import time
+
+    began = time.time()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # bad flags: one line, status 2 (Parser.error)
@@ -303,7 +356,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if isinstance(e, SystemExit) or (os.environ.get("PAINTERLY_DEBUG") and not isinstance(e, PainterlyError)):
             raise
         line, code = user_message(e)
-        print("painterly: interrupted" if code == 130 else f"painterly: error: {line}", file=sys.stderr)
+        print(_interrupted(args, began) if code == 130 else f"painterly: error: {line}", file=sys.stderr)
         return code
 
 if __name__ == "__main__":

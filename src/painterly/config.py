@@ -178,12 +178,9 @@ PRESET_OVERRIDES = {
         optimizer="lbfgs", iterations=(500,), scales=(), init="noise", precision="fp32",
         lbfgs_history=100, lbfgs_line_search=False,
     ),
-    # Neural Neighbor Style Transfer (NNST-Opt, Kolkin et al., arXiv 2203.13215): every hypercolumn of
-    # the photo replaced by its nearest neighbour in the painting, the image fitted to those targets on
-    # a Laplacian pyramid, coarse to fine over four scales (64..512 px at --size 512), then the OkLab
-    # colour step. The reference's network is VGG-16 as trained (max pooling, not normalised); here
-    # the original VGG-19 the same way. Departures from the reference's schedule (200 Adam steps at
-    # lr 2e-3 per scale plus a full-size pass): see NEIGHBOUR_SCHEDULE's comment in this file.
+    # NNST-Opt (Kolkin et al., arXiv 2203.13215; README "Neural neighbours"): on VGG-19 as trained (max
+    # pooling, not normalised; the reference: VGG-16 so). Departure, for CPU time: 100/100/60/30 Adam
+    # steps at lr 5e-3 over four scales, not 200 per scale at 2e-3, and no final full-size pass.
     "neighbour": dict(
         style_loss="neighbour", style_layers=NEIGHBOUR_LAYERS, content_layers=(), content_weight=0.0,
         style_weight=1.0, pooling="max", normalize=False, optimizer="adam", parameterization="pyramid",
@@ -262,7 +259,7 @@ SPECS: Dict[str, Spec] = {
     "size": Spec("long side of the output in pixels", low=16, high=MAX_SIZE, web=True),
     "style_scale": Spec("style image long side = output long side x this", low=0.0, high=16.0, above=True,
                         jobs=_STYLED, web=True),
-    "weights": Spec("VGG-19 weights: original (the paper's network, installed with the package), torchvision "
+    "weights": Spec("VGG-19 weights: original (the default: the paper's network, installed), torchvision "
                     "(retrained, 548 MB download), random (seeded, for tests) or a local file"),
     "preprocess": Spec("input convention of --weights PATH: torch (RGB, mean/std) or caffe (BGR, 0-255, mean "
                        "pixel); a named set always uses its own", choices=PREPROCESS),
@@ -278,9 +275,9 @@ SPECS: Dict[str, Spec] = {
                     "each style layer as E_l(x)/E_l(photo)), so one beta means the same on every pair; absolute: "
                     "the paper's losses (the paper preset), where beta needs to be about 1e3x larger", choices=BALANCES,
                     jobs=("transfer",), web=True),
-    "content_target": Spec("how much of the photo to keep, K = |F(x)-F(c)|^2/|F(c)|^2 at the content layers "
-                           "(0: the photo itself): after each scale but the last, beta is multiplied by "
-                           "this/K (x1/3..x3); 0: off (not in the paper)",
+    "content_target": Spec("how much of the photo to keep, as the content distance K = |F(x)-F(c)|^2/|F(c)|^2 "
+                           "at the content layers (K = 0 would be the photo itself): after each scale but the "
+                           "last, beta is multiplied by this/K (x1/3..x3); 0 turns this off (not in the paper)",
                            low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),
@@ -308,7 +305,8 @@ SPECS: Dict[str, Spec] = {
     "learning_rate": Spec("Adam's step size (pixels in [0, 1]); used only with --optimizer adam", low=0.0,
                           high=1e3, above=True, web=True),
     "lbfgs_history": Spec("L-BFGS history size", low=1, high=10_000),
-    "lbfgs_line_search": Spec("L-BFGS strong-Wolfe line search", web=True),
+    "lbfgs_line_search": Spec("L-BFGS strong-Wolfe line search (always on for texture)", jobs=_CONTENTFUL,
+                              web=True),
     "parameterization": Spec("what the optimiser moves: pixels (the paper) or pyramid (the coefficients of a "
                              "Laplacian pyramid of the image, as NNST and STROTSS: coarse structure moves first)",
                              choices=PARAMETERIZATIONS, web=True),
@@ -339,6 +337,15 @@ SPECS: Dict[str, Spec] = {
                          "name; no folders, no user name) or full (the absolute path)", choices=RECIPE_PATHS),
 }
 assert set(SPECS) == {f.name for f in dataclasses.fields(Options)}, "every option needs a Spec"
+# What a job sets whatever its options say (engine._job_options); --help shows these defaults.
+JOB_DEFAULTS = {"content": {"init": "noise"}, "texture": {"init": "noise", "lbfgs_line_search": True}}
+
+
+def job_default(job: str, name: str):
+    """The default of option `name` as job `job` runs it."""
+    return JOB_DEFAULTS.get(job, {}).get(name, getattr(DEFAULTS, name))
+
+
 _TYPES = typing.get_type_hints(Options)  # field -> int, float, str, bool, Optional[...], Tuple[..., ...]
 _KINDS = {int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), str: ("a string", "strings"),
           bool: ("true or false", "true or false values")}

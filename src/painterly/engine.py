@@ -31,7 +31,8 @@ from . import __version__, color, config, images, masks, memory
 from .config import Options
 from .errors import InvalidOption, Stop
 from .network import autocast_for, deepest, feature_fn, normalize_vgg, pick_device, reference_means
-from .objective import Objective, Targets, Term, build_targets, layer_weights, rebalance, standard_terms
+from .objective import (Objective, Targets, Term, build_targets, layer_weights, match_neighbours, rebalance,
+                        standard_terms)
 from .optimize import optimise
 from .weights import get_vgg
 
@@ -51,11 +52,15 @@ class Iterate:
     elapsed: float  # seconds since the run started
     size: tuple  # (width, height) of the current scale
     _render: Callable[[], Image.Image] = field(repr=False, default=None)
+    scale: tuple = (1, 1)  # (k, n): this step is at scale k of the schedule's n
+    scale_step: tuple = (0, 0)  # (i, m): step i of this scale's m
+    left: Optional[float] = None  # seconds left as the engine measured them (see eta)
 
     @property
     def eta(self) -> float:
-        """Seconds left, extrapolated from the steps so far."""
-        return self.elapsed / max(self.step, 1) * (self.total - self.step)
+        """Seconds left: the engine's, from measured steps (memory.StepClock); else extrapolated."""
+        left = self.left
+        return self.elapsed / max(self.step, 1) * (self.total - self.step) if left is None else left
 
     def image(self) -> Image.Image:
         return self._render()
@@ -206,6 +211,7 @@ class Stylizer:
         gen = torch.Generator().manual_seed(o.seed)
         x, step, total_steps, stopped, last = None, 0, sum(n for _, n in plan), False, {}
         run_o, style_weights = o, []  # beta per scale (--content-target rescales it)
+        clock = memory.StepClock(plan, r.shape_src.size)  # the time left, from measured steps
         try:
             for k, (long_side, n_iter) in enumerate(plan):
                 w, h = images.long_side_size(r.shape_src.size, long_side)
@@ -213,18 +219,23 @@ class Stylizer:
                 say("targets")
                 objective, (w, h), c, ss = self._scale(r, long_side, features, run_o, extra_terms, on_tile=say)
                 x = _initial(o, x, (w, h), c, ss, gen, self.device, r.luminance, init)
-                _match(objective, x, c, k == 0, run_o)
+                match_neighbours(objective, x, c, k == 0, run_o.neighbour_photo)
                 stage[0] = f"step {step + 1}/{total_steps}"
                 say()  # the targets are ready: a stop here keeps the last scale's image
 
-                def on_step(losses, live, size=(w, h)):
+                began, first = time.perf_counter(), step
+
+                def on_step(losses, live, size=(w, h), k=k, n_iter=n_iter):
                     nonlocal step
                     step += 1
                     stage[0] = f"step {step + 1}/{total_steps}"
                     last.update(losses)
                     if callback is not None:  # image() renders the live iterate: call it inside the callback
-                        callback(Iterate(step, total_steps, losses, time.perf_counter() - start, size,
-                                         lambda: _render(live, r.content_img, r.luminance, size)))
+                        now = time.perf_counter()
+                        left = clock.left(k, step - first, now, began)
+                        callback(Iterate(step, total_steps, losses, now - start, size,
+                                         lambda: _render(live, r.content_img, r.luminance, size),
+                                         (k + 1, len(plan)), (step - first, n_iter), left))
 
                 x, stopped = optimise(objective, x, run_o, n_iter, on_step)
                 if stopped:
@@ -243,11 +254,10 @@ class Stylizer:
             if x.shape[-2:] != (h, w):
                 x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
             x = x.clamp(0, 1)
-            losses = dict(last)  # stopped: the last step's (weighted) losses, not a new evaluation
-            # (minutes for a huge tiled image). --style-loss neighbour keeps the last step's: its
-            # targets are set from the search image at each scale (_match), not by the options alone.
-            if not stopped and o.style_loss != "neighbour":
+            losses = dict(last)  # stopped, or neighbour (targets from a search): the last step's losses
+            if not stopped and o.style_loss != "neighbour":  # (minutes for a huge tiled image)
                 stage[0] = "final losses"
+                say(f"{w}x{h} in fp32")
                 try:
                     objective, _, c, ss = self._scale(r, plan[-1][0], self.features(r.luminance, fp32=True),
                                                       run_o.replace(precision="fp32"), extra_terms, on_tile=say)
@@ -258,10 +268,9 @@ class Stylizer:
                 except Stop:
                     stopped = True
         pixels = _pixels(x, r.content_img, r.luminance, (w, h)).float().cpu()
-        if o.recolor == "oklab" and r.content_img is not None and job == "transfer":
-            s_img = images.resize_long_side(r.style_imgs[0], max(16, round(max(w, h) * o.style_scale)))
+        if o.recolor == "oklab" and r.content_img is not None and job == "transfer":  # NNST's colour step
             pixels = color.oklab_recolor(pixels, images.to_tensor(images.fit_to(r.content_img, (w, h))),
-                                         images.to_tensor(s_img.convert("RGB")))
+                                         images.to_tensor(r.style_imgs[0].convert("RGB")))
         image = images.to_pil(pixels.clamp(0, 1))
         recipe = self._recipe(job, o, content, r)
         image.info[images.RECIPE_KEY] = recipe
@@ -347,8 +356,8 @@ class Stylizer:
     def _recipe(self, job, o: Options, content, r: "_Run") -> dict:
         recipe = {"painterly": __version__, "job": job, "options": o.to_dict(), "weights_sha256": self.sha256,
                   "preprocess": self.preprocess, "seed": o.seed,
-                  "content": _describe(content, r.content_img, o.recipe_paths) if content is not None else None,
-                  "styles": [_describe(s, img, o.recipe_paths) for s, img in zip(r.styles, r.style_imgs)],
+                  "content": images.describe(content, r.content_img, o.recipe_paths) if content is not None else None,
+                  "styles": [images.describe(s, img, o.recipe_paths) for s, img in zip(r.styles, r.style_imgs)],
                   "style_blend": r.blend,
                   "style_layer_weights": layer_weights(o)}
         recipe["options"]["style_layer_weights"] = layer_weights(o)
@@ -439,15 +448,6 @@ def _as_list(styles) -> list:
     return list(styles)
 
 
-def _describe(src, img: Image.Image, paths: str = "name") -> dict:
-    """How a recipe names an input `src` (loaded as `img`): its file name (paths="full": its
-    absolute path; none for an image given in memory) and the SHA-256 of its pixels, which
-    `rerun` checks."""
-    path = None if isinstance(src, Image.Image) else os.path.abspath(src)
-    return {"path": path if path is None or paths == "full" else os.path.basename(path),
-            "size": list(img.size), "pixels_sha256": hashlib.sha256(img.tobytes()).hexdigest()}
-
-
 def _check_fits(last: str, sizes) -> None:
     """Every image must survive the poolings before `last` (each halves it) with >= 1 pixel."""
     need = 2 ** sum(1 for n in config.LAYERS[: config.LAYERS.index(last)] if n.startswith("pool"))
@@ -500,26 +500,6 @@ def _initial(o: Options, prev, size, content, styles, gen, device, luminance, in
         return F.interpolate(styles[0], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
     t = images.to_tensor(images.fit_to(images.load_image(o.init), (w, h))).to(device)
     return color.luminance_only(t)[:, :1] if luminance else t
-
-
-def _match(objective: Objective, x: torch.Tensor, c: Optional[torch.Tensor], first: bool, o: Options) -> None:
-    """--style-loss neighbour: set this scale's nearest-neighbour targets (objective.NeighbourTerm).
-
-    The search image (NNST's): at the first scale the photo; after, the photo mixed with the
-    current result plus the photo's finest band at this scale (the detail the upsampled result
-    lacks), o.neighbour_photo : 1 - o.neighbour_photo.
-    """
-    term = objective.term("style")
-    if not hasattr(term, "match") or c is None or not term.layers:
-        return
-    search = c
-    if not first:
-        h, w = c.shape[-2:]
-        low = F.interpolate(F.interpolate(c, size=(h // 2, w // 2), mode="bilinear", align_corners=False),
-                            size=(h, w), mode="bilinear", align_corners=False)
-        search = o.neighbour_photo * c + (1.0 - o.neighbour_photo) * (x + c - low)
-    with torch.no_grad():
-        term.match(objective.features(search), (x.shape[-2], x.shape[-1]))
 
 
 def _pixels(x: torch.Tensor, content_img, luminance: bool, size) -> torch.Tensor:

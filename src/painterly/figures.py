@@ -33,6 +33,8 @@ from .config import Options
 from .errors import InvalidOption
 
 FIGURES = (1, 3, 4, 5, 6)
+TITLES = {1: "content and style reconstructions by layer", 3: "the alpha/beta grid by style layers",
+          4: "content layer relu2_2 vs relu4_2", 5: "initialisations", 6: "photo-to-photo"}
 RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # alpha / beta, the columns of figure 3 (the paper's Fig. 4)
 SEEDS = (0, 1, 2)  # noise initialisations of figure 5 (the paper's Fig. 6)
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")  # the Caffe reading (config.py)
@@ -48,6 +50,7 @@ class Figure:
     cell: Tuple[int, int]  # (width, height) of each cell's picture area
     boxes: List[Tuple[int, int, int, int]] = field(default_factory=list)  # picture area per cell
     label_boxes: List[Tuple[int, int, int, int]] = field(default_factory=list)  # label strip per cell
+    label_lines: List[List[str]] = field(default_factory=list)  # each label as drawn: wrapped, never cut
 
 
 def _font():
@@ -67,8 +70,9 @@ def grid(cells: Sequence[Tuple[Optional[Image.Image], str]], columns: int,
     font = _font()
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     text_h = probe.textbbox((0, 0), "Agjy|", font=font)[3]  # one line, whatever the labels
-    strip = text_h + 2 * PAD
     cw, ch = cell
+    wrapped = [_wrap(probe, label, font, cw) for _, label in cells]
+    strip = max(len(w) for w in wrapped) * text_h + 2 * PAD  # every label whole, on as many lines as it takes
     width, height = PAD + columns * (cw + PAD), PAD + rows * (ch + strip + PAD)
     out = Image.new("RGB", (width, height), WHITE)
     draw = ImageDraw.Draw(out)
@@ -85,19 +89,33 @@ def grid(cells: Sequence[Tuple[Optional[Image.Image], str]], columns: int,
                 fitted = fitted.resize((max(1, min(cw, round(fitted.size[0] * s))), max(1, min(ch, round(fitted.size[1] * s)))),
                                        Image.Resampling.LANCZOS)
             out.paste(fitted, (x0 + (cw - fitted.size[0]) // 2, y0 + (ch - fitted.size[1]) // 2))
-        text = _shorten(draw, label, font, cw)
-        tw = draw.textbbox((0, 0), text, font=font)[2]
-        draw.text((x0 + max(0, (cw - tw) // 2), y0 + ch + PAD), text, fill=(0, 0, 0), font=font)
-    return Figure(out, [label for _, label in cells], (rows, columns), cell, boxes, label_boxes)
+        for j, text in enumerate(wrapped[i]):
+            tw = draw.textbbox((0, 0), text, font=font)[2]
+            draw.text((x0 + max(0, (cw - tw) // 2), y0 + ch + PAD + j * text_h), text, fill=(0, 0, 0), font=font)
+    return Figure(out, [label for _, label in cells], (rows, columns), cell, boxes, label_boxes, wrapped)
 
 
-def _shorten(draw, text: str, font, width: int) -> str:
-    """The label, cut with an ellipsis to fit the cell's width."""
-    if draw.textbbox((0, 0), text, font=font)[2] <= width:
-        return text
-    while text and draw.textbbox((0, 0), text + "...", font=font)[2] > width:
-        text = text[:-1]
-    return text + "..."
+def _wrap(draw, text: str, font, width: int) -> List[str]:
+    """The label in lines that fit the cell's width: broken at spaces, and a word too wide
+    for one line after '..' or, failing that, between characters. Nothing is cut off."""
+    def fits(t):
+        return draw.textbbox((0, 0), t, font=font)[2] <= width
+
+    words = []
+    for w in text.split():
+        while not fits(w) and len(w) > 1:
+            cut = next((k + 2 for k in range(len(w) - 2, 0, -1) if w[k:k + 2] == ".." and fits(w[:k + 2])), None)
+            cut = cut or max(1, max((k for k in range(1, len(w)) if fits(w[:k])), default=1))
+            words.append(w[:cut])
+            w = w[cut:]
+        words.append(w)
+    lines: List[str] = []
+    for w in words:
+        if lines and fits(lines[-1] + " " + w) and not lines[-1].endswith(".."):
+            lines[-1] += " " + w
+        else:
+            lines.append(w)
+    return lines or [""]
 
 
 def _layer_sets(layers: Sequence[str] = config.PAPER_STYLE_LAYERS) -> List[Tuple[str, ...]]:

@@ -7,6 +7,7 @@ one-line message naming the file; no Pillow or OS traceback escapes, and nothing
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import math
@@ -509,3 +510,11 @@ def _reason(e: BaseException) -> str:
     text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
     text = " ".join(text.split())
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
+
+
+def describe(src, img: Image.Image, paths: str = "name") -> dict:
+    """How a recipe names input `src` (loaded as `img`): its file name (paths="full": its absolute
+    path; none for an image in memory) and the SHA-256 of its pixels, which `rerun` checks."""
+    path = None if isinstance(src, Image.Image) else os.path.abspath(src)
+    return {"path": path if path is None or paths == "full" else os.path.basename(path),
+            "size": list(img.size), "pixels_sha256": hashlib.sha256(img.tobytes()).hexdigest()}

@@ -39,6 +39,7 @@ ACT = {"fp32": 2120.0, "bf16": 1380.0}
 FULL = 220.0  # per output pixel: the optimiser's working vectors, content features, copies
 SAFETY = 1.18  # the estimate is this much above the fitted model
 
+FINAL_STEPS = 3.0  # the final fp32 evaluation of the losses (targets, calibration, parts) in steps' time
 TILE_CANDIDATES = (2048, 1536, 1024, 768, 512, 384, 256)
 _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
@@ -134,6 +135,37 @@ def estimate_peak_bytes(options, width: int, height: int, *, job: str = "transfe
         style_area = max(ps, default=0) if not (tile and max(w, h) > tile) else area
         peak = max(peak, persist + act * max(area, 0.6 * style_area))
     return int(SAFETY * (BASE + peak))
+
+
+class StepClock:
+    """Seconds left in a run, from measured steps. A scale's first step is slow (the new size's
+    first pass), so from its second step on the estimate uses that scale's later steps; at a
+    scale's first step it uses the previous scale's rate scaled by pixel count (the run's very
+    first step has only itself). The steps left are this scale's, then each later scale's
+    targets (about one step) and steps, and the final fp32 evaluation of the losses (about
+    FINAL_STEPS steps), each scaled by its pixel count relative to this scale's."""
+
+    def __init__(self, plan, shape_wh):
+        self.plan, self.shape = plan, shape_wh
+        self.k, self.warm, self.rate = -1, None, None  # rate: seconds per step per pixel
+
+    def _pixels(self, k: int) -> int:
+        w, h = _long_to_wh(self.shape, self.plan[k][0])
+        return w * h
+
+    def left(self, k: int, done: int, now: float, began: float) -> float:
+        """After `done` steps of scale k, at time `now`; `began`: when the scale's steps began."""
+        if k != self.k:
+            self.k, self.warm = k, None
+        here = self._pixels(k)
+        if done == 1:
+            self.warm = now
+            per_step = self.rate * here if self.rate is not None else now - began
+        else:
+            per_step = (now - self.warm) / (done - 1)
+            self.rate = per_step / here
+        later = sum((n + 1) * self._pixels(j) for j, (_, n) in enumerate(self.plan) if j > k) / here
+        return per_step * (self.plan[k][1] - done + later + FINAL_STEPS * self._pixels(len(self.plan) - 1) / here)
 
 
 def available_bytes(device: str = "cpu") -> int:

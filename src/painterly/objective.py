@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 
 from . import masks as _masks
 from .config import Options
@@ -267,6 +268,27 @@ class NeighbourTerm(Term):
         if self.target is None:  # only Objective.calibrate evaluates before match(); 1 - cos is already
             return x.new_zeros(())  # a relative distance (0..2), so this term ignores calibration
         return cosine_loss(hypercolumns([feats[l] for l in self.layers], self.size), self.target)
+
+
+def match_neighbours(objective: "Objective", x: torch.Tensor, c: Optional[torch.Tensor], first: bool,
+                     photo_share: float) -> None:
+    """--style-loss neighbour: set this scale's nearest-neighbour targets (objective.NeighbourTerm).
+
+    The search image (NNST's): at the first scale the photo; after, the photo mixed with the
+    current result plus the photo's finest band at this scale (the detail the upsampled result
+    lacks), photo_share : 1 - photo_share (--neighbour-photo).
+    """
+    term = objective.term("style")
+    if not hasattr(term, "match") or c is None or not term.layers:
+        return
+    search = c
+    if not first:
+        h, w = c.shape[-2:]
+        low = F.interpolate(F.interpolate(c, size=(h // 2, w // 2), mode="bilinear", align_corners=False),
+                            size=(h, w), mode="bilinear", align_corners=False)
+        search = photo_share * c + (1.0 - photo_share) * (x + c - low)
+    with torch.no_grad():
+        term.match(objective.features(search), (x.shape[-2], x.shape[-1]))
 
 
 def standard_terms(o: Options, targets: Targets) -> List[Term]:

@@ -39,7 +39,7 @@ def add_option_flags(p: argparse.ArgumentParser, verb: str) -> None:
         spec = config.SPECS[f.name]
         if verb not in spec.jobs:
             continue
-        default = getattr(config.DEFAULTS, f.name)
+        default = config.job_default(verb, f.name)  # as the verb runs it (content and texture start from noise)
         help_ = spec.help + (f" (default: {_show(default)})" if default not in (None, "", ()) else "")
         if f.type in ("bool", bool):
             p.add_argument(config.flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)
@@ -107,26 +107,32 @@ class Progress:
         self.width = 0  # of the last line drawn over with "\r" (a shorter one must blank it)
 
     def __call__(self, it) -> None:
+        """One step's line. With several scales it names the scale and the step within it: the
+        losses of a new scale are against that scale's targets (a jump there is no blow-up)."""
         done = it.step == it.total
-        if not self._due(done):
+        k, n = getattr(it, "scale", (1, 1))
+        new_scale = n > 1 and getattr(it, "scale_step", (0, 0))[0] == 1
+        if not self._due(done or new_scale):
             return
         width = 24
         fill = int(width * it.step / max(it.total, 1))
         l = it.losses
-        self._draw(f"[{'#' * fill}{'.' * (width - fill)}] {it.step}/{it.total} {it.size[0]}x{it.size[1]} "
+        where = f" scale {k}/{n} step {it.scale_step[0]}/{it.scale_step[1]}" if n > 1 else ""
+        self._draw(f"[{'#' * fill}{'.' * (width - fill)}] {it.step}/{it.total}{where} {it.size[0]}x{it.size[1]} "
                    f"content {l.get('content', 0):.3g} style {l.get('style', 0):.3g} total {l.get('total', 0):.4g} "
                    f"{_clock(it.elapsed)} elapsed, {_clock(it.eta)} left", done)
 
     def stage(self, what: str, i: int = 0, n: int = 0) -> None:
-        """What the run is doing between steps (targets, tiles), from its first second: the
-        first line at once, then as often as the step lines."""
-        if self._due():
+        """What the run is doing between steps (targets, tiles), from its first second: a new
+        stage (one without parts: preparing, a scale's targets, the final losses) at once, a
+        tile's line as often as the step lines."""
+        if self._due(final=not n):
             tile = f", tile {i}/{n}" if n else ""
             self._draw(f"{what}{tile} ({_clock(time.monotonic() - self.began)} elapsed)")
 
     def _due(self, final: bool = False) -> bool:
         """Whether to draw a line now: at most every 0.2 s on a terminal, 5 s in a log; always
-        the final one."""
+        a final (or new) one."""
         now = time.monotonic()
         if not self.enabled or (not final and now - self.last_line < (0.2 if self.tty else 5.0)):
             return False
@@ -139,9 +145,57 @@ class Progress:
         self.width = 0 if final else len(line)
         self.stream.flush()
 
+    def note(self, text: str) -> None:
+        """A line of its own (shown with --quiet too), above the bar, which goes on below it."""
+        self.stream.write(("\r" + text.ljust(self.width) + "\n") if self.tty and self.width else text + "\n")
+        self.width = 0
+        self.stream.flush()
+
     def close(self):
         if self.enabled and self.tty:
             self.stream.write("\n")
+
+
+LONG_RUN_S = 600  # a run whose first measured estimate is longer gets a note
+LARGE_RUN_BYTES = 8 * 1024 ** 3  # a run whose memory estimate is larger (or over half what is free) gets a note
+
+
+def time_note(it) -> str:
+    """A note for a long run, from its first estimate ("" when it is not long); called at the
+    second step, the first that measures a warmed-up pass."""
+    if it.eta <= LONG_RUN_S:
+        return ""
+    return (f"painterly: note: this run will take about {_clock(it.eta)} more (measured on its first steps); "
+            "a smaller --size or fewer --iterations is faster")
+
+
+def memory_note(o: Options, job: str, content, styles) -> str:
+    """A note, before a run starts, when it will need much memory ("" otherwise, or when the
+    inputs cannot be sized: the run itself then says what is wrong)."""
+    from PIL import Image
+
+    from . import images, memory
+    from .errors import PainterlyError
+
+    try:
+        with Image.open(content if job != "texture" else styles[0]) as im:
+            wh = im.size
+        style_whs = []
+        for s in styles:
+            with Image.open(s) as im:
+                style_whs.append(im.size)
+        device = "cuda" if o.device == "cuda" else "cpu"
+        tile = memory.plan(o, job, wh, style_whs, device=device)
+        w, h = images.long_side_size(wh, config.schedule(o)[-1][0])
+        need = memory.estimate_peak_bytes(o, w, h, job=job, style_sizes=style_whs or None, tile=tile)
+        avail = memory.available_bytes(device)
+    except (OSError, ValueError, PainterlyError):
+        return ""
+    if need <= LARGE_RUN_BYTES and need <= avail / 2:
+        return ""
+    return (f"painterly: note: a {w}x{h} run needs about {need / 1024 ** 3:.1f} GiB of memory "
+            f"({avail / 1024 ** 3:.1f} GiB available{f'; evaluated in tiles of {tile} px' if tile else ''}) "
+            "and takes long; a smaller --size needs less")
 
 
 def _clock(seconds: float) -> str:
@@ -170,3 +224,33 @@ class Interrupt:
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+def input_notes(o: Options, job: str, content, styles) -> list:
+    """Notes on inputs a run will not use as they are: an image enlarged 2x or more (its detail
+    is blurred, not invented) and a style image that is mostly transparent (painted as white).
+    Shown on stderr and kept in the report; none for an input that cannot be read (the run says)."""
+    import os
+
+    from PIL import Image, ImageStat
+
+    side = config.schedule(o)[-1][0]
+    roles = ([("content image", content, side)] if job != "texture" and content is not None else []) + \
+        [("style image", s, max(16, round(side * o.style_scale))) for s in (styles if job != "content" else [])]
+    notes = []
+    for role, path, want in roles:
+        try:
+            with Image.open(path) as im:
+                w, h = im.size
+                alpha = ImageStat.Stat(im.convert("RGBA").getchannel("A")).mean[0] / 255 if "A" in im.getbands() \
+                    or "transparency" in im.info else 1.0
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+        if want >= 2 * max(w, h):
+            how = "--size" if role == "content image" else "--size x --style-scale"
+            notes.append(f"{role} '{os.path.basename(str(path))}' is {w}x{h} px and is enlarged {want / max(w, h):.0f}x to {want} px "
+                         f"({how}): its detail is blurred, not invented")
+        if role == "style image" and alpha < 0.5:
+            notes.append(f"style image '{os.path.basename(str(path))}' is {100 * (1 - alpha):.0f}% transparent; transparent parts are "
+                         "painted as white")
+    return notes

@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from . import __version__, config
+from . import __version__, config, verbs
 from .config import Options
 from .errors import InvalidOption, OutputError, Stop
 
@@ -162,6 +162,11 @@ def _clear_cache(cache: Path, remove_folder: bool = False) -> None:
             pass
 
 
+def own_size(o: Options, clip_size) -> Options:
+    """`o` with the clip's own long side, at most o.size: a video keeps its size unless asked."""
+    return o.replace(size=max(16, min(max(clip_size), o.size)))
+
+
 def stylize_video(input: PathLike, style, output: PathLike, options: Optional[Options] = None, *,
                   per_frame: bool = False, temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT,
                   frame_iterations: Optional[int] = None, start: int = 0, frames: Optional[int] = None,
@@ -171,7 +176,9 @@ def stylize_video(input: PathLike, style, output: PathLike, options: Optional[Op
     write `output` (.mp4, .mov, .mkv, .webm or .gif) with the same frame rate and frame count,
     the audio copied (re-encoded only when the output container cannot hold its codec).
 
-    Keyword arguments are Options fields (size=256, iterations=(60, 40), preset="quality", ...);
+    Keyword arguments are Options fields (size=256, iterations=(60, 40), preset="quality", ...).
+    Without size= (or scales=) a clip keeps its own size, up to the options' size (512 by
+    default): a small clip is never enlarged unless asked (own_size);
     the first frame and every frame after a shot cut run the normal schedule from the normal
     --init. per_frame: every frame so (the independent baseline). Otherwise later frames start
     from the previous result warped by the optical flow, with the temporal loss at weight
@@ -205,6 +212,8 @@ def stylize_video(input: PathLike, style, output: PathLike, options: Optional[Op
         raise InvalidOption(f"--temporal-weight must be a number >= 0, got {temporal_weight}")
     config.validate(o, "transfer", len(styles))
     clip = probe(input)
+    if "size" not in overrides and not o.scales:
+        o = own_size(o, clip.size)
     if out.exists() and out.resolve() == clip.path.resolve():
         raise OutputError(f"cannot write '{images._name(out)}': it is the input clip")
     if start >= clip.frames:
@@ -328,7 +337,7 @@ def add_parser(sub) -> None:
     sp.add_argument("input", help="input clip (.mp4, .mov, .mkv, .webm, .gif, ...)")
     sp.add_argument("styles", nargs="+", help="style image(s)")
     sp.add_argument("-o", "--output", required=True, help=f"output clip ({', '.join(CONTAINERS)})")
-    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help="as for transfer")
+    sp.add_argument("--preset", choices=config.PRESETS, default="fast", help=verbs.flag_help("preset"))
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--report", metavar="FILE.json", help="write per-frame details and timing as JSON")
     sp.add_argument("--per-frame", action="store_true",
@@ -354,6 +363,17 @@ def run(args) -> int:
     if args.report:
         images.check_output(args.report, kinds=None)
     progress = terminal.Progress(not args.quiet)
+    notes = []
+    if args.size is None and not args.scales:  # the clip's own size, at most the default
+        require()  # without the video extra: the one line that says what to install
+        clip = probe(args.input)
+        o = own_size(o, clip.size)
+        if o.size < max(clip.size):
+            notes.append(f"the clip is {clip.size[0]}x{clip.size[1]}; it is painted at a long side of {o.size} px "
+                            "(the default --size, the most a clip gets unless asked; give --size to change)")
+    notes += terminal.input_notes(o, "transfer", None, args.styles)
+    for n in notes:
+        progress.note(f"painterly: note: {n}")
     with terminal.Interrupt() as interrupt:
         def on_step(it):
             if interrupt.hit:
@@ -368,10 +388,11 @@ def run(args) -> int:
         result = stylize_video(args.input, args.styles, args.output, o, per_frame=args.per_frame,
                                temporal_weight=args.temporal_weight, frame_iterations=args.frame_iterations,
                                start=args.start, frames=args.frames, keep_frames=args.keep_frames,
-                               callback=on_frame, step_callback=on_step)
+                               callback=on_frame, step_callback=on_step,
+                               **({"size": args.size} if args.size is not None else {}))
     progress.close()
     if args.report:
-        images.write_json(args.report, result.report())
+        images.write_json(args.report, dict(result.report(), notes=notes))
     done = result.computed + result.cached
     if result.stopped:
         print(f"painterly: interrupted after frame {done}/{result.frames}; the finished frames are kept in "

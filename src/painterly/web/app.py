@@ -20,7 +20,7 @@ from typing import Dict, Optional
 
 from PIL import Image
 
-from .. import config
+from .. import config, verbs
 from ..config import Options
 from ..errors import ImageError, PainterlyError, user_message
 from ..jobs import PREVIEW_EVERY, Job, JobQueue, Snapshot
@@ -31,7 +31,7 @@ from .uploads import (MAX_STYLES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, check_upl
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_SIZE = 8  # jobs that may wait for a free worker, beyond the running ones
+DEFAULT_QUEUE_SIZE = verbs.FLAGS["queue_size"].default  # jobs that may wait for a free worker, beyond the running ones
 POLL_SECONDS = 0.1  # how often a page's stream looks for news from its job
 NARROW = 700  # px: below this width the columns stack (a phone)
 
@@ -114,6 +114,16 @@ CSS = f"""
 #status {{ min-height: 3em; }}
 #upload-message {{ min-height: 1.5em; }}
 #preview img {{ width: 100%; height: 100%; object-fit: contain; }}
+/* One box per input: the upload zone, with the picture shown inside it once uploaded (the
+   file list stays underneath, its clear button on top). Pictures are letterboxed, never cropped. */
+.drop {{ position: relative; }}
+#content-file, #style-files {{ min-height: 196px; }}
+.drop .view {{ position: absolute; top: 34px; left: 4px; right: 4px; bottom: 4px; z-index: 5;
+  pointer-events: none; border: none !important; box-shadow: none !important;
+  background: var(--block-background-fill); }}
+.drop .view img, #compare img {{ object-fit: contain !important; }}
+.drop .view .thumbnail-item img, .drop .view .grid-wrap img {{ object-fit: contain !important; }}
+#style-view button, #style-view img {{ max-height: 140px; }}
 #upload-message p, #status p, #schedule p {{ margin: 0.2em 0; }}
 @media (max-width: {NARROW}px) {{
   #main-row {{ flex-direction: column; }}
@@ -127,13 +137,31 @@ RATIO_JS = """(x) => {
   return `content : style = 10^${Number(x).toFixed(1)} = ${r.toExponential(1)} (α/β)`;
 }"""
 
+# The browser clamps a number typed into a slider's box to the slider's range before the server
+# sees it: say so under Size, in words, rather than change the value silently.
+SIZE_NOTE_JS = """() => {
+  document.addEventListener('change', (e) => {
+    const t = e.target;
+    if (!t || !t.closest || t.type !== 'number' || !t.closest('#size')) return;
+    const v = Number(t.value), lo = Number(t.min), hi = Number(t.max), note = document.querySelector('#size-note');
+    if (!note) return;
+    note.innerText = v > hi ? `Size ${v} is more than this page allows (${hi}): it is set to ${hi}.`
+      : v < lo ? `Size ${v} is less than ${lo}: it is set to ${lo}.` : '';
+  }, true);
+}"""
+
 # On a phone the result column sits below the controls: bring it on screen when Start is pressed.
-SHOW_RESULT_JS = f"""() => {{
+SHOW_RESULT_JS = f"""(...args) => {{
   if (window.matchMedia('(max-width: {NARROW}px)').matches) {{
-    const s = document.getElementById('status');
-    if (s) s.scrollIntoView({{block: 'start'}});
+    const show = () => {{ const s = document.getElementById('status'); if (s) s.scrollIntoView({{block: 'start'}}); }};
+    show(); setTimeout(show, 400);  // again once the page has laid out the run's first update
   }}
+  return args;  // the Start handler's inputs, unchanged
 }}"""
+
+
+NO_TOOLS = {"show_download_button": False, "show_share_button": False, "show_fullscreen_button": False,
+            "buttons": []}  # a view inside an upload box needs none (names differ by Gradio version)
 
 
 def _supported(fn, kwargs: dict) -> dict:
@@ -191,30 +219,48 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                                                 "delete_cache": (3600, 3600), **settings.page})
     with gr.Blocks(**blocks_kw) as app:
         gr.Markdown(
-            "# Neural style transfer\n"
-            "Drop a photograph and one or more paintings, press **Start** and watch the picture "
-            "form (Gatys, Ecker & Bethge, *Image Style Transfer Using Convolutional Neural "
-            f"Networks*, 2016). This server runs {_jobs(settings.concurrency)} at a time and "
+            "# painterly\n"
+            "Neural style transfer: drop a photograph and one or more paintings (or pick an example "
+            "below), press **Start** and watch the picture form (Gatys, Ecker & Bethge, *Image Style "
+            f"Transfer Using Convolutional Neural Networks*, 2016). This server runs {_jobs(settings.concurrency)} at a time and "
             f"queues up to {settings.queue_size} more. Images: at most {megabytes(settings.max_bytes)} "
             f"and {settings.max_pixels / 1e6:g} megapixels each.")
         with gr.Row():
-            with gr.Column():
+            with gr.Column(elem_classes=["drop"]):
                 content_file = gr.File(label="Content image (the photograph)", file_count="single",
-                                       file_types=["image"], type="filepath", height=120, elem_id="content-file")
-                content_view = gr.Image(label="Content", type="pil", interactive=False, height=160,
-                                        elem_id="content-view", **_supported(gr.Image.__init__, {"format": "png"}))
-            with gr.Column():
+                                       file_types=["image"], type="filepath", height=200, elem_id="content-file")
+                content_view = gr.Image(type="pil", interactive=False, show_label=False, visible=False,
+                                        elem_id="content-view", elem_classes=["view"], height=150, container=False,
+                                        **_supported(gr.Image.__init__, {"format": "png", **NO_TOOLS}))
+            with gr.Column(elem_classes=["drop"]):
                 style_files = gr.File(label=f"Style images (1 to {settings.max_styles})", file_count="multiple",
-                                      file_types=["image"], type="filepath", height=120, elem_id="style-files")
-                style_view = gr.Gallery(label="Styles", columns=4, height=160, elem_id="style-view",
-                                        **_supported(gr.Gallery.__init__, {"format": "png", "allow_preview": False}))
+                                      file_types=["image"], type="filepath", height=200, elem_id="style-files")
+                style_view = gr.Gallery(show_label=False, columns=4, visible=False, elem_id="style-view",
+                                        elem_classes=["view"], object_fit="contain", height=150, container=False,
+                                        **_supported(gr.Gallery.__init__, {"format": "png", "allow_preview": False,
+                                                                           **NO_TOOLS}))
         upload_message = gr.Markdown("", elem_id="upload-message")
+        messages = gr.State({"content": "", "style": ""})  # each input's line: both stay shown
+        with gr.Row():  # above the fold, whatever the options below
+            start_button = gr.Button("Start", variant="primary", elem_id="start")
+            cancel_button = gr.Button("Cancel", variant="secondary", interactive=False, elem_id="cancel")
+        late = {}  # handlers defined below, called by the examples
+        from .. import assets
+
+        demo = [str(p) for p in assets.demo_images()]
+        gr.Examples([[demo[0], [demo[1]]]], [content_file, style_files], label="Example (click, then Start)",
+                    fn=lambda c, st: late["example"](c, st),
+                    outputs=[upload_message, messages, content_view, style_view],
+                    run_on_click=True, cache_examples=False, elem_id="examples",
+                    **_supported(gr.Examples.__init__, {"example_labels": ["Tübingen × The Starry Night"]}))
 
         c = {}
         with gr.Row(elem_id="main-row"):
             with gr.Column(scale=1):
                 for name in MAIN:
                     c[name] = make(gr, name, init[name], settings)
+                    if name == "size":
+                        gr.Markdown("", elem_id="size-note")
                     if name == "iterations":
                         schedule = gr.Markdown(schedule_text(init, base, settings.max_size,
                                                                  settings.max_iterations), elem_id="schedule")
@@ -227,54 +273,74 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                         with gr.Row():
                             for name in row:
                                 c[name] = make(gr, name, init[name], settings)
-                with gr.Row():
-                    start_button = gr.Button("Start", variant="primary", elem_id="start")
-                    cancel_button = gr.Button("Cancel", variant="secondary", interactive=False, elem_id="cancel")
             with gr.Column(scale=1):
                 status = gr.Markdown("Upload a content image and at least one style image, then press Start.",
                                      elem_id="status")
                 preview = gr.Image(label="Preview", type="pil", interactive=False, elem_id="preview", height=420,
                                    **_supported(gr.Image.__init__, {"format": "png"}))
+                compare = gr.ImageSlider(label="Before / after (drag the handle)", type="pil", interactive=False,
+                                         visible=False, elem_id="compare", height=420,
+                                         **_supported(gr.ImageSlider.__init__, {"format": "png"}))
                 download = gr.DownloadButton("Download PNG (with its recipe)", value=None, interactive=False,
                                              elem_id="download")
                 command = gr.Textbox("", label="Equivalent command line", interactive=False, lines=2,
                                      max_lines=8, elem_id="command",
                                      **_supported(gr.Textbox.__init__, {"buttons": ["copy"], "show_copy_button": True}))
         controls = [c[k] for k in CONTROLS]
-        outputs_ = [status, preview, download, command, start_button, cancel_button]
+        outputs_ = [status, preview, download, command, start_button, cancel_button, compare]
 
         # --- handlers --------------------------------------------------------------------
-        def show_content(path):
+        def said(msgs, key, line):
+            """The upload message: the content's line and the styles' line, each kept."""
+            msgs = dict(msgs or {}, **{key: line})
+            return "\n\n".join(m for m in (msgs.get("content"), msgs.get("style")) if m), msgs
+
+        def view(value):
+            return gr.update(value=value, visible=value is not None)
+
+        def show_content(path, msgs=None):
             if not path:
-                return "", None
+                return (*said(msgs, "content", ""), view(None))
             try:
                 img, name = settings.check(path, "content image")
             except Exception as e:  # noqa: BLE001
-                return _error(_say(e)), None
-            return f"Content: **{_md(name)}**, {img.width}×{img.height} ✓", _thumbnail(img)
+                return (*said(msgs, "content", _error(_say(e))), view(None))
+            return (*said(msgs, "content", f"Content: **{_md(name)}**, {img.width}×{img.height} ✓"),
+                    view(_thumbnail(img)))
 
-        def show_styles(paths):
+        def show_styles(paths, msgs=None):
             paths = list(paths or [])
             if not paths:
-                return "", None
+                return (*said(msgs, "style", ""), view(None))
             if len(paths) > settings.max_styles:
-                return _error(f"{len(paths)} style images; the most this page takes is {settings.max_styles}"), None
+                return (*said(msgs, "style", _error(f"{len(paths)} style images; the most this page takes is "
+                                                    f"{settings.max_styles}")), view(None))
             shown, notes = [], []
             for p in paths:
                 try:
                     img, name = settings.check(p, "style image")
                 except Exception as e:  # noqa: BLE001
-                    return _error(_say(e)), None
+                    return (*said(msgs, "style", _error(_say(e))), view(None))
                 shown.append((_thumbnail(img), name))
                 notes.append(f"**{_md(name)}**, {img.width}×{img.height}")
-            return "Style: " + "; ".join(notes) + " ✓", shown
+            return (*said(msgs, "style", "Style: " + "; ".join(notes) + " ✓"), view(shown))
+
+        def show_example(content, styles):
+            c = show_content(content, {})
+            st = show_styles(styles, c[1])
+            return st[0], st[1], c[2], st[2]
+
+        late["example"] = show_example
 
         def set_preset(name):
+            """The controls a preset sets; the others (Size among them) keep what the user chose."""
             if name not in config.PRESETS:
                 return [gr.update() for _ in CONTROLS]
             values = control_values(preset_options(name, base))
-            values["size"] = min(values["size"], settings.max_size)
-            return [values[k] for k in CONTROLS]
+            touched = {k for p in config.PRESETS for k in config.PRESET_OVERRIDES[p]}
+            if touched & {"content_weight", "style_weight"}:
+                touched.add("ratio")
+            return [values[k] if k in touched else gr.update() for k in CONTROLS]
 
         def show_schedule(*values):
             return schedule_text(dict(zip(CONTROLS, values)), base, settings.max_size,
@@ -294,11 +360,11 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 job = await asyncio.to_thread(_prepare, content, styles, dict(zip(CONTROLS, values)),
                                               settings, session)
             except Exception as e:  # noqa: BLE001 -- one line on the page, never a traceback
-                yield _error(_say(e)), keep, keep, keep, keep, keep
+                yield _error(_say(e)), keep, keep, keep, keep, keep, keep
                 return
             refusal = settings.jobs.submit(job)
             if refusal:
-                yield _error(refusal), keep, keep, keep, keep, keep
+                yield _error(refusal), keep, keep, keep, keep, keep, keep
                 return
             async for update in _follow(job, settings):
                 yield update
@@ -307,20 +373,21 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
         fast = {"concurrency_limit": None}
         # Decoding uploads takes memory: a few at a time, the rest wait in Gradio's queue.
         checks = {"concurrency_limit": 2 * cpu_count(), "concurrency_id": "check-uploads"}
-        content_file.upload(show_content, content_file, [upload_message, content_view], **checks, **quiet)
-        content_file.clear(lambda: ("", None), None, [upload_message, content_view], **fast, **quiet)
-        style_files.upload(show_styles, style_files, [upload_message, style_view], **checks, **quiet)
-        style_files.clear(lambda: ("", None), None, [upload_message, style_view], **fast, **quiet)
+        shown_c, shown_s = [upload_message, messages, content_view], [upload_message, messages, style_view]
+        content_file.upload(show_content, [content_file, messages], shown_c, **checks, **quiet)
+        content_file.clear(lambda m: show_content(None, m), messages, shown_c, **fast, **quiet)
+        style_files.upload(show_styles, [style_files, messages], shown_s, **checks, **quiet)
+        style_files.clear(lambda m: show_styles(None, m), messages, shown_s, **fast, **quiet)
         preset.change(set_preset, preset, controls, **fast, **quiet)
         for name in ("size", "iterations", "scales"):
             c[name].change(show_schedule, controls, schedule, **fast, **quiet)
         c["ratio"].change(None, c["ratio"], ratio_note, js=RATIO_JS, **quiet)
-        app.load(None, c["ratio"], ratio_note, js=RATIO_JS)
+        app.load(None, c["ratio"], ratio_note, js=RATIO_JS, **quiet)
+        app.load(None, None, None, js=SIZE_NOTE_JS, **quiet)
         # Start: no Gradio-level limit, so every request reaches the JobQueue at once and is
         # either accepted (run or wait, visibly) or refused; none waits unseen in Gradio's queue.
         start_button.click(start, [content_file, style_files] + controls, outputs_, api_name="stylise",
-                           **fast, **quiet)
-        start_button.click(None, None, None, js=SHOW_RESULT_JS, **quiet)
+                           js=SHOW_RESULT_JS, **fast, **quiet)
         cancel_button.click(cancel, None, status, api_name="cancel", **fast, **quiet)
 
     # Gradio's own queue only backs up the JobQueue (handlers return at once when it is full).
@@ -354,13 +421,15 @@ def _buttons(gr, running: bool):
 
 
 async def _follow(job: Job, settings: Settings):
-    """Yield (status, preview, download, command, start, cancel) for a submitted job until it ends."""
+    """Yield (status, preview, download, command, start, cancel, compare) for a submitted job
+    until it ends; at the end the before/after comparison shows the photo and the result."""
     import gradio as gr
 
     keep = gr.update()
     seen, seen_preview = -1, 0
     try:
-        yield ("Queued…", None, gr.update(value=None, interactive=False), "") + _buttons(gr, True)
+        # The last comparison stays until this run's replaces it (hiding it would move the page under the reader).
+        yield ("Queued…", None, gr.update(value=None, interactive=False), "") + _buttons(gr, True) + (keep,)
         while not job.done.is_set():
             if job.state == "waiting":
                 pos = settings.jobs.position(job)
@@ -368,20 +437,24 @@ async def _follow(job: Job, settings: Settings):
                 if pos is not None and seen != -pos - 1:
                     seen = -pos - 1
                     yield (f"Waiting in the queue: position {pos} of {waiting} ({running} job(s) running).",
-                           keep, keep, keep, keep, keep)
+                           keep, keep, keep, keep, keep, keep)
             else:
                 s = job.snapshot()
                 if s.version == 0 and seen != 0:
                     seen = 0
-                    yield "Starting: preparing the network and the images…", keep, keep, keep, keep, keep
+                    yield "Starting: preparing the network and the images…", keep, keep, keep, keep, keep, keep
                 elif s.version > seen and s.version > 0:
                     seen = s.version
                     image = keep
                     if s.preview_version != seen_preview:
                         seen_preview, image = s.preview_version, s.preview
-                    yield progress_text(s), image, keep, keep, keep, keep
+                    yield progress_text(s), image, keep, keep, keep, keep, keep
             await asyncio.sleep(POLL_SECONDS)
-        yield await asyncio.to_thread(_final, job, settings) + _buttons(gr, False)
+        final = await asyncio.to_thread(_final, job, settings)
+        done = job.result is not None and not job.error
+        compare = gr.update(value=(job.content.resize(job.result.image.size), job.result.image), visible=True) \
+            if done else keep
+        yield final + _buttons(gr, False) + (compare,)
     finally:
         if not job.done.is_set():  # the page went away: stop the work it asked for
             settings.jobs.cancel(job)
@@ -403,7 +476,13 @@ def _final(job: Job, settings: Settings):
     out_name = f"{Path(content_name).stem or 'content'}-stylised.png"
     # The recipe and the command name the server's weights file (if any) by its name only.
     options = job.options.replace(weights=shown_weights(job.options.weights))
+    # The inputs by the names they were uploaded with (their pixel hashes are the engine's), so
+    # `painterly rerun` finds them beside the download as it does for a command's outputs.
     recipe = dict(r.recipe, options=dict(r.recipe["options"], weights=options.weights))
+    if isinstance(recipe.get("content"), dict):
+        recipe["content"] = dict(recipe["content"], path=Path(content_name).name)
+    recipe["styles"] = [dict(s, path=Path(n).name) if isinstance(s, dict) else s
+                        for s, n in zip(recipe.get("styles") or [], style_names)]
     folder = Path(tempfile.mkdtemp(prefix="job-", dir=settings.outputs))
     try:
         path = save_image(r.image, folder / out_name, recipe)

@@ -220,9 +220,10 @@ def make(gr, name: str, value, settings) -> Any:
     k = kind(name)
     if name == "ratio":
         lo, hi = ratio_range()
-        return gr.Slider(lo, hi, value=value, step=0.1, **common)
+        return _slider(gr)(lo, hi, value=value, step=0.1, elem_classes=["painterly-lenient"], **common)
     if name == "size":
-        return gr.Slider(config.SPECS["size"].low, settings.max_size, value=value, step=16, **common)
+        return _slider(gr)(config.SPECS["size"].low, settings.max_size, value=value, step=16,
+                           elem_classes=["painterly-lenient"], **common)
     if k in ("radio", "dropdown"):
         make_ = gr.Radio if k == "radio" else gr.Dropdown
         return make_(list(choices(name)), value=value, **common)
@@ -233,6 +234,22 @@ def make(gr, name: str, value, settings) -> Any:
     if k == "list":
         return gr.Textbox(value, placeholder=_EMPTY.get(name), **common)
     return gr.Number(value, precision=0 if k == "int" else None, **common)
+
+
+def _slider(gr):
+    """gr.Slider, whose instances marked "painterly-lenient" pass their value to the handlers
+    unchecked: Gradio's own range check raises (a traceback in the server's log for a value
+    typed past the range); the page says it in words instead (the Size note,
+    options_from_controls). Patched on the class, not subclassed: Gradio writes a .pyi file next
+    to the module of any component class it sees defined."""
+    if not getattr(gr.Slider, "_painterly_lenient", False):
+        checked = gr.Slider.preprocess
+
+        def preprocess(self, payload):
+            return payload if "painterly-lenient" in (self.elem_classes or []) else checked(self, payload)
+
+        gr.Slider.preprocess, gr.Slider._painterly_lenient = preprocess, True
+    return gr.Slider
 
 
 def layout(names: List[str]) -> List[List[str]]:

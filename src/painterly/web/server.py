@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from .. import config, verbs
 from ..errors import InvalidOption, PainterlyError
 from .app import DEFAULT_QUEUE_SIZE, Settings, _jobs, _supported, build_app, cpu_count
 from .uploads import gradio, inside, scrub
@@ -247,7 +248,8 @@ class LocalAssetsOnly:
 
 
 # --- serving -----------------------------------------------------------------------------------------
-def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True, quiet: bool = False) -> str:
+def launch(app, host: str = verbs.FLAGS["host"].default, port: int = verbs.FLAGS["port"].default, *,
+           block: bool = True, quiet: bool = False) -> str:
     """Serve `app` on host:port (no share link, no SSR, no MCP, no monitoring, no API link); its URL.
 
     block=False returns once the server answers (tests); stop it with `app.close()`.
@@ -281,7 +283,8 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, *, block: bool = True
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
 
-def main(host: str = "127.0.0.1", port: int = 7860, concurrency: Optional[int] = None,
+def main(host: str = verbs.FLAGS["host"].default, port: int = verbs.FLAGS["port"].default,
+         concurrency: Optional[int] = None,
          queue_size: int = DEFAULT_QUEUE_SIZE, weights: Optional[str] = None, **limits) -> None:
     """`painterly serve`: build the page and serve it until interrupted (blocking).
 
