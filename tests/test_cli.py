@@ -181,7 +181,7 @@ def test_paper_preset(small):
 
 
 def test_quality_and_fast_presets():
-    assert config.PRESETS == ("fast", "quality", "paper")
+    assert config.PRESETS == ("fast", "quality", "paper", "neighbour")
     fast = _preset("fast")
     assert fast == config.DEFAULTS
     q = _preset("quality")

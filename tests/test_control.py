@@ -239,7 +239,8 @@ def test_scales_auto_from_python_as_in_the_cli():
 
 
 # --- 5. every style loss, with and without masks, with TV ------------------------------------------------
-@pytest.mark.parametrize("loss", config.STYLE_LOSSES)
+# The per-layer statistics; the neighbour loss has its own tests (test_neighbour.py).
+@pytest.mark.parametrize("loss", [n for n in config.STYLE_LOSSES if n != "neighbour"])
 @pytest.mark.parametrize("with_masks", [False, True])
 def test_each_style_loss_runs_end_to_end(small, two_styles, tmp_path, loss, with_masks):
     kw = dict(style_loss=loss, tv_weight=1.0, style_layers=("conv1_1", "conv2_1", "conv3_1"),

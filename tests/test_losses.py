@@ -11,7 +11,7 @@ from painterly.errors import InvalidOption
 from painterly.losses import (GramLoss, MeanStdLoss, SlicedLoss, W2Loss, content_loss, gram,
                                  style_loss_fn, tv_loss)
 
-NAMES = config.STYLE_LOSSES
+NAMES = tuple(losses.STYLE_LOSSES)  # the per-layer statistics (neighbour: test_neighbour.py)
 
 
 def _feats(seed: int, n: int = 4, m: int = 12, dtype=torch.float32) -> torch.Tensor:
@@ -275,7 +275,8 @@ def test_sliced_blend_is_weighted_sum():
 
 # --- the registry -----------------------------------------------------------------------------------
 def test_registry():
-    assert tuple(losses.STYLE_LOSSES) == config.STYLE_LOSSES
+    # every per-layer statistic is a choice; "neighbour" is a term of its own (objective.NeighbourTerm)
+    assert tuple(losses.STYLE_LOSSES) + ("neighbour",) == config.STYLE_LOSSES
     for name in NAMES:
         assert style_loss_fn(name).name == name
     with pytest.raises(InvalidOption, match="did you mean 'sliced'"):

@@ -182,8 +182,8 @@ PRESET_OVERRIDES = {
     # pooling, not normalised; the reference: VGG-16 so). Departure, for CPU time: 100/100/60/30 Adam
     # steps at lr 5e-3 over four scales, not 200 per scale at 2e-3, and no final full-size pass.
     "neighbour": dict(
-        style_loss="neighbour", style_layers=NEIGHBOUR_LAYERS, content_layers=(), content_weight=0.0,
-        style_weight=1.0, pooling="max", normalize=False, optimizer="adam", parameterization="pyramid",
+        style_loss="neighbour", style_layers=NEIGHBOUR_LAYERS, content_layers=(), style_weight=1.0,
+        pooling="max", normalize=False, optimizer="adam", parameterization="pyramid",
         init="content", recolor="oklab", style_layer_weights=None, iterations=(100, 100, 60, 30),
         learning_rate=5e-3, range_weight=3e4,
     ),
@@ -284,12 +284,12 @@ SPECS: Dict[str, Spec] = {
     "content_average": Spec("content loss per position, so alpha/beta means the same at every size",
                             jobs=_CONTENTFUL),
     "style_loss": Spec("style statistic to match (the paper: gram; neighbour: each hypercolumn of the photo "
-                       "replaced by its nearest in the painting, NNST; best with --preset neighbour)",
+                       "replaced by its nearest in the painting, NNST; best with the neighbour preset)",
                        choices=STYLE_LOSSES, jobs=_STYLED, web=True),
-    "neighbour_photo": Spec("--style-loss neighbour: the photo's share (vs the current result) of the image "
+    "neighbour_photo": Spec("neighbour style loss: the photo's share (vs the current result) of the image "
                             "whose features are matched at each scale after the first (the reference: 0.75; "
                             "1: match the photo only)", low=0.0, high=1.0, jobs=("transfer",), web=True),
-    "rotations": Spec("--style-loss neighbour: also match the painting rotated by 90, 180 and 270 degrees "
+    "rotations": Spec("neighbour style loss: also match the painting rotated by 90, 180 and 270 degrees "
                       "(more choices of mark; 4x the search)", jobs=("transfer",), web=True),
     "optimizer": Spec("optimiser (the paper: lbfgs)", choices=OPTIMIZERS, web=True),
     "iterations": Spec("iterations, or one count per scale, the last for the finest: 300,100", item=int,
