@@ -216,13 +216,13 @@ def _guided_chroma(lab: Tensor, iterations: int = 5) -> Tensor:
     weighted by exp(-5 |L_i - L_j|)^2 (L guides), `iterations` times; L is unchanged."""
     h, w = lab.shape[-2:]
     light, ab = lab[:, :1], lab[:, 1:]
+    offsets = [(i, j) for i in range(3) for j in range(3)]
     lp = F.pad(light, (1, 1, 1, 1), mode="replicate")
-    weights = [torch.exp(-5.0 * (light - lp[:, :, i:i + h, j:j + w]).abs()) ** 2 for i in range(3) for j in range(3)]
+    weights = [torch.exp(-5.0 * (light - lp[:, :, i:i + h, j:j + w]).abs()) ** 2 for i, j in offsets]
     total = sum(weights)
     for _ in range(iterations):
         cp = F.pad(ab, (1, 1, 1, 1), mode="replicate")
-        ab = sum(wt * cp[:, :, i:i + h, j:j + w] for wt, (i, j) in zip(weights, [(i, j) for i in range(3)
-                                                                              for j in range(3)])) / total
+        ab = sum(wt * cp[:, :, i:i + h, j:j + w] for wt, (i, j) in zip(weights, offsets)) / total
     return torch.cat([light, ab], 1)
 
 
