@@ -19,7 +19,7 @@ BF16 = network.Autocast("cpu", torch.bfloat16)
 # make_objective alone does not calibrate (--balance photo is the engine's step): these objectives
 # are in the paper's units, so they take that balance's weights.
 PAPER_UNITS = dict(weights="random", balance="absolute", style_weight=config.ABSOLUTE_STYLE_WEIGHT,
-                   range_weight=config.ABSOLUTE_RANGE_WEIGHT)
+                   range_weight=config.ABSOLUTE_RANGE_WEIGHT, pooling="avg")  # the paper's units and pooling
 
 
 def _inputs(content_path, style_path, side=64):
