@@ -99,11 +99,8 @@ class Options:
     # network
     weights: Optional[str] = None  # None: "original" (the paper's VGG-19); "torchvision"; "random"; a path
     preprocess: Optional[str] = None  # None: the weights set's own; "torch" | "caffe" for a file of your own
-    # Departure (the default; --preset paper keeps avg): max pooling, VGG's own, where the paper
-    # replaces it by average pooling. Measured on the 33 pairs of the wide set (384 px, beta 6,
-    # benchmarks/README.md): K lower on 30 of 33, S lower on 28, the pairs meeting every issue-18
-    # target 27 against 22; the houses and faces are clearer, the marks as strong. It also makes
-    # the run's content layer the scorer's (scores.py scores on the max-pooled network).
+    # Departure (--preset paper keeps avg): max pooling, VGG's own. On the 33 wide-set pairs (384 px,
+    # benchmarks/README.md) against avg: K lower on 30, S lower on 28, 27 pairs meet every target, not 22.
     pooling: str = "max"
     normalize: bool = True  # the paper's normalised network (see network.normalize_vgg)
     # losses
@@ -170,12 +167,9 @@ class Options:
 PRESET_OVERRIDES = {
     "fast": {},
     # Longer runs, converged further: a closer match to the painting for ~2x the time of "fast"
-    # (120+80 steps instead of 60+40). It brought max pooling before the default did (measured at
-    # 256 px on three pairs with the paper's losses: a lower style and content score at 200+200
-    # steps, benchmarks/README.md); the pooling stays fixed here so that the preset means the same
-    # if the default moves. --content-target is no longer part of it: with --balance photo one
-    # beta already means the same on every pair, and the run's own K after the first scale
-    # disagreed with the score's (0.23 against 1.25 on brad_pitt x asheville, average pooling).
+    # (120+80 steps instead of 60+40). Max pooling fixed here so the preset stays if the default moves.
+    # --content-target is no longer part of it: the run's own K after the first scale disagreed
+    # with the score's (0.23 against 1.25 on brad_pitt x asheville, average pooling).
     "quality": dict(iterations=(120, 80), pooling="max"),
     "paper": dict(
         pooling="avg", normalize=True, content_layers=PAPER_CONTENT_LAYERS,
