@@ -202,7 +202,10 @@ def test_lbfgs_never_returns_a_blind_last_step_that_overshoots():
     and, when it overflows, the point before it is returned (measured: 0.81 -> 20261 at the end
     of a scale on flowers x sketch, the next scale starting from noise)."""
     o = config.DEFAULTS.replace(optimizer="lbfgs", lbfgs_line_search=False)
-    run = lambda bad, n: optimize.optimise(_Quadratic(bad), torch.zeros(1, 3, 4, 4), o, n, lambda l, x: None)[0]  # noqa: E731
+
+    def run(bad, n):
+        return optimize.optimise(_Quadratic(bad), torch.zeros(1, 3, 4, 4), o, n, lambda l, x: None)[0]
+
     one, two = run(0, 1), run(0, 2)  # a short gradient step, then the quasi-Newton step to x = 3
     assert float((one - 3).abs().min()) > 1 and float((two - 3).abs().max()) < 1e-3
     q = _Quadratic(bad=3)  # evaluations 1-2 are the steps' own; 3 is the check of the end point

@@ -263,7 +263,8 @@ SPECS: Dict[str, Spec] = {
                     "(retrained, 548 MB download), random (seeded, for tests) or a local file"),
     "preprocess": Spec("input convention of --weights PATH: torch (RGB, mean/std) or caffe (BGR, 0-255, mean "
                        "pixel); a named set always uses its own", choices=PREPROCESS),
-    "pooling": Spec("pooling layers (the paper: avg; default max, measured better on the wide set)", choices=POOLING, web=True),
+    "pooling": Spec("pooling layers (the paper: avg; default max, measured better on the wide set)",
+                    choices=POOLING, web=True),
     "normalize": Spec("the paper's normalised network (mean activation 1 per filter)", web=True),
     "content_layers": Spec("comma-separated content layers", item=str, jobs=("transfer",), web=True),
     "style_layers": Spec("comma-separated style layers", item=str, jobs=("transfer",), web=True),

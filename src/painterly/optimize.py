@@ -94,7 +94,7 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
         total = objective.total(parts)
         if guard:
             value = float(total.detach())
-            if good is not None and not (math.isfinite(value) and value <= OVERSHOOT * good_loss[0]):
+            if good is not None and _overshoots(value, good_loss[0]):
                 raise _Overflow
             good_loss[0] = min(good_loss[0], value)
         total.backward()
@@ -122,7 +122,7 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
         if guard and good is not None:
             with torch.no_grad():
                 value = float(objective.total(objective.parts(image())))
-            if not (math.isfinite(value) and value <= OVERSHOOT * good_loss[0]):
+            if _overshoots(value, good_loss[0]):
                 _assign(params, good)
         return _done(image), stopped
 
@@ -145,6 +145,11 @@ def optimise(objective: Objective, x: torch.Tensor, o: Options, iterations: int,
         except Stop:
             return finish(True)
     return finish(False)
+
+
+def _overshoots(value: float, best: float) -> bool:
+    """The guard's test (optimise): a loss that is not finite or over OVERSHOOT x the best one."""
+    return not (math.isfinite(value) and value <= OVERSHOOT * best)
 
 
 def _assign(params, values) -> None:
