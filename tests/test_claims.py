@@ -28,7 +28,7 @@ def _img(path: Path, seed: int, size=(40, 32)) -> Path:
 # --- the prepared engines ------------------------------------------------------------------------
 def test_a_stylizer_refuses_other_network_options_and_takes_any_other(small):
     st = engine.Stylizer(config.DEFAULTS.replace(**FAST))
-    for field, value in (("pooling", "max"), ("normalize", False), ("precision", "bf16")):
+    for field, value in (("pooling", "avg"), ("normalize", False), ("precision", "bf16")):
         with pytest.raises(InvalidOption, match=f"prepared with other {field};"):
             st.run(small["content"], [small["style"]], options=st.options.replace(**{field: value}))
     res = st.run(small["content"], [small["style"]], options=st.options.replace(style_weight=3.0, iterations=(2,)))
@@ -39,11 +39,11 @@ def test_prepared_reuses_an_engine_per_network_and_keeps_only_the_last_two():
     base = config.DEFAULTS.replace(**FAST)
     a = engine.prepared(base)
     assert engine.prepared(base.replace(style_weight=9.0, size=48)) is a  # not a network field
-    b = engine.prepared(base.replace(pooling="max"))
+    b = engine.prepared(base.replace(pooling="avg"))
     assert b is not a and engine.prepared(base) is a  # a is the most recent again
     c = engine.prepared(base.replace(normalize=False))
     assert len(engine._PREPARED) == 2 and set(engine._PREPARED.values()) == {a, c}  # b, the oldest, went
-    assert engine.prepared(base.replace(pooling="max")) is not b
+    assert engine.prepared(base.replace(pooling="avg")) is not b  # b was evicted: a new engine
 
 
 def test_the_style_target_cache_reuses_keys_by_pixels_and_options_and_evicts_the_oldest(small, monkeypatch):
