@@ -7,6 +7,8 @@ Figure 1 (reconstructions) and its alpha/beta grid (our figure 3).
     PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py            # ~40 min on 2 cores
     PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py --only transfers
     PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py --from-bench benchmarks/results/quality_wide.json
+    PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py \\
+        --from-neighbour benchmarks/results/quality_wide-neighbour.json
 
 --from-bench takes the pictures bench_quality.py made over the wide set instead of running them
 again: each was made by `painterly transfer PHOTO PAINTING -o out.png --size 384` in a fresh
@@ -53,10 +55,8 @@ def from_bench(path: Path) -> str:
     return the README's gallery table, grouped by kind of painting."""
     import json
 
-    sys.path.insert(0, str(ROOT / "src"))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_quality import KIND, KINDS  # noqa: E402
-    from painterly import images  # noqa: E402
 
     data = json.loads(Path(path).read_text())
     wide = OUT / "wide"
@@ -66,14 +66,14 @@ def from_bench(path: Path) -> str:
         photo, painting = entry["photo"], entry["painting"]
         for run, suffix in (("default", ""), ("quality", "--quality")):
             r = entry["runs"].get(run)
-            if not r:
+            # The quality pictures are linked from the README for the paper's pair only: the rest would
+            # double the files in the repository for pictures close to the default's.
+            if not r or (suffix and (photo, painting) != ("tubingen", "starry_night")):
                 continue
-            src = ROOT / "benchmarks" / r["image"]  # bench_quality records it relative to benchmarks/
             name = f"{photo}--{painting}{suffix}.jpg"
-            img = images.load_image(src)
-            images.save_image(img, wide / name, images.read_recipe(src))
+            _copy(r, wide / name)
             if suffix:
-                continue  # the quality pictures are linked from docs/gallery/README.md only
+                continue
             cells[KIND[painting]].append((name, f"painterly transfer {photo}.jpg {painting}.jpg -o out.png --size "
                                           f"{data['size']}", f"{photo} x {painting}"))
     lines = []
@@ -94,13 +94,60 @@ def from_bench(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _copy(run: dict, dst: Path) -> None:
+    """One bench_quality output (recorded relative to benchmarks/) as a JPEG with its recipe."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from painterly import images  # noqa: E402
+
+    src = ROOT / "benchmarks" / run["image"]
+    images.save_image(images.load_image(src), dst, images.read_recipe(src))
+
+
+def from_neighbour(path: Path) -> str:
+    """Copy the default and neighbour outputs of a bench_neighbour JSON into docs/gallery/neighbour/;
+    return the README's table: per pair (a column), the Gatys default above and --preset neighbour below."""
+    import json
+
+    data = json.loads(Path(path).read_text())
+    folder = OUT / "neighbour"
+    folder.mkdir(parents=True, exist_ok=True)
+    cols, doc = [], ["# Gallery: neural neighbours beside the Gatys default", "",
+                     "Made by `benchmarks/bench_neighbour.py` (then `make_gallery.py --from-neighbour`) with the "
+                     "original VGG-19. Each picture's command:", ""]
+    for entry in data["pairs"].values():
+        photo, painting = entry["photo"], entry["painting"]
+        names = {}
+        for run, extra in (("default", ""), ("neighbour", " --preset neighbour")):
+            if run not in entry["runs"]:
+                break
+            names[run] = f"{photo}--{painting}--{run}.jpg"
+            _copy(entry["runs"][run], folder / names[run])
+            doc += [f"![{names[run]}]({names[run]})", "", f"`painterly transfer {photo}.jpg {painting}.jpg -o out.png "
+                    f"--size {data['size']}{extra}`", ""]
+        if len(names) == 2:
+            cols.append((f"{photo} x {painting}", names))
+    (folder / "README.md").write_text("\n".join(doc))
+    lines = []
+    for i in range(0, len(cols), 4):
+        row = cols[i:i + 4]
+        lines += ["| | " + " | ".join(c for c, _ in row) + " |", "|---|" + "---|" * len(row)]
+        for run in ("default", "neighbour"):
+            lines.append(f"| {run} | " + " | ".join(f"![](docs/gallery/neighbour/{n[run]})" for _, n in row) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("transfers", "figures"))
     ap.add_argument("--from-bench", metavar="JSON", help="take the pictures of a bench_quality.py run")
+    ap.add_argument("--from-neighbour", metavar="JSON", help="take the pictures of a bench_neighbour.py run")
     args = ap.parse_args(argv)
     if args.from_bench:
         print(from_bench(Path(args.from_bench)))
+        return 0
+    if args.from_neighbour:
+        print(from_neighbour(Path(args.from_neighbour)))
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     lines = ["# Gallery", "", "Made by `benchmarks/make_gallery.py` with the original VGG-19 and the defaults "
