@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "benchmarks")]  # painterly and bench_quality, imported lazily
 IMAGES = ROOT.parent / "shared" / "images"
 OUT = ROOT / "docs" / "gallery"
 # The gallery's pairs are the wide set's (bench_quality.PAIRS): every photograph and every painting.
@@ -34,7 +35,6 @@ SIZE = 384
 
 def jobs():
     """(name, section, argv after `painterly`) for every gallery picture (transfers into wide/)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_quality import PAIRS  # noqa: E402
 
     for photo, painting in PAIRS.values():
@@ -55,7 +55,6 @@ def from_bench(path: Path) -> str:
     return the README's gallery table, grouped by kind of painting."""
     import json
 
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_quality import KIND, KINDS  # noqa: E402
 
     data = json.loads(Path(path).read_text())
@@ -64,18 +63,16 @@ def from_bench(path: Path) -> str:
     cells = {kind: [] for kind in KINDS}
     for entry in data["pairs"].values():
         photo, painting = entry["photo"], entry["painting"]
-        for run, suffix in (("default", ""), ("quality", "--quality")):
-            r = entry["runs"].get(run)
-            # The quality pictures are linked from the README for the paper's pair only: the rest would
-            # double the files in the repository for pictures close to the default's.
-            if not r or (suffix and (photo, painting) != ("tubingen", "starry_night")):
-                continue
-            name = f"{photo}--{painting}{suffix}.jpg"
-            _copy(r, wide / name)
-            if suffix:
-                continue
-            cells[KIND[painting]].append((name, f"painterly transfer {photo}.jpg {painting}.jpg -o out.png --size "
-                                          f"{data['size']}", f"{photo} x {painting}"))
+        # The quality picture is linked from the README for the paper's pair only: the others would
+        # double the files in the repository for pictures close to the default's.
+        if "quality" in entry["runs"] and (photo, painting) == ("tubingen", "starry_night"):
+            _copy(entry["runs"]["quality"], wide / f"{photo}--{painting}--quality.jpg")
+        if "default" not in entry["runs"]:
+            continue
+        name = f"{photo}--{painting}.jpg"
+        _copy(entry["runs"]["default"], wide / name)
+        cells[KIND[painting]].append((name, f"painterly transfer {photo}.jpg {painting}.jpg -o out.png --size "
+                                      f"{data['size']}", f"{photo} x {painting}"))
     lines = []
     for kind, items in cells.items():
         if not items:
@@ -96,7 +93,6 @@ def from_bench(path: Path) -> str:
 
 def _copy(run: dict, dst: Path) -> None:
     """One bench_quality output (recorded relative to benchmarks/) as a JPEG with its recipe."""
-    sys.path.insert(0, str(ROOT / "src"))
     from painterly import images  # noqa: E402
 
     src = ROOT / "benchmarks" / run["image"]
@@ -116,16 +112,15 @@ def from_neighbour(path: Path) -> str:
                      "original VGG-19. Each picture's command:", ""]
     for entry in data["pairs"].values():
         photo, painting = entry["photo"], entry["painting"]
+        if not {"default", "neighbour"} <= set(entry["runs"]):
+            continue
         names = {}
         for run, extra in (("default", ""), ("neighbour", " --preset neighbour")):
-            if run not in entry["runs"]:
-                break
             names[run] = f"{photo}--{painting}--{run}.jpg"
             _copy(entry["runs"][run], folder / names[run])
             doc += [f"![{names[run]}]({names[run]})", "", f"`painterly transfer {photo}.jpg {painting}.jpg -o out.png "
                     f"--size {data['size']}{extra}`", ""]
-        if len(names) == 2:
-            cols.append((f"{photo} x {painting}", names))
+        cols.append((f"{photo} x {painting}", names))
     (folder / "README.md").write_text("\n".join(doc))
     lines = []
     for i in range(0, len(cols), 4):
