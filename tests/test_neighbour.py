@@ -100,6 +100,48 @@ def test_recolor_keeps_the_photos_chroma_structure_and_takes_the_paintings_stati
     assert out.min() >= 0 and out.max() <= 1 and out.shape == result.shape
 
 
+def test_gamut_compress_keeps_lightness_and_hue_and_lands_inside_srgb():
+    g = torch.Generator().manual_seed(6)
+    lab = torch.cat([torch.rand(1, 1, 32, 32, generator=g), (torch.rand(1, 2, 32, 32, generator=g) - 0.5) * 0.8],
+                    1).double()
+    assert not bool(color._in_gamut(lab).all())  # the draw has colours outside sRGB
+    out = color.gamut_compress(lab)
+    assert bool(color._in_gamut(out).all())
+    assert torch.equal(out[:, 0], lab[:, 0])  # lightness kept
+    chroma = lab[:, 1:].norm(dim=1)
+    scale = out[:, 1:].norm(dim=1) / chroma
+    assert float(scale.max()) <= 1 + 1e-12 and float(scale.min()) > 0  # only chroma falls
+    assert torch.allclose(out[:, 1:], lab[:, 1:] * scale[:, None], atol=1e-12)  # so the hue stays
+    # colours well inside the gamut are not touched; order along a ray is kept past the boundary
+    mid = color.rgb_to_oklab(torch.rand(1, 3, 8, 8, generator=g).double() * 0.2 + 0.4)
+    assert torch.equal(color.gamut_compress(mid), mid)
+    ray = torch.tensor([0.6, 0.2, 0.1], dtype=torch.float64).view(1, 3, 1, 1) * torch.linspace(0, 1.5, 50).double().view(
+        1, 1, 1, 50)
+    ray[:, 0] = 0.6
+    c = color.gamut_compress(ray)[0, 1:, 0].norm(dim=0)
+    assert bool((c[1:] > c[:-1]).all())  # strictly increasing: no two colours merge on the boundary
+
+
+def test_recolor_compress_clips_less_than_the_references_channel_clip():
+    g = torch.Generator().manual_seed(7)
+    photo = torch.rand(1, 3, 24, 24, generator=g).double()
+    # a red painting: the photo's chroma moved to its mean and spread leaves the gamut
+    painting = (torch.rand(1, 3, 20, 20, generator=g).double() * torch.tensor([0.5, 0.15, 0.15]).view(1, 3, 1, 1)
+                + torch.tensor([0.5, 0.0, 0.0]).view(1, 3, 1, 1))
+    result = torch.rand(1, 3, 24, 24, generator=g).double() * 0.5 + 0.25  # mid lightness
+
+    def saturated(t):
+        q = (t * 255).round()
+        return float(((q == 0) | (q == 255)).any(dim=1).double().mean())
+
+    clip = color.oklab_recolor(result, photo, painting, gamut="clip")
+    comp = color.oklab_recolor(result, photo, painting, gamut="compress")
+    assert saturated(clip) > 0.05 and saturated(comp) == 0, (saturated(clip), saturated(comp))
+    # the lightness is the same in both wherever the clip did not have to change it
+    lc, lm = color.rgb_to_oklab(clip)[:, :1], color.rgb_to_oklab(comp)[:, :1]
+    assert float((lc - lm).abs().median()) < 1e-3
+
+
 def test_recolor_of_a_colourless_painting_maps_the_whole_result():
     g = torch.Generator().manual_seed(5)
     pencil = torch.rand(1, 1, 20, 20, generator=g).double().expand(1, 3, 20, 20) * 0.5 + 0.4

@@ -42,7 +42,7 @@ PRESERVE_COLOR = ("none", "luminance", "histogram")
 COLOR_MATCH = ("chol", "pca", "sym")
 STYLE_LOSSES = ("gram", "mean-std", "w2", "sliced", "neighbour")
 PARAMETERIZATIONS = ("pixels", "pyramid")
-RECOLOR = ("none", "oklab")
+RECOLOR = ("none", "oklab", "oklab-clip")
 MASK_MODES = ("inside", "resize")
 PRESETS = ("fast", "quality", "paper", "neighbour")
 RECIPE_PATHS = ("name", "full")
@@ -139,7 +139,7 @@ class Options:
     threads: int = 0  # 0: every core
     # control (colour, several styles, regions)
     preserve_color: str = "none"
-    recolor: str = "none"  # oklab: NNST's colour step after the run (color.oklab_recolor)
+    recolor: str = "none"  # oklab | oklab-clip: NNST's colour step after the run (color.oklab_recolor)
     color_match: str = "pca"
     style_blend: Optional[Tuple[float, ...]] = None  # None: equal weights over style images
     content_mask: Optional[str] = None
@@ -320,7 +320,8 @@ SPECS: Dict[str, Spec] = {
                            jobs=("transfer",), web=True),
     "recolor": Spec("colour step after the run: oklab (NNST's: the result's lightness, the photo's chroma "
                     "matched to the painting's chroma mean and covariance, smoothed along the lightness "
-                    "edges) or none", choices=RECOLOR, jobs=("transfer",), web=True),
+                    "edges; colours outside sRGB lose chroma, not hue), oklab-clip (the same with the "
+                    "reference's per-channel clip) or none", choices=RECOLOR, jobs=("transfer",), web=True),
     "color_match": Spec("matrix for --preserve-color histogram", choices=COLOR_MATCH, jobs=("transfer",), web=True),
     "style_blend": Spec("comma-separated blend weights, one per style image", item=float, jobs=("transfer",),
                         web=True, **_W),

@@ -268,9 +268,10 @@ class Stylizer:
                 except Stop:
                     stopped = True
         pixels = _pixels(x, r.content_img, r.luminance, (w, h)).float().cpu()
-        if o.recolor == "oklab" and r.content_img is not None and job == "transfer":  # NNST's colour step
+        if o.recolor != "none" and r.content_img is not None and job == "transfer":  # NNST's colour step
             pixels = color.oklab_recolor(pixels, images.to_tensor(images.fit_to(r.content_img, (w, h))),
-                                         images.to_tensor(r.style_imgs[0].convert("RGB")))
+                                         images.to_tensor(r.style_imgs[0].convert("RGB")),
+                                         gamut="clip" if o.recolor == "oklab-clip" else "compress")
         image = images.to_pil(pixels.clamp(0, 1))
         recipe = self._recipe(job, o, content, r)
         image.info[images.RECIPE_KEY] = recipe
