@@ -184,7 +184,7 @@ def test_cli_preset_runs_and_rerun_reproduces_the_bytes(small, capsys):
     code, _, err = run_cli(args, capsys)
     assert code == 0, err
     opts = images.read_recipe(a)["options"]
-    assert opts["style_loss"] == "neighbour" and opts["parameterization"] == "pyramid" and opts["recolor"] == "oklab"
+    assert opts["style_loss"] == "neighbour" and opts["parameterization"] == "pyramid" and opts["recolor"] == "none"
     assert opts["rotations"] is True and opts["style_layers"] == list(config.NEIGHBOUR_LAYERS)
     assert run_cli(["rerun", a, "-o", b, "--quiet"], capsys)[0] == 0
     assert a.read_bytes() == b.read_bytes()
@@ -217,6 +217,7 @@ def test_a_short_real_run_moves_the_picture_to_the_paintings_palette(content_pat
     assert s["content"] < 1.5, s  # the photo's structure is still there
 
 
-# Measured 2026-12-02 (this test's run, tubingen x starry_night at 64 px): P 0.884, S 0.767,
-# K 0.647; 1 is the photo's own distance to the painting's palette.
-P_BOUND = 0.93
+# Measured 2026-12-02 (this test's run, tubingen x starry_night at 64 px, ../shared/images): P 0.724,
+# S 0.539, K 0.778 with the preset (no colour step); with --recolor oklab P 0.879 (the photo's
+# colour layout back); 1 is the photo's own distance to the painting's palette.
+P_BOUND = 0.8
