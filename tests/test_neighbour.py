@@ -167,6 +167,22 @@ def test_the_term_is_zero_at_its_own_targets_and_positive_elsewhere():
     assert float(obj.parts(torch.rand_like(c))["style"]) > 0.05
 
 
+def test_each_recolor_choice_reaches_its_colour_step(small, monkeypatch):
+    seen = []
+    real = color.oklab_recolor
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("gamut"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(color, "oklab_recolor", spy)
+    base = dict(preset="neighbour", **NN, size=32, iterations=(1, 1, 1, 1))
+    out = {rc: painterly.run_transfer(small["content"], small["style"], recolor=rc, **base).image
+           for rc in ("none", "oklab", "oklab-clip")}
+    assert seen == ["compress", "clip"]  # none: the preset's own colours, no colour step
+    assert out["none"].tobytes() != out["oklab"].tobytes()
+
+
 def test_refusals_are_one_clear_line(small):
     base = dict(style_loss="neighbour", **NN, size=32, iterations=(2,))
     with pytest.raises(InvalidOption, match="takes one style image"):
