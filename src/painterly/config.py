@@ -180,13 +180,8 @@ PRESET_OVERRIDES = {
     ),
     # NNST-Opt (Kolkin et al., arXiv 2203.13215; README "Neural neighbours"): on VGG-19 as trained (max
     # pooling, not normalised; the reference: VGG-16 so). Departure, for CPU time: 100/100/60/30 Adam
-    # steps at lr 5e-3 over four scales, not 200 per scale at 2e-3, and no final full-size pass.
-    # Departure: no colour step (the reference recolours by default; here --recolor oklab). The
-    # matched hypercolumns carry the painting's colours from relu1_1 up; the colour step puts the
-    # photo's colour layout back. Measured on the 8 pairs of the 512 px neighbour benchmark
-    # (2026-12-02, benchmarks/README.md): without it LP is better on 8 of 8, newly clipped 0.1-0.2%
-    # on every pair (up to 14% with it), and looked at, Starry Night, The Scream, the Picasso and
-    # scene_de_rue come out in the painting's palette instead of the photo's; K is higher on all 8.
+    # steps at lr 5e-3 over four scales, not 200 per scale at 2e-3, and no final full-size pass. And no
+    # colour step (--recolor oklab): the painting's palette, LP better on 8/8 pairs (bench_recolor).
     "neighbour": dict(
         style_loss="neighbour", style_layers=NEIGHBOUR_LAYERS, content_layers=(), style_weight=1.0,
         pooling="max", normalize=False, optimizer="adam", parameterization="pyramid",
@@ -324,10 +319,9 @@ SPECS: Dict[str, Spec] = {
     "threads": Spec("CPU threads (0: torch's default, every core)", low=0, high=4096),
     "preserve_color": Spec("keep the content's colours (1606.05897)", choices=PRESERVE_COLOR,
                            jobs=("transfer",), web=True),
-    "recolor": Spec("colour step after the run: oklab (NNST's: the result's lightness, the photo's chroma "
-                    "matched to the painting's chroma mean and covariance, smoothed along the lightness "
-                    "edges; colours outside sRGB lose chroma, not hue), oklab-clip (the same with the "
-                    "reference's per-channel clip) or none", choices=RECOLOR, jobs=("transfer",), web=True),
+    "recolor": Spec("colour step after the run (NNST's): oklab keeps the result's lightness, takes the photo's "
+                    "chroma moved to the painting's statistics, out-of-gamut colours lose chroma, not hue; "
+                    "oklab-clip clips channels as the reference does", choices=RECOLOR, jobs=("transfer",), web=True),
     "color_match": Spec("matrix for --preserve-color histogram", choices=COLOR_MATCH, jobs=("transfer",), web=True),
     "style_blend": Spec("comma-separated blend weights, one per style image", item=float, jobs=("transfer",),
                         web=True, **_W),
