@@ -62,7 +62,7 @@ def main(argv=None) -> int:
             if gamut is not None:
                 path = outdir / f"{pair}-{bench['size']}-{way}.png"
                 images.to_pil(color.oklab_recolor(x, c, s, gamut=gamut)).save(path)
-            ways[way] = {"image": str(path.relative_to(bq.HERE)), "seconds": 0.0,
+            ways[way] = {"image": str(path.relative_to(bq.HERE)),
                          **{k: round(v, 4) for k, v in scorer(images.load_image(path)).items()}}
         data["pairs"][pair] = {"photo": entry["photo"], "painting": entry["painting"], "kind": entry["kind"],
                                "runs": ways}

@@ -182,6 +182,7 @@ _OK_M1 = torch.tensor([[0.4122214708, 0.5363325363, 0.0514459929],
 _OK_M2 = torch.tensor([[0.2104542553, 0.7936177850, -0.0040720468],
                        [1.9779984951, -2.4285922050, 0.4505937099],
                        [0.0259040371, 0.7827717662, -0.8086757660]])
+_OK_M1_INV, _OK_M2_INV = torch.linalg.inv(_OK_M1.double()), torch.linalg.inv(_OK_M2.double())
 RECOLOR_FLAT = 6e-5  # a painting whose chroma covariance stays below this is treated as colourless (NNST)
 
 
@@ -207,8 +208,8 @@ def rgb_to_oklab(x: Tensor) -> Tensor:
 def _oklab_to_linear(x: Tensor) -> Tensor:
     """OkLab -> linear-light sRGB in the wide dtype, unclipped (outside [0, 1] = out of gamut)."""
     dt = _wide(x)
-    lms = _apply(torch.linalg.inv(_OK_M2.to(dt)).to(x.device), x.to(dt)) ** 3
-    return _apply(torch.linalg.inv(_OK_M1.to(dt)).to(x.device), lms)
+    lms = _apply(_OK_M2_INV.to(x.device, dt), x.to(dt)) ** 3
+    return _apply(_OK_M1_INV.to(x.device, dt), lms)
 
 
 def oklab_to_rgb(x: Tensor) -> Tensor:
