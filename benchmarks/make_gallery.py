@@ -8,7 +8,7 @@ Figure 1 (reconstructions) and its alpha/beta grid (our figure 3).
     PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py --only transfers
     PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py --from-bench benchmarks/results/quality_wide.json
     PYTHONPATH=src .venv/bin/python benchmarks/make_gallery.py \\
-        --from-neighbour benchmarks/results/quality_wide-neighbour.json
+        --from-neighbour benchmarks/results/quality_wide-neighbour.json [--pairs tubingen-starry_night,...]
 
 --from-bench takes the pictures bench_quality.py made over the wide set instead of running them
 again: each was made by `painterly transfer PHOTO PAINTING -o out.png --size 384` in a fresh
@@ -99,12 +99,15 @@ def _copy(run: dict, dst: Path) -> None:
     images.save_image(images.load_image(src), dst, images.read_recipe(src))
 
 
-def from_neighbour(path: Path) -> str:
-    """Copy the default and neighbour outputs of a bench_neighbour JSON into docs/gallery/neighbour/;
-    return the README's table: per pair (a column), the Gatys default above and --preset neighbour below."""
+def from_neighbour(path: Path, pairs: str = "") -> str:
+    """Copy the default and neighbour outputs of a bench_neighbour JSON into docs/gallery/neighbour/
+    (only `pairs`, comma-separated PHOTO-PAINTING names in that order, when given); return the README's
+    table: per pair (a column), the Gatys default above and --preset neighbour below."""
     import json
 
     data = json.loads(Path(path).read_text())
+    if pairs:
+        data["pairs"] = {k: data["pairs"][k] for k in pairs.split(",")}
     folder = OUT / "neighbour"
     folder.mkdir(parents=True, exist_ok=True)
     cols, doc = [], ["# Gallery: neural neighbours beside the Gatys default", "",
@@ -137,12 +140,13 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=("transfers", "figures"))
     ap.add_argument("--from-bench", metavar="JSON", help="take the pictures of a bench_quality.py run")
     ap.add_argument("--from-neighbour", metavar="JSON", help="take the pictures of a bench_neighbour.py run")
+    ap.add_argument("--pairs", default="", help="with --from-neighbour: only these PHOTO-PAINTING pairs, in order")
     args = ap.parse_args(argv)
     if args.from_bench:
         print(from_bench(Path(args.from_bench)))
         return 0
     if args.from_neighbour:
-        print(from_neighbour(Path(args.from_neighbour)))
+        print(from_neighbour(Path(args.from_neighbour), args.pairs))
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
     lines = ["# Gallery", "", "Made by `benchmarks/make_gallery.py` with the original VGG-19 and the defaults "
