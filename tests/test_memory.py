@@ -126,3 +126,48 @@ def test_estimate_is_close_to_the_measured_peak(size, tile):
     # above it. Tiled runs are estimated more conservatively: measured 2026-12-01 (VmHWM of the
     # run's own process), 1024 px with --tile 512 peaked at 1.14 GiB against 1.66 estimated.
     assert m["peak"] <= est <= (1.45 if not tile else 1.6) * m["peak"], (m["peak"] / GiB, est / GiB)
+
+
+_REFAULT = r"""
+import json, os, resource, sys
+import torch
+from painterly import memory
+kept = memory.keep_freed_memory()
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+torch.ones(64, 1024, 1024).sum()  # 256 MiB: glibc's own mmap unless told otherwise
+before = faults()
+for _ in range(16):
+    x = torch.ones(64, 1024, 1024)
+    del x
+heap = sum(int(b, 16) - int(a, 16) for a, b in (l.split()[0].split("-") for l in open("/proc/self/maps")
+                                               if l.rstrip().endswith("[heap]")))
+print(json.dumps({"kept": kept, "faults": faults() - before, "heap": heap}))
+"""
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.parametrize("opt_out", [False, True])
+def test_freed_memory_is_reused_not_faulted_in_again(opt_out):
+    """keep_freed_memory (called by the CLI, batch workers and Ray actors): a freed 256 MiB tensor's
+    pages serve the next one, where glibc's default unmaps them and the kernel faults in (and
+    zeroes) all 65536 pages again on each of sixteen allocations; PAINTERLY_RETURN_MEMORY=1
+    keeps glibc's default."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.pop("PAINTERLY_RETURN_MEMORY", None)
+    if opt_out:
+        env["PAINTERLY_RETURN_MEMORY"] = "1"
+    out = json.loads(subprocess.run([sys.executable, "-c", _REFAULT], env=env, capture_output=True, text=True,
+                                    check=True).stdout.strip().splitlines()[-1])
+    block = 256 * 1024 * 1024
+    pages = 16 * block // 4096
+    if opt_out:  # each block its own mapping, faulted in afresh
+        assert out["kept"] is False and out["heap"] < block and out["faults"] > 0.9 * pages
+    else:  # blocks in the heap; a few new pages when the 64-byte alignment leaves a hole just
+        # too small for the next block and the heap grows instead (measured: 1 and 4 of 16 blocks)
+        assert out["kept"] is True and out["heap"] >= block and out["faults"] < 0.4 * pages

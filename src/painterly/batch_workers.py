@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from . import config, testhooks
 from .config import Options
 from .errors import OutputError, PainterlyError, user_message
+from .memory import keep_freed_memory
 from .batch_jobs import LOCK_NAME, LOG_NAME, Job, Log, _clean_stale_temps, _lock, _unlock  # noqa: F401
 
 # Options that change how a job is computed, not what it computes (up to float rounding): a
@@ -177,6 +178,7 @@ def _local_worker(wid: int, options: dict, force: bool, tasks, results, parent: 
     _set_parent_death_signal()
     if os.getppid() != parent:
         os._exit(0)
+    keep_freed_memory()
     try:
         runner = Runner(options)
     except BaseException as e:
@@ -319,6 +321,7 @@ class _RayActor:
 
     def __init__(self, options: dict, force: bool):
         self.force, self.error = force, None
+        keep_freed_memory()
         try:
             self.runner = Runner(options)
         except BaseException as e:

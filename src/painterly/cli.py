@@ -324,6 +324,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     import time
 
     began = time.time()
+    from .memory import keep_freed_memory
+
+    keep_freed_memory()  # this process is ours: freed tensors stay for the next step (memory.py)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # bad flags: one line, status 2 (Parser.error)
