@@ -133,6 +133,10 @@ import json, os, resource, sys
 import torch
 from painterly import memory
 kept = memory.keep_freed_memory()
+if sys.argv[1:] == ["big"]:  # a run estimated at half the free memory: glibc's default again
+    memory.plan(memory.config.DEFAULTS, "transfer", (64, 64), [(64, 64)], available=2 * memory.estimate_peak_bytes(
+        memory.config.DEFAULTS, 64, 64))
+    kept = memory._keep["on"]
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 torch.ones(64, 1024, 1024).sum()  # 256 MiB: glibc's own mmap unless told otherwise
@@ -147,12 +151,12 @@ print(json.dumps({"kept": kept, "faults": faults() - before, "heap": heap}))
 
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's malloc")
-@pytest.mark.parametrize("opt_out", [False, True])
+@pytest.mark.parametrize("opt_out", [False, True, "big"])
 def test_freed_memory_is_reused_not_faulted_in_again(opt_out):
     """keep_freed_memory (called by the CLI, batch workers and Ray actors): a freed 256 MiB tensor's
     pages serve the next one, where glibc's default unmaps them and the kernel faults in (and
     zeroes) all 65536 pages again on each of sixteen allocations; PAINTERLY_RETURN_MEMORY=1
-    keeps glibc's default."""
+    keeps glibc's default, and so does a run estimated above memory.KEEP_SHARE of the free memory."""
     import json
     import os
     import subprocess
@@ -160,10 +164,11 @@ def test_freed_memory_is_reused_not_faulted_in_again(opt_out):
 
     env = dict(os.environ)
     env.pop("PAINTERLY_RETURN_MEMORY", None)
-    if opt_out:
+    if opt_out is True:
         env["PAINTERLY_RETURN_MEMORY"] = "1"
-    out = json.loads(subprocess.run([sys.executable, "-c", _REFAULT], env=env, capture_output=True, text=True,
-                                    check=True).stdout.strip().splitlines()[-1])
+    args = [sys.executable, "-c", _REFAULT] + (["big"] if opt_out == "big" else [])
+    out = json.loads(subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout.strip()
+                     .splitlines()[-1])
     block = 256 * 1024 * 1024
     pages = 16 * block // 4096
     if opt_out:  # each block its own mapping, faulted in afresh

@@ -39,6 +39,14 @@ ACT = {"fp32": 2120.0, "bf16": 1380.0}
 FULL = 220.0  # per output pixel: the optimiser's working vectors, content features, copies
 SAFETY = 1.18  # the estimate is this much above the fitted model
 
+# --style-loss neighbour, per pixel of the scale's output and of its style image (and of each of
+# the three rotated copies with --rotations): hypercolumns, their centred and unit copies, the
+# targets, the search's chunk and the heap's fragmentation with keep_freed_memory. Fitted
+# (2026-12-03, tubingen x starry_night, --iterations 1,1,1,2, kept memory) to peaks of 0.81 GiB
+# at 256 px, 4.50 GiB at 768 (3.66 with --style-scale 0.5, 6.43 with --rotations) and 8.11 GiB
+# at 1024 px, which the estimate then tops by 0-50%; before, it ignored the search and
+# predicted 2.1 GiB at 1024 px.
+NEIGHBOUR_PX = {"content": 4400.0, "style": 3300.0, "rotated": 1900.0}
 FINAL_STEPS = 3.0  # the final fp32 evaluation of the losses (targets, calibration, parts) in steps' time
 TILE_CANDIDATES = (2048, 1536, 1024, 768, 512, 384, 256)
 _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -124,6 +132,9 @@ def estimate_peak_bytes(options, width: int, height: int, *, job: str = "transfe
             persist += 4.0 * n_regions * (p + sum(ps)) * 2.4
         if sliced:  # the styles' features are the targets
             persist += 4.0 * sum(ps) * _floats_per_pixel(style_layers)
+        if o.style_loss == "neighbour" and job == "transfer":
+            nb = NEIGHBOUR_PX
+            persist += nb["content"] * p + sum(ps) * (nb["style"] + 3 * nb["rotated"] * bool(o.rotations))
         area = p
         if tile and max(w, h) > tile:
             halo, stride = _halo(layers)
@@ -168,23 +179,11 @@ class StepClock:
         return per_step * (self.plan[k][1] - done + later + FINAL_STEPS * self._pixels(len(self.plan) - 1) / here)
 
 
-def keep_freed_memory() -> bool:
-    """Keep the memory a run frees for its next step, instead of handing it back to the kernel.
+KEEP_SHARE = 0.4  # keep_freed_memory stands aside for a run estimated above this share of the free memory
+_keep = {"asked": False, "on": False}
 
-    glibc's malloc serves every block above 32 MiB (most of a 512 px run's activations) with its
-    own mmap and unmaps it on free, so each step's tensors arrive as fresh pages that the kernel
-    faults in and zeroes again: 5.6 million page faults and a third of the CPU time in the
-    kernel for a short 512 x 512 neighbour run (README "Where the time goes"). With mmap off
-    and trimming raised, freed blocks stay in the heap for reuse: measured side by side on
-    that run, 48 s -> 33 s; a Gatys default run at 512 px, 82 s -> 74 s; the peak RSS is a few
-    percent to a quarter higher (the estimate above includes it). The same bytes come out.
 
-    Process-wide, so only painterly's own processes call it (the CLI and its verbs, batch
-    workers, Ray actors); a Python program may call it too. A no-op returning False off glibc
-    or with PAINTERLY_RETURN_MEMORY=1 set.
-    """
-    if os.environ.get("PAINTERLY_RETURN_MEMORY"):
-        return False
+def _mallopt(keep: bool) -> bool:
     import ctypes
     import ctypes.util
 
@@ -195,7 +194,44 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_max = -1, -4  # glibc's malloc.h
-    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2 ** 31 - 1))
+    if keep:
+        return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2 ** 31 - 1))
+    # glibc's defaults (its trim threshold then stays at 128 KiB instead of adapting)
+    return bool(mallopt(m_mmap_max, 65536)) and bool(mallopt(m_trim_threshold, 128 * 1024))
+
+
+def keep_freed_memory() -> bool:
+    """Keep the memory a run frees for its next step, instead of handing it back to the kernel.
+
+    glibc's malloc serves every block above 32 MiB (most of a 512 px run's activations) with its
+    own mmap and unmaps it on free, so each step's tensors arrive as fresh pages that the kernel
+    faults in and zeroes again: 20 million page faults and a quarter of the CPU time in the
+    kernel for a 512 x 512 neighbour run. With mmap off and trimming raised, freed blocks stay
+    in the heap for reuse. Measured side by side (2026-12-03, 2 cores, `/usr/bin/time`, modern x
+    the_scream at 512 px): `--preset neighbour` 123.5 s -> 83.6 s, the Gatys default 111.9 s
+    -> 101.7 s, the same bytes out. The price is fragmentation (glibc 2.36's aligned allocations
+    leave holes a block of the same size just misses): the peak RSS of a neighbour run is 24%
+    higher at 512 x 512, 28% at 768 px, 47% at 1024 px (8.1 GiB), a tiled 2048 px default run
+    25%; the estimate above covers these. So `plan` turns it off again (glibc's default) for a
+    run estimated above KEEP_SHARE of the free memory, where a page fault costs little beside
+    the run and the extra peak could matter.
+
+    Process-wide, so only painterly's own processes call it (the CLI and its verbs, batch
+    workers, Ray actors); a Python program may call it too. A no-op returning False off glibc
+    or with PAINTERLY_RETURN_MEMORY=1 set.
+    """
+    if os.environ.get("PAINTERLY_RETURN_MEMORY"):
+        return False
+    _keep["asked"] = _keep["on"] = _mallopt(True)
+    return _keep["on"]
+
+
+def _fit_allocator(need: int, avail: int) -> None:
+    """keep_freed_memory for a run that needs `need` of `avail` bytes (see its doc)."""
+    if _keep["asked"]:
+        keep = need <= KEEP_SHARE * avail
+        if keep != _keep["on"] and _mallopt(keep):
+            _keep["on"] = keep
 
 
 def available_bytes(device: str = "cpu") -> int:
@@ -262,6 +298,7 @@ def plan(o, job: str, shape_wh: Tuple[int, int], style_whs: Sequence[Tuple[int, 
     candidates = [o.tile] if o.tile else [0] + [t for t in TILE_CANDIDATES if t < max(w, h)]
     for t in candidates:
         if need(o, w, h, t) <= avail:
+            _fit_allocator(need(o, w, h, t), avail)
             return t
     # Nothing fits: find the largest size that does (same schedule shape and tiling rule).
     smallest = candidates[-1]
