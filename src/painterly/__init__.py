@@ -15,7 +15,7 @@ _EXPORTS = {
     "stylize": "api", "run_transfer": "api", "reconstruct_content": "api", "synthesize_texture": "api",
     "load_image": "images", "save_image": "images", "read_recipe": "images",
     "Iterate": "engine", "Result": "engine", "Stylizer": "engine",
-    "figure": "figures", "estimate_peak_bytes": "memory",
+    "figure": "figures", "estimate_peak_bytes": "memory", "keep_freed_memory": "memory",
     "stylize_video": "video", "stylize_many": "batch",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]

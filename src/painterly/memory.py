@@ -41,12 +41,15 @@ SAFETY = 1.18  # the estimate is this much above the fitted model
 
 # --style-loss neighbour, per pixel of the scale's output and of its style image (and of each of
 # the three rotated copies with --rotations): hypercolumns, their centred and unit copies, the
-# targets, the search's chunk and the heap's fragmentation with keep_freed_memory. Fitted
-# (2026-12-03, tubingen x starry_night, --iterations 1,1,1,2, kept memory) to peaks of 0.81 GiB
-# at 256 px, 4.50 GiB at 768 (3.66 with --style-scale 0.5, 6.43 with --rotations) and 8.11 GiB
-# at 1024 px, which the estimate then tops by 0-50%; before, it ignored the search and
-# predicted 2.1 GiB at 1024 px.
-NEIGHBOUR_PX = {"content": 4400.0, "style": 3300.0, "rotated": 1900.0}
+# targets and the search's chunk. Fitted (2026-12-03, tubingen x starry_night, --iterations
+# 1,1,1,2, glibc's default allocator) to peaks of 0.74 GiB at 256 px, 3.52 GiB at 768 (3.29 with
+# --style-scale 0.5, 4.54 with --rotations) and 5.53 GiB at 1024 px, which the estimate then tops
+# by 3-60%; before, it ignored the search and predicted 2.1 GiB at 1024 px.
+NEIGHBOUR_PX = {"content": 3700.0, "style": 1100.0, "rotated": 1200.0}
+# With keep_freed_memory the heap fragments: peaks measured against glibc's default, same runs:
+# neighbour 1.09x at 256 px, 1.24x at 512, 1.28x at 768, 1.42x with --rotations, 1.47x at 1024;
+# the Gatys default 1.04x at 512, 1.24x at 1024, 1.25x at 2048 tiled (512 px tiles).
+KEPT_FACTOR = 1.5
 FINAL_STEPS = 3.0  # the final fp32 evaluation of the losses (targets, calibration, parts) in steps' time
 TILE_CANDIDATES = (2048, 1536, 1024, 768, 512, 384, 256)
 _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
@@ -98,13 +101,14 @@ def _long_to_wh(aspect_wh: Tuple[int, int], long_side: int) -> Tuple[int, int]:
 
 def estimate_peak_bytes(options, width: int, height: int, *, job: str = "transfer",
                         style_sizes: Optional[Sequence[Tuple[int, int]]] = None, n_regions: int = 0,
-                        tile: Optional[int] = None) -> int:
+                        tile: Optional[int] = None, kept: bool = False) -> int:
     """Predicted peak RSS in bytes of a run whose final output is width x height.
 
     style_sizes: (w, h) of the style images as given (only their aspect ratios matter; by
     default one square style image); n_regions: spatial-control regions (0: none);
-    tile: the tile side (None or 0: untiled). The coarse-to-fine schedule of `options` is
-    taken into account (the peak is that of the largest scale).
+    tile: the tile side (None or 0: untiled); kept: with keep_freed_memory on (KEPT_FACTOR).
+    The coarse-to-fine schedule of `options` is taken into account (the peak is that of the
+    largest scale).
     """
     o = options
     schedule = config.schedule(o)  # the run's own (long side, iterations) per scale
@@ -145,7 +149,7 @@ def estimate_peak_bytes(options, width: int, height: int, *, job: str = "transfe
         # the style images' targets are computed (without gradient) at their own size
         style_area = max(ps, default=0) if not (tile and max(w, h) > tile) else area
         peak = max(peak, persist + act * max(area, 0.6 * style_area))
-    return int(SAFETY * (BASE + peak))
+    return int(SAFETY * (BASE + peak) * (KEPT_FACTOR if kept else 1.0))
 
 
 class StepClock:
@@ -212,9 +216,9 @@ def keep_freed_memory() -> bool:
     -> 101.7 s, the same bytes out. The price is fragmentation (glibc 2.36's aligned allocations
     leave holes a block of the same size just misses): the peak RSS of a neighbour run is 24%
     higher at 512 x 512, 28% at 768 px, 47% at 1024 px (8.1 GiB), a tiled 2048 px default run
-    25%; the estimate above covers these. So `plan` turns it off again (glibc's default) for a
-    run estimated above KEEP_SHARE of the free memory, where a page fault costs little beside
-    the run and the extra peak could matter.
+    25% (KEPT_FACTOR covers these). So `plan` turns it off again (glibc's default) for a run
+    whose kept estimate is above KEEP_SHARE of the free memory, where a page fault costs little
+    beside the run and the extra peak could matter.
 
     Process-wide, so only painterly's own processes call it (the CLI and its verbs, batch
     workers, Ray actors); a Python program may call it too. A no-op returning False off glibc
@@ -227,9 +231,10 @@ def keep_freed_memory() -> bool:
 
 
 def _fit_allocator(need: int, avail: int) -> None:
-    """keep_freed_memory for a run that needs `need` of `avail` bytes (see its doc)."""
+    """keep_freed_memory for a run estimated at `need` bytes (glibc's default allocator) of
+    `avail` (see its doc)."""
     if _keep["asked"]:
-        keep = need <= KEEP_SHARE * avail
+        keep = KEPT_FACTOR * need <= KEEP_SHARE * avail
         if keep != _keep["on"] and _mallopt(keep):
             _keep["on"] = keep
 
@@ -296,9 +301,10 @@ def plan(o, job: str, shape_wh: Tuple[int, int], style_whs: Sequence[Tuple[int, 
         return estimate_peak_bytes(opts, ww, hh, job=job, style_sizes=style_whs or None, n_regions=n_regions, tile=t)
 
     candidates = [o.tile] if o.tile else [0] + [t for t in TILE_CANDIDATES if t < max(w, h)]
-    for t in candidates:
-        if need(o, w, h, t) <= avail:
-            _fit_allocator(need(o, w, h, t), avail)
+    for t in candidates:  # the tile is chosen as without keep_freed_memory: the same on every surface
+        n = need(o, w, h, t)
+        if n <= avail:
+            _fit_allocator(n, avail)
             return t
     # Nothing fits: find the largest size that does (same schedule shape and tiling rule).
     smallest = candidates[-1]
@@ -341,14 +347,17 @@ def _largest_history(o, w, h, need, tile, avail) -> int:
 
 # --- calibration -------------------------------------------------------------------------------
 _CHILD = r"""
-import resource, sys, time, json
+import json, os, resource, sys, time
 import painterly
-size, tile, precision, iters = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-import os
+from painterly import memory
+size, tile, precision, iters, opts = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[7])
 os.environ["PAINTERLY_NO_MEMORY_CHECK"] = "1"
+if opts.pop("keep", False):
+    memory.keep_freed_memory()  # as the CLI does
 t0 = time.perf_counter()
+opts.setdefault("iterations", (iters,))
 res = painterly.run_transfer(sys.argv[5], sys.argv[6], weights="random", size=size, tile=tile,
-                                iterations=(iters,), precision=precision, device="cpu")
+                             precision=precision, device="cpu", **opts)
 # VmHWM is this process's own high-water mark; ru_maxrss also counts the parent's RSS at the
 # fork (Linux keeps it across exec), so a large test process would inflate it.
 try:
@@ -359,8 +368,11 @@ print(json.dumps({"size": list(res.image.size), "peak": peak, "seconds": time.pe
 """
 
 
-def measure(size: int, tile: int = 0, precision: str = "fp32", iterations: int = 2, content=None, style=None) -> dict:
-    """Peak RSS (bytes) and seconds of one run in a fresh subprocess (random weights)."""
+def measure(size: int, tile: int = 0, precision: str = "fp32", iterations: int = 2, content=None, style=None,
+            **options) -> dict:
+    """Peak RSS (bytes) and seconds of one run in a fresh subprocess (random weights);
+    `options`: more keyword options for the run (JSON values), and keep=True to keep freed
+    memory as the CLI does."""
     import json
     import subprocess
     import sys
@@ -378,7 +390,8 @@ def measure(size: int, tile: int = 0, precision: str = "fp32", iterations: int =
             Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(content)
             Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(style)
         out = subprocess.run([sys.executable, "-c", _CHILD, str(size), str(tile), precision, str(iterations),
-                              str(content), str(style)], capture_output=True, text=True, check=True)
+                              str(content), str(style), json.dumps(options)], capture_output=True, text=True,
+                             check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
