@@ -211,9 +211,9 @@ def keep_freed_memory() -> bool:
     own mmap and unmaps it on free, so each step's tensors arrive as fresh pages that the kernel
     faults in and zeroes again: 20 million page faults and a quarter of the CPU time in the
     kernel for a 512 x 512 neighbour run. With mmap off and trimming raised, freed blocks stay
-    in the heap for reuse. Measured side by side (2026-12-03, 2 cores, `/usr/bin/time`, modern x
-    the_scream at 512 px): `--preset neighbour` 123.5 s -> 83.6 s, the Gatys default 111.9 s
-    -> 101.7 s, the same bytes out. The price is fragmentation (glibc 2.36's aligned allocations
+    in the heap for reuse. Measured side by side (2026-12-03, 2 cores, modern x the_scream at
+    512 px, benchmarks/bench_allocator.py): `--preset neighbour` 111.1 s -> 80.0 s, the Gatys
+    default 106.1 s -> 106.7 s (no gain there), the same bytes out. The price is fragmentation (glibc 2.36's aligned allocations
     leave holes a block of the same size just misses): the peak RSS of a neighbour run is 24%
     higher at 512 x 512, 28% at 768 px, 47% at 1024 px (8.1 GiB), a tiled 2048 px default run
     25% (KEPT_FACTOR covers these). So `plan` turns it off again (glibc's default) for a run
