@@ -350,12 +350,12 @@ _CHILD = r"""
 import json, os, resource, sys, time
 import painterly
 from painterly import memory
-size, tile, precision, iters, opts = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[7])
+size, tile, precision, iters, opts = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[7])
 os.environ["PAINTERLY_NO_MEMORY_CHECK"] = "1"
 if opts.pop("keep", False):
     memory.keep_freed_memory()  # as the CLI does
 t0 = time.perf_counter()
-opts.setdefault("iterations", (iters,))
+opts["iterations"] = iters if isinstance(iters, list) else (iters,)  # one per scale, or one number
 res = painterly.run_transfer(sys.argv[5], sys.argv[6], weights="random", size=size, tile=tile,
                              precision=precision, device="cpu", **opts)
 # VmHWM is this process's own high-water mark; ru_maxrss also counts the parent's RSS at the
@@ -368,10 +368,10 @@ print(json.dumps({"size": list(res.image.size), "peak": peak, "seconds": time.pe
 """
 
 
-def measure(size: int, tile: int = 0, precision: str = "fp32", iterations: int = 2, content=None, style=None,
+def measure(size: int, tile: int = 0, precision: str = "fp32", iterations=2, content=None, style=None,
             **options) -> dict:
     """Peak RSS (bytes) and seconds of one run in a fresh subprocess (random weights);
-    `options`: more keyword options for the run (JSON values), and keep=True to keep freed
+    iterations: a number, or a list of one per scale; `options`: more keyword options for the run (JSON values), and keep=True to keep freed
     memory as the CLI does."""
     import json
     import subprocess
@@ -389,7 +389,7 @@ def measure(size: int, tile: int = 0, precision: str = "fp32", iterations: int =
             style = os.path.join(d, "s.png")
             Image.fromarray(rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(content)
             Image.fromarray(rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(style)
-        out = subprocess.run([sys.executable, "-c", _CHILD, str(size), str(tile), precision, str(iterations),
+        out = subprocess.run([sys.executable, "-c", _CHILD, str(size), str(tile), precision, json.dumps(iterations),
                               str(content), str(style), json.dumps(options)], capture_output=True, text=True,
                              check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
