@@ -156,7 +156,7 @@ print(json.dumps({"kept": kept, "faults": faults() - before, "heap": heap}))
 """
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's malloc")
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's malloc")  # platform: glibc (Linux) only
 @pytest.mark.parametrize("opt_out", [False, True, "big"])
 def test_freed_memory_is_reused_not_faulted_in_again(opt_out):
     """keep_freed_memory (called by the CLI, batch workers and Ray actors): a freed 256 MiB tensor's
