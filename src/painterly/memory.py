@@ -14,6 +14,7 @@ Set PAINTERLY_NO_MEMORY_CHECK=1 to skip the check (the estimate is then ignored)
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Optional, Sequence, Tuple
@@ -187,15 +188,23 @@ KEEP_SHARE = 0.4  # keep_freed_memory stands aside for a run estimated above thi
 _keep = {"asked": False, "on": False}
 
 
-def _mallopt(keep: bool) -> bool:
+@functools.lru_cache(maxsize=None)
+def _glibc_mallopt():
+    """glibc's mallopt, or None (another C library, whose mallopt numbers differ, or none)."""
     import ctypes
     import ctypes.util
 
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # glibc's own: other C libraries' mallopt numbers differ
+        libc.gnu_get_libc_version  # glibc's own
+        return libc.mallopt
     except (OSError, AttributeError):
+        return None
+
+
+def _mallopt(keep: bool) -> bool:
+    mallopt = _glibc_mallopt()
+    if mallopt is None:
         return False
     m_trim_threshold, m_mmap_max = -1, -4  # glibc's malloc.h
     if keep:
@@ -213,10 +222,10 @@ def keep_freed_memory() -> bool:
     kernel for a 512 x 512 neighbour run. With mmap off and trimming raised, freed blocks stay
     in the heap for reuse. Measured side by side (2026-12-03, 2 cores, modern x the_scream at
     512 px, benchmarks/bench_allocator.py): `--preset neighbour` 111.1 s -> 80.0 s, the Gatys
-    default 106.1 s -> 106.7 s (no gain there), the same bytes out. The price is fragmentation (glibc 2.36's aligned allocations
-    leave holes a block of the same size just misses): the peak RSS of a neighbour run is 24%
-    higher at 512 x 512, 28% at 768 px, 47% at 1024 px (8.1 GiB), a tiled 2048 px default run
-    25% (KEPT_FACTOR covers these). So `plan` turns it off again (glibc's default) for a run
+    default 106.1 s -> 106.7 s (no gain there), the same bytes out. The price is fragmentation
+    (glibc 2.36's aligned allocations leave holes a block of the same size just misses): the
+    peak RSS of a neighbour run is 24% higher at 512 x 512, 28% at 768 px, 47% at 1024 px (8.1
+    GiB), a tiled 2048 px default run 25% (KEPT_FACTOR covers these). So `plan` turns it off again (glibc's default) for a run
     whose kept estimate is above KEEP_SHARE of the free memory, where a page fault costs little
     beside the run and the extra peak could matter.
 
@@ -350,7 +359,8 @@ _CHILD = r"""
 import json, os, resource, sys, time
 import painterly
 from painterly import memory
-size, tile, precision, iters, opts = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]), json.loads(sys.argv[7])
+size, tile, precision = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+iters, opts = json.loads(sys.argv[4]), json.loads(sys.argv[7])
 os.environ["PAINTERLY_NO_MEMORY_CHECK"] = "1"
 if opts.pop("keep", False):
     memory.keep_freed_memory()  # as the CLI does
@@ -371,8 +381,8 @@ print(json.dumps({"size": list(res.image.size), "peak": peak, "seconds": time.pe
 def measure(size: int, tile: int = 0, precision: str = "fp32", iterations=2, content=None, style=None,
             **options) -> dict:
     """Peak RSS (bytes) and seconds of one run in a fresh subprocess (random weights);
-    iterations: a number, or a list of one per scale; `options`: more keyword options for the run (JSON values), and keep=True to keep freed
-    memory as the CLI does."""
+    iterations: a number, or a list of one per scale; `options`: more keyword options for the
+    run (JSON values), and keep=True to keep freed memory as the CLI does."""
     import json
     import subprocess
     import sys
