@@ -69,11 +69,11 @@ def main(argv=None) -> int:
                             "--size", str(args.size), "--init", str(init), "--overwrite", "--quiet"],
                            check=True, env=env)
             row = {"pair": f"{photo} x {painting}", "knee": k, "seconds": round(time.perf_counter() - t, 1),
-                   "start_saturated": float(((start < 0) | (start > 1)).any(1).float().mean())}
+                   "start_out_of_range": float(((start < 0) | (start > 1)).any(1).float().mean())}
             row.update({n: round(v, 4) for n, v in scorer(images.load_image(out)).items()})
             rows.append(row)
             print(f"{row['pair']:36s} k {k:<5} S {row['style']:.3f} K {row['content']:.3f} P {row['palette']:.3f} "
-                  f"clipped {100 * row['clipped']:4.1f}%  (start out of range {100 * row['start_saturated']:.0f}%)",
+                  f"clipped {100 * row['clipped']:4.1f}%  (start out of range {100 * row['start_out_of_range']:.0f}%)",
                   flush=True)
     write_json(RESULTS / "palette_knee.json", {"benchmark": "palette_knee", "size": args.size, "machine": machine(),
                                               "rows": rows})

@@ -225,9 +225,9 @@ def keep_freed_memory() -> bool:
     default 106.1 s -> 106.7 s (no gain there), the same bytes out. The price is fragmentation
     (glibc 2.36's aligned allocations leave holes a block of the same size just misses): the
     peak RSS of a neighbour run is 24% higher at 512 x 512, 28% at 768 px, 47% at 1024 px (8.1
-    GiB), a tiled 2048 px default run 25% (KEPT_FACTOR covers these). So `plan` turns it off again (glibc's default) for a run
-    whose kept estimate is above KEEP_SHARE of the free memory, where a page fault costs little
-    beside the run and the extra peak could matter.
+    GiB), a tiled 2048 px default run 25% (KEPT_FACTOR covers these). So `plan` turns it off
+    again (glibc's default) for a run whose kept estimate is above KEEP_SHARE of the free
+    memory, where a page fault costs little beside the run and the extra peak could matter.
 
     Process-wide, so only painterly's own processes call it (the CLI and its verbs, batch
     workers, Ray actors); a Python program may call it too. A no-op returning False off glibc
