@@ -8,7 +8,6 @@ import hashlib
 import importlib.machinery
 import json
 import os
-import queue as queue_mod
 import signal
 import sys
 import threading
@@ -173,7 +172,16 @@ def _set_parent_death_signal() -> None:
         pass
 
 
-def _local_worker(wid: int, options: dict, force: bool, tasks, results, parent: int) -> None:
+def _send(conn, message) -> bool:
+    """Send to the batch; False when it is gone (its end of the pipe is closed)."""
+    try:
+        conn.send(message)
+        return True
+    except OSError:
+        return False
+
+
+def _local_worker(wid: int, options: dict, force: bool, conn, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
     _set_parent_death_signal()
     if os.getppid() != parent:
@@ -182,25 +190,28 @@ def _local_worker(wid: int, options: dict, force: bool, tasks, results, parent: 
     try:
         runner = Runner(options)
     except BaseException as e:
-        results.put(("failed_start", wid, user_message(e, debug_hint="")[0]))
+        _send(conn, ("failed_start", wid, user_message(e, debug_hint="")[0]))
         return
-    results.put(("ready", wid))
+    if not _send(conn, ("ready", wid)):
+        return
     while True:
         try:
-            task = tasks.get(timeout=2.0)
-        except queue_mod.Empty:
-            if os.getppid() != parent:
-                return
-            continue
+            if not conn.poll(2.0):
+                if os.getppid() != parent:
+                    return
+                continue
+            task = conn.recv()
+        except (EOFError, OSError):  # the batch is gone
+            return
         if task is None:
             return
 
         def on_step(step, total, index=task["index"]):
-            if os.getppid() != parent:
+            if os.getppid() != parent or not _send(conn, ("step", wid, index, step, total)):
                 return False
-            results.put(("step", wid, index, step, total))
 
-        results.put(("done", wid, runner.run(task, force, on_step)))
+        if not _send(conn, ("done", wid, runner.run(task, force, on_step))):
+            return
 
 
 _MAIN_SWAP = threading.Lock()
@@ -228,7 +239,9 @@ def _children_skip_main():
 
 class LocalExecutor:
     """`n` worker processes (spawned: no state shared with this one; the caller's script is
-    not re-run in them), one task queue each."""
+    not re-run in them), one pipe each. Pipes, not multiprocessing queues: a queue's locks are
+    named semaphores with a feeder thread, and one freed by that thread as the batch exits
+    after Ctrl-C leaves the resource tracker a name to warn about after the summary line."""
 
     kind = "local"
 
@@ -237,9 +250,8 @@ class LocalExecutor:
 
         self.ctx = multiprocessing.get_context("spawn")
         self.options, self.n, self.force, self.gpus = options.to_dict(), n, force, list(gpus)
-        self.results = self.ctx.Queue()
         self.procs: List[Any] = [None] * n
-        self.tasks: List[Any] = [None] * n
+        self.conns: List[Any] = [None] * n  # this end of each worker's pipe; None once closed
         self.gone: set = set()
 
     def start(self) -> None:
@@ -247,40 +259,46 @@ class LocalExecutor:
             self._spawn(w)
 
     def _spawn(self, w: int) -> None:
-        self.tasks[w] = self.ctx.Queue()
+        mine, theirs = self.ctx.Pipe()
         saved = os.environ.get("CUDA_VISIBLE_DEVICES")
         if self.gpus:  # one GPU per worker: the child sees only its own
             os.environ["CUDA_VISIBLE_DEVICES"] = str(self.gpus[w % len(self.gpus)])
         try:
             p = self.ctx.Process(target=_local_worker, name=f"painterly-batch-{w}", daemon=True,
-                                 args=(w, self.options, self.force, self.tasks[w], self.results, os.getpid()))
+                                 args=(w, self.options, self.force, theirs, os.getpid()))
             with _children_skip_main():
                 p.start()
         finally:
+            theirs.close()  # the child has its own copy: EOF here once it exits
             if self.gpus:
                 if saved is None:
                     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
                 else:
                     os.environ["CUDA_VISIBLE_DEVICES"] = saved
-        self.procs[w] = p
+        self.procs[w], self.conns[w] = p, mine
         self.gone.discard(w)
 
     def submit(self, w: int, task: dict) -> None:
-        self.tasks[w].put(task)
+        if self.conns[w] is not None:  # else the worker is gone: poll reports it, its job is retried
+            _send(self.conns[w], task)
 
     def poll(self, timeout: float) -> list:
-        # Deaths first, then the queue: what a worker sent before it died is handled before its death.
+        # Deaths first, then the pipes: what a worker sent before it died is handled before its death.
         dead = [w for w, p in enumerate(self.procs) if p is not None and w not in self.gone and p.exitcode is not None]
+        live = {c: w for w, c in enumerate(self.conns) if c is not None}
         events = []
-        try:
-            events.append(self.results.get(timeout=0.01 if dead else timeout))
-            while True:
-                events.append(self.results.get_nowait())
-        except queue_mod.Empty:
-            pass
+        for c in _wait_readable(list(live), 0.01 if dead else timeout):
+            try:
+                while c.poll():
+                    events.append(c.recv())
+            except (EOFError, OSError):  # the worker exited: its exit code says so below or next time
+                c.close()
+                self.conns[live[c]] = None
         for w in dead:
             self.gone.add(w)
             events.append(("died", w, f"worker process exited with code {self.procs[w].exitcode}"))
+        if not live and not dead:
+            time.sleep(timeout)
         return events
 
     def restart(self, w: int) -> None:
@@ -288,32 +306,35 @@ class LocalExecutor:
         self._spawn(w)
 
     def _stop(self, w: int) -> None:
-        p = self.procs[w]
+        p, c = self.procs[w], self.conns[w]
         if p is not None and p.is_alive():
             p.terminate()
             p.join(5)
             if p.is_alive():
                 p.kill()
                 p.join(5)
+        if c is not None:
+            c.close()
+            self.conns[w] = None
 
     def close(self, now: bool = False) -> None:
         """End the workers: idle ones exit on their own; with `now` (an interruption) running
         jobs are abandoned at once (their outputs are never half-written)."""
         for w, p in enumerate(self.procs):
-            if p is not None and p.is_alive():
-                try:
-                    self.tasks[w].put_nowait(None)
-                except Exception:
-                    pass
+            if p is not None and p.is_alive() and self.conns[w] is not None:
+                _send(self.conns[w], None)
         deadline = time.monotonic() + (0.0 if now else 3.0)
         for p in self.procs:
             if p is not None:
                 p.join(max(0.0, deadline - time.monotonic()))
         for w in range(self.n):
             self._stop(w)
-        for q in [self.results] + [t for t in self.tasks if t is not None]:
-            q.close()
-            q.cancel_join_thread()
+
+
+def _wait_readable(conns: list, timeout: float) -> list:
+    from multiprocessing.connection import wait
+
+    return wait(conns, timeout) if conns else []
 
 
 class _RayActor:
