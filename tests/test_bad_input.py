@@ -336,7 +336,7 @@ def numeric_options(verb: str = "transfer") -> list:
 # derived from config.SPECS, which is what is under test): none takes a negative, huge or NaN
 # value; these take 0 (a weight of 0 switches its term off, 0 iterations give the start, seed 0
 # is a seed, --threads 0 and --tile 0 mean "automatic"/"untiled").
-ZERO_VALID = {"style_layer_weights", "content_weight", "style_weight", "content_target", "tv_weight",
+ZERO_VALID = {"style_layer_weights", "content_weight", "style_weight", "content_target", "content_ceiling", "tv_weight",
               "range_weight", "iterations", "seed", "noise_amplitude", "threads", "region_weights", "tile",
               "neighbour_photo"}
 ZERO_INVALID = {"size", "style_scale", "scales", "learning_rate", "lbfgs_history", "style_blend"}

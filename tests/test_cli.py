@@ -152,6 +152,25 @@ def test_rerun_reads_a_recipe_written_before_the_rename(small, capsys):
     assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
 
 
+def test_rerun_of_a_recipe_from_before_the_content_ceiling_runs_without_it(small, capsys):
+    # Recipes written before --content-ceiling existed lack the field: they rerun as they ran
+    # (config.BEFORE: 0, off), not with today's default.
+    from PIL import PngImagePlugin
+    a, old, b = small["dir"] / "a.png", small["dir"] / "old.png", small["dir"] / "b.png"
+    assert run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, "--content-ceiling", "0"],
+                   capsys)[0] == 0
+    recipe = images.read_recipe(a)
+    del recipe["options"]["content_ceiling"]
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(images.RECIPE_KEY, json.dumps(recipe), zip=True)
+    images.load_image(a).save(old, pnginfo=info)
+    code, _, err = run_cli(["rerun", old, "-o", b, "--quiet"], capsys)
+    assert code == 0, err
+    assert images.read_recipe(b)["options"]["content_ceiling"] == 0.0
+    assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
+    assert config.Options.from_dict({}).content_ceiling == 0.0 and config.DEFAULTS.content_ceiling == 0.9
+
+
 def test_command_line_round_trips_options():
     o = cli.options_from_args(cli.build_parser().parse_args(
         ["transfer", "c.jpg", "s.jpg", "-o", "x.png", "--size", "300", "--style-layers", "conv1_1,conv2_1",

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 import painterly
-from painterly import config, engine, images, losses, network, objective, optimize
+from painterly import config, engine, images, losses, network, objective, optimize, starts
 from painterly.errors import InvalidOption, Stop
 from painterly.network import random_vgg
 from painterly.losses import as_matrix, range_loss, style_loss_fn
@@ -106,13 +106,13 @@ def test_init_palette_starts_from_the_photo_in_the_paintings_colours(fast):
     s = torch.stack([torch.full((20, 20), v) for v in (0.2, 0.5, 0.7)])[None] + 0.05 * torch.rand(1, 3, 20, 20, generator=g)
     o = config.DEFAULTS.replace(**fast)
     assert o.init == "palette"
-    x = engine._initial(o, None, (32, 24), c, [s], g, torch.device("cpu"), False)
+    x = starts.initial(o, None, (32, 24), c, [s], g, torch.device("cpu"), False)
     assert x.shape == c.shape and float(x.min()) >= 0 and float(x.max()) <= 1
     assert x[0].mean(dim=(1, 2)) == pytest.approx(s[0].mean(dim=(1, 2)).tolist(), abs=1e-3)
     # The same map as --preserve-color histogram, the other way round.
     assert torch.allclose(x, painterly.color.match_histogram(c, s, o.color_match).clamp(0, 1))
     # A run that keeps the photo's colours starts from the photo itself.
-    x = engine._initial(o.replace(preserve_color="histogram"), None, (32, 24), c, [s], g, torch.device("cpu"), False)
+    x = starts.initial(o.replace(preserve_color="histogram"), None, (32, 24), c, [s], g, torch.device("cpu"), False)
     assert torch.equal(x, c)
 
 
@@ -172,7 +172,7 @@ def test_range_penalty_keeps_the_optimised_pixels_in_range():
 @pytest.mark.parametrize("amplitude", [0.2, 1.0])
 def test_noise_init_is_centred_on_grey_with_the_given_amplitude(amplitude):
     o = config.DEFAULTS.replace(init="noise", noise_amplitude=amplitude)
-    x = engine._initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
+    x = starts.initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
     assert x.shape == (1, 3, 30, 40)
     lo, hi = 0.5 - amplitude / 2, 0.5 + amplitude / 2
     assert float(x.min()) >= lo and float(x.max()) <= hi
@@ -406,6 +406,52 @@ def test_content_target_rescales_beta_after_each_scale_but_the_last(content_path
     else:  # a tiny target takes style away (down to /3 per scale), a large one adds it (x3)
         assert all((s < 1) if direction < 0 else (s > 1) for s in steps)
         assert all(1 / 3 - 1e-9 <= s <= 3 + 1e-9 for s in steps)
+
+
+@pytest.mark.parametrize("k, ceiling, factor", [
+    (0.5, 0.9, 1.0),                 # under the ceiling: no polish
+    (0.9, 0.9, 1.0),                 # at it
+    (1.13, 0.0, 1.0),                # --content-ceiling 0: off
+    (1.13, 0.9, (0.9 / 1.13) ** 3),  # brad_pitt x asheville's K: about x0.5
+    (3.0, 0.9, 0.25),                # far above: at least a quarter of beta stays
+])
+def test_ceiling_factor_lowers_beta_by_the_cube_of_the_overshoot(k, ceiling, factor):
+    assert objective.ceiling_factor(k, ceiling) == pytest.approx(factor)
+
+
+def test_content_distance_is_zero_at_the_photo_and_undoes_the_normalisation(content_path):
+    st = engine.Stylizer(weights="random", device="cpu", precision="fp32").prepare()
+    c = images.to_tensor(images.resize_long_side(images.load_image(content_path), 64))
+    feats, layers = st.features(fp32=True), ["relu4_2"]
+    assert objective.content_distance(feats, c, c, layers, st.scales) == 0.0
+    x = c.flip(-1)
+    k = objective.content_distance(feats, x, c, layers, st.scales)
+    # By hand: F as trained = the normalised F times each filter's scale.
+    f = {n: feats(t, layers)["relu4_2"] * st.scales["relu4_2"].view(1, -1, 1, 1) for n, t in (("x", x), ("c", c))}
+    assert k == pytest.approx(float((f["x"] - f["c"]).pow(2).sum() / f["c"].pow(2).sum()), rel=1e-5)
+    assert k != pytest.approx(objective.content_distance(feats, x, c, layers, None), rel=1e-3)
+
+
+@pytest.mark.parametrize("ceiling", [0.0, 1e-3])
+def test_a_run_above_the_content_ceiling_takes_half_its_last_steps_again_at_a_lower_beta(content_path, style_path,
+                                                                                        ceiling):
+    o = config.DEFAULTS.replace(weights="random", size=64, iterations=(4, 6), device="cpu", content_ceiling=ceiling)
+    seen = []
+    r = engine.Stylizer(o).run(content_path, [style_path], callback=lambda it: seen.append((it.step, it.total)))
+    betas = r.report()["style_weights"]
+    if not ceiling:
+        assert betas == [o.style_weight] * 2 and r.iterations == 10 and seen[-1] == (10, 10)
+        return
+    assert len(betas) == 3 and betas[:2] == [o.style_weight] * 2 and r.iterations == 13 and seen[-1] == (13, 13)
+    assert o.style_weight * 0.25 - 1e-9 <= betas[2] < o.style_weight  # a tiny ceiling: the floor, x0.25
+    assert betas[2] == pytest.approx(o.style_weight * 0.25)
+    assert r.options.style_weight == o.style_weight  # the recipe keeps the beta asked for
+
+
+def test_the_content_ceiling_leaves_a_run_under_it_byte_for_byte(content_path, style_path):
+    o = config.DEFAULTS.replace(weights="random", size=64, iterations=(3, 3), device="cpu")
+    runs = [engine.Stylizer(o).run(content_path, [style_path], content_ceiling=c) for c in (0.0, 4.0)]
+    assert runs[0].image.tobytes() == runs[1].image.tobytes() and runs[1].iterations == 6
 
 
 def test_the_benchmarks_objective_is_compiled_when_asked(content_path, style_path):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ci import require, shared_images
 
 import painterly as ns
-from painterly import assets, cli, config, engine, images, scores, weights
+from painterly import assets, cli, config, engine, images, scores, starts, weights
 from painterly.network import reference_means
 
 CONTENT, STYLE = assets.demo_images()
@@ -180,6 +180,20 @@ def test_a_default_transfer_paints_and_keeps_the_photo(pair):
     assert start["style"] == pytest.approx(1.0) and start["content"] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_runs_content_distance_is_the_scores_k(small):
+    """--content-ceiling decides on K measured inside the run (normalised network, undone by its
+    filter scales): it must be the K that scores.py reports for the saved picture."""
+    from PIL import ImageFilter
+
+    c, s = small
+    st = engine.Stylizer().prepare()
+    scorer = scores.Scorer(c, s)
+    for x in (c.filter(ImageFilter.GaussianBlur(3)), images.fit_to(s.convert("RGB"), c.size)):
+        k = engine.content_distance(st.features(fp32=True), images.to_tensor(x), images.to_tensor(c), ["relu4_2"],
+                                    st.scales)
+        assert k == pytest.approx(scorer(x)["content"], rel=1e-3)
+
+
 def test_the_range_penalty_keeps_pixels_in_gamut(small):
     c, s = small
     kw = dict(size=128, style_weight=60.0)  # a strong style (10x the default beta) pushes pixels out of [0, 1]
@@ -192,7 +206,7 @@ def test_the_range_penalty_keeps_pixels_in_gamut(small):
 # --- defect 4: the paper's procedure ends in a clean picture -----------------------------------
 def test_noise_init_is_centred_and_bounded():
     o = config.DEFAULTS.replace(init="noise")
-    x = engine._initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
+    x = starts.initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
     assert x.shape == (1, 3, 30, 40) and 0.4 <= float(x.min()) and float(x.max()) <= 0.6
     assert abs(float(x.mean()) - 0.5) < 0.01
 

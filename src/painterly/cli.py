@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import __version__, config, testhooks, verbs
-from .config import Options, command_line  # noqa: F401 (cli.command_line, as before)
+from .config import Options
 from .errors import InvalidOption, OutputError, PainterlyError, Stop, choice, user_message
 from .terminal import (Interrupt, Parser, Progress, _clock, _list, add_option_flags,  # noqa: F401 (cli.X, as before)
-                       input_notes, memory_note, options_from_args, time_note)
+                       command_line, input_notes, memory_note, options_from_args, time_note)
 
 
 # --- the parser ------------------------------------------------------------------------

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shlex
 from dataclasses import dataclass
 import math
 import numbers
 import typing
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 # --- layer names (VGG-19, in network order) -------------------------------------------
 _BLOCKS = (2, 2, 4, 4, 4)  # convolutions per block
@@ -111,6 +110,7 @@ class Options:
     style_weight: float = DEFAULT_STYLE_WEIGHT  # beta (alpha/beta per position; measured: benchmarks/README.md)
     balance: str = "photo"  # photo: content and style losses relative to their values at the photo (objective)
     content_target: float = 0.0  # 0: off; else beta is rescaled between scales to aim K there (engine)
+    content_ceiling: float = 0.9  # a run ending further than this K from its photo is polished (engine; 0: off)
     tv_weight: float = 0.0  # the paper has no total-variation term
     range_weight: float = 3e4  # penalty on pixels outside [0, 1] (losses.range_loss; not in the paper)
     content_average: bool = True  # L_content divided by M_l: alpha/beta independent of size (not in the paper)
@@ -158,9 +158,15 @@ class Options:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Options":
+        """Options from a recipe's dict; a field it lacks takes the value it had before the field
+        existed (BEFORE), so an older recipe reruns as it ran, else the default."""
         names = {f.name for f in dataclasses.fields(cls)}
-        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+        kwargs = {**BEFORE, **{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}}
         return cls(**kwargs)
+
+
+# Fields added after recipes were first written, with the value that reproduces the runs before them.
+BEFORE = {"content_ceiling": 0.0}
 
 
 #: Named sets of overrides. "paper" is the exact procedure of Gatys et al. (2016).
@@ -175,6 +181,7 @@ PRESET_OVERRIDES = {
         pooling="avg", normalize=True, content_layers=PAPER_CONTENT_LAYERS,
         style_layers=PAPER_STYLE_LAYERS, style_layer_weights=None, content_weight=1.0,
         balance="absolute", style_weight=ABSOLUTE_STYLE_WEIGHT, tv_weight=0.0, range_weight=0.0, style_loss="gram",
+        content_target=0.0, content_ceiling=0.0,
         optimizer="lbfgs", iterations=(500,), scales=(), init="noise", precision="fp32",
         lbfgs_history=100, lbfgs_line_search=False,
     ),
@@ -281,6 +288,10 @@ SPECS: Dict[str, Spec] = {
                            "at the content layers (K = 0 would be the photo itself): after each scale but the "
                            "last, beta is multiplied by this/K (x1/3..x3); 0 turns this off (not in the paper)",
                            low=0.0, high=4.0, jobs=("transfer",)),
+    "content_ceiling": Spec("the most of the photo's structure a run may lose, as K (see --content-target): a "
+                            "run that ends above it takes half its last scale's steps again at a lower beta "
+                            "(x(this/K)^3, at least x0.25); 0 turns this off (not in the paper)",
+                            low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),
     "content_average": Spec("content loss per position, so alpha/beta means the same at every size",
@@ -432,21 +443,6 @@ def options_from(options: Optional[Options] = None, overrides: Optional[dict] = 
         elif isinstance(v, list):
             overrides[key] = tuple(v)
     return (options or Options()).replace(**overrides)
-
-
-def command_line(content, styles: Sequence, output, options: Options, job: str = "transfer") -> str:
-    """The `painterly` command that reproduces `options` (only non-default flags)."""
-    words = ["painterly", job] + ([str(content)] if content is not None else []) + [str(s) for s in styles]
-    words += ["-o", str(output)]
-    for f in dataclasses.fields(Options):
-        v, d = getattr(options, f.name), getattr(DEFAULTS, f.name)
-        if v == d or job not in SPECS[f.name].jobs:
-            continue
-        if isinstance(v, bool):
-            words.append(flag(f.name) if v else "--no-" + f.name.replace("_", "-"))
-        elif v is not None:
-            words += [flag(f.name), ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
-    return " ".join(shlex.quote(w) for w in words)
 
 
 def validate(o: Options, job: str = "transfer", n_styles: int = 1) -> Options:

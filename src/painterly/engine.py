@@ -31,9 +31,10 @@ from . import __version__, color, config, images, masks, memory
 from .config import Options
 from .errors import InvalidOption, Stop
 from .network import autocast_for, deepest, feature_fn, normalize_vgg, pick_device, reference_means
-from .objective import (Objective, Targets, Term, build_targets, layer_weights, match_neighbours, rebalance,
-                        standard_terms)
+from .objective import (Objective, Targets, Term, build_targets, ceiling_factor, content_distance, layer_weights,
+                        match_neighbours, rebalance, standard_terms)
 from .optimize import optimise
+from .starts import initial
 from .weights import get_vgg
 
 ImageLike = Union[str, "os.PathLike[str]", Image.Image]
@@ -79,7 +80,7 @@ class Result:
     # [0, 1]; in luminance mode the clipped Y recombined with the content's I and Q, exactly (so
     # it may leave [0, 1], and `image` clips it).
     pixels: Optional[torch.Tensor] = field(default=None, repr=False)
-    style_weights: tuple = ()  # beta at each scale run (differs from options' with --content-target)
+    style_weights: tuple = ()  # beta of each scale run and of a polish (--content-target, --content-ceiling)
 
     def save(self, path, report=None) -> None:
         """Write the image with its recipe embedded, and the report JSON if a path is given
@@ -128,11 +129,13 @@ class Stylizer:
             net = net.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        scales = None
         if o.normalize:
             # The normalised network of the paper, with means fixed per network (reference_means:
             # not measured on a run's images, so every run with a network is normalised alike).
             means = reference_means(net, self.sha256, o.pooling)
-            normalize_vgg(net, means={k: v.to(self.device) for k, v in means.items()})
+            scales = normalize_vgg(net, means={k: v.to(self.device) for k, v in means.items()})
+        self.scales = scales  # each filter's divisor (content_distance undoes it)
         self.net, self.last = net, last
         self.amp = autocast_for(o.precision, self.device)
         self._styles: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
@@ -210,7 +213,7 @@ class Stylizer:
         features = self.features(r.luminance, compile=o.compile)
         gen = torch.Generator().manual_seed(o.seed)
         x, step, total_steps, stopped, last = None, 0, sum(n for _, n in plan), False, {}
-        run_o, style_weights = o, []  # beta per scale (--content-target rescales it)
+        run_o, style_weights = o, []  # beta per scale run (--content-target, --content-ceiling change it)
         clock = memory.StepClock(plan, r.shape_src.size)  # the time left, from measured steps
         try:
             for k, (long_side, n_iter) in enumerate(plan):
@@ -218,7 +221,7 @@ class Stylizer:
                 stage[0] = f"scale {k + 1}/{len(plan)} ({w}x{h})"
                 say("targets")
                 objective, (w, h), c, ss = self._scale(r, long_side, features, run_o, extra_terms, on_tile=say)
-                x = _initial(o, x, (w, h), c, ss, gen, self.device, r.luminance, init)
+                x = initial(o, x, (w, h), c, ss, gen, self.device, r.luminance, init)
                 match_neighbours(objective, x, c, k == 0, run_o.neighbour_photo)
                 stage[0] = f"step {step + 1}/{total_steps}"
                 say()  # the targets are ready: a stop here keeps the last scale's image
@@ -238,6 +241,14 @@ class Stylizer:
                                          (k + 1, len(plan)), (step - first, n_iter), left))
 
                 x, stopped = optimise(objective, x, run_o, n_iter, on_step)
+                polish = self._polish(r, x, c) if k + 1 == len(plan) and not stopped else 1.0
+                if polish < 1.0:  # --content-ceiling: half the last scale's steps again, at a lower beta
+                    style_weights.append(run_o.style_weight)
+                    run_o = run_o.replace(style_weight=run_o.style_weight * polish)
+                    objective.term("style").weight = run_o.style_weight
+                    total_steps += n_iter // 2
+                    x, stopped = optimise(objective, x, run_o, n_iter // 2,
+                                          lambda l, v: on_step(l, v, n_iter=n_iter + n_iter // 2))
                 if stopped:
                     break
                 style_weights.append(run_o.style_weight)
@@ -277,6 +288,17 @@ class Stylizer:
         image.info[images.RECIPE_KEY] = recipe
         return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels,
                       tuple(style_weights))
+
+    def _polish(self, r: "_Run", x: torch.Tensor, c: torch.Tensor) -> float:
+        """beta's factor for a polish after the last scale (objective.ceiling_factor; 1: none).
+        Not for a tiled run (K would need the tiles), the neighbour mode (no content term) or video
+        (config: polishing some frames and not others would flicker)."""
+        o = r.o
+        if not o.content_ceiling or r.job != "transfer" or r.tile or o.style_loss == "neighbour" \
+                or not o.content_layers:
+            return 1.0
+        k = content_distance(self.features(r.luminance, fp32=True), x, c, o.content_layers, self.scales)
+        return ceiling_factor(k, o.content_ceiling)
 
     def objective(self, content: Optional[ImageLike], styles=None, long_side: Optional[int] = None, *,
                   job: str = "transfer", options: Optional[Options] = None, fp32: bool = False, **overrides):
@@ -470,37 +492,6 @@ def _tiler(features, names, layers, tile: int, size):
     from .tiling import Tiler
 
     return Tiler(features, names, layers, tile)
-
-
-def _initial(o: Options, prev, size, content, styles, gen, device, luminance, init=None) -> torch.Tensor:
-    """The starting image: the upsampled previous scale, or `init`, or noise | content | style | a file."""
-    w, h = size
-    ch = 1 if luminance else 3
-    if prev is not None:
-        return F.interpolate(prev, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-    if init is not None:
-        t = init if isinstance(init, torch.Tensor) else images.to_tensor(images.load_image(init))
-        t = t.to(device=device, dtype=torch.float32)
-        if t.shape[-2:] != (h, w):
-            t = F.interpolate(t, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-        return color.luminance_only(t)[:, :1] if luminance else t
-    if o.init == "noise":
-        # The paper starts from white noise without giving its amplitude. Noise over the whole
-        # pixel range is never cleaned by the optimisation (measured: SSIM 0.05 to the photo after
-        # 500 steps), so it is centred on mid-grey with a range of --noise-amplitude (0.2).
-        u = torch.rand((1, ch, h, w), generator=gen)
-        return (0.5 + o.noise_amplitude * (u - 0.5)).to(device)
-    if o.init == "palette" and len(styles) == 1 and o.preserve_color == "none":
-        # Departure (the default; the paper starts from noise): the photo in the painting's colour
-        # mean and covariance (--preserve-color histogram the other way round), so the palette is
-        # there from the first step (P median 0.34 on the wide set) and the steps go to the marks.
-        return color.match_histogram(content, styles[0], o.color_match).clamp(0, 1)
-    if o.init in ("content", "palette"):  # palette with several styles or colours kept: the photo
-        return content.clone()
-    if o.init == "style":
-        return F.interpolate(styles[0], size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
-    t = images.to_tensor(images.fit_to(images.load_image(o.init), (w, h))).to(device)
-    return color.luminance_only(t)[:, :1] if luminance else t
 
 
 def _pixels(x: torch.Tensor, content_img, luminance: bool, size) -> torch.Tensor:

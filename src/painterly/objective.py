@@ -364,3 +364,29 @@ def rebalance(objective: Objective, x: torch.Tensor, target: float, limit: float
     size = term.photo_size()
     k = apart / size if size > 0 else 0.0
     return min(limit, max(1.0 / limit, target / k)) if k > 0 else limit
+
+
+def content_distance(features, x: torch.Tensor, photo: torch.Tensor, layers: Sequence[str], scales=None) -> float:
+    """K = sum_l |F_l(x) - F_l(c)|^2 / sum_l |F_l(c)|^2 over `layers` of the network as trained
+    (scores.py's K at relu4_2): `scales`, the normalisation's filter scales (network.normalize_vgg),
+    are undone here."""
+    with torch.no_grad():
+        fx, fc = (features(t, list(layers)) for t in (x.clamp(0, 1), photo))
+    apart = size = 0.0
+    for l in layers:
+        w = scales[l].float().view(1, -1, 1, 1) ** 2 if scales else 1.0
+        apart += float((w * (fx[l].float() - fc[l].float()) ** 2).sum())
+        size += float((w * fc[l].float() ** 2).sum())
+    return apart / size if size > 0 else 0.0
+
+
+def ceiling_factor(k: float, ceiling: float) -> float:
+    """The factor for beta in the polish of a run that ended at K = k above --content-ceiling.
+
+    Departure (not in the paper, which fixes alpha/beta): one beta takes a few pairs much
+    further from their photo than the rest (wide set, 384 px: K 1.13 brad_pitt x asheville,
+    1.11 blonde_girl x mondrian_cropped; median 0.61), so that the photo is hard to make out.
+    K answers beta weakly in 20 more steps (brad_pitt x asheville: x0.5 -> K 0.81, x0.25 -> 0.67),
+    hence the cube; at least x0.25 so that the style stays.
+    """
+    return 1.0 if not ceiling or k <= ceiling else max(0.25, (ceiling / k) ** 3)

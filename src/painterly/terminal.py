@@ -9,12 +9,30 @@ import argparse
 import dataclasses
 import difflib
 import re
+import shlex
 import signal
 import sys
 import time
+from typing import Sequence
 
 from . import config
 from .config import Options
+
+
+# --- the command that reproduces a run ------------------------------------------------------
+def command_line(content, styles: Sequence, output, options: Options, job: str = "transfer") -> str:
+    """The `painterly` command that reproduces `options` (only non-default flags)."""
+    words = ["painterly", job] + ([str(content)] if content is not None else []) + [str(s) for s in styles]
+    words += ["-o", str(output)]
+    for f in dataclasses.fields(Options):
+        v, d = getattr(options, f.name), getattr(config.DEFAULTS, f.name)
+        if v == d or job not in config.SPECS[f.name].jobs:
+            continue
+        if isinstance(v, bool):
+            words.append(config.flag(f.name) if v else "--no-" + f.name.replace("_", "-"))
+        elif v is not None:
+            words += [config.flag(f.name), ",".join(map(str, v)) if isinstance(v, tuple) else str(v)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 # --- options derived from config.SPECS ----------------------------------------------------

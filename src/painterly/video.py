@@ -226,7 +226,8 @@ def stylize_video(input: PathLike, style, output: PathLike, options: Optional[Op
     final_side = config.scale_sides(o)[-1]
     W, H = working_size(clip.size, final_side)
     L = max(W, H)
-    o_first = o.replace(size=L, scales=(tuple(o.scales[:-1]) + (L,)) if o.scales else ())
+    # --content-ceiling is off for a clip: a polish on some frames and not others would flicker.
+    o_first = o.replace(size=L, scales=(tuple(o.scales[:-1]) + (L,)) if o.scales else (), content_ceiling=0.0)
     n_next = frame_iterations if frame_iterations is not None else o.iterations[-1]
     # Ruder et al. run every frame at one scale; later frames here: one scale at full size from
     # the warp (the first frame keeps the normal coarse-to-fine schedule).

@@ -20,7 +20,7 @@ from typing import Dict, Optional
 
 from PIL import Image
 
-from .. import config, verbs
+from .. import config, terminal, verbs
 from ..config import Options
 from ..errors import ImageError, PainterlyError, user_message
 from ..jobs import PREVIEW_EVERY, Job, JobQueue, Snapshot
@@ -486,7 +486,7 @@ def _final(job: Job, settings: Settings):
     folder = Path(tempfile.mkdtemp(prefix="job-", dir=settings.outputs))
     try:
         path = save_image(r.image, folder / out_name, recipe)
-        cmd = config.command_line(content_name, list(style_names), out_name, options)
+        cmd = terminal.command_line(content_name, list(style_names), out_name, options)
     except Exception as e:  # noqa: BLE001
         return _error(_say(e)), r.image, keep, keep
     last = job.snapshot()
