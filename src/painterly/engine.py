@@ -247,7 +247,10 @@ class Stylizer:
                     run_o = run_o.replace(style_weight=run_o.style_weight * polish)
                     objective.term("style").weight = run_o.style_weight
                     total_steps += n_iter // 2
-                    x, stopped = optimise(objective, x, run_o, n_iter // 2,
+                    # From the clipped pixels: the fresh L-BFGS history otherwise pushes the pixels
+                    # held at the range walls out further (brad_pitt x asheville, --preset quality:
+                    # newly clipped 19.2% from the unclipped iterate, 12.1% from the clipped one).
+                    x, stopped = optimise(objective, x.clamp(0, 1), run_o, n_iter // 2,
                                           lambda l, v: on_step(l, v, n_iter=n_iter + n_iter // 2))
                 if stopped:
                     break
