@@ -294,8 +294,8 @@ class Stylizer:
 
     def _polish(self, r: "_Run", x: torch.Tensor, c: torch.Tensor) -> float:
         """beta's factor for a polish after the last scale (objective.ceiling_factor; 1: none).
-        Not for a tiled run (K would need the tiles), the neighbour mode (no content term) or video
-        (config: polishing some frames and not others would flicker)."""
+        Not for a tiled run (K would need the tiles) or the neighbour mode (no content term); a
+        clip's frames run without it (video.py: a polish on some frames only would flicker)."""
         o = r.o
         if not o.content_ceiling or r.job != "transfer" or r.tile or o.style_loss == "neighbour" \
                 or not o.content_layers:
