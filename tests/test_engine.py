@@ -430,6 +430,11 @@ def test_content_distance_is_zero_at_the_photo_and_undoes_the_normalisation(cont
     f = {n: feats(t, layers)["relu4_2"] * st.scales["relu4_2"].view(1, -1, 1, 1) for n, t in (("x", x), ("c", c))}
     assert k == pytest.approx(float((f["x"] - f["c"]).pow(2).sum() / f["c"].pow(2).sum()), rel=1e-5)
     assert k != pytest.approx(objective.content_distance(feats, x, c, layers, None), rel=1e-3)
+    # a conv layer has its ReLU's scales, a pooling layer those of the last ReLU before it
+    for layer, relu in (("conv4_2", "relu4_2"), ("pool3", "relu3_4")):
+        f = {n: feats(t, [layer])[layer] * st.scales[relu].view(1, -1, 1, 1) for n, t in (("x", x), ("c", c))}
+        assert objective.content_distance(feats, x, c, [layer], st.scales) == pytest.approx(
+            float((f["x"] - f["c"]).pow(2).sum() / f["c"].pow(2).sum()), rel=1e-5)
 
 
 @pytest.mark.parametrize("ceiling", [0.0, 1e-3])

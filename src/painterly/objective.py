@@ -374,10 +374,19 @@ def content_distance(features, x: torch.Tensor, photo: torch.Tensor, layers: Seq
         fx, fc = (features(t, list(layers)) for t in (x.clamp(0, 1), photo))
     apart = size = 0.0
     for l in layers:
-        w = scales[l].float().view(1, -1, 1, 1) ** 2 if scales else 1.0
+        w = _filter_scale(l, scales).float().view(1, -1, 1, 1) ** 2 if scales else 1.0
         apart += float((w * (fx[l].float() - fc[l].float()) ** 2).sum())
         size += float((w * fc[l].float() ** 2).sum())
     return apart / size if size > 0 else 0.0
+
+
+def _filter_scale(layer: str, scales):
+    """The normalisation's scale of `layer`'s channels: a conv's and its ReLU's are the same (the
+    filter was divided), a pooling layer's are those of the last ReLU before it."""
+    if layer.startswith("pool"):
+        block = [l for l in scales if l.startswith(f"relu{layer[4:]}_")]
+        return scales[max(block, key=lambda l: int(l.split("_")[1]))]
+    return scales["relu" + layer[4:] if layer.startswith("conv") else layer]
 
 
 def ceiling_factor(k: float, ceiling: float) -> float:
