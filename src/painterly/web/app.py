@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import re
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -26,8 +27,8 @@ from ..errors import ImageError, PainterlyError, user_message
 from ..jobs import PREVIEW_EVERY, Job, JobQueue, Snapshot
 from .controls import (CONTROLS, MAIN, MAX_ITERATIONS, MAX_SIZE, control_values, layout, make,
                        options_from_controls, page_words, preset_of, preset_options, schedule_text)
-from .uploads import (MAX_STYLES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, check_upload, gradio, megabytes, scrub,
-                      shown_weights, temp_root)
+from .uploads import (MAX_STYLES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, check_upload, gradio, inside, megabytes,
+                      scrub, shown_weights, temp_root)
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,20 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 notes.append(f"**{_md(name)}**, {img.width}×{img.height}")
             return (*said(msgs, "style", "Style: " + "; ".join(notes) + " ✓"), view(shown))
 
+        def restore(path, source: str) -> None:
+            # Gradio deletes its cached copy of an example file: in its hourly delete_cache sweep
+            # (files older than an hour) and whenever an app of the process closes (every file
+            # an app made). The example then said "the uploaded file is gone"; its copy is
+            # written again from the package instead.
+            p = Path(os.fspath(path.get("path") if isinstance(path, dict) else path)) if path else None
+            if p is not None and not p.exists() and p.name == Path(source).name and inside(p.resolve(), Path(settings.root).resolve()):
+                p.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, p)
+
         def show_example(content, styles):
+            restore(content, demo[0])
+            for s in styles or []:
+                restore(s, demo[1])
             c = show_content(content, {})
             st = show_styles(styles, c[1])
             return st[0], st[1], c[2], st[2]
