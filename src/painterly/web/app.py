@@ -332,7 +332,8 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
             # an app made). The example then said "the uploaded file is gone"; its copy is
             # written again from the package instead.
             p = Path(os.fspath(path.get("path") if isinstance(path, dict) else path)) if path else None
-            if p is not None and not p.exists() and p.name == Path(source).name and inside(p.resolve(), Path(settings.root).resolve()):
+            # settings.root is temp_root(), already resolved
+            if p is not None and not p.exists() and p.name == Path(source).name and inside(p.resolve(), settings.root):
                 p.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, p)
 
