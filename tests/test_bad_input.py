@@ -338,7 +338,7 @@ def numeric_options(verb: str = "transfer") -> list:
 # is a seed, --threads 0 and --tile 0 mean "automatic"/"untiled").
 ZERO_VALID = {"style_layer_weights", "content_weight", "style_weight", "content_target", "content_ceiling", "tv_weight",
               "range_weight", "iterations", "seed", "noise_amplitude", "threads", "region_weights", "tile",
-              "neighbour_photo"}
+              "neighbour_photo", "palette_weight"}
 ZERO_INVALID = {"size", "style_scale", "scales", "learning_rate", "lbfgs_history", "style_blend"}
 
 

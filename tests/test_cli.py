@@ -152,23 +152,24 @@ def test_rerun_reads_a_recipe_written_before_the_rename(small, capsys):
     assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
 
 
-def test_rerun_of_a_recipe_from_before_the_content_ceiling_runs_without_it(small, capsys):
-    # Recipes written before --content-ceiling existed lack the field: they rerun as they ran
-    # (config.BEFORE: 0, off), not with today's default.
+@pytest.mark.parametrize("field, flag, today", [("content_ceiling", "--content-ceiling", 0.9),
+                                                 ("palette_weight", "--palette-weight", 12.0)])
+def test_rerun_of_a_recipe_from_before_a_field_existed_runs_without_it(small, capsys, field, flag, today):
+    # Recipes written before --content-ceiling or --palette-weight existed lack the field: they rerun
+    # as they ran (config.BEFORE: 0, off), not with today's default.
     from PIL import PngImagePlugin
     a, old, b = small["dir"] / "a.png", small["dir"] / "old.png", small["dir"] / "b.png"
-    assert run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, "--content-ceiling", "0"],
-                   capsys)[0] == 0
+    assert run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, flag, "0"], capsys)[0] == 0
     recipe = images.read_recipe(a)
-    del recipe["options"]["content_ceiling"]
+    del recipe["options"][field]
     info = PngImagePlugin.PngInfo()
     info.add_itxt(images.RECIPE_KEY, json.dumps(recipe), zip=True)
     images.load_image(a).save(old, pnginfo=info)
     code, _, err = run_cli(["rerun", old, "-o", b, "--quiet"], capsys)
     assert code == 0, err
-    assert images.read_recipe(b)["options"]["content_ceiling"] == 0.0
+    assert images.read_recipe(b)["options"][field] == 0.0
     assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
-    assert config.Options.from_dict({}).content_ceiling == 0.0 and config.DEFAULTS.content_ceiling == 0.9
+    assert getattr(config.Options.from_dict({}), field) == 0.0 and getattr(config.DEFAULTS, field) == today
 
 
 def test_command_line_round_trips_options():

@@ -491,3 +491,37 @@ def test_the_step_clock_scales_by_pixels_and_skips_a_scales_first_step():
     assert clock.left(0, 2, now=11.0, began=0.0) == pytest.approx(1.0 * (2 + 3 * 4 + 3 * 4))  # the warm step
     assert clock.left(0, 4, now=13.0, began=0.0) == pytest.approx(1.0 * (0 + 12 + 12))
     assert clock.left(1, 1, now=30.0, began=20.0) == pytest.approx(4.0 * (1 + 3))  # the last scale's rate x 4
+
+
+# --- the palette term -------------------------------------------------------------------------
+def test_the_palette_term_is_one_at_the_photo_and_off_in_the_paper_preset(content_path, style_path):
+    st = engine.Stylizer(weights="random", device="cpu", size=48)
+    obj, c = st.objective(content_path, [style_path], 48, fp32=True)
+    term = obj.term("palette")
+    assert term.weight == config.DEFAULTS.palette_weight > 0 and term.target is not None
+    assert float(term.reduce(obj.parts(c)["palette"])) == pytest.approx(1.0)  # --balance photo
+    assert config.Options().replace(**config.PRESET_OVERRIDES["paper"]).palette_weight == 0.0
+    assert config.Options().replace(**config.PRESET_OVERRIDES["neighbour"]).palette_weight == 0.0
+
+
+def test_a_masked_run_goes_without_the_palette_term(content_path, style_path, tmp_path):
+    from PIL import Image
+    mask = tmp_path / "m.png"
+    m = Image.new("L", Image.open(content_path).size, 0)
+    m.paste(255, (0, 0, m.width // 2, m.height))  # two regions, both with the one painting
+    m.save(mask)
+    st = engine.Stylizer(weights="random", device="cpu", size=48)
+    obj, _ = st.objective(content_path, [style_path], 48, content_mask=str(mask))
+    assert obj.term("palette").target is None and float(obj.parts(torch.rand(1, 3, 36, 48))["palette"]) == 0.0
+
+
+def test_the_palette_term_takes_a_run_nearer_the_paintings_colours(content_path, style_path):
+    from painterly import images, losses
+    o = config.DEFAULTS.replace(weights="random", size=96, iterations=(5, 5), device="cpu", precision="fp32")
+    runs = {w: engine.Stylizer(o).run(content_path, [style_path], palette_weight=w) for w in (0.0, 50.0)}
+    d = losses.palette_directions(3)
+    s = images.to_tensor(images.resize_long_side(images.load_image(style_path), 96))
+    dist = {w: float(losses.palette_loss(images.to_tensor(r.image), losses.palette_target([s], [1.0], d), d))
+            for w, r in runs.items()}
+    assert dist[50.0] < 0.7 * dist[0.0], dist
+    assert runs[50.0].losses["palette"] > 0 and "palette" in runs[0.0].losses

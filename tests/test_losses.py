@@ -281,3 +281,68 @@ def test_registry():
         assert style_loss_fn(name).name == name
     with pytest.raises(InvalidOption, match="did you mean 'sliced'"):
         style_loss_fn("slice")
+
+
+# --- the palette term (objective.PaletteTerm) ------------------------------------------------------
+def test_palette_directions_are_the_cubes_13_lines():
+    d = losses.palette_directions(3)
+    assert d.shape == (13, 3) and torch.allclose(d.norm(dim=1), torch.ones(13))
+    # no two directions are the same line (+-v), and the three axes are among them
+    cos = (d @ d.T).abs() - torch.eye(13)
+    assert float(cos.max()) < 1 - 1e-6
+    for axis in torch.eye(3):
+        assert any(torch.equal(axis, row) for row in d)
+    assert torch.equal(losses.palette_directions(1), torch.ones(1, 1))
+
+
+def test_palette_loss_by_hand_and_against_brute_force():
+    # one channel: sorted 0.1, 0.2, 0.9 vs 0, 0.5, 1 -> (0.01 + 0.09 + 0.01) / 3
+    x, s = torch.tensor([0.9, 0.1, 0.2]).reshape(1, 1, 1, 3), torch.tensor([0.5, 1.0, 0.0]).reshape(1, 1, 3, 1)
+    d = losses.palette_directions(1)
+    assert losses.palette_loss(x, losses.palette_target([s], [1.0], d), d).item() == pytest.approx(0.11 / 3)
+    # RGB: for equal pixel counts the 1D W2 of every direction is the best matching of the sorted
+    # projections; brute force over all pairings of 5 pixels agrees with the sorted one
+    import itertools
+    g = torch.Generator().manual_seed(3)
+    x, s = torch.rand((1, 3, 1, 5), generator=g), torch.rand((1, 3, 5, 1), generator=g)
+    d = losses.palette_directions(3)
+    px, ps = d @ x.reshape(3, -1), d @ s.reshape(3, -1)
+    best = sum(min(float((px[k] - ps[k][list(perm)]).pow(2).mean()) for perm in itertools.permutations(range(5)))
+               for k in range(13)) / 13
+    assert losses.palette_loss(x, losses.palette_target([s], [1.0], d), d).item() == pytest.approx(best, rel=1e-5)
+
+
+def test_palette_loss_is_zero_at_the_paintings_colours_whatever_their_order_and_size():
+    g = torch.Generator().manual_seed(4)
+    s = torch.rand((1, 3, 6, 8), generator=g)
+    d = losses.palette_directions(3)
+    t = losses.palette_target([s], [1.0], d)
+    shuffled = s.reshape(3, -1)[:, torch.randperm(48, generator=g)].reshape(1, 3, 8, 6)
+    assert losses.palette_loss(shuffled, t, d).item() == pytest.approx(0.0, abs=1e-12)
+    doubled = s.repeat_interleave(2, dim=-1)  # the same colours in the same proportions, twice the pixels
+    assert losses.palette_loss(s, losses.palette_target([doubled], [1.0], d), d).item() == pytest.approx(0.0, abs=1e-12)
+    assert losses.palette_loss(torch.rand((1, 3, 6, 8), generator=g), t, d).item() > 1e-3
+
+
+def test_palette_target_blends_the_quantile_functions():
+    # 1D W2 barycentre: the blend-weighted mean of the sorted projections
+    d = losses.palette_directions(3)
+    a, b = torch.zeros(1, 3, 2, 2), torch.ones(1, 3, 2, 2)
+    t = losses.palette_target([a, b], [0.25, 0.75], d)
+    assert torch.allclose(t, losses.palette_target([torch.full((1, 3, 2, 2), 0.75)], [1.0], d))
+
+
+def test_palette_loss_gradient_pulls_the_colours_to_the_paintings():
+    g = torch.Generator().manual_seed(5)
+    s = 0.2 + 0.1 * torch.rand((1, 3, 8, 8), generator=g)  # a dark palette
+    x = (0.7 + 0.2 * torch.rand((1, 3, 8, 8), generator=g)).requires_grad_()
+    d = losses.palette_directions(3)
+    t = losses.palette_target([s], [1.0], d)
+    start = losses.palette_loss(x, t, d).item()
+    opt = torch.optim.Adam([x], lr=0.02)
+    for _ in range(100):
+        opt.zero_grad()
+        losses.palette_loss(x, t, d).backward()
+        opt.step()
+    assert losses.palette_loss(x, t, d).item() < 0.01 * start
+    assert abs(float(x.mean()) - float(s.mean())) < 0.02

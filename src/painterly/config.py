@@ -113,6 +113,7 @@ class Options:
     content_ceiling: float = 0.9  # a run ending further than this K from its photo is polished (engine; 0: off)
     tv_weight: float = 0.0  # the paper has no total-variation term
     range_weight: float = 3e4  # penalty on pixels outside [0, 1] (losses.range_loss; not in the paper)
+    palette_weight: float = 12.0  # pixel colours vs the painting's (objective.PaletteTerm; not in the paper)
     content_average: bool = True  # L_content divided by M_l: alpha/beta independent of size (not in the paper)
     style_loss: str = "gram"
     neighbour_photo: float = 0.75  # --style-loss neighbour: the photo's share of the image whose features are matched
@@ -166,7 +167,7 @@ class Options:
 
 
 # Fields added after recipes were first written, with the value that reproduces the runs before them.
-BEFORE = {"content_ceiling": 0.0}
+BEFORE = {"content_ceiling": 0.0, "palette_weight": 0.0}
 
 
 #: Named sets of overrides. "paper" is the exact procedure of Gatys et al. (2016).
@@ -180,8 +181,8 @@ PRESET_OVERRIDES = {
     "paper": dict(
         pooling="avg", normalize=True, content_layers=PAPER_CONTENT_LAYERS,
         style_layers=PAPER_STYLE_LAYERS, style_layer_weights=None, content_weight=1.0,
-        balance="absolute", style_weight=ABSOLUTE_STYLE_WEIGHT, tv_weight=0.0, range_weight=0.0, style_loss="gram",
-        content_target=0.0, content_ceiling=0.0,
+        balance="absolute", style_weight=ABSOLUTE_STYLE_WEIGHT, tv_weight=0.0, range_weight=0.0, palette_weight=0.0,
+        style_loss="gram", content_target=0.0, content_ceiling=0.0,
         optimizer="lbfgs", iterations=(500,), scales=(), init="noise", precision="fp32",
         lbfgs_history=100, lbfgs_line_search=False,
     ),
@@ -193,7 +194,7 @@ PRESET_OVERRIDES = {
         style_loss="neighbour", style_layers=NEIGHBOUR_LAYERS, content_layers=(), style_weight=1.0,
         pooling="max", normalize=False, optimizer="adam", parameterization="pyramid",
         init="content", recolor="none", style_layer_weights=None, iterations=(50, 50, 30, 20),
-        learning_rate=1e-2, range_weight=3e4,
+        learning_rate=1e-2, range_weight=3e4, palette_weight=0.0,
     ),
 }
 
@@ -294,6 +295,9 @@ SPECS: Dict[str, Spec] = {
                             low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),
+    "palette_weight": Spec("weight of the palette term: sliced Wasserstein distance of the output's pixel colours "
+                           "to the painting's (relative to the photo's; not with masks; not in the paper)",
+                           jobs=("transfer",), web=True, **_W),
     "content_average": Spec("content loss per position, so alpha/beta means the same at every size",
                             jobs=_CONTENTFUL),
     "style_loss": Spec("style statistic to match (the paper: gram; neighbour: each hypercolumn of the photo "

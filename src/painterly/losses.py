@@ -14,6 +14,8 @@ compose in the optimisation without special cases:
 """
 from __future__ import annotations
 
+import functools
+import itertools
 from typing import Optional, Sequence
 
 import torch
@@ -58,6 +60,40 @@ def range_loss(x: Tensor) -> Tensor:
     clamping inside the loop.
     """
     return (torch.relu(x - 1).pow(2) + torch.relu(-x).pow(2)).mean()
+
+
+@functools.lru_cache(maxsize=4)
+def palette_directions(channels: int) -> Tensor:
+    """Fixed unit directions in colour space for the palette term, (D, channels): for RGB the 13
+    lines through the cube's centre and its faces, edges and corners (the 3 axes, 6 face and 4 body
+    diagonals); for one channel (--preserve-color luminance) that channel. Fixed, not redrawn as in
+    Heitz et al.'s sliced loss, so that L-BFGS sees one function and a run is deterministic."""
+    vs = [v for v in itertools.product((-1.0, 0.0, 1.0), repeat=channels) if next((a for a in v if a), 0.0) > 0]
+    d = torch.tensor(vs)
+    return d / d.norm(dim=1, keepdim=True)
+
+
+def palette_quantiles(x: Tensor, directions: Tensor) -> Tensor:
+    """The sorted projections (D, H*W) of an image's pixels x (1, C, H, W) on each direction."""
+    return (directions.to(x) @ x.reshape(x.shape[1], -1)).sort(1).values
+
+
+def palette_target(styles: Sequence[Tensor], blend: Sequence[float], directions: Tensor) -> Tensor:
+    """The blended painting palette as sorted projections (D, M), M the largest style's pixel count:
+    per direction the blend-weighted mean of the styles' quantile functions, which in 1D is the
+    Wasserstein-2 barycentre of their pixel distributions."""
+    qs = [palette_quantiles(s.float(), directions) for s in styles]
+    m = max(q.shape[1] for q in qs)
+    return sum(b * resample_quantiles(q, m) for q, b in zip(qs, blend))
+
+
+def palette_loss(x: Tensor, target: Tensor, directions: Tensor) -> Tensor:
+    """Sliced Wasserstein-2 distance between the pixel colours of x (1, C, H, W) and a palette
+    (palette_target, resampled to x's pixel count): mean over directions and pixels of
+    (sort(d . x)_i - target_i)^2. 0 when x uses exactly the painting's colours in its proportions."""
+    p = palette_quantiles(x.float(), directions)
+    t = target if target.shape[1] == p.shape[1] else resample_quantiles(target, p.shape[1])
+    return (p - t.to(p)).pow(2).mean()
 
 
 def _apply_mask(f: Tensor, mask: Optional[Tensor]):
@@ -274,7 +310,7 @@ class W2Loss:
         return (((mu1 - mu2.to(mu1)).pow(2).sum() + cov_term) / mu1.shape[0]).float()
 
 
-def _resample(p: Tensor, m: int) -> Tensor:
+def resample_quantiles(p: Tensor, m: int) -> Tensor:
     """Sorted rows (K, M_t) -> (K, m) by linear interpolation of the empirical quantiles.
 
     Output position i reads the target at fractional index (i + 1/2) M_t / m - 1/2 (the
@@ -301,7 +337,7 @@ class SlicedLoss:
     torch.Generator the object holds; set `seed` (constructor or attribute) to restart it
     reproducibly. `directions=` passes a fixed (K, N) set instead (for gradient checks).
     Departure: when the style has M_S != M positions its sorted projections are resampled to
-    M by linear interpolation of the quantiles (`_resample`); Heitz et al. use equal sizes.
+    M by linear interpolation of the quantiles (`resample_quantiles`); Heitz et al. use equal sizes.
     Masks select the positions where mask > 0.5 (a hard region; no weighting). An empty region
     of the output gives 0.
     The target is a list of (features (N, M_S), weight) pairs and the loss is their weighted
@@ -356,7 +392,7 @@ class SlicedLoss:
         for g, w in target:
             q = (d @ g.to(f)).sort(dim=1).values
             if q.shape[1] != p.shape[1]:
-                q = _resample(q, p.shape[1])
+                q = resample_quantiles(q, p.shape[1])
             loss = loss + w * (p - q).pow(2).mean()
         return loss
 

@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from . import masks as _masks
 from .config import Options
 from .errors import InvalidOption
-from .losses import (as_matrix, content_loss, cosine_loss, hypercolumns, nearest_neighbours, range_loss,
-                     style_loss_fn, tv_loss, unit_columns)
+from .losses import (as_matrix, content_loss, cosine_loss, hypercolumns, nearest_neighbours, palette_directions,
+                     palette_loss, palette_target, range_loss, resample_quantiles, style_loss_fn, tv_loss,
+                     unit_columns)
 
 Value = Union[torch.Tensor, Dict[str, torch.Tensor]]  # a scalar, or one per layer
 
@@ -39,6 +40,7 @@ class Targets:
     content: Dict[str, torch.Tensor]  # content layer -> P (N, M)
     regions: List[Region]
     neighbour: Optional[torch.Tensor] = None  # --style-loss neighbour: the painting's hypercolumns (D, n)
+    palette: Optional[torch.Tensor] = None  # --palette-weight: the blended painting palette (PaletteTerm)
 
 
 def layer_weights(o: Options) -> List[float]:
@@ -57,7 +59,11 @@ def build_targets(net_features, o: Options, content: Optional[torch.Tensor], sty
     compute the features tile by tile (large images) or None; style_cache: a function
     (style tensor, compute) -> targets that remembers each style's targets (engine.Stylizer).
     """
-    P = {}
+    P, palette = {}, None
+    # The palette term (PaletteTerm) on a transfer without masks: with regions one palette for the
+    # whole picture would mix the regions' paintings, so a masked run goes without it.
+    if content is not None and styles and o.palette_weight > 0 and masks is None:
+        palette = palette_target(styles, blend, palette_directions(styles[0].shape[1]))
     if content is not None and o.content_layers and o.content_weight > 0:
         feats = tiler.assemble(content, o.content_layers) if tiler else net_features(content, o.content_layers)
         P = {l: as_matrix(feats[l]) for l in o.content_layers}
@@ -69,7 +75,7 @@ def build_targets(net_features, o: Options, content: Optional[torch.Tensor], sty
         if styles:
             compute = lambda s: painting_hypercolumns(net_features, s, o)  # noqa: E731
             style_set = style_cache(styles[0], compute) if style_cache else compute(styles[0])
-        return Targets(P, [], style_set)
+        return Targets(P, [], style_set, palette)
     loss = style_loss_fn(o.style_loss)
     regions = []
     if styles and o.style_layers and masks is None and tiler is None:
@@ -82,7 +88,7 @@ def build_targets(net_features, o: Options, content: Optional[torch.Tensor], sty
         regions.append(Region(1.0, {}, targets))
     elif styles and o.style_layers:
         regions = _region_targets(net_features, o, styles, blend, masks, tiler, loss)
-    return Targets(P, regions)
+    return Targets(P, regions, palette=palette)
 
 
 def quarter(size) -> tuple:
@@ -167,6 +173,40 @@ class PixelTerm(Term):
 
     def value(self, x, feats):
         return self.fn(x)
+
+
+class PaletteTerm(Term):
+    """weight * the sliced Wasserstein-2 distance between the output's pixel colours and the
+    painting's (losses.palette_loss; --palette-weight), relative to the photo's under --balance photo.
+
+    Departure (not in Gatys et al.; STROTSS, Kolkin et al. 2019, has a palette term on pixel
+    colours): Gram matrices hold the colours' correlations, not their distribution, and on the
+    wide set the default run left brad_pitt x asheville at P 0.83 and pushed 8-11% of the pixels of
+    four pairs against the range walls (single channels at 0 or 255; the paintings: 0.5-1.5%).
+    Measured there: benchmarks/README.md.
+    """
+
+    name = "palette"
+
+    def __init__(self, weight: float, target: Optional[torch.Tensor]):
+        self.weight, self.target, self.norm = weight, target, 1.0
+        self._at: Dict[int, torch.Tensor] = {}  # pixel count -> the target resampled to it
+
+    def value(self, x, feats):
+        if self.target is None:
+            return x.new_zeros(())
+        m = x.shape[-2] * x.shape[-1]
+        if m not in self._at:
+            self._at = {m: resample_quantiles(self.target, m).to(x.device)}
+        return palette_loss(x, self._at[m], palette_directions(x.shape[1]))
+
+    def reduce(self, value):
+        return self.norm * value
+
+    def calibrate(self, at_photo):
+        # --balance photo: 1 at the photo, as the other terms (a photo already in the painting's
+        # colours, below 1e-4, i.e. 2.5 levels of 255, is not magnified further).
+        self.norm = 1.0 / max(float(at_photo), 1e-4)
 
 
 class ContentTerm(Term):
@@ -292,7 +332,7 @@ def match_neighbours(objective: "Objective", x: torch.Tensor, c: Optional[torch.
 
 
 def standard_terms(o: Options, targets: Targets) -> List[Term]:
-    """The terms `o` asks for: content, style, tv, range (each present even at weight 0, so that
+    """The terms `o` asks for: content, style, tv, range, palette (each present even at weight 0, so that
     every run reports the same loss names)."""
     style_layers = o.style_layers if targets.regions else ()
     if o.style_loss == "neighbour":
@@ -304,7 +344,8 @@ def standard_terms(o: Options, targets: Targets) -> List[Term]:
     return [ContentTerm(o.content_weight, targets.content, o.content_average), style,
             PixelTerm("tv", o.tv_weight, tv_loss),
             # The pixel-range penalty (losses.range_loss): a departure, see there.
-            PixelTerm("range", o.range_weight, range_loss)]
+            PixelTerm("range", o.range_weight, range_loss),
+            PaletteTerm(o.palette_weight, targets.palette)]
 
 
 # --- the objective -------------------------------------------------------------------------------
