@@ -47,7 +47,7 @@ def test_report_losses_are_the_papers_units(small, fast):
     assert o.content_average and o.range_weight == 3e4 and o.style_weight == config.ABSOLUTE_STYLE_WEIGHT
     w = objective.layer_weights(o)
     assert w == pytest.approx([0.2] * 5)
-    assert set(res.losses) == {"content", "style", "tv", "range", "total"}
+    assert set(res.losses) == {"content", "style", "tv", "range", "palette", "total"}
     assert set(res.losses["content"]) == {"relu4_2"}
     assert list(res.losses["style"]) == list(config.PAPER_STYLE_LAYERS)
     assert res.iterations == 5 and res.image.size == (32, 26)
@@ -55,13 +55,16 @@ def test_report_losses_are_the_papers_units(small, fast):
     # the total divides L_content by relu4_2's M = 4 x 3 positions (32x26 after three poolings).
     # The final losses are measured on the saved, clipped pixels: the range penalty is 0.
     assert res.losses["range"] == 0.0 and res.losses["tv"] == 0.0
+    # The palette term (not in the paper) adds its own weighted value; --balance absolute leaves
+    # it unnormalised, so the report's palette is the sliced W2 distance itself.
+    assert o.palette_weight > 0 and res.losses["palette"] > 0
     expect = o.content_weight * res.losses["content"]["relu4_2"] / (4 * 3) + o.style_weight * sum(
-        wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers))
+        wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers)) + o.palette_weight * res.losses["palette"]
     assert res.losses["total"] == pytest.approx(expect, rel=1e-5)
     # Without the average, the total takes L_content as the paper writes it.
     res = painterly.run_transfer(small["content"], small["style"], **fast, content_average=False)
     expect = o.content_weight * res.losses["content"]["relu4_2"] + o.style_weight * sum(
-        wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers))
+        wl * res.losses["style"][l] for wl, l in zip(w, o.style_layers)) + o.palette_weight * res.losses["palette"]
     assert res.losses["total"] == pytest.approx(expect, rel=1e-5)
 
 
@@ -126,23 +129,26 @@ def _objective(o, size=16):
 
 def test_objective_weighs_each_term_and_sums_them():
     o = config.DEFAULTS.replace(content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1"),
-                                content_weight=2.0, style_weight=30.0, tv_weight=0.5, range_weight=7.0)
+                                content_weight=2.0, style_weight=30.0, tv_weight=0.5, range_weight=7.0,
+                                palette_weight=3.0)
     obj = _objective(o)
     x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 1.6 - 0.3  # partly outside [0, 1]
     parts = obj.parts(x)
-    assert set(parts) == {"content", "style", "tv", "range"}
+    assert set(parts) == {"content", "style", "tv", "range", "palette"}
     assert float(parts["range"]) == pytest.approx(float(range_loss(x))) and float(parts["range"]) > 0
     w = obj.weighted(parts)
-    assert set(w) == {"content", "style", "tv", "range"}
+    assert set(w) == {"content", "style", "tv", "range", "palette"}
     m = 8 * 8  # relu2_2 of a 16x16 image: one pooling
     assert float(w["content"]) == pytest.approx(2.0 * float(parts["content"]["relu2_2"]) / m, rel=1e-6)
     assert float(w["style"]) == pytest.approx(30.0 * 0.5 * float(parts["style"]["relu1_1"] + parts["style"]["relu2_1"]),
                                               rel=1e-6)
     assert float(w["tv"]) == pytest.approx(0.5 * float(parts["tv"])) and float(parts["tv"]) > 0
     assert float(w["range"]) == pytest.approx(7.0 * float(parts["range"]))
+    pal = obj.term("palette")
+    assert float(parts["palette"]) > 0 and float(w["palette"]) == pytest.approx(3.0 * pal.norm * float(parts["palette"]))
     assert float(obj.total(parts)) == pytest.approx(sum(float(v) for v in w.values()), rel=1e-6)
     summary = obj.summary(parts, obj.total(parts))
-    assert set(summary) == {"content", "style", "tv", "range", "total"}
+    assert set(summary) == {"content", "style", "tv", "range", "palette", "total"}
     # content_average off: L_content enters unscaled; range_weight 0: no penalty term at all.
     obj = _objective(o.replace(content_average=False, range_weight=0.0))
     parts = obj.parts(x)

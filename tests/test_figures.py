@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from painterly import cli, figures, images
+from painterly import cli, config, figures, images
 
 # normalize=False: these tests are about the grids; with random weights every run would
 # otherwise measure its normalisation means on the demo images at 256 and 512 px (seconds each).
@@ -95,3 +95,19 @@ def test_labels_wrap_in_narrow_cells_and_are_never_cut():
     strip = fig.label_boxes[0][3] - fig.label_boxes[0][1]
     one = figures.grid([(Image.new("RGB", (400, 30)), "relu1_1..relu5_1 a/b=1e-05")], 1)
     assert len(one.label_lines[0]) == 1 and strip > one.label_boxes[0][3] - one.label_boxes[0][1]
+
+
+def test_figure_3_weighs_the_papers_two_terms_only(small, monkeypatch):
+    # The alpha/beta grid is the paper's trade-off: no palette term in its cells, whatever the default.
+    from painterly import engine
+    seen = []
+    real = engine.Stylizer.run
+
+    def run(self, *a, options=None, **kw):
+        seen.append(options)
+        return real(self, *a, options=options, **kw)
+
+    monkeypatch.setattr(engine.Stylizer, "run", run)
+    figures.figure(3, small["content"], small["style"], ratios=(1e-3,), **TINY)
+    assert len(seen) == 5 and all(o.palette_weight == 0.0 and o.balance == "absolute" for o in seen)
+    assert config.DEFAULTS.palette_weight > 0

@@ -159,8 +159,10 @@ def figure(number: int, content=None, style=None, options: Optional[Options] = N
             for r in ratios:
                 plan.append((f"{_set_label(s)} a/b={r:g}", "transfer",
                              o.replace(style_layers=s, content_weight=1.0, style_weight=1.0 / r, balance="absolute",
-                                       range_weight=config.ABSOLUTE_RANGE_WEIGHT, init="content")))
-        # ^ a/b in the paper's units (--balance absolute), from the photo as before --init palette
+                                       range_weight=config.ABSOLUTE_RANGE_WEIGHT, palette_weight=0.0,
+                                       init="content")))
+        # ^ a/b in the paper's units (--balance absolute), from the photo as before --init palette, and
+        #   the paper's two terms only (no palette term: it would move the trade-off the grid shows)
         columns = len(ratios)
         cells_layout = [None] * len(plan)
     elif number == 4:
