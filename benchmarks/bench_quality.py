@@ -11,6 +11,7 @@ For each pair, in one run on one machine, each of our runs in a fresh process:
   quality   the same with `--preset quality`
   paper     the same with `--preset paper` (only when asked: --runs default,quality,paper)
   neighbour the same with `--preset neighbour` (NNST; bench_neighbour.py runs it at 512 px)
+  no-palette the same with `--palette-weight 0` (the default before the palette term)
   pastiche  (--pastiche, only for the three original pairs) `python -m pastiche` with its
             default settings, saving every step: "pastiche = default time" is the last image it
             saved within our default run's wall time, "pastiche N" its image after
@@ -91,7 +92,8 @@ def all_pairs() -> dict:
 
 PAIRS = all_pairs()
 OURS = {"default": [], "quality": ["--preset", "quality"], "paper": ["--preset", "paper"],
-        "neighbour": ["--preset", "neighbour"]}
+        "neighbour": ["--preset", "neighbour"],
+        "no-palette": ["--palette-weight", "0"]}  # the default before the palette term (side by side)
 SCORES = ("style", "content", "palette", "clipped", "cfsd", "lp", "lp_coverage")
 HEAD = {"style": "S", "content": "K", "palette": "P", "clipped": "clipped", "cfsd": "CFSD", "lp": "LP",
         "lp_coverage": "LP cov"}
