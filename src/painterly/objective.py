@@ -182,7 +182,7 @@ class PaletteTerm(Term):
     Departure (not in Gatys et al.; STROTSS, Kolkin et al. 2019, has a palette term on pixel
     colours): Gram matrices hold the colours' correlations, not their distribution, and on the
     wide set the default run left brad_pitt x asheville at P 0.83 and pushed 8-11% of the pixels of
-    four pairs against the range walls (single channels at 0 or 255; the paintings at 384 px: 0.5-1.2%,
+    four pairs against the range walls (single channels at 0 or 255; the paintings at 384 px: 1.4-1.8%,
     en_campo_gris aside).
     Measured there: benchmarks/README.md.
     """
