@@ -291,7 +291,8 @@ SPECS: Dict[str, Spec] = {
                            low=0.0, high=4.0, jobs=("transfer",)),
     "content_ceiling": Spec("the most of the photo's structure a run may lose, as K (see --content-target): a "
                             "run that ends above it takes half its last scale's steps again at a lower beta "
-                            "(x(this/K)^3, at least x0.25); 0 turns this off (not in the paper)",
+                            "(x(this/K)^3, at least x0.25), and once more if still above it (aimed a little "
+                            "under it from the response seen); 0 turns this off (not in the paper)",
                             low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),

@@ -40,6 +40,7 @@ from .weights import get_vgg
 ImageLike = Union[str, "os.PathLike[str]", Image.Image]
 JOBS = ("transfer", "content", "texture")
 STYLE_CACHE = 32  # style targets kept per Stylizer (about 2.5 MB each for the paper's layers)
+MAX_POLISHES = 2  # --content-ceiling polishes at most (objective.ceiling_factor: the second aims under it)
 
 
 # --- what a run reports ---------------------------------------------------------------------
@@ -241,17 +242,23 @@ class Stylizer:
                                          (k + 1, len(plan)), (step - first, n_iter), left))
 
                 x, stopped = optimise(objective, x, run_o, n_iter, on_step)
-                polish = self._polish(r, x, c) if k + 1 == len(plan) and not stopped else 1.0
-                if polish < 1.0:  # --content-ceiling: half the last scale's steps again, at a lower beta
+                previous, done = None, n_iter  # --content-ceiling: at most MAX_POLISHES polishes
+                for _ in range(MAX_POLISHES if k + 1 == len(plan) else 0):
+                    polish, k_now = self._polish(r, x, c, previous) if not stopped else (1.0, 0.0)
+                    if polish >= 1.0:
+                        break
+                    # half the last scale's steps again, at a lower beta
                     style_weights.append(run_o.style_weight)
                     run_o = run_o.replace(style_weight=run_o.style_weight * polish)
                     objective.term("style").weight = run_o.style_weight
                     total_steps += n_iter // 2
+                    done += n_iter // 2
                     # From the clipped pixels: the fresh L-BFGS history otherwise pushes the pixels
                     # held at the range walls out further (brad_pitt x asheville, --preset quality:
                     # newly clipped 19.2% from the unclipped iterate, 12.1% from the clipped one).
                     x, stopped = optimise(objective, x.clamp(0, 1), run_o, n_iter // 2,
-                                          lambda l, v: on_step(l, v, n_iter=n_iter + n_iter // 2))
+                                          lambda l, v, n=done: on_step(l, v, n_iter=n))
+                    previous = (polish, k_now)
                 if stopped:
                     break
                 style_weights.append(run_o.style_weight)
@@ -292,16 +299,17 @@ class Stylizer:
         return Result(image, losses, o, recipe, step, time.perf_counter() - start, stopped, pixels,
                       tuple(style_weights))
 
-    def _polish(self, r: "_Run", x: torch.Tensor, c: torch.Tensor) -> float:
-        """beta's factor for a polish after the last scale (objective.ceiling_factor; 1: none).
+    def _polish(self, r: "_Run", x: torch.Tensor, c: torch.Tensor, previous=None) -> tuple:
+        """(beta's factor for a polish after the last scale, K now): objective.ceiling_factor, with
+        `previous` = (factor, K before) of an earlier polish; a factor of 1: none.
         Not for a tiled run (K would need the tiles) or the neighbour mode (no content term); a
         clip's frames run without it (video.py: a polish on some frames only would flicker)."""
         o = r.o
         if not o.content_ceiling or r.job != "transfer" or r.tile or o.style_loss == "neighbour" \
                 or not o.content_layers:
-            return 1.0
+            return 1.0, 0.0
         k = content_distance(self.features(r.luminance, fp32=True), x, c, o.content_layers, self.scales)
-        return ceiling_factor(k, o.content_ceiling)
+        return ceiling_factor(k, o.content_ceiling, previous), k
 
     def objective(self, content: Optional[ImageLike], styles=None, long_side: Optional[int] = None, *,
                   job: str = "transfer", options: Optional[Options] = None, fp32: bool = False, **overrides):

@@ -9,8 +9,9 @@ tiling.TiledObjective evaluates the same terms tile by tile.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -431,7 +432,10 @@ def _filter_scale(layer: str, scales):
     return scales["relu" + layer[4:] if layer.startswith("conv") else layer]
 
 
-def ceiling_factor(k: float, ceiling: float) -> float:
+CEILING_AIM = 0.97  # a second polish aims this far under --content-ceiling (ceiling_factor)
+
+
+def ceiling_factor(k: float, ceiling: float, previous: Optional[Tuple[float, float]] = None) -> float:
     """The factor for beta in the polish of a run that ended at K = k above --content-ceiling.
 
     Departure (not in the paper, which fixes alpha/beta): one beta takes a few pairs much
@@ -439,5 +443,18 @@ def ceiling_factor(k: float, ceiling: float) -> float:
     1.11 blonde_girl x mondrian_cropped; median 0.61), so that the photo is hard to make out.
     K answers beta weakly in 20 more steps (brad_pitt x asheville: x0.5 -> K 0.81, x0.25 -> 0.67),
     hence the cube; at least x0.25 so that the style stays.
+
+    `previous` = (factor, K before it) of a first polish that left K still above the ceiling
+    (blonde_girl x mondrian_cropped, 384 px: K 0.910 after x(0.9/K)^3): the factor then comes from
+    the response that polish showed, K linear in log beta, aimed at CEILING_AIM x the ceiling so
+    that the second polish is the last; x0.25..x0.9.
     """
-    return 1.0 if not ceiling or k <= ceiling else max(0.25, (ceiling / k) ** 3)
+    if not ceiling or k <= ceiling:
+        return 1.0
+    if previous is None:
+        return max(0.25, (ceiling / k) ** 3)
+    factor, k_before = previous
+    slope = (k_before - k) / -math.log(factor)  # K's fall per unit of -log beta (factor < 1)
+    if slope <= 0:  # no response: the floor
+        return 0.25
+    return min(0.9, max(0.25, math.exp(-(k - CEILING_AIM * ceiling) / slope)))
