@@ -486,6 +486,13 @@ def test_a_long_or_large_run_gets_a_note_up_front(small, capsys, monkeypatch):
     assert terminal.time_note(_iterate(2, 100, (1, 1), (2, 100), 60.0)) == ""
     note = terminal.time_note(_iterate(2, 100, (1, 1), (2, 100), 3 * 3600.0))
     assert note.startswith("painterly: note: this run will take about 3:00:00 more") and "--size" in note
+    # several scales: not before the second step of the first of the last two (a small first
+    # scale's rate overstates the run: --preset neighbour's 64 px of a 512 px run)
+    assert terminal.time_note(_iterate(2, 150, (1, 4), (2, 50), 3 * 3600.0)) == ""
+    assert terminal.time_note(_iterate(52, 150, (2, 4), (2, 50), 3 * 3600.0)) == ""
+    assert terminal.time_note(_iterate(102, 150, (3, 4), (1, 30), 3 * 3600.0)) == ""
+    assert terminal.time_note(_iterate(103, 150, (3, 4), (2, 30), 3 * 3600.0)).startswith("painterly: note:")
+    assert terminal.time_note(_iterate(62, 100, (2, 2), (2, 40), 3 * 3600.0)).startswith("painterly: note:")
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 * 1024 ** 3)
     o = config.DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu")
     assert terminal.memory_note(o, "transfer", small["content"], [small["style"]]) == ""

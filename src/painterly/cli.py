@@ -142,11 +142,14 @@ def run_job(job: str, content, styles, options: Options, args) -> int:
         for n in notes[1:]:
             progress.note(n)
 
+    noted = []
     with Interrupt() as interrupt:
         def callback(it):
             say_notes()
-            if it.step == 2 and time_note(it):
-                progress.note(time_note(it))
+            note = "" if noted else time_note(it)  # once, at the step that measures the run
+            if note:
+                progress.note(note)
+                noted.append(note)
             progress(it)
             if args.save_every and it.step % args.save_every == 0 and it.step < it.total:
                 images.save_image(it.image(), images.numbered_path(out, it.step))

@@ -179,9 +179,13 @@ LARGE_RUN_BYTES = 8 * 1024 ** 3  # a run whose memory estimate is larger (or ove
 
 
 def time_note(it) -> str:
-    """A note for a long run, from its first estimate ("" when it is not long); called at the
-    second step, the first that measures a warmed-up pass."""
-    if it.eta <= LONG_RUN_S:
+    """A note for a long run ("" when it is not long, or not yet known): at the second step (the
+    first that measures a warmed-up pass) of the first of the schedule's last two scales. An
+    earlier, smaller scale's steps are mostly fixed cost, and their rate scaled up by pixel count
+    overstates the run: --preset neighbour's 64 px first scale read "about 46:08 more" for a run of
+    a few minutes (512 px, 2026-12-06)."""
+    k, n = it.scale
+    if it.scale_step[0] != 2 or k < n - 1 or it.eta <= LONG_RUN_S:
         return ""
     return (f"painterly: note: this run will take about {_clock(it.eta)} more (measured on its first steps); "
             "a smaller --size or fewer --iterations is faster")
