@@ -289,10 +289,9 @@ SPECS: Dict[str, Spec] = {
                            "at the content layers (K = 0 would be the photo itself): after each scale but the "
                            "last, beta is multiplied by this/K (x1/3..x3); 0 turns this off (not in the paper)",
                            low=0.0, high=4.0, jobs=("transfer",)),
-    "content_ceiling": Spec("the most of the photo's structure a run may lose, as K (see --content-target): a "
-                            "run that ends above it takes half its last scale's steps again at a lower beta "
-                            "(x(this/K)^3, at least x0.25), and once more if still above it (aimed a little "
-                            "under it from the response seen); 0 turns this off (not in the paper)",
+    "content_ceiling": Spec("the most of the photo's structure a run may lose, as K (see --content-target): a run "
+                            "ending above it takes half its last scale's steps again at beta x(this/K)^3 (>= x0.25), "
+                            "and once more if still above; 0 turns this off (not in the paper)",
                             low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),
