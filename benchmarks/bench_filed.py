@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench_quality import IMAGES, OUTPUTS, RESULTS, ROOT, pair_name, timed
+from bench_quality import IMAGES, OUTPUTS, RESULTS, ROOT, pair_name, score, timed
 from common import machine
 
 from painterly import images, scores
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
                            "--size", str(args.size), "--quiet", "--overwrite"]
                     seconds, rss, _ = timed(cmd, {**os.environ, "PYTHONPATH": str(trees[code])})
                     r = {"pair": pair_name(photo, painting), "code": code, "seconds": round(seconds, 2),
-                         "peak_rss_mib": round(rss), **{k: round(v, 4) for k, v in scorer(images.load_image(out)).items()}}
+                         "peak_rss_mib": round(rss), **score(scorer, out)}
                     rows.append(r)
                     print(r, file=sys.stderr, flush=True)
         finally:

@@ -242,22 +242,23 @@ class Stylizer:
                                          (k + 1, len(plan)), (step - first, n_iter), left))
 
                 x, stopped = optimise(objective, x, run_o, n_iter, on_step)
-                previous, done = None, n_iter  # --content-ceiling: at most MAX_POLISHES polishes
-                for _ in range(MAX_POLISHES if k + 1 == len(plan) else 0):
-                    polish, k_now = self._polish(r, x, c, previous) if not stopped else (1.0, 0.0)
+                # --content-ceiling: up to MAX_POLISHES polishes, each half the last scale's steps at a lower beta
+                previous, done = None, n_iter
+                for _ in range(MAX_POLISHES if k + 1 == len(plan) and not stopped else 0):
+                    polish, k_now = self._polish(r, x, c, previous)
                     if polish >= 1.0:
                         break
-                    # half the last scale's steps again, at a lower beta
                     style_weights.append(run_o.style_weight)
                     run_o = run_o.replace(style_weight=run_o.style_weight * polish)
                     objective.term("style").weight = run_o.style_weight
-                    total_steps += n_iter // 2
-                    done += n_iter // 2
+                    total_steps, done = total_steps + n_iter // 2, done + n_iter // 2
                     # From the clipped pixels: the fresh L-BFGS history otherwise pushes the pixels
                     # held at the range walls out further (brad_pitt x asheville, --preset quality:
                     # newly clipped 19.2% from the unclipped iterate, 12.1% from the clipped one).
                     x, stopped = optimise(objective, x.clamp(0, 1), run_o, n_iter // 2,
                                           lambda l, v, n=done: on_step(l, v, n_iter=n))
+                    if stopped:
+                        break
                     previous = (polish, k_now)
                 if stopped:
                     break
