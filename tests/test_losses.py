@@ -284,6 +284,24 @@ def test_registry():
 
 
 # --- the palette term (objective.PaletteTerm) ------------------------------------------------------
+@pytest.mark.parametrize("m", [7, losses.RADIX_MIN])  # both paths: one 1-D sort over all rows, one per row
+def test_sort_rows_is_sort_with_ties_in_a_fixed_order_and_its_gradient(m):
+    g = torch.Generator().manual_seed(3)
+    p = torch.randn((3, m), generator=g)
+    p[:, :4] = torch.tensor([0.5, -0.0, 0.5, 0.0])  # ties, and both zeros
+    p[1, -1] = -float("inf")
+    assert torch.equal(losses.sort_rows(p), p.sort(1).values)
+    # equal values come out in their original order (a stable sort): one permutation, not the
+    # implementation's choice, so the gradient each tied value gets is fixed too
+    x = p.clone().requires_grad_()
+    w = torch.randn((3, m), generator=g)
+    (losses.sort_rows(x) * w).sum().backward()
+    y = p.clone().requires_grad_()
+    (y.sort(dim=1, stable=True).values * w).sum().backward()
+    assert torch.equal(x.grad, y.grad)
+    assert torch.equal(losses.sort_rows(p.to(torch.bfloat16)), p.to(torch.bfloat16).sort(1).values)
+
+
 def test_palette_directions_are_the_cubes_13_lines():
     d = losses.palette_directions(3)
     assert d.shape == (13, 3) and torch.allclose(d.norm(dim=1), torch.ones(13))
