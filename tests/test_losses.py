@@ -50,6 +50,16 @@ def test_gram_loss_by_hand():
     assert math.isclose(g(f, g.target(s)).item(), 1 / 12, rel_tol=1e-6)
 
 
+def test_gram_gradient_is_autograds():
+    f = _feats(4, 5, 9, torch.float64).requires_grad_()
+    w = _feats(5, 5, 5, torch.float64)  # not symmetric: (D + D^T) F, not 2 D F
+    (gram(f) * w).sum().backward()
+    g = f.detach().clone().requires_grad_()
+    ((g @ g.t()) * w).sum().backward()
+    assert torch.allclose(f.grad, g.grad, rtol=1e-12)
+    assert torch.autograd.gradcheck(gram, (f.detach().clone().requires_grad_(),))
+
+
 def test_gram_loss_normalises_by_own_positions():
     g = GramLoss()
     f, s = _feats(0, 3, 7, torch.float64), _feats(1, 3, 11, torch.float64)
