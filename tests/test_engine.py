@@ -516,6 +516,25 @@ def test_the_step_clock_scales_by_pixels_and_skips_a_scales_first_step():
     assert clock.left(1, 1, now=30.0, began=20.0) == pytest.approx(4.0 * (1 + 3))  # the last scale's rate x 4
 
 
+def test_the_step_clock_fits_a_fixed_cost_per_step_from_two_scales():
+    from painterly import memory
+
+    # 64, 128, 256 px squares: 4096, 16384, 65536 pixels; a step costs 0.9 s + 1e-4 s per pixel
+    def step(pixels):
+        return 0.9 + 1e-4 * pixels
+
+    clock = memory.StepClock([(64, 3), (128, 3), (256, 2)], (256, 256))
+    clock.left(0, 1, now=5.0, began=0.0)
+    # one scale measured: per pixel alone, from the 64 px steps (1.31 s, so 21 s a 256 px step)
+    assert clock.left(0, 3, now=5.0 + 2 * step(4096), began=0.0) == pytest.approx(
+        4 * step(4096) * 4 + 3 * step(4096) * 16 + 3 * step(4096) * 16)
+    clock.left(1, 1, now=20.0, began=15.0)
+    # two: the line through them, so the 256 px step is 7.45 s, not 16x the 64 px step's
+    left = clock.left(1, 3, now=20.0 + 2 * step(16384), began=15.0)
+    assert left == pytest.approx(3 * step(65536) + 3 * step(65536))
+    assert clock.left(2, 1, now=40.0, began=35.0) == pytest.approx(step(65536) * (1 + 3))
+
+
 # --- the palette term -------------------------------------------------------------------------
 def test_the_palette_term_is_one_at_the_photo_and_off_in_the_paper_preset(content_path, style_path):
     st = engine.Stylizer(weights="random", device="cpu", size=48)
