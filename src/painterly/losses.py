@@ -97,8 +97,9 @@ def sort_rows(p: Tensor) -> Tensor:
     the permutation, as `Tensor.sort`'s).
 
     Each float is mapped to an int64 key in the same order (its IEEE bits, the negatives' flipped),
-    and the keys are sorted stably: at 13 x 110,592 (a 384 x 288 picture) 2.5x faster than
-    `p.sort(1)` here, since ATen sorts long 1-D integer tensors by radix and floats by comparison.
+    and the keys are sorted stably: at 13 x 110,592 (a 384 x 288 picture) 20 ms forward and
+    backward against `p.sort(1)`'s 65 here (2 threads), since ATen sorts long 1-D integer tensors
+    by radix and floats by comparison.
     The stable sort of a total order is one permutation, so equal values (a photo's repeated
     colours) are ordered the same way by any sort algorithm, thread count or machine: `p.sort(1)`,
     unstable, leaves that order to the implementation. Rows shorter than RADIX_MIN are sorted as one
@@ -118,7 +119,7 @@ def sort_rows(p: Tensor) -> Tensor:
 
 class _Permute(torch.autograd.Function):
     """p.gather(1, order) for an `order` whose rows are permutations, with the backward pass a
-    scatter (as Tensor.sort's): autograd's gather backward, a scatter-add, took 2x the sort here."""
+    scatter (as Tensor.sort's): autograd's gather backward, a scatter-add, took 28 ms at 13 x 110,592."""
 
     @staticmethod
     def forward(ctx, p, order):
