@@ -31,7 +31,9 @@ def test_a_stylizer_refuses_other_network_options_and_takes_any_other(small):
     for field, value in (("pooling", "avg"), ("normalize", False), ("precision", "bf16")):
         with pytest.raises(InvalidOption, match=f"prepared with other {field};"):
             st.run(small["content"], [small["style"]], options=st.options.replace(**{field: value}))
-    res = st.run(small["content"], [small["style"]], options=st.options.replace(style_weight=3.0, iterations=(2,)))
+    # (no --content-ceiling polish: on the random network 2 steps may end either side of K 0.9)
+    res = st.run(small["content"], [small["style"]],
+                 options=st.options.replace(style_weight=3.0, iterations=(2,), content_ceiling=0.0))
     assert res.iterations == 2 and res.options.style_weight == 3.0
 
 
