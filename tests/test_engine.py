@@ -476,6 +476,14 @@ def test_a_run_above_the_content_ceiling_takes_half_its_last_steps_again_at_a_lo
     assert r.options.style_weight == o.style_weight  # the recipe keeps the beta asked for
 
 
+def test_a_content_target_above_the_ceiling_raises_the_ceiling_to_it(content_path, style_path):
+    # the tiny ceiling alone polishes twice (above); a target of 4 lifts it to 4, over this run's K
+    o = config.DEFAULTS.replace(weights="random", size=64, iterations=(4, 6), device="cpu", content_ceiling=1e-3)
+    runs = {t: engine.Stylizer(o).run(content_path, [style_path], content_target=t) for t in (0.0, 4.0)}
+    assert runs[0.0].iterations == 16 and runs[4.0].iterations == 10
+    assert len(runs[4.0].report()["style_weights"]) == 2
+
+
 def test_the_content_ceiling_leaves_a_run_under_it_byte_for_byte(content_path, style_path):
     o = config.DEFAULTS.replace(weights="random", size=64, iterations=(3, 3), device="cpu")
     runs = [engine.Stylizer(o).run(content_path, [style_path], content_ceiling=c) for c in (0.0, 4.0)]

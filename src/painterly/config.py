@@ -290,8 +290,8 @@ SPECS: Dict[str, Spec] = {
                            "last, beta is multiplied by this/K (x1/3..x3); 0 turns this off (not in the paper)",
                            low=0.0, high=4.0, jobs=("transfer",)),
     "content_ceiling": Spec("the most of the photo's structure a run may lose, as K (see --content-target): a run "
-                            "ending above it takes half its last scale's steps again at beta x(this/K)^3 (>= x0.25), "
-                            "and once more if still above; 0 turns this off (not in the paper)",
+                            "ending above it takes half its last scale's steps again at beta x(this/K)^3 (>= x0.25), and "
+                            "once more if still above; a higher --content-target raises it; 0: off (not in the paper)",
                             low=0.0, high=4.0, jobs=("transfer",)),
     "tv_weight": Spec("total-variation weight (not in the paper)", web=True, **_W),
     "range_weight": Spec("penalty on pixels outside [0, 1], keeps colours in gamut (not in the paper)", **_W),

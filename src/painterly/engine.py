@@ -302,15 +302,15 @@ class Stylizer:
 
     def _polish(self, r: "_Run", x: torch.Tensor, c: torch.Tensor, previous=None) -> tuple:
         """(beta's factor for a polish after the last scale, K now): objective.ceiling_factor, with
-        `previous` = (factor, K before) of an earlier polish; a factor of 1: none.
-        Not for a tiled run (K would need the tiles) or the neighbour mode (no content term); a
-        clip's frames run without it (video.py: a polish on some frames only would flicker)."""
+        `previous` = (factor, K before) of an earlier polish; a factor of 1: none. Not for a tiled run
+        (K would need the tiles) or neighbour (no content term); video turns it off (flicker)."""
         o = r.o
         if not o.content_ceiling or r.job != "transfer" or r.tile or o.style_loss == "neighbour" \
                 or not o.content_layers:
             return 1.0, 0.0
         k = content_distance(self.features(r.luminance, fp32=True), x, c, o.content_layers, self.scales)
-        return ceiling_factor(k, o.content_ceiling, previous), k
+        # A higher --content-target raises the ceiling (else a polish undoes it: 2.0 ended at K 0.89)
+        return ceiling_factor(k, max(o.content_ceiling, o.content_target), previous), k
 
     def objective(self, content: Optional[ImageLike], styles=None, long_side: Optional[int] = None, *,
                   job: str = "transfer", options: Optional[Options] = None, fp32: bool = False, **overrides):
