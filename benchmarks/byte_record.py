@@ -1,0 +1,186 @@
+"""The bytes of a fixed set of small runs, to prove that a change of form changes no picture.
+
+    python benchmarks/byte_record.py --out benchmarks/results/bytes.json     # record
+    python benchmarks/byte_record.py --check benchmarks/results/bytes.json   # compare
+
+Every method, style statistic, job, preset, tiling, masks, colour modes, batch and video run
+through the `painterly` command at 64-96 px with a few steps on the paper's network; each
+output's sha256 (for video: of every decoded frame's pixels) is printed in a table and written
+as JSON. `--check` reruns the same commands and fails (exit 1) on any output whose bytes differ.
+The hashes hold on one machine and software (CPU kind, torch build): record and check there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+PHOTO, PAINTING, PAINTING2 = (IMAGES / n for n in ("tubingen.jpg", "starry_night.jpg", "the_scream.jpg"))
+SMALL = ["--size", "64", "--iterations", "4,3"]
+
+# name -> the arguments of `painterly` after the verb's inputs ({out} is the output path).
+RUNS = {
+    "default": ["transfer", PHOTO, PAINTING, *SMALL],
+    "fp32": ["transfer", PHOTO, PAINTING, *SMALL, "--precision", "fp32"],
+    "mean-std": ["transfer", PHOTO, PAINTING, *SMALL, "--style-loss", "mean-std"],
+    "w2": ["transfer", PHOTO, PAINTING, *SMALL, "--style-loss", "w2"],
+    "sliced": ["transfer", PHOTO, PAINTING, *SMALL, "--style-loss", "sliced"],
+    "two-styles": ["transfer", PHOTO, PAINTING, PAINTING2, *SMALL, "--style-blend", "0.7,0.3"],
+    "adam-pyramid": ["transfer", PHOTO, PAINTING, *SMALL, "--optimizer", "adam", "--parameterization", "pyramid"],
+    "content-target": ["transfer", PHOTO, PAINTING, *SMALL, "--content-target", "0.3"],
+    "ceiling": ["transfer", PHOTO, PAINTING, *SMALL, "--content-ceiling", "0.05"],
+    "preset-quality": ["transfer", PHOTO, PAINTING, "--preset", "quality", "--size", "64", "--iterations", "4,3"],
+    "preset-paper": ["transfer", PHOTO, PAINTING, "--preset", "paper", "--size", "64", "--iterations", "6"],
+    "preset-neighbour": ["transfer", PHOTO, PAINTING, "--preset", "neighbour", "--size", "96",
+                         "--iterations", "3,3,2,2"],
+    "neighbour-rotations": ["transfer", PHOTO, PAINTING, "--preset", "neighbour", "--size", "96",
+                            "--iterations", "2,2,2,2", "--rotations", "--recolor", "oklab"],
+    "tiled": ["transfer", PHOTO, PAINTING, "--size", "96", "--iterations", "3", "--tile", "48"],
+    "tiled-mean-std": ["transfer", PHOTO, PAINTING, "--size", "96", "--iterations", "3", "--tile", "48",
+                       "--style-loss", "mean-std"],
+    "masks": ["transfer", PHOTO, PAINTING, PAINTING2, *SMALL, "--content-mask", "{mask}",
+              "--style-masks", "0,1"],
+    "luminance": ["transfer", PHOTO, PAINTING, *SMALL, "--preserve-color", "luminance"],
+    "histogram": ["transfer", PHOTO, PAINTING, *SMALL, "--preserve-color", "histogram"],
+    "recolor": ["transfer", PHOTO, PAINTING, *SMALL, "--recolor", "oklab-clip"],
+    "init-noise": ["transfer", PHOTO, PAINTING, *SMALL, "--init", "noise", "--seed", "3"],
+    "content": ["content", PHOTO, "--size", "64", "--iterations", "5"],
+    "texture": ["texture", PAINTING, "--size", "64", "--iterations", "5"],
+}
+
+
+def _mask(path: Path) -> None:
+    """A label map: the left half region 0, the right half region 1."""
+    with Image.open(PHOTO) as im:
+        w, h = im.size
+    a = np.zeros((h, w), np.uint8)
+    a[:, w // 2 :] = 1
+    Image.fromarray(a).save(path)
+
+
+def _clip(path: Path) -> None:
+    """Four frames panning across the photo, 64 x 48, as an MP4 (PyAV)."""
+    import av
+
+    with Image.open(PHOTO) as im:
+        src = np.asarray(im.convert("RGB").resize((96, 72)))
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(4):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(src[8 : 8 + 48, 4 * i : 4 * i + 64]), format="rgb24")
+            for p in s.encode(f):
+                out.mux(p)
+        for p in s.encode():
+            out.mux(p)
+
+
+def _sha_image(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sha_video(path: Path) -> str:
+    import av
+
+    h = hashlib.sha256()
+    with av.open(str(path)) as c:
+        for frame in c.decode(video=0):
+            h.update(frame.to_ndarray(format="rgb24").tobytes())
+    return h.hexdigest()
+
+
+def _painterly() -> str:
+    exe = Path(sys.executable).with_name("painterly")
+    return str(exe) if exe.exists() else (shutil.which("painterly") or "painterly")
+
+
+def record(only=None) -> dict:
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        mask, clip = tmp / "mask.png", tmp / "clip.mp4"
+        _mask(mask)
+        runs = {k: v for k, v in RUNS.items() if not only or k in only}
+        for name, args in runs.items():
+            dst = tmp / f"{name}.png"
+            cmd = [_painterly()] + [str(a).format(mask=mask) for a in args] + ["-o", str(dst), "--quiet"]
+            t = time.perf_counter()
+            subprocess.run(cmd, check=True, cwd=tmp)
+            out[name] = {"sha256": _sha_image(dst), "seconds": round(time.perf_counter() - t, 1)}
+            print(f"{name:22s} {out[name]['sha256'][:16]}  {out[name]['seconds']:6.1f} s", flush=True)
+        # rerun: the recipe embedded in the default's output regenerates it
+        if "default" in runs:
+            again = tmp / "rerun.png"
+            shutil.copy(PHOTO, tmp / PHOTO.name)
+            shutil.copy(PAINTING, tmp / PAINTING.name)
+            subprocess.run([_painterly(), "rerun", str(tmp / "default.png"), "-o", str(again), "--quiet"],
+                           check=True, cwd=tmp)
+            out["rerun"] = {"sha256": _sha_image(again)}
+            print(f"{'rerun':22s} {out['rerun']['sha256'][:16]}")
+        if not only or "batch" in only:
+            (tmp / "in").mkdir()
+            shutil.copy(PHOTO, tmp / "in" / PHOTO.name)
+            shutil.copy(IMAGES / "golden_gate.jpg", tmp / "in" / "golden_gate.jpg")
+            subprocess.run([_painterly(), "batch", str(tmp / "in"), "--style", str(PAINTING), "--out-dir",
+                            str(tmp / "batch"), *SMALL, "--workers", "1", "--quiet"], check=True, cwd=tmp)
+            for p in sorted((tmp / "batch").glob("*.png")):
+                out[f"batch/{p.name}"] = {"sha256": _sha_image(p)}
+                print(f"{'batch/' + p.name:22s} {out[f'batch/{p.name}']['sha256'][:16]}")
+        if not only or "video" in only:
+            _clip(clip)
+            dst = tmp / "video.mp4"
+            subprocess.run([_painterly(), "video", str(clip), str(PAINTING), "-o", str(dst), "--size", "64",
+                            "--iterations", "3,2", "--frame-iterations", "2", "--quiet"], check=True, cwd=tmp)
+            out["video"] = {"sha256": _sha_video(dst)}
+            print(f"{'video':22s} {out['video']['sha256'][:16]}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, help="write the record here")
+    ap.add_argument("--check", type=Path, help="compare with this record; exit 1 on a difference")
+    ap.add_argument("--only", help="comma-separated run names (default: all)")
+    a = ap.parse_args(argv)
+    only = set(a.only.split(",")) if a.only else None
+    got = record(only)
+    env = {"python": platform.python_version(), "machine": platform.machine(), "cpu": _cpu()}
+    if a.out:
+        a.out.write_text(json.dumps({"env": env, "runs": got}, indent=1) + "\n")
+    if a.check:
+        want = json.loads(a.check.read_text())["runs"]
+        bad = [k for k in got if k in want and want[k]["sha256"] != got[k]["sha256"]]
+        missing = [k for k in want if k not in got and not only]
+        print(f"{len(got) - len(bad)} of {len(got)} outputs have the recorded bytes"
+              + (f"; differ: {', '.join(bad)}" if bad else "") + (f"; not run: {', '.join(missing)}" if missing else ""))
+        return 1 if bad or missing else 0
+    return 0
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip() + (" (avx512_bf16)" if "avx512_bf16" in
+                                                        Path("/proc/cpuinfo").read_text() else "")
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    sys.exit(main())
