@@ -1,4 +1,4 @@
-"""What keeping freed memory (painterly.memory.keep_freed_memory, on in the CLI) buys: the same
+"""What keeping freed memory (painterly.allocator.keep_freed_memory, on in the CLI) buys: the same
 `painterly transfer` commands with it (the CLI's default) and without (PAINTERLY_RETURN_MEMORY=1,
 glibc's default), alternated in one run so that both see the same machine.
 
@@ -11,6 +11,7 @@ maximum), and whether the output's bytes equal the other setting's.
 
 Prints a table and writes benchmarks/results/allocator.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,20 @@ SETTINGS = {"kept": {}, "returned": {"PAINTERLY_RETURN_MEMORY": "1"}}
 
 def run_once(case: str, setting: str, size: int, out: Path) -> dict:
     photo, painting, extra = CASES[case]
-    cmd = [sys.executable, "-m", "painterly.cli", "transfer", str(IMAGES / f"{photo}.jpg"),
-           str(IMAGES / f"{painting}.jpg"), "-o", str(out), "--size", str(size), "--quiet", "--overwrite"] + extra
+    cmd = [
+        sys.executable,
+        "-m",
+        "painterly.cli",
+        "transfer",
+        str(IMAGES / f"{photo}.jpg"),
+        str(IMAGES / f"{painting}.jpg"),
+        "-o",
+        str(out),
+        "--size",
+        str(size),
+        "--quiet",
+        "--overwrite",
+    ] + extra
     env = {k: v for k, v in os.environ.items() if k != "PAINTERLY_RETURN_MEMORY"}
     env.update(SETTINGS[setting])
     began = time.perf_counter()
@@ -45,9 +58,16 @@ def run_once(case: str, setting: str, size: int, out: Path) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait again
     if proc.returncode:
         raise SystemExit(f"{case} {setting}: exit {proc.returncode}: {proc.stderr.read().decode()[-300:]}")
-    return {"case": case, "setting": setting, "seconds": round(seconds, 2), "user_s": round(usage.ru_utime, 2),
-            "system_s": round(usage.ru_stime, 2), "minor_faults": usage.ru_minflt,
-            "peak_rss_mib": round(usage.ru_maxrss / 1024), "command": " ".join(["painterly"] + cmd[3:])}
+    return {
+        "case": case,
+        "setting": setting,
+        "seconds": round(seconds, 2),
+        "user_s": round(usage.ru_utime, 2),
+        "system_s": round(usage.ru_stime, 2),
+        "minor_faults": usage.ru_minflt,
+        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "command": " ".join(["painterly"] + cmd[3:]),
+    }
 
 
 def main(argv=None) -> int:
@@ -79,18 +99,37 @@ def main(argv=None) -> int:
         med = {}
         for setting in SETTINGS:
             these = [r for r in rows if r["case"] == case and r["setting"] == setting]
-            med[setting] = {k: statistics.median(r[k] for r in these)
-                            for k in ("seconds", "user_s", "system_s", "minor_faults", "peak_rss_mib")}
+            med[setting] = {
+                k: statistics.median(r[k] for r in these)
+                for k in ("seconds", "user_s", "system_s", "minor_faults", "peak_rss_mib")
+            }
             m = med[setting]
-            print(f"| {case} | {setting} | {m['seconds']:.1f} | {m['user_s']:.1f} | {m['system_s']:.1f} | "
-                  f"{m['minor_faults']:.0f} | {m['peak_rss_mib']:.0f} | {these[0]['same_bytes']} |")
-        summary[case] = {"kept_over_returned_seconds": round(med["kept"]["seconds"] / med["returned"]["seconds"], 3),
-                         "kept_over_returned_peak": round(med["kept"]["peak_rss_mib"] / med["returned"]["peak_rss_mib"], 3),
-                         "medians": med}
-        print(f"{case}: kept/returned time {summary[case]['kept_over_returned_seconds']}x, "
-              f"peak {summary[case]['kept_over_returned_peak']}x")
-    write_json(args.out, {"benchmark": "allocator", "size": args.size, "repeats": args.repeats,
-                          "machine": machine(), "rows": rows, "summary": summary})
+            print(
+                f"| {case} | {setting} | {m['seconds']:.1f} | {m['user_s']:.1f} | {m['system_s']:.1f} | "
+                f"{m['minor_faults']:.0f} | {m['peak_rss_mib']:.0f} | {these[0]['same_bytes']} |"
+            )
+        summary[case] = {
+            "kept_over_returned_seconds": round(med["kept"]["seconds"] / med["returned"]["seconds"], 3),
+            "kept_over_returned_peak": round(
+                med["kept"]["peak_rss_mib"] / med["returned"]["peak_rss_mib"], 3
+            ),
+            "medians": med,
+        }
+        print(
+            f"{case}: kept/returned time {summary[case]['kept_over_returned_seconds']}x, "
+            f"peak {summary[case]['kept_over_returned_peak']}x"
+        )
+    write_json(
+        args.out,
+        {
+            "benchmark": "allocator",
+            "size": args.size,
+            "repeats": args.repeats,
+            "machine": machine(),
+            "rows": rows,
+            "summary": summary,
+        },
+    )
     print(f"JSON: {args.out}")
     return 0
 

@@ -17,6 +17,7 @@ a batch worker logged. Then `--big-size` (512) per-image seconds, from `batch --
 `--big-jobs` jobs of one style, for the written estimate of 100,000 images on N workers.
 Writes a table and benchmarks/results/batch.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,13 +46,20 @@ CLI = [sys.executable, "-m", "painterly.cli"]
 def machine() -> dict:
     model = platform.processor() or ""
     try:
-        model = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                     if l.startswith("model name"))
+        model = next(
+            l.split(":", 1)[1].strip()
+            for l in Path("/proc/cpuinfo").read_text().splitlines()
+            if l.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "load_average": list(os.getloadavg())}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_average": list(os.getloadavg()),
+    }
 
 
 def log_lines(out: Path) -> list:
@@ -59,8 +67,12 @@ def log_lines(out: Path) -> list:
 
 
 def run_batch(name, contents, styles, out: Path, flags, extra) -> dict:
-    cmd = CLI + ["batch", *map(str, contents)] + sum((["--style", str(s)] for s in styles), []) + [
-        "--out-dir", str(out), "--quiet", *flags, *extra]
+    cmd = (
+        CLI
+        + ["batch", *map(str, contents)]
+        + sum((["--style", str(s)] for s in styles), [])
+        + ["--out-dir", str(out), "--quiet", *flags, *extra]
+    )
     t = time.perf_counter()
     proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -69,11 +81,18 @@ def run_batch(name, contents, styles, out: Path, flags, extra) -> dict:
     lines = log_lines(out)
     ok = [l for l in lines if l["status"] == "ok"]
     workers = sorted({l["worker"] for l in lines})
-    return {"way": name, "command": " ".join(cmd[2:]), "jobs": len(lines), "ok": len(ok), "wall_s": round(wall, 1),
-            "images_per_min": round(len(ok) / wall * 60, 3), "workers": len(workers),
-            "mean_job_s": round(sum(l["seconds"] for l in ok) / max(len(ok), 1), 2),
-            "peak_rss_mb_per_worker": max(l.get("peak_rss_mb", 0) for l in lines),
-            "summary": proc.stderr.strip().splitlines()[-1]}
+    return {
+        "way": name,
+        "command": " ".join(cmd[2:]),
+        "jobs": len(lines),
+        "ok": len(ok),
+        "wall_s": round(wall, 1),
+        "images_per_min": round(len(ok) / wall * 60, 3),
+        "workers": len(workers),
+        "mean_job_s": round(sum(l["seconds"] for l in ok) / max(len(ok), 1), 2),
+        "peak_rss_mb_per_worker": max(l.get("peak_rss_mb", 0) for l in lines),
+        "summary": proc.stderr.strip().splitlines()[-1],
+    }
 
 
 def run_separate(contents, styles, out: Path, extra) -> dict:
@@ -82,7 +101,15 @@ def run_separate(contents, styles, out: Path, extra) -> dict:
     times = []
     for s in styles:
         for c in contents:
-            cmd = CLI + ["transfer", str(c), str(s), "-o", str(out / f"{c.stem}--{s.stem}.png"), "--quiet", *extra]
+            cmd = CLI + [
+                "transfer",
+                str(c),
+                str(s),
+                "-o",
+                str(out / f"{c.stem}--{s.stem}.png"),
+                "--quiet",
+                *extra,
+            ]
             t1 = time.perf_counter()
             proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
             times.append(time.perf_counter() - t1)
@@ -91,9 +118,17 @@ def run_separate(contents, styles, out: Path, extra) -> dict:
             n += 1
     wall = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
-    return {"way": "separate", "command": f"{n} x painterly transfer C S -o OUT --quiet " + " ".join(extra),
-            "jobs": n, "ok": n, "wall_s": round(wall, 1), "images_per_min": round(n / wall * 60, 3), "workers": 1,
-            "mean_job_s": round(sum(times) / n, 2), "peak_rss_mb_per_worker": round(peak, 1)}
+    return {
+        "way": "separate",
+        "command": f"{n} x painterly transfer C S -o OUT --quiet " + " ".join(extra),
+        "jobs": n,
+        "ok": n,
+        "wall_s": round(wall, 1),
+        "images_per_min": round(n / wall * 60, 3),
+        "workers": 1,
+        "mean_job_s": round(sum(times) / n, 2),
+        "peak_rss_mb_per_worker": round(peak, 1),
+    }
 
 
 def main(argv=None) -> int:
@@ -103,7 +138,9 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--weights", default="original")
     p.add_argument("--ways", default="separate,workers1,default,workers2,ray")
-    p.add_argument("--big-size", type=int, default=512, help="size of the per-image measurement for the estimate")
+    p.add_argument(
+        "--big-size", type=int, default=512, help="size of the per-image measurement for the estimate"
+    )
     p.add_argument("--big-jobs", type=int, default=2, help="jobs at --big-size (0: skip)")
     p.add_argument("--json", default=str(RESULTS / "batch.json"))
     a = p.parse_args(argv)
@@ -112,7 +149,7 @@ def main(argv=None) -> int:
     paintings = [IMAGES / n for n in PAINTINGS]
     if a.photos > len(photos) or a.styles > len(paintings):
         raise SystemExit(f"only {len(photos)} photos and {len(paintings)} styles in {IMAGES}")
-    contents, styles = photos[:a.photos], paintings[:a.styles]
+    contents, styles = photos[: a.photos], paintings[: a.styles]
     extra = ["--size", str(a.size), "--weights", a.weights]
     tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     rows = []
@@ -121,21 +158,39 @@ def main(argv=None) -> int:
             if way == "separate":
                 rows.append(run_separate(contents, styles, tmp / way, extra))
             else:
-                flags = {"workers1": ["--workers", "1"], "default": [], "workers2": ["--workers", "2"],
-                         "ray": ["--executor", "ray"]}[way]
+                flags = {
+                    "workers1": ["--workers", "1"],
+                    "default": [],
+                    "workers2": ["--workers", "2"],
+                    "ray": ["--executor", "ray"],
+                }[way]
                 rows.append(run_batch(way, contents, styles, tmp / way, flags, extra))
             r = rows[-1]
-            print(f"{r['way']:9} {r['jobs']} jobs {r['wall_s']:8.1f} s {r['images_per_min']:7.3f} images/min "
-                  f"(mean job {r['mean_job_s']} s, {r['workers']} worker(s), peak {r['peak_rss_mb_per_worker']} MB)",
-                  flush=True)
+            print(
+                f"{r['way']:9} {r['jobs']} jobs {r['wall_s']:8.1f} s {r['images_per_min']:7.3f} images/min "
+                f"(mean job {r['mean_job_s']} s, {r['workers']} worker(s), peak {r['peak_rss_mb_per_worker']} MB)",
+                flush=True,
+            )
         big = None
         if a.big_jobs:
-            r = run_batch("big", contents[:a.big_jobs], styles[:1], tmp / "big", ["--workers", "1"],
-                          ["--size", str(a.big_size), "--weights", a.weights])
+            r = run_batch(
+                "big",
+                contents[: a.big_jobs],
+                styles[:1],
+                tmp / "big",
+                ["--workers", "1"],
+                ["--size", str(a.big_size), "--weights", a.weights],
+            )
             lines = log_lines(tmp / "big")
-            big = {"size": a.big_size, "jobs": r["jobs"], "wall_s": r["wall_s"],
-                   "job_s": [l["seconds"] for l in lines], "mean_job_s": r["mean_job_s"],
-                   "peak_rss_mb": r["peak_rss_mb_per_worker"], "command": r["command"]}
+            big = {
+                "size": a.big_size,
+                "jobs": r["jobs"],
+                "wall_s": r["wall_s"],
+                "job_s": [l["seconds"] for l in lines],
+                "mean_job_s": r["mean_job_s"],
+                "peak_rss_mb": r["peak_rss_mb_per_worker"],
+                "command": r["command"],
+            }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     by = {r["way"]: r for r in rows}
@@ -145,27 +200,42 @@ def main(argv=None) -> int:
     print("\n| way | jobs | workers | wall s | images/min | vs separate | mean s/job | peak MB/worker |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['way']} | {r['jobs']} | {r['workers']} | {r['wall_s']} | {r['images_per_min']} | "
-              f"{r['vs_separate']}x | {r['mean_job_s']} | {r['peak_rss_mb_per_worker']} |")
-    result = {"machine": machine(), "weights": a.weights, "size": a.size, "schedule": "default (60 steps at "
-              "half size, then 40 at full size)", "contents": [c.name for c in contents],
-              "styles": [s.name for s in styles], "rows": rows, "big": big,
-              "note": f"{len(contents)} x {len(styles)} = {len(contents) * len(styles)} jobs, not the issue's 24 (6 photos "
-                      "x 4 paintings): ../shared/images holds 3 photographs, 2 paintings and 1 texture (bricks), and "
-                      "the four ways of 24 jobs would take ~35 min of this shared 2-core machine. `batch` default "
-                      f"= {by['default']['workers'] if 'default' in by else '?'} worker(s) here (one per 2 cores); "
-                      "workers2 is `--workers 2` (one thread each)."}
+        print(
+            f"| {r['way']} | {r['jobs']} | {r['workers']} | {r['wall_s']} | {r['images_per_min']} | "
+            f"{r['vs_separate']}x | {r['mean_job_s']} | {r['peak_rss_mb_per_worker']} |"
+        )
+    result = {
+        "machine": machine(),
+        "weights": a.weights,
+        "size": a.size,
+        "schedule": "default (60 steps at half size, then 40 at full size)",
+        "contents": [c.name for c in contents],
+        "styles": [s.name for s in styles],
+        "rows": rows,
+        "big": big,
+        "note": f"{len(contents)} x {len(styles)} = {len(contents) * len(styles)} jobs, not the issue's 24 (6 photos "
+        "x 4 paintings): ../shared/images holds 3 photographs, 2 paintings and 1 texture (bricks), and "
+        "the four ways of 24 jobs would take ~35 min of this shared 2-core machine. `batch` default "
+        f"= {by['default']['workers'] if 'default' in by else '?'} worker(s) here (one per 2 cores); "
+        "workers2 is `--workers 2` (one thread each).",
+    }
     if "ray" in by and "default" in by:
-        result["ray_vs_local_default"] = round(by["ray"]["images_per_min"] / by["default"]["images_per_min"], 3)
+        result["ray_vs_local_default"] = round(
+            by["ray"]["images_per_min"] / by["default"]["images_per_min"], 3
+        )
     if big:
         t = big["mean_job_s"]
         result["estimate_100k"] = {
-            "per_image_s": t, "size": big["size"],
+            "per_image_s": t,
+            "size": big["size"],
             "rule": "hours = 100000 x per_image_s / N / 3600 (each worker runs one job at a time; the network "
-                    "and a style's targets are prepared once per worker, which 100,000 jobs amortise)",
-            "cpu_workers": {str(n): round(100000 * t / n / 3600, 1) for n in (1, 8, 64, 512)}}
-        print(f"\n{big['size']} px: {t} s per image on one worker of this machine -> 100,000 images = "
-              f"100000 x {t} / N s = {100000 * t / 3600:.0f} h / N")
+            "and a style's targets are prepared once per worker, which 100,000 jobs amortise)",
+            "cpu_workers": {str(n): round(100000 * t / n / 3600, 1) for n in (1, 8, 64, 512)},
+        }
+        print(
+            f"\n{big['size']} px: {t} s per image on one worker of this machine -> 100,000 images = "
+            f"100000 x {t} / N s = {100000 * t / 3600:.0f} h / N"
+        )
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {a.json}")

@@ -14,6 +14,7 @@ bytes every time).
 
 Writes benchmarks/results/filed.json and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,20 +28,28 @@ from pathlib import Path
 
 from bench_quality import IMAGES, OUTPUTS, RESULTS, ROOT, pair_name, score, timed
 from common import machine
-
-from painterly import images, scores
+from painterly import imaging as images
+from painterly import scores
 
 # One pair per kind of painting and more: a drawing, two flat geometric, the photograph as style,
 # a strongly textured one, and the two pairs that today's --content-ceiling polishes at 384 px.
-PAIRS = (("tubingen", "starry_night"), ("cornell", "sketch"), ("blonde_girl", "mondrian_cropped"),
-         ("cornell", "bricks"), ("golden_gate", "contrast_of_forms"), ("sailboat", "la_muse"))
+PAIRS = (
+    ("tubingen", "starry_night"),
+    ("cornell", "sketch"),
+    ("blonde_girl", "mondrian_cropped"),
+    ("cornell", "bricks"),
+    ("golden_gate", "contrast_of_forms"),
+    ("sailboat", "la_muse"),
+)
 SCORES = ("style", "content", "palette", "clipped")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--commit", default="6d7b4ef", help="the earlier code (default: issue 18's filing day)")
-    ap.add_argument("--pairs", default="", help="comma-separated PHOTO-PAINTING names (default: six, see PAIRS)")
+    ap.add_argument(
+        "--pairs", default="", help="comma-separated PHOTO-PAINTING names (default: six, see PAIRS)"
+    )
     ap.add_argument("--size", type=int, default=384)
     ap.add_argument("--repeat", type=int, default=1, help="rounds per pair; the table takes the median time")
     ap.add_argument("--out", default=str(RESULTS / "filed.json"))
@@ -49,30 +58,66 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "old"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.commit],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(old), args.commit],
+            check=True,
+            capture_output=True,
+        )
         try:
             trees = {"today": ROOT / "src", args.commit: old / "src"}
             for i, (photo, painting) in enumerate(pairs):
                 content, style = IMAGES / f"{photo}.jpg", IMAGES / f"{painting}.jpg"
-                scorer = scores.Scorer(images.resize_long_side(images.load_image(content), args.size),
-                                       images.load_image(style), extras=False)
+                scorer = scores.Scorer(
+                    images.resize_long_side(images.load_image(content), args.size),
+                    images.load_image(style),
+                    extras=False,
+                )
                 for round_ in range(args.repeat):
-                    for code in (list(trees) if (i + round_) % 2 else list(trees)[::-1]):
+                    for code in list(trees) if (i + round_) % 2 else list(trees)[::-1]:
                         out = OUTPUTS / "filed" / f"{pair_name(photo, painting)}-{code}.png"
                         out.parent.mkdir(parents=True, exist_ok=True)
-                        cmd = [sys.executable, "-m", "painterly.cli", "transfer", str(content), str(style), "-o",
-                               str(out), "--size", str(args.size), "--quiet", "--overwrite"]
+                        cmd = [
+                            sys.executable,
+                            "-m",
+                            "painterly.cli",
+                            "transfer",
+                            str(content),
+                            str(style),
+                            "-o",
+                            str(out),
+                            "--size",
+                            str(args.size),
+                            "--quiet",
+                            "--overwrite",
+                        ]
                         seconds, rss, _ = timed(cmd, {**os.environ, "PYTHONPATH": str(trees[code])})
-                        r = {"pair": pair_name(photo, painting), "code": code, "round": round_,
-                             "seconds": round(seconds, 2), "peak_rss_mib": round(rss),
-                             **(score(scorer, out) if round_ == 0 else {})}
+                        r = {
+                            "pair": pair_name(photo, painting),
+                            "code": code,
+                            "round": round_,
+                            "seconds": round(seconds, 2),
+                            "peak_rss_mib": round(rss),
+                            **(score(scorer, out) if round_ == 0 else {}),
+                        }
                         rows.append(r)
                         print(r, file=sys.stderr, flush=True)
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], capture_output=True)
-    Path(args.out).write_text(json.dumps({"benchmark": "filed", "commit": args.commit, "size": args.size,
-                                          "repeat": args.repeat, "machine": machine(), "rows": rows}, indent=1))
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)], capture_output=True
+            )
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "benchmark": "filed",
+                "commit": args.commit,
+                "size": args.size,
+                "repeat": args.repeat,
+                "machine": machine(),
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(table(rows, args.commit))
     print(f"\nJSON: {args.out}", file=sys.stderr)
     return 0
@@ -83,18 +128,27 @@ def table(rows: list, commit: str) -> str:
     for r in rows:  # the first round's row (its scores), with the median time of the rounds
         times.setdefault((r["pair"], r["code"]), []).append(r["seconds"])
         by.setdefault(r["pair"], {}).setdefault(r["code"], r)
-    by = {pair: {code: {**r, "seconds": statistics.median(times[pair, code])} for code, r in d.items()}
-          for pair, d in by.items()}
-    lines = [f"| pair | seconds {commit} / today (ratio) | " + " | ".join(SCORES) + " |",
-             "|---|---|" + "---|" * len(SCORES)]
+    by = {
+        pair: {code: {**r, "seconds": statistics.median(times[pair, code])} for code, r in d.items()}
+        for pair, d in by.items()
+    }
+    lines = [
+        f"| pair | seconds {commit} / today (ratio) | " + " | ".join(SCORES) + " |",
+        "|---|---|" + "---|" * len(SCORES),
+    ]
     ratios = []
     for pair, d in by.items():
         a, b = d[commit], d["today"]
         ratios.append(b["seconds"] / a["seconds"])
-        lines.append(f"| {pair} | {a['seconds']:.1f} / {b['seconds']:.1f} (x{ratios[-1]:.2f}) | "
-                     + " | ".join(f"{a[k]:.3f} / {b[k]:.3f}" for k in SCORES) + " |")
-    lines.append(f"\ntime, today / {commit}: x{statistics.median(ratios):.2f} at the median "
-                 f"(x{min(ratios):.2f}-x{max(ratios):.2f})")
+        lines.append(
+            f"| {pair} | {a['seconds']:.1f} / {b['seconds']:.1f} (x{ratios[-1]:.2f}) | "
+            + " | ".join(f"{a[k]:.3f} / {b[k]:.3f}" for k in SCORES)
+            + " |"
+        )
+    lines.append(
+        f"\ntime, today / {commit}: x{statistics.median(ratios):.2f} at the median "
+        f"(x{min(ratios):.2f}-x{max(ratios):.2f})"
+    )
     return "\n".join(lines)
 
 

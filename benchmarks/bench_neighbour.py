@@ -11,6 +11,7 @@ bench_quality.py's flags may be given and override these.
 
 Writes benchmarks/results/quality_wide-neighbour.json and ..._montage.png.
 """
+
 from __future__ import annotations
 
 import sys

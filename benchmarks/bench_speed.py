@@ -21,6 +21,7 @@ mode's precision measured in the same run: the best of a few large 3x3 convoluti
 
 Prints a table and writes benchmarks/results/speed.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,14 +38,14 @@ from pathlib import Path
 # keeps compiled kernels on disk between processes); set TORCHINDUCTOR_CACHE_DIR to reuse one.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="ns_inductor_"))
 
-from common import CONTENT, RESULTS, STYLE, describe_weights, machine, weights_arg, write_json
-
 import torch
 import torch.nn.functional as F
 
-from painterly import config, images
+from common import CONTENT, RESULTS, STYLE, describe_weights, machine, weights_arg, write_json
+from painterly import imaging as images
+from painterly import options as config
 from painterly.engine import Stylizer
-from painterly.network import deepest, native_bf16
+from painterly.net.vgg import deepest, native_bf16
 
 # Execution modes: (precision, channels_last, compile).
 MODES = {
@@ -112,8 +113,14 @@ def lbfgs_update_seconds(numel: int, history: int = 100, repeats: int = 3) -> fl
 
 def measure(size: int, mode: str, weights: str, repeats: int) -> dict:
     precision, channels_last, compile_ = MODES[mode]
-    o = config.DEFAULTS.replace(size=size, weights=weights, device="cpu", precision=precision,
-                                channels_last=channels_last, compile=compile_)
+    o = config.DEFAULTS.replace(
+        size=size,
+        weights=weights,
+        device="cpu",
+        precision=precision,
+        channels_last=channels_last,
+        compile=compile_,
+    )
     stylizer = Stylizer(o)
     # Both images at size x size, so every mode and size computes the same shapes.
     c_img = images.fit_to(images.load_image(CONTENT), (size, size))
@@ -135,24 +142,38 @@ def measure(size: int, mode: str, weights: str, repeats: int) -> dict:
     gf = flops(o, size, size) / 1e9
     objective = stylizer = None
     gc.collect()
-    return {"size": size, "mode": mode, "precision": precision, "channels_last": channels_last,
-            "compile": compile_, "bf16_used": amp is not contextlib.nullcontext, "first_call_s": round(first, 3),
-            "s_per_iter": round(med, 4), "min_s": round(min(times), 4), "times": [round(t, 4) for t in times],
-            "gflop": round(gf, 1), "gflops": round(gf / med, 1)}
+    return {
+        "size": size,
+        "mode": mode,
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compile_,
+        "bf16_used": amp is not contextlib.nullcontext,
+        "first_call_s": round(first, 3),
+        "s_per_iter": round(med, 4),
+        "min_s": round(min(times), 4),
+        "times": [round(t, 4) for t in times],
+        "gflop": round(gf, 1),
+        "gflops": round(gf / med, 1),
+    }
 
 
 def table(rows, ceilings) -> str:
     base = {r["size"]: r["s_per_iter"] for r in rows if r["mode"] == "fp32"}
-    lines = ["| size | mode | s/iter (median) | speed-up vs fp32 | GFLOP | GFLOP/s | fraction of conv ceiling | first call s |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| size | mode | s/iter (median) | speed-up vs fp32 | GFLOP | GFLOP/s | fraction of conv ceiling | first call s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         ceil = ceilings["bf16" if r["bf16_used"] else "fp32"]["gflops"]
         r["fraction"] = round(r["gflops"] / ceil, 3)
         up = base.get(r["size"], 0) / r["s_per_iter"] if r["size"] in base else float("nan")
         r["speedup_vs_fp32"] = round(up, 2)
-        lines.append(f"| {r['size']} | {r['mode']} | {r['s_per_iter']:.3f} | {up:.2f}x | {r['gflop']:.0f} | "
-                     f"{r['gflops']:.0f} | {r['fraction']:.0%} of {'bf16' if r['bf16_used'] else 'fp32'} | "
-                     f"{r['first_call_s']:.1f} |")
+        lines.append(
+            f"| {r['size']} | {r['mode']} | {r['s_per_iter']:.3f} | {up:.2f}x | {r['gflop']:.0f} | "
+            f"{r['gflops']:.0f} | {r['fraction']:.0%} of {'bf16' if r['bf16_used'] else 'fp32'} | "
+            f"{r['first_call_s']:.1f} |"
+        )
     return "\n".join(lines)
 
 
@@ -160,8 +181,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="256,512,1024")
     p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--repeats", type=int, default=0, help="timed iterations per cell (default: 9/5/2 by size)")
-    p.add_argument("--weights", default=None, help="weights set or file (default: original, the package's default)")
+    p.add_argument(
+        "--repeats", type=int, default=0, help="timed iterations per cell (default: 9/5/2 by size)"
+    )
+    p.add_argument(
+        "--weights", default=None, help="weights set or file (default: original, the package's default)"
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     args = p.parse_args(argv)
     weights = weights_arg(args.weights)
@@ -170,21 +195,34 @@ def main(argv=None) -> int:
     for m in modes:
         if m not in MODES:
             p.error(f"unknown mode {m!r}; choose from {', '.join(MODES)}")
-    print(f"weights: {describe_weights(weights)}; native bf16: {native_bf16(torch.device('cpu'))}; "
-          f"threads: {torch.get_num_threads()}", flush=True)
+    print(
+        f"weights: {describe_weights(weights)}; native bf16: {native_bf16(torch.device('cpu'))}; "
+        f"threads: {torch.get_num_threads()}",
+        flush=True,
+    )
     ceilings = {"fp32": conv_ceiling(torch.float32), "bf16": conv_ceiling(torch.bfloat16)}
-    print(f"conv ceiling: fp32 {ceilings['fp32']['gflops']:.0f} GFLOP/s, bf16 {ceilings['bf16']['gflops']:.0f} GFLOP/s",
-          flush=True)
+    print(
+        f"conv ceiling: fp32 {ceilings['fp32']['gflops']:.0f} GFLOP/s, bf16 {ceilings['bf16']['gflops']:.0f} GFLOP/s",
+        flush=True,
+    )
     rows, lbfgs = [], {}
-    data = {"machine": machine(), "weights": describe_weights(weights), "ceilings": ceilings, "rows": rows,
-            "lbfgs_update_s": lbfgs}
+    data = {
+        "machine": machine(),
+        "weights": describe_weights(weights),
+        "ceilings": ceilings,
+        "rows": rows,
+        "lbfgs_update_s": lbfgs,
+    }
     for size in sizes:
         lbfgs[size] = round(lbfgs_update_seconds(3 * size * size), 4)
         for mode in modes:
             r = measure(size, mode, weights, args.repeats or REPEATS.get(size, 3))
             rows.append(r)
-            print(f"{size:5d} {mode:18s} {r['s_per_iter']:.3f} s/iter (min {r['min_s']:.3f}, first {r['first_call_s']:.1f} s)"
-                  f"  {r['gflops']:.0f} GFLOP/s", flush=True)
+            print(
+                f"{size:5d} {mode:18s} {r['s_per_iter']:.3f} s/iter (min {r['min_s']:.3f}, first {r['first_call_s']:.1f} s)"
+                f"  {r['gflops']:.0f} GFLOP/s",
+                flush=True,
+            )
             write_json(args.out, data)
     # The ceiling again at the end: a drift between the two says the machine was busy.
     data["ceilings_after"] = {"fp32": conv_ceiling(torch.float32), "bf16": conv_ceiling(torch.bfloat16)}

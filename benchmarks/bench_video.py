@@ -26,6 +26,7 @@ Targets (issue 12): default warp error <= 1/3 of --per-frame's, style score at m
 Prints a markdown table; writes benchmarks/results/video.json and a few frames to
 benchmarks/results/video/ (pairs of consecutive frames of each mode, for looking at).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,11 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from common import machine  # noqa: E402
-
-from painterly import config, images, scores, video  # noqa: E402
+from painterly import imaging as images
+from painterly import options as config
+from painterly import scores
 from painterly.engine import Stylizer  # noqa: E402
+from painterly.video import stylize as video  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
 RESULTS = HERE / "results"
@@ -66,7 +69,7 @@ def pan_zoom_clip(n: int):
     ctr = np.array([(W - 1) / 2, (H - 1) / 2])
 
     def cam(t):  # in full-photo pixels: centre and photo pixels per frame pixel
-        return np.array([400.0 + 4.0 * t, 384.0 + 1.5 * t]), 3.0 * 0.99 ** t
+        return np.array([400.0 + 4.0 * t, 384.0 + 1.5 * t]), 3.0 * 0.99**t
 
     frames, motion = [], []
     gx, gy = _grid()
@@ -74,8 +77,11 @@ def pan_zoom_clip(n: int):
         c, s = cam(t)
         # frame (x, y) -> half-photo coordinates; warpAffine wants the inverse map with WARP_INVERSE_MAP
         A = np.array([[s / 2, 0, (c[0] - s * ctr[0]) / 2], [0, s / 2, (c[1] - s * ctr[1]) / 2]])
-        frames.append(cv2.warpAffine(half, A, (W, H), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                                     borderMode=cv2.BORDER_REFLECT))
+        frames.append(
+            cv2.warpAffine(
+                half, A, (W, H), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+            )
+        )
         if t:
             c0, s0 = cam(t - 1)
             px, py = c[0] + s * (gx - ctr[0]), c[1] + s * (gy - ctr[1])
@@ -114,8 +120,12 @@ def occlusion_clip(n: int, seed: int = 0):
         frame = cv2.warpAffine(bg, M, (W, H), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP).astype(np.float32)
         o = fg_pos(t)
         Mf = np.float32([[1, 0, -o[0]], [0, 1, -o[1]]])
-        layer = cv2.warpAffine(fg, Mf, (W, H), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP).astype(np.float32)
-        alpha = cv2.warpAffine(ell.astype(np.float32), Mf, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        layer = cv2.warpAffine(fg, Mf, (W, H), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP).astype(
+            np.float32
+        )
+        alpha = cv2.warpAffine(
+            ell.astype(np.float32), Mf, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        )
         frame = frame * (1 - alpha[..., None]) + layer * alpha[..., None]
         frame += rng.normal(0, 2.0, frame.shape)  # sensor noise (8-bit levels)
         frames.append(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
@@ -128,8 +138,9 @@ def occlusion_clip(n: int, seed: int = 0):
             edge_t = cv2.dilate((np.abs(alpha - 0.5) < 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
             was_fg = fg_mask(t - 1, qx, qy)
             inside = (qx >= 0) & (qx <= W - 1) & (qy >= 0) & (qy <= H - 1)
-            near_prev_edge = np.abs(fg_mask(t - 1, qx + 2, qy).astype(int) - fg_mask(t - 1, qx - 2, qy)) + \
-                np.abs(fg_mask(t - 1, qx, qy + 2).astype(int) - fg_mask(t - 1, qx, qy - 2))
+            near_prev_edge = np.abs(
+                fg_mask(t - 1, qx + 2, qy).astype(int) - fg_mask(t - 1, qx - 2, qy)
+            ) + np.abs(fg_mask(t - 1, qx, qy + 2).astype(int) - fg_mask(t - 1, qx, qy - 2))
             visible = inside & (on_fg == was_fg) & ~edge_t & (near_prev_edge == 0)
             motion.append((qx.astype(np.float32), qy.astype(np.float32), visible))
     return frames, motion
@@ -158,8 +169,17 @@ def run_mode(st, clip_path, style, out_dir, o, per_frame, args):
 
     out = out_dir / ("per_frame.mp4" if per_frame else "default.mp4")
     t0 = time.perf_counter()
-    res = video.stylize_video(clip_path, style, out, o, per_frame=per_frame, temporal_weight=args.temporal_weight,
-                              frame_iterations=args.frame_iterations, callback=collect, stylizer=st)
+    res = video.stylize_video(
+        clip_path,
+        style,
+        out,
+        o,
+        per_frame=per_frame,
+        temporal_weight=args.temporal_weight,
+        frame_iterations=args.frame_iterations,
+        callback=collect,
+        stylizer=st,
+    )
     wall = time.perf_counter() - t0
     return frames, seconds, wall, res
 
@@ -169,14 +189,22 @@ def main(argv=None) -> int:
     p.add_argument("--clips", default="pan-zoom,occlusion")
     p.add_argument("--frames", type=int, default=48, help="frames of the pan-zoom clip")
     p.add_argument("--occlusion-frames", type=int, default=24)
-    p.add_argument("--iterations", default=None, help="--iterations for both modes (default: the tool's 60,40)")
-    p.add_argument("--frame-iterations", type=int, default=None,
-                   help="steps for each later frame in the default mode (default: the tool's, the last --iterations count)")
+    p.add_argument(
+        "--iterations", default=None, help="--iterations for both modes (default: the tool's 60,40)"
+    )
+    p.add_argument(
+        "--frame-iterations",
+        type=int,
+        default=None,
+        help="steps for each later frame in the default mode (default: the tool's, the last --iterations count)",
+    )
     p.add_argument("--temporal-weight", type=float, default=video.DEFAULT_TEMPORAL_WEIGHT)
     p.add_argument("--weights", default="original")
     p.add_argument("--modes", default="per-frame,default")
     p.add_argument("--json", default=str(RESULTS / "video.json"))
-    p.add_argument("--keep-frames", default=str(RESULTS / "video"), help="folder for a few frames ('' for none)")
+    p.add_argument(
+        "--keep-frames", default=str(RESULTS / "video"), help="folder for a few frames ('' for none)"
+    )
     args = p.parse_args(argv)
 
     o = config.DEFAULTS.replace(size=W, weights=args.weights)
@@ -185,15 +213,29 @@ def main(argv=None) -> int:
     st = Stylizer(o)
     scorer_net = None
     styles = {"pan-zoom": IMAGES / "starry_night.jpg", "occlusion": IMAGES / "the_scream.jpg"}
-    makers = {"pan-zoom": lambda: pan_zoom_clip(args.frames), "occlusion": lambda: occlusion_clip(args.occlusion_frames)}
+    makers = {
+        "pan-zoom": lambda: pan_zoom_clip(args.frames),
+        "occlusion": lambda: occlusion_clip(args.occlusion_frames),
+    }
     modes = [m for m in args.modes.split(",") if m]
-    report = {"machine": machine(), "command": " ".join(["benchmarks/bench_video.py"] + (argv or sys.argv[1:])),
-              "settings": {"size": [W, H], "fps": FPS, "weights": args.weights, "iterations": list(o.iterations),
-                           "frame_iterations": args.frame_iterations or o.iterations[-1],
-                           "temporal_weight": args.temporal_weight,
-                           "note": ("fewer iterations than the tool's defaults (60,40; later frames 40), for time"
-                                    if args.iterations or args.frame_iterations else "the tool's defaults")},
-              "clips": {}}
+    report = {
+        "machine": machine(),
+        "command": " ".join(["benchmarks/bench_video.py"] + (argv or sys.argv[1:])),
+        "settings": {
+            "size": [W, H],
+            "fps": FPS,
+            "weights": args.weights,
+            "iterations": list(o.iterations),
+            "frame_iterations": args.frame_iterations or o.iterations[-1],
+            "temporal_weight": args.temporal_weight,
+            "note": (
+                "fewer iterations than the tool's defaults (60,40; later frames 40), for time"
+                if args.iterations or args.frame_iterations
+                else "the tool's defaults"
+            ),
+        },
+        "clips": {},
+    }
     keep = Path(args.keep_frames) if args.keep_frames else None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -203,28 +245,46 @@ def main(argv=None) -> int:
             path = tmp / f"{clip}.mp4"
             video.write_video(path, [Image.fromarray(f) for f in frames], FPS)
             decoded = [img for _, img in video.read_frames(path)]
-            entry = {"frames": len(frames), "style": styles[clip].name,
-                     "input_warp_error_x1e3": round(1e3 * warp_error(decoded, motion), 4), "modes": {}}
+            entry = {
+                "frames": len(frames),
+                "style": styles[clip].name,
+                "input_warp_error_x1e3": round(1e3 * warp_error(decoded, motion), 4),
+                "modes": {},
+            }
             report["clips"][clip] = entry
             for mode in modes:
                 out_dir = tmp / f"{clip}-{mode}"
                 out_dir.mkdir()
-                stylised, secs, wall, res = run_mode(st, path, styles[clip], out_dir, o, mode == "per-frame", args)
+                stylised, secs, wall, res = run_mode(
+                    st, path, styles[clip], out_dir, o, mode == "per-frame", args
+                )
                 if scorer_net is None:
-                    from painterly.weights import get_vgg
+                    from painterly.net.weights import get_vgg
 
                     scorer_net, _, _ = get_vgg(None, last="relu5_1", pooling="max")
-                sc = [scores.Scorer(decoded[i], Image.open(styles[clip]).convert("RGB"), net=scorer_net)(stylised[i])
-                      for i in range(len(stylised))]
-                m = {"warp_error_x1e3": round(1e3 * warp_error(stylised, motion), 4),
-                     "style": round(float(np.mean([s["style"] for s in sc])), 4),
-                     "content": round(float(np.mean([s["content"] for s in sc])), 4),
-                     "seconds_per_frame": round(sum(secs) / len(secs), 2),
-                     "first_frame_seconds": round(secs[0], 2),
-                     "later_frame_seconds": round(float(np.mean(secs[1:])), 2) if len(secs) > 1 else None,
-                     "wall_seconds": round(wall, 1), "cuts": res.cuts,
-                     "reliable_mean": (round(float(np.mean([r["reliable"] for r in res.info if r["reliable"] is not None])), 3)
-                                       if any(r["reliable"] is not None for r in res.info) else None)}
+                sc = [
+                    scores.Scorer(decoded[i], Image.open(styles[clip]).convert("RGB"), net=scorer_net)(
+                        stylised[i]
+                    )
+                    for i in range(len(stylised))
+                ]
+                m = {
+                    "warp_error_x1e3": round(1e3 * warp_error(stylised, motion), 4),
+                    "style": round(float(np.mean([s["style"] for s in sc])), 4),
+                    "content": round(float(np.mean([s["content"] for s in sc])), 4),
+                    "seconds_per_frame": round(sum(secs) / len(secs), 2),
+                    "first_frame_seconds": round(secs[0], 2),
+                    "later_frame_seconds": round(float(np.mean(secs[1:])), 2) if len(secs) > 1 else None,
+                    "wall_seconds": round(wall, 1),
+                    "cuts": res.cuts,
+                    "reliable_mean": (
+                        round(
+                            float(np.mean([r["reliable"] for r in res.info if r["reliable"] is not None])), 3
+                        )
+                        if any(r["reliable"] is not None for r in res.info)
+                        else None
+                    ),
+                }
                 entry["modes"][mode] = m
                 if keep:  # input frame k+1, painted frames k and k+1: early in the clip and at its end
                     keep.mkdir(parents=True, exist_ok=True)
@@ -243,18 +303,27 @@ def main(argv=None) -> int:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             images.write_json(args.json, report)
 
-    print(f"\nsize {W}x{H}, {report['settings']['weights']} weights, iterations {report['settings']['iterations']}, "
-          f"later frames {report['settings']['frame_iterations']}, temporal weight {args.temporal_weight:g}\n")
+    print(
+        f"\nsize {W}x{H}, {report['settings']['weights']} weights, iterations {report['settings']['iterations']}, "
+        f"later frames {report['settings']['frame_iterations']}, temporal weight {args.temporal_weight:g}\n"
+    )
     print("| clip | mode | warp error x1e3 | style S | content K | s/frame | cuts |")
     print("|---|---|---|---|---|---|---|")
     for clip, mode, m in rows:
-        print(f"| {clip} | {mode} | {m['warp_error_x1e3']:.3f} | {m['style']:.3f} | {m['content']:.3f} | "
-              f"{m['seconds_per_frame']:.1f} | {len(m['cuts'])} |")
+        print(
+            f"| {clip} | {mode} | {m['warp_error_x1e3']:.3f} | {m['style']:.3f} | {m['content']:.3f} | "
+            f"{m['seconds_per_frame']:.1f} | {len(m['cuts'])} |"
+        )
     for clip, e in report["clips"].items():
-        print(f"\n{clip}: input warp error x1e3 {e['input_warp_error_x1e3']:.3f}"
-              + (f"; default/per-frame warp error {e['warp_error_ratio']:.3f} (target <= 0.333), "
-                 f"style {e['style_ratio']:.3f} (target <= 1.10): {'met' if e['targets_met'] else 'NOT met'}"
-                 if "warp_error_ratio" in e else ""))
+        print(
+            f"\n{clip}: input warp error x1e3 {e['input_warp_error_x1e3']:.3f}"
+            + (
+                f"; default/per-frame warp error {e['warp_error_ratio']:.3f} (target <= 0.333), "
+                f"style {e['style_ratio']:.3f} (target <= 1.10): {'met' if e['targets_met'] else 'NOT met'}"
+                if "warp_error_ratio" in e
+                else ""
+            )
+        )
     return 0
 
 

@@ -39,20 +39,80 @@ RUNS = {
     "w2": ["transfer", PHOTO, PAINTING, *SMALL, "--style-loss", "w2"],
     "sliced": ["transfer", PHOTO, PAINTING, *SMALL, "--style-loss", "sliced"],
     "two-styles": ["transfer", PHOTO, PAINTING, PAINTING2, *SMALL, "--style-blend", "0.7,0.3"],
-    "adam-pyramid": ["transfer", PHOTO, PAINTING, *SMALL, "--optimizer", "adam", "--parameterization", "pyramid"],
+    "adam-pyramid": [
+        "transfer",
+        PHOTO,
+        PAINTING,
+        *SMALL,
+        "--optimizer",
+        "adam",
+        "--parameterization",
+        "pyramid",
+    ],
     "content-target": ["transfer", PHOTO, PAINTING, *SMALL, "--content-target", "0.3"],
     "ceiling": ["transfer", PHOTO, PAINTING, *SMALL, "--content-ceiling", "0.05"],
-    "preset-quality": ["transfer", PHOTO, PAINTING, "--preset", "quality", "--size", "64", "--iterations", "4,3"],
+    "preset-quality": [
+        "transfer",
+        PHOTO,
+        PAINTING,
+        "--preset",
+        "quality",
+        "--size",
+        "64",
+        "--iterations",
+        "4,3",
+    ],
     "preset-paper": ["transfer", PHOTO, PAINTING, "--preset", "paper", "--size", "64", "--iterations", "6"],
-    "preset-neighbour": ["transfer", PHOTO, PAINTING, "--preset", "neighbour", "--size", "96",
-                         "--iterations", "3,3,2,2"],
-    "neighbour-rotations": ["transfer", PHOTO, PAINTING, "--preset", "neighbour", "--size", "96",
-                            "--iterations", "2,2,2,2", "--rotations", "--recolor", "oklab"],
+    "preset-neighbour": [
+        "transfer",
+        PHOTO,
+        PAINTING,
+        "--preset",
+        "neighbour",
+        "--size",
+        "96",
+        "--iterations",
+        "3,3,2,2",
+    ],
+    "neighbour-rotations": [
+        "transfer",
+        PHOTO,
+        PAINTING,
+        "--preset",
+        "neighbour",
+        "--size",
+        "96",
+        "--iterations",
+        "2,2,2,2",
+        "--rotations",
+        "--recolor",
+        "oklab",
+    ],
     "tiled": ["transfer", PHOTO, PAINTING, "--size", "96", "--iterations", "3", "--tile", "48"],
-    "tiled-mean-std": ["transfer", PHOTO, PAINTING, "--size", "96", "--iterations", "3", "--tile", "48",
-                       "--style-loss", "mean-std"],
-    "masks": ["transfer", PHOTO, PAINTING, PAINTING2, *SMALL, "--content-mask", "{mask}",
-              "--style-masks", "0,1"],
+    "tiled-mean-std": [
+        "transfer",
+        PHOTO,
+        PAINTING,
+        "--size",
+        "96",
+        "--iterations",
+        "3",
+        "--tile",
+        "48",
+        "--style-loss",
+        "mean-std",
+    ],
+    "masks": [
+        "transfer",
+        PHOTO,
+        PAINTING,
+        PAINTING2,
+        *SMALL,
+        "--content-mask",
+        "{mask}",
+        "--style-masks",
+        "0,1",
+    ],
     "luminance": ["transfer", PHOTO, PAINTING, *SMALL, "--preserve-color", "luminance"],
     "histogram": ["transfer", PHOTO, PAINTING, *SMALL, "--preserve-color", "histogram"],
     "recolor": ["transfer", PHOTO, PAINTING, *SMALL, "--recolor", "oklab-clip"],
@@ -81,7 +141,9 @@ def _clip(path: Path) -> None:
         s = out.add_stream("libx264", rate=12)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
         for i in range(4):
-            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(src[8 : 8 + 48, 4 * i : 4 * i + 64]), format="rgb24")
+            f = av.VideoFrame.from_ndarray(
+                np.ascontiguousarray(src[8 : 8 + 48, 4 * i : 4 * i + 64]), format="rgb24"
+            )
             for p in s.encode(f):
                 out.mux(p)
         for p in s.encode():
@@ -102,21 +164,33 @@ def _sha_video(path: Path) -> str:
     return h.hexdigest()
 
 
-def _painterly() -> str:
-    exe = Path(sys.executable).with_name("painterly")
-    return str(exe) if exe.exists() else (shutil.which("painterly") or "painterly")
+# `painterly ARGS` as this Python runs it: the package on its path (PYTHONPATH may point at another
+# tree, e.g. an older commit checked out, to record its bytes), by either layout's module.
+RUNNER = """import sys
+try:
+    from painterly.cli.main import main
+except ImportError:  # the flat layout before painterly.cli became a package
+    from painterly.cli import main
+sys.exit(main(sys.argv[1:]))"""
+
+
+def _painterly() -> list:
+    return [sys.executable, "-c", RUNNER]
 
 
 def record(only=None) -> dict:
     out: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    # A fixed folder: the recipe embedded in each output names its inputs (the mask by its path).
+    tmp = Path(tempfile.gettempdir()) / "painterly-byte-record"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
         mask, clip = tmp / "mask.png", tmp / "clip.mp4"
         _mask(mask)
         runs = {k: v for k, v in RUNS.items() if not only or k in only}
         for name, args in runs.items():
             dst = tmp / f"{name}.png"
-            cmd = [_painterly()] + [str(a).format(mask=mask) for a in args] + ["-o", str(dst), "--quiet"]
+            cmd = _painterly() + [str(a).format(mask=mask) for a in args] + ["-o", str(dst), "--quiet"]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=tmp)
             out[name] = {"sha256": _sha_image(dst), "seconds": round(time.perf_counter() - t, 1)}
@@ -126,26 +200,63 @@ def record(only=None) -> dict:
             again = tmp / "rerun.png"
             shutil.copy(PHOTO, tmp / PHOTO.name)
             shutil.copy(PAINTING, tmp / PAINTING.name)
-            subprocess.run([_painterly(), "rerun", str(tmp / "default.png"), "-o", str(again), "--quiet"],
-                           check=True, cwd=tmp)
+            subprocess.run(
+                _painterly() + ["rerun", str(tmp / "default.png"), "-o", str(again), "--quiet"],
+                check=True,
+                cwd=tmp,
+            )
             out["rerun"] = {"sha256": _sha_image(again)}
             print(f"{'rerun':22s} {out['rerun']['sha256'][:16]}")
         if not only or "batch" in only:
             (tmp / "in").mkdir()
             shutil.copy(PHOTO, tmp / "in" / PHOTO.name)
             shutil.copy(IMAGES / "golden_gate.jpg", tmp / "in" / "golden_gate.jpg")
-            subprocess.run([_painterly(), "batch", str(tmp / "in"), "--style", str(PAINTING), "--out-dir",
-                            str(tmp / "batch"), *SMALL, "--workers", "1", "--quiet"], check=True, cwd=tmp)
+            subprocess.run(
+                _painterly()
+                + [
+                    "batch",
+                    str(tmp / "in"),
+                    "--style",
+                    str(PAINTING),
+                    "--out-dir",
+                    str(tmp / "batch"),
+                    *SMALL,
+                    "--workers",
+                    "1",
+                    "--quiet",
+                ],
+                check=True,
+                cwd=tmp,
+            )
             for p in sorted((tmp / "batch").glob("*.png")):
                 out[f"batch/{p.name}"] = {"sha256": _sha_image(p)}
                 print(f"{'batch/' + p.name:22s} {out[f'batch/{p.name}']['sha256'][:16]}")
         if not only or "video" in only:
             _clip(clip)
             dst = tmp / "video.mp4"
-            subprocess.run([_painterly(), "video", str(clip), str(PAINTING), "-o", str(dst), "--size", "64",
-                            "--iterations", "3,2", "--frame-iterations", "2", "--quiet"], check=True, cwd=tmp)
+            subprocess.run(
+                _painterly()
+                + [
+                    "video",
+                    str(clip),
+                    str(PAINTING),
+                    "-o",
+                    str(dst),
+                    "--size",
+                    "64",
+                    "--iterations",
+                    "3,2",
+                    "--frame-iterations",
+                    "2",
+                    "--quiet",
+                ],
+                check=True,
+                cwd=tmp,
+            )
             out["video"] = {"sha256": _sha_video(dst)}
             print(f"{'video':22s} {out['video']['sha256'][:16]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -164,8 +275,11 @@ def main(argv=None) -> int:
         want = json.loads(a.check.read_text())["runs"]
         bad = [k for k in got if k in want and want[k]["sha256"] != got[k]["sha256"]]
         missing = [k for k in want if k not in got and not only]
-        print(f"{len(got) - len(bad)} of {len(got)} outputs have the recorded bytes"
-              + (f"; differ: {', '.join(bad)}" if bad else "") + (f"; not run: {', '.join(missing)}" if missing else ""))
+        print(
+            f"{len(got) - len(bad)} of {len(got)} outputs have the recorded bytes"
+            + (f"; differ: {', '.join(bad)}" if bad else "")
+            + (f"; not run: {', '.join(missing)}" if missing else "")
+        )
         return 1 if bad or missing else 0
     return 0
 
@@ -174,8 +288,9 @@ def _cpu() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip() + (" (avx512_bf16)" if "avx512_bf16" in
-                                                        Path("/proc/cpuinfo").read_text() else "")
+                return line.split(":", 1)[1].strip() + (
+                    " (avx512_bf16)" if "avx512_bf16" in Path("/proc/cpuinfo").read_text() else ""
+                )
     except OSError:
         pass
     return platform.processor()

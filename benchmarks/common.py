@@ -10,6 +10,7 @@ compared on one scale, whatever precision, layout or schedule produced them.
 Runs go through `run_worker`: one configuration per subprocess, so that its wall time and
 its peak resident memory (ru_maxrss of that process) are its own.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -29,7 +30,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from painterly import config, images, objective  # noqa: E402
+from painterly import imaging as images
+from painterly import objective  # noqa: E402
+from painterly import options as config
 from painterly.engine import Stylizer  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
@@ -61,20 +64,29 @@ def machine() -> dict:
         pass
     flags = set()
     try:
-        flags = set(next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split())
+        flags = set(
+            next(l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")).split()
+        )
     except (OSError, StopIteration):
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags,
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "load_average": list(os.getloadavg())}
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "load_average": list(os.getloadavg()),
+    }
 
 
 def paper_options(size: int, weights: str) -> config.Options:
     """The paper's losses (what every output is scored with), fp32, contiguous."""
-    return config.DEFAULTS.replace(**config.PRESET_OVERRIDES["paper"]).replace(
-        size=size, weights=weights, device="cpu", precision="fp32", channels_last=False, compile=False)
+    return config.DEFAULTS.replace(**config.PRESETS["paper"].overrides).replace(
+        size=size, weights=weights, device="cpu", precision="fp32", channels_last=False, compile=False
+    )
 
 
 class Evaluator:
@@ -96,10 +108,12 @@ class Evaluator:
         parts = self.objective.parts(x)
         total = float(self.objective.total(parts))
         o = self.o
-        return {"total": total,
-                "content": o.content_weight * float(sum(parts["content"].values())),
-                "style": o.style_weight * float(sum(w * parts["style"][l]
-                                                    for w, l in zip(objective.layer_weights(o), o.style_layers)))}
+        return {
+            "total": total,
+            "content": o.content_weight * float(sum(parts["content"].values())),
+            "style": o.style_weight
+            * float(sum(w * parts["style"][l] for w, l in zip(objective.layer_weights(o), o.style_layers))),
+        }
 
 
 def peak_rss_mib() -> float:
@@ -125,26 +139,53 @@ def worker_main(argv) -> None:
             t0 = time.perf_counter()
             it.image().save(out.with_name(f"{out.stem}_{it.step:04d}.png"))
             side["t"] += time.perf_counter() - t0
-            marks.append({"step": it.step, "seconds": it.elapsed - side["t"], "size": list(it.size),
-                          "optimiser_total": it.losses["total"],
-                          "image": str(out.with_name(f"{out.stem}_{it.step:04d}.png"))})
+            marks.append(
+                {
+                    "step": it.step,
+                    "seconds": it.elapsed - side["t"],
+                    "size": list(it.size),
+                    "optimiser_total": it.losses["total"],
+                    "image": str(out.with_name(f"{out.stem}_{it.step:04d}.png")),
+                }
+            )
 
     t0 = time.perf_counter()
-    res = api.run_transfer(spec.get("content", str(CONTENT)), spec.get("style", str(STYLE)), options=o,
-                           callback=callback if checkpoints else None)
+    res = api.run_transfer(
+        spec.get("content", str(CONTENT)),
+        spec.get("style", str(STYLE)),
+        options=o,
+        callback=callback if checkpoints else None,
+    )
     seconds = time.perf_counter() - t0 - side["t"]
     res.image.save(out)
-    print(json.dumps({"seconds": seconds, "run_seconds": res.seconds - side["t"], "iterations": res.iterations,
-                      "peak_rss_mib": peak_rss_mib(), "run_total": res.losses["total"], "output": str(out),
-                      "checkpoints": marks}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "run_seconds": res.seconds - side["t"],
+                "iterations": res.iterations,
+                "peak_rss_mib": peak_rss_mib(),
+                "run_total": res.losses["total"],
+                "output": str(out),
+                "checkpoints": marks,
+            }
+        )
+    )
 
 
-def run_worker(options: config.Options, output: Path, checkpoints=(), timeout: Optional[float] = None) -> dict:
+def run_worker(
+    options: config.Options, output: Path, checkpoints=(), timeout: Optional[float] = None
+) -> dict:
     """Run one configuration in a fresh Python process; return its JSON report."""
     spec = {"options": options.to_dict(), "output": str(output), "checkpoints": list(checkpoints)}
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.run([sys.executable, str(HERE / "common.py"), json.dumps(spec)], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "common.py"), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

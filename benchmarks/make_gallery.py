@@ -16,6 +16,7 @@ process, and the same command gives the same bytes, so they are the gallery's pi
 are re-encoded as JPEG with their recipe. It writes docs/gallery/wide/ and prints the README's
 gallery table (one row per kind of painting).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,62 @@ def jobs():
 
     for photo, painting in PAIRS.values():
         name = f"wide/{photo}--{painting}.jpg"
-        yield name, "transfers", ["transfer", f"{photo}.jpg", f"{painting}.jpg", "-o", name, "--size", str(SIZE)]
-    yield ("wide/tubingen--starry_night--quality.jpg", "transfers",
-           ["transfer", "tubingen.jpg", "starry_night.jpg", "-o", "wide/tubingen--starry_night--quality.jpg",
-            "--size", str(SIZE), "--preset", "quality"])
-    yield ("figure1.jpg", "figures", ["figure", "1", "-o", "figure1.jpg", "--content", "tubingen.jpg",
-                                      "--style", "starry_night.jpg", "--size", "160", "--iterations", "150"])
-    yield ("figure3.jpg", "figures", ["figure", "3", "-o", "figure3.jpg", "--content", "tubingen.jpg",
-                                      "--style", "starry_night.jpg", "--size", "160", "--ratios",
-                                      "1e-5,1e-4,1e-3,1e-2"])
+        yield (
+            name,
+            "transfers",
+            ["transfer", f"{photo}.jpg", f"{painting}.jpg", "-o", name, "--size", str(SIZE)],
+        )
+    yield (
+        "wide/tubingen--starry_night--quality.jpg",
+        "transfers",
+        [
+            "transfer",
+            "tubingen.jpg",
+            "starry_night.jpg",
+            "-o",
+            "wide/tubingen--starry_night--quality.jpg",
+            "--size",
+            str(SIZE),
+            "--preset",
+            "quality",
+        ],
+    )
+    yield (
+        "figure1.jpg",
+        "figures",
+        [
+            "figure",
+            "1",
+            "-o",
+            "figure1.jpg",
+            "--content",
+            "tubingen.jpg",
+            "--style",
+            "starry_night.jpg",
+            "--size",
+            "160",
+            "--iterations",
+            "150",
+        ],
+    )
+    yield (
+        "figure3.jpg",
+        "figures",
+        [
+            "figure",
+            "3",
+            "-o",
+            "figure3.jpg",
+            "--content",
+            "tubingen.jpg",
+            "--style",
+            "starry_night.jpg",
+            "--size",
+            "160",
+            "--ratios",
+            "1e-5,1e-4,1e-3,1e-2",
+        ],
+    )
 
 
 def from_bench(path: Path) -> str:
@@ -71,19 +119,33 @@ def from_bench(path: Path) -> str:
             continue
         name = f"{photo}--{painting}.jpg"
         _copy(entry["runs"]["default"], wide / name)
-        cells[KIND[painting]].append((name, f"painterly transfer {photo}.jpg {painting}.jpg -o out.png --size "
-                                      f"{data['size']}", f"{photo} x {painting}"))
+        cells[KIND[painting]].append(
+            (
+                name,
+                f"painterly transfer {photo}.jpg {painting}.jpg -o out.png --size {data['size']}",
+                f"{photo} x {painting}",
+            )
+        )
     lines = []
     for kind, items in cells.items():
         if not items:
             continue
         lines += [f"**{kind.capitalize()}**", ""]
         for i in range(0, len(items), 4):  # four pictures a row, each captioned photo x painting
-            row = items[i:i + 4]
-            lines += ["| " + " | ".join(c for _, _, c in row) + " |", "|" + "---|" * len(row),
-                      "| " + " | ".join(f"![](docs/gallery/wide/{n})" for n, _, _ in row) + " |", ""]
-    doc = ["# Gallery: the wide set", "", "Made by `benchmarks/bench_quality.py` (then `make_gallery.py --from-bench`) "
-           "with the original VGG-19; inputs from the project's shared image folder. Each picture's command:", ""]
+            row = items[i : i + 4]
+            lines += [
+                "| " + " | ".join(c for _, _, c in row) + " |",
+                "|" + "---|" * len(row),
+                "| " + " | ".join(f"![](docs/gallery/wide/{n})" for n, _, _ in row) + " |",
+                "",
+            ]
+    doc = [
+        "# Gallery: the wide set",
+        "",
+        "Made by `benchmarks/bench_quality.py` (then `make_gallery.py --from-bench`) "
+        "with the original VGG-19; inputs from the project's shared image folder. Each picture's command:",
+        "",
+    ]
     for kind, items in cells.items():
         for n, cmd, _ in items:
             doc += [f"![{n}]({n})", "", f"`{cmd}`", ""]
@@ -93,7 +155,7 @@ def from_bench(path: Path) -> str:
 
 def _copy(run: dict, dst: Path) -> None:
     """One bench_quality output (recorded relative to benchmarks/) as a JPEG with its recipe."""
-    from painterly import images  # noqa: E402
+    from painterly import imaging as images  # noqa: E402
 
     src = ROOT / "benchmarks" / run["image"]
     images.save_image(images.load_image(src), dst, images.read_recipe(src))
@@ -110,9 +172,16 @@ def from_neighbour(path: Path, pairs: str = "") -> str:
         data["pairs"] = {k: data["pairs"][k] for k in pairs.split(",")}
     folder = OUT / "neighbour"
     folder.mkdir(parents=True, exist_ok=True)
-    cols, doc = [], ["# Gallery: neural neighbours beside the Gatys default", "",
-                     "Made by `benchmarks/bench_neighbour.py` (then `make_gallery.py --from-neighbour`) with the "
-                     "original VGG-19. Each picture's command:", ""]
+    cols, doc = (
+        [],
+        [
+            "# Gallery: neural neighbours beside the Gatys default",
+            "",
+            "Made by `benchmarks/bench_neighbour.py` (then `make_gallery.py --from-neighbour`) with the "
+            "original VGG-19. Each picture's command:",
+            "",
+        ],
+    )
     for entry in data["pairs"].values():
         photo, painting = entry["photo"], entry["painting"]
         if not {"default", "neighbour"} <= set(entry["runs"]):
@@ -121,16 +190,22 @@ def from_neighbour(path: Path, pairs: str = "") -> str:
         for run, extra in (("default", ""), ("neighbour", " --preset neighbour")):
             names[run] = f"{photo}--{painting}--{run}.jpg"
             _copy(entry["runs"][run], folder / names[run])
-            doc += [f"![{names[run]}]({names[run]})", "", f"`painterly transfer {photo}.jpg {painting}.jpg -o out.png "
-                    f"--size {data['size']}{extra}`", ""]
+            doc += [
+                f"![{names[run]}]({names[run]})",
+                "",
+                f"`painterly transfer {photo}.jpg {painting}.jpg -o out.png --size {data['size']}{extra}`",
+                "",
+            ]
         cols.append((f"{photo} x {painting}", names))
     (folder / "README.md").write_text("\n".join(doc))
     lines = []
     for i in range(0, len(cols), 4):
-        row = cols[i:i + 4]
+        row = cols[i : i + 4]
         lines += ["| | " + " | ".join(c for c, _ in row) + " |", "|---|" + "---|" * len(row)]
         for run in ("default", "neighbour"):
-            lines.append(f"| {run} | " + " | ".join(f"![](docs/gallery/neighbour/{n[run]})" for _, n in row) + " |")
+            lines.append(
+                f"| {run} | " + " | ".join(f"![](docs/gallery/neighbour/{n[run]})" for _, n in row) + " |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -140,7 +215,9 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=("transfers", "figures"))
     ap.add_argument("--from-bench", metavar="JSON", help="take the pictures of a bench_quality.py run")
     ap.add_argument("--from-neighbour", metavar="JSON", help="take the pictures of a bench_neighbour.py run")
-    ap.add_argument("--pairs", default="", help="with --from-neighbour: only these PHOTO-PAINTING pairs, in order")
+    ap.add_argument(
+        "--pairs", default="", help="with --from-neighbour: only these PHOTO-PAINTING pairs, in order"
+    )
     args = ap.parse_args(argv)
     if args.from_bench:
         print(from_bench(Path(args.from_bench)))
@@ -149,14 +226,21 @@ def main(argv=None) -> int:
         print(from_neighbour(Path(args.from_neighbour), args.pairs))
         return 0
     OUT.mkdir(parents=True, exist_ok=True)
-    lines = ["# Gallery", "", "Made by `benchmarks/make_gallery.py` with the original VGG-19 and the defaults "
-             "unless the command says otherwise; inputs from the project's shared image folder.", ""]
+    lines = [
+        "# Gallery",
+        "",
+        "Made by `benchmarks/make_gallery.py` with the original VGG-19 and the defaults "
+        "unless the command says otherwise; inputs from the project's shared image folder.",
+        "",
+    ]
     for name, section, words in jobs():
         if args.only and section != args.only:
             continue
         out_at = words.index("-o") + 1  # the output goes to docs/gallery, inputs come from shared/images
-        argv_ = [str(OUT / w) if i == out_at else str(IMAGES / w) if w.endswith(".jpg") else w
-                 for i, w in enumerate(words)]
+        argv_ = [
+            str(OUT / w) if i == out_at else str(IMAGES / w) if w.endswith(".jpg") else w
+            for i, w in enumerate(words)
+        ]
         (OUT / words[out_at]).parent.mkdir(parents=True, exist_ok=True)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "painterly.cli", *argv_, "--quiet"], check=True)

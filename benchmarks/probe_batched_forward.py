@@ -10,6 +10,7 @@ network together would save per image (issue 11 asks batch for 1.5x over separat
 
 Prints a table and writes benchmarks/results/batched_forward.json.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,8 @@ import time
 import torch
 
 from common import RESULTS, machine, write_json
-
-from painterly import config, engine
+from painterly import engine
+from painterly import options as config
 
 SIZES = [(96, 128), (192, 256)]  # (H, W): the default schedule's scales at --size 256
 
@@ -45,12 +46,20 @@ def main() -> int:
             for _ in range(5):
                 step(x)
             best[n] = min(best.get(n, float("inf")), (time.perf_counter() - t) / 5)
-        rows.append({"size": f"{w}x{h}", "batch1_s": round(best[1], 4), "batch2_s": round(best[2], 4),
-                     "per_image_gain": round(2 * best[1] / best[2], 3)})
+        rows.append(
+            {
+                "size": f"{w}x{h}",
+                "batch1_s": round(best[1], 4),
+                "batch2_s": round(best[2], 4),
+                "per_image_gain": round(2 * best[1] / best[2], 3),
+            }
+        )
     print("| size | batch of 1, s | batch of 2, s | per-image gain |\n|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['size']} | {r['batch1_s']:.3f} | {r['batch2_s']:.3f} | {r['per_image_gain']:.2f}x |")
-    write_json(RESULTS / "batched_forward.json", {"benchmark": "batched_forward", "machine": machine(), "rows": rows})
+    write_json(
+        RESULTS / "batched_forward.json", {"benchmark": "batched_forward", "machine": machine(), "rows": rows}
+    )
     return 0
 
 

@@ -9,17 +9,18 @@ end above the ceiling.
 
 Writes benchmarks/results/first_scale_k.json and prints a table.
 """
+
 from __future__ import annotations
 
 import json
 import statistics
 import sys
 
+import painterly
 from bench_quality import IMAGES, PAIRS, RESULTS
 from common import machine
-
-import painterly
-from painterly import images, scores
+from painterly import imaging as images
+from painterly import scores
 
 
 def main() -> int:
@@ -36,19 +37,30 @@ def main() -> int:
         first = seen["image"]
         k1 = scores.Scorer(images.fit_to(c, first.size), s, extras=False)(first)["content"]
         k = scores.Scorer(images.resize_long_side(c, 384), s, extras=False)(r.image)["content"]
-        rows.append(dict(pair=name, k_first=round(k1, 3), k_final=round(k, 3), iterations=r.iterations,
-                         betas=[round(b, 3) for b in r.report()["style_weights"]]))
+        rows.append(
+            dict(
+                pair=name,
+                k_first=round(k1, 3),
+                k_final=round(k, 3),
+                iterations=r.iterations,
+                betas=[round(b, 3) for b in r.report()["style_weights"]],
+            )
+        )
         print(rows[-1], file=sys.stderr, flush=True)
     (RESULTS / "first_scale_k.json").write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
     print("| pair | K first scale | K final | polished |\n|---|---|---|---|")
     for r in rows:
-        print(f"| {r['pair']} | {r['k_first']:.3f} | {r['k_final']:.3f} | {'yes' if len(r['betas']) > 2 else ''} |")
+        print(
+            f"| {r['pair']} | {r['k_first']:.3f} | {r['k_final']:.3f} | {'yes' if len(r['betas']) > 2 else ''} |"
+        )
     polished = [r["k_first"] for r in rows if len(r["betas"]) > 2]
     if polished:
         under = sum(r["k_first"] >= min(polished) for r in rows if len(r["betas"]) == 2)
-        print(f"\npolished: {len(polished)} of {len(rows)}, first-scale K {min(polished):.3f}-{max(polished):.3f}; "
-              f"unpolished pairs with a first-scale K at least the lowest of those: {under}; "
-              f"final/first median x{statistics.median(r['k_final'] / r['k_first'] for r in rows):.2f}")
+        print(
+            f"\npolished: {len(polished)} of {len(rows)}, first-scale K {min(polished):.3f}-{max(polished):.3f}; "
+            f"unpolished pairs with a first-scale K at least the lowest of those: {under}; "
+            f"final/first median x{statistics.median(r['k_final'] / r['k_first'] for r in rows):.2f}"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ order and detail kept), and scores both (S, K, P, newly clipped; painterly/score
 Prints a table and writes benchmarks/results/palette_knee.json; the outputs go to
 benchmarks/results/quality/palette_knee/ (ignored by git).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,11 +27,18 @@ import time
 import torch
 
 from common import IMAGES, RESULTS, ROOT, machine, write_json
+from painterly import imaging as images
+from painterly import scores
+from painterly.imaging import color
 
-from painterly import color, images, scores
-
-PAIRS = ["sailboat:impronte_d_artista", "blonde_girl:asheville", "golden_gate:en_campo_gris",
-         "hoovertowernight:en_campo_gris", "brad_pitt:asheville", "tubingen:starry_night"]
+PAIRS = [
+    "sailboat:impronte_d_artista",
+    "blonde_girl:asheville",
+    "golden_gate:en_campo_gris",
+    "hoovertowernight:en_campo_gris",
+    "brad_pitt:asheville",
+    "tubingen:starry_night",
+]
 
 
 def roll_off(x: torch.Tensor, k: float) -> torch.Tensor:
@@ -58,25 +66,52 @@ def main(argv=None) -> int:
         c_path, s_path = IMAGES / f"{photo}.jpg", IMAGES / f"{painting}.jpg"
         c = images.resize_long_side(images.load_image(c_path), args.size)
         s = images.load_image(s_path)
-        start = color.match_histogram(images.to_tensor(c), images.to_tensor(images.resize_long_side(s, args.size)))
+        start = color.match_histogram(
+            images.to_tensor(c), images.to_tensor(images.resize_long_side(s, args.size))
+        )
         scorer = scores.Scorer(c, s, extras=False)
         for k in knees:
             init = out_dir / f"{photo}-{painting}-start-k{k}.png"
             images.to_pil(roll_off(start, k)).save(init)
             out = out_dir / f"{photo}-{painting}-k{k}.png"
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "painterly.cli", "transfer", str(c_path), str(s_path), "-o", str(out),
-                            "--size", str(args.size), "--init", str(init), "--overwrite", "--quiet"],
-                           check=True, env=env)
-            row = {"pair": f"{photo} x {painting}", "knee": k, "seconds": round(time.perf_counter() - t, 1),
-                   "start_out_of_range": float(((start < 0) | (start > 1)).any(1).float().mean())}
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "painterly.cli",
+                    "transfer",
+                    str(c_path),
+                    str(s_path),
+                    "-o",
+                    str(out),
+                    "--size",
+                    str(args.size),
+                    "--init",
+                    str(init),
+                    "--overwrite",
+                    "--quiet",
+                ],
+                check=True,
+                env=env,
+            )
+            row = {
+                "pair": f"{photo} x {painting}",
+                "knee": k,
+                "seconds": round(time.perf_counter() - t, 1),
+                "start_out_of_range": float(((start < 0) | (start > 1)).any(1).float().mean()),
+            }
             row.update({n: round(v, 4) for n, v in scorer(images.load_image(out)).items()})
             rows.append(row)
-            print(f"{row['pair']:36s} k {k:<5} S {row['style']:.3f} K {row['content']:.3f} P {row['palette']:.3f} "
-                  f"clipped {100 * row['clipped']:4.1f}%  (start out of range {100 * row['start_out_of_range']:.0f}%)",
-                  flush=True)
-    write_json(RESULTS / "palette_knee.json", {"benchmark": "palette_knee", "size": args.size, "machine": machine(),
-                                              "rows": rows})
+            print(
+                f"{row['pair']:36s} k {k:<5} S {row['style']:.3f} K {row['content']:.3f} P {row['palette']:.3f} "
+                f"clipped {100 * row['clipped']:4.1f}%  (start out of range {100 * row['start_out_of_range']:.0f}%)",
+                flush=True,
+            )
+    write_json(
+        RESULTS / "palette_knee.json",
+        {"benchmark": "palette_knee", "size": args.size, "machine": machine(), "rows": rows},
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ count meeting issue 18's per-pair targets, and writes results/tune/LABEL/ (outpu
 montage.png: photo, painting, result per pair). bench_quality.py is the judge (fresh processes,
 every score, 33 pairs); this is for sweeping. The derivation of the defaults is in README.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,9 @@ sys.path.insert(0, str(HERE))
 from PIL import Image, ImageDraw  # noqa: E402
 
 from bench_quality import IMAGES, PAIRS, TARGETS  # noqa: E402
-from painterly import config, engine, images, scores  # noqa: E402
+from painterly import engine, scores
+from painterly import imaging as images  # noqa: E402
+from painterly import options as config
 
 
 def main(argv=None) -> int:
@@ -37,7 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=19)
     args = ap.parse_args(argv)
     over = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.overrides).items()}
-    base = config.DEFAULTS.replace(**config.PRESET_OVERRIDES[over.pop("preset", "fast")])
+    base = config.DEFAULTS.replace(**config.PRESETS[over.pop("preset", "fast")].overrides)
     o = base.replace(size=args.size, **over)
     out = HERE / "results" / "tune" / args.label
     out.mkdir(parents=True, exist_ok=True)
@@ -49,13 +52,20 @@ def main(argv=None) -> int:
         result = stylizer.run(c, [s], options=o)
         seconds = time.perf_counter() - t
         result.image.save(out / f"{photo}-{painting}.png")
-        scorer = scores.Scorer(images.resize_long_side(images.load_image(c), args.size), images.load_image(s),
-                               net=net, extras=False)
+        scorer = scores.Scorer(
+            images.resize_long_side(images.load_image(c), args.size),
+            images.load_image(s),
+            net=net,
+            extras=False,
+        )
         net = scorer.net
         v = dict(scorer(result.image), seconds=seconds, pair=f"{photo}-{painting}")
         rows.append(v)
-        print(f"{photo:>16} {painting:>30} S {v['style']:.3f} K {v['content']:.3f} P {v['palette']:.3f} "
-              f"clipped {100 * v['clipped']:.1f}% {seconds:.1f} s", flush=True)
+        print(
+            f"{photo:>16} {painting:>30} S {v['style']:.3f} K {v['content']:.3f} P {v['palette']:.3f} "
+            f"clipped {100 * v['clipped']:.1f}% {seconds:.1f} s",
+            flush=True,
+        )
     for k in ("style", "content", "palette", "clipped", "seconds"):
         vals = [r[k] for r in rows]
         worst = max(range(len(vals)), key=vals.__getitem__)
@@ -68,12 +78,17 @@ def main(argv=None) -> int:
     draw = ImageDraw.Draw(sheet)
     for i, ((photo, painting), v) in enumerate(zip(pairs, rows)):
         x0, y0 = (i % 3) * (h * 3 + 10), (i // 3) * (h + 14)
-        for j, p in enumerate([IMAGES / f"{photo}.jpg", IMAGES / f"{painting}.jpg", out / f"{photo}-{painting}.png"]):
+        for j, p in enumerate(
+            [IMAGES / f"{photo}.jpg", IMAGES / f"{painting}.jpg", out / f"{photo}-{painting}.png"]
+        ):
             im = Image.open(p).convert("RGB")
             im.thumbnail((h, h))
             sheet.paste(im, (x0 + j * h, y0))
-        draw.text((x0, y0 + h), f"{painting[:14]} S{v['style']:.2f} K{v['content']:.2f} P{v['palette']:.2f}",
-                  fill="black")
+        draw.text(
+            (x0, y0 + h),
+            f"{painting[:14]} S{v['style']:.2f} K{v['content']:.2f} P{v['palette']:.2f}",
+            fill="black",
+        )
     sheet.save(out / "montage.png")
     return 0
 

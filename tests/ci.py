@@ -5,6 +5,7 @@ reason; in CI, where the test extras and programs are installed, the same condit
 so a regression (or a broken CI image) can never pass as a skip. The only skips CI allows are the
 documented platform ones (`skipif(sys.platform == ...)`, root, ...), written as plain skipif.
 """
+
 from __future__ import annotations
 
 import importlib

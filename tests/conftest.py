@@ -1,8 +1,8 @@
 """Shared fixtures: small images (from ../shared/images when present, else generated) and
 a seeded random VGG-19. No test needs the network or pretrained weights."""
+
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,9 @@ def _generated(kind: str, size=(96, 72)) -> Image.Image:
     if kind == "content":
         rgb = np.stack([x / w, y / h, 0.5 + 0.5 * np.sin(x / 7.0) * np.cos(y / 9.0)], -1)
     else:
-        rgb = np.stack([0.5 + 0.5 * np.sin((x + y) / 3.0), 0.5 + 0.5 * np.cos(x / 2.0),
-                        0.5 + 0.5 * np.sin(y / 4.0)], -1)
+        rgb = np.stack(
+            [0.5 + 0.5 * np.sin((x + y) / 3.0), 0.5 + 0.5 * np.cos(x / 2.0), 0.5 + 0.5 * np.sin(y / 4.0)], -1
+        )
     return Image.fromarray((rgb * 255).clip(0, 255).astype(np.uint8))
 
 

@@ -1,9 +1,9 @@
 """Stopping a subprocess at a known point (painterly.testhooks): the run writes its pid to a file
 and waits there until the test deletes the file; the test signals it in between. The deadlines
 below only keep a broken run from hanging the suite; nothing asserts how long anything took."""
+
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Demo images: bundled with the package (data/), small, decodable, credited in data/NOTICE;
 `painterly demo` runs offline and writes into the current directory."""
+
 from __future__ import annotations
 
 import socket
@@ -11,8 +12,10 @@ import pytest
 from PIL import Image
 
 from ci import shared_images
-
-from painterly import assets, cli, images, weights
+from painterly import assets
+from painterly import imaging as images
+from painterly.cli import main as cli
+from painterly.net import weights
 
 DATA = Path(assets.__file__).with_name("data")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
@@ -21,6 +24,7 @@ MAX_BYTES = 200 * 1024  # each bundled image stays small: the wheel carries them
 
 def no_network(monkeypatch):
     """Make any network access fail loudly: urllib (also as imported by weights) and raw sockets."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
 
@@ -61,8 +65,10 @@ def test_the_bundled_images_are_the_papers_pair_scaled_down():
     # Each bundled file is close to its full-size original once that is scaled down, and far
     # from the other picture: the content is Tuebingen, the style The Starry Night.
     content, style = assets.demo_images()
-    for bundled, original, other in ((content, "tubingen.jpg", "starry_night.jpg"),
-                                     (style, "starry_night.jpg", "tubingen.jpg")):
+    for bundled, original, other in (
+        (content, "tubingen.jpg", "starry_night.jpg"),
+        (style, "starry_night.jpg", "tubingen.jpg"),
+    ):
         a = np.asarray(images.load_image(bundled), dtype=np.float32)
         size = (a.shape[1], a.shape[0])
 
@@ -129,7 +135,9 @@ def test_demo_output_size_and_weights_flags(tmp_path, monkeypatch, capsys):
     no_network(monkeypatch)
     monkeypatch.chdir(tmp_path)
     calls = []
-    monkeypatch.setattr(cli, "run_job", lambda job, c, s, o, args: calls.append((job, c, s, o, args.output)) or 0)
+    monkeypatch.setattr(
+        cli, "run_job", lambda job, c, s, o, args: calls.append((job, c, s, o, args.output)) or 0
+    )
     (tmp_path / "sub").mkdir()
     assert cli.main(["demo", "-o", "sub/mine.png", "--size", "96", "--weights", "random", "--quiet"]) == 0
     assert cli.main(["demo", "--quiet"]) == 0

@@ -9,6 +9,7 @@ Hypothesis property fuzzes the same options; a full disk is simulated in a subpr
 an existing output is either untouched or completely replaced, and that no hidden temporary
 file is left behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,12 +34,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from painterly import cli, config, engine, images, memory
+from painterly import engine
+from painterly import imaging as images
+from painterly import options as config
+from painterly.cli import main as cli
 from painterly.errors import Stop
+from painterly.runtime import memory
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-FAST = ["--weights", "random", "--size", "32", "--iterations", "2", "--device", "cpu", "--precision", "fp32",
-        "--quiet"]
+FAST = [
+    "--weights",
+    "random",
+    "--size",
+    "32",
+    "--iterations",
+    "2",
+    "--device",
+    "cpu",
+    "--precision",
+    "fp32",
+    "--quiet",
+]
 PRECIOUS = b"precious: an earlier output that must survive a failed run"
 _SET_THREADS = torch.set_num_threads  # the real one (the tests below replace it)
 
@@ -51,14 +67,20 @@ def _gradient(w: int, h: int) -> Image.Image:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def _raw_png(path: Path, w: int, h: int, depth: int, colour: int, rows: bytes) -> None:
     """A PNG written by hand: 16-bit RGB (Pillow cannot write it) or a header-only bomb."""
     ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows))
-                     + _png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _with_recipe(path: Path, text: str) -> None:
@@ -112,8 +134,12 @@ def corpus(tmp_path_factory) -> Path:
     _raw_png(d / "bomb.png", 40000, 40000, 8, 2, b"")  # a header promising 1.6 G pixels
     _with_recipe(d / "recipe_list.png", json.dumps([1, 2, 3]))
     _with_recipe(d / "recipe_broken.png", '{"job": "transfer", "options": {')
-    _with_recipe(d / "recipe_types.png", json.dumps({"job": "transfer", "styles": [],
-                                                     "options": {"seed": "x", "size": 32, "weights": "random"}}))
+    _with_recipe(
+        d / "recipe_types.png",
+        json.dumps(
+            {"job": "transfer", "styles": [], "options": {"seed": "x", "size": 32, "weights": "random"}}
+        ),
+    )
     _with_recipe(d / "recipe_styles.png", json.dumps({"job": "transfer", "styles": 5, "options": {}}))
     _with_recipe(d / "recipe_job.png", json.dumps({"job": "paint", "options": {"weights": "random"}}))
     _with_recipe(d / "recipe_shape.png", json.dumps({"job": "transfer", "options": {"iterations": {"a": 1}}}))
@@ -121,8 +147,11 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def _hashes(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _hidden(root: Path) -> list:
@@ -152,9 +181,11 @@ def _threads():
 # --- running one case and checking everything ---------------------------------------------------------
 def _argv(tokens, corpus: Path, case: Path) -> list:
     """'@name': a corpus file; '%name': a file in the case's folder; anything else as is."""
+
     def one(t):
         t = str(t)
         return str(corpus / t[1:]) if t.startswith("@") else str(case / t[1:]) if t.startswith("%") else t
+
     return [one(t) for t in tokens]
 
 
@@ -202,8 +233,9 @@ def check_case(tokens, ok: bool, corpus: Path, case: Path, capsys, *, expect="",
         assert out.read_bytes() == PRECIOUS  # a failed run leaves the earlier output alone
     assert _hashes(corpus) == corpus_before, "an input file changed"
     after = _hashes(case)
-    assert all(after.get(k) == v for k, v in case_before.items() if not (replaced and k == out.name)), \
+    assert all(after.get(k) == v for k, v in case_before.items() if not (replaced and k == out.name)), (
         "a file in the output's folder was damaged"
+    )
     assert _hidden(case) == [] and _hidden(corpus) == [], "a temporary file was left behind"
     return code, err
 
@@ -212,17 +244,23 @@ def _colour(rgb, tol=12):
     def check(img):
         mean = np.asarray(img, np.float64).reshape(-1, 3).mean(0)
         assert np.abs(mean - np.array(rgb)).max() <= tol, (mean, rgb)
+
     return check
 
 
 def _size(w, h):
     def check(img):
         assert img.size == (w, h), img.size
+
     return check
 
 
 # --- the table ------------------------------------------------------------------------------------------
-T, OUT, ZERO = "transfer", ["-o", "%out.png"], ["--iterations", "0", "--init", "content"]  # 0 steps from the content: the output is the content
+T, OUT, ZERO = (
+    "transfer",
+    ["-o", "%out.png"],
+    ["--iterations", "0", "--init", "content"],
+)  # 0 steps from the content: the output is the content
 VALID = [
     ("cmyk-jpeg", [T, "@cmyk.jpg", "@s.png", *OUT, *FAST, *ZERO], _colour((200, 100, 50))),
     ("16-bit-grey-png", [T, "@gray16.png", "@gray16.png", *OUT, *FAST, *ZERO], _colour((156, 156, 156), 2)),
@@ -240,8 +278,11 @@ VALID = [
     ("non-ascii-names", [T, "@mein foto ü.png", "@写真.jpg", "-o", "%ergebnis ü 写真.png", *FAST], None),
     ("output-path-with-spaces", [T, "@c.png", "@s.png", "-o", "%sub dir/out put.png", *FAST], None),
     ("jpeg-output-upper-case", [T, "@c.png", "@s.png", "-o", "%OUT.JPG", *FAST], None),
-    ("odd-styles-blended", [T, "@c.png", "@cmyk.jpg", "@gray16.png", "@palette_t.png", "@anim.gif", *OUT, *FAST],
-     _size(32, 24)),
+    (
+        "odd-styles-blended",
+        [T, "@c.png", "@cmyk.jpg", "@gray16.png", "@palette_t.png", "@anim.gif", *OUT, *FAST],
+        _size(32, 24),
+    ),
     ("texture-from-palette", ["texture", "@palette.png", *OUT, *FAST], _size(32, 24)),
     ("content-from-LA", ["content", "@la.png", *OUT, *FAST], _size(32, 24)),
     ("with-a-report", [T, "@c.png", "@s.png", *OUT, *FAST, "--report", "%r.json"], None),
@@ -258,26 +299,50 @@ BAD = [
     ("header-bomb", [T, "@bomb.png", "@s.png", *OUT, *FAST], "exceeds"),
     ("10000x1-content", [T, "@wide.png", "@s.png", *OUT, *FAST], "aspect ratio"),
     ("10000x1-style", [T, "@c.png", "@wide.png", *OUT, *FAST], "aspect ratio"),
-    ("10000x1-at-the-largest-size", [T, "@wide.png", "@s.png", *OUT, *FAST, "--size", "8192"], "aspect ratio"),
+    (
+        "10000x1-at-the-largest-size",
+        [T, "@wide.png", "@s.png", *OUT, *FAST, "--size", "8192"],
+        "aspect ratio",
+    ),
     ("missing-output-folder", [T, "@c.png", "@s.png", "-o", "%no/such/out.png", *FAST], "does not exist"),
     ("output-folder-is-a-file", [T, "@c.png", "@s.png", "-o", "%keep.png/out.png", *FAST], "not a directory"),
-    ("output-is-a-folder", [T, "@c.png", "@s.png", "-o", "%sub dir", *FAST], "sub dir': it is a folder; name a file in it"),
+    (
+        "output-is-a-folder",
+        [T, "@c.png", "@s.png", "-o", "%sub dir", *FAST],
+        "sub dir': it is a folder; name a file in it",
+    ),
     ("empty-output-path", [T, "@c.png", "@s.png", "-o", "", *FAST], "path is empty"),
     ("output-is-the-input", [T, "@c.png", "@s.png", "-o", "@c.png", *FAST], "--overwrite-input"),
     ("output-extension-gif", [T, "@c.png", "@s.png", "-o", "%out.gif", *FAST], "'.gif' is not supported"),
     ("output-without-extension", [T, "@c.png", "@s.png", "-o", "%out", *FAST], "no extension"),
-    ("report-folder-missing", [T, "@c.png", "@s.png", *OUT, *FAST, "--report", "%no/r.json"], "does not exist"),
-    ("unknown-style-layer", [T, "@c.png", "@s.png", *OUT, *FAST, "--style-layers", "relu1_1,relu9_1"], "relu9_1"),
-    ("unknown-content-layer", [T, "@c.png", "@s.png", *OUT, *FAST, "--content-layers", "conv4_22"], "conv4_2"),
+    (
+        "report-folder-missing",
+        [T, "@c.png", "@s.png", *OUT, *FAST, "--report", "%no/r.json"],
+        "does not exist",
+    ),
+    (
+        "unknown-style-layer",
+        [T, "@c.png", "@s.png", *OUT, *FAST, "--style-layers", "relu1_1,relu9_1"],
+        "relu9_1",
+    ),
+    (
+        "unknown-content-layer",
+        [T, "@c.png", "@s.png", *OUT, *FAST, "--content-layers", "conv4_22"],
+        "conv4_2",
+    ),
     ("content-verb-unknown-layer", ["content", "@c.png", *OUT, *FAST, "--layer", "fc7"], "fc7"),
     ("texture-verb-no-layers", ["texture", "@s.png", *OUT, *FAST, "--layers", ""], "style layer"),
     ("unknown-pooling", [T, "@c.png", "@s.png", *OUT, *FAST, "--pooling", "median"], "median"),
     ("unknown-device", [T, "@c.png", "@s.png", *OUT, *FAST, "--device", "tpu"], "tpu"),
     ("unknown-preset", [T, "@c.png", "@s.png", *OUT, *FAST, "--preset", "turbo"], "turbo"),
-    ("unknown-optimizer", [T, "@c.png", "@s.png", *OUT, *FAST, "--optimizer", "lbgfs"], "did you mean 'lbfgs'"),
+    (
+        "unknown-optimizer",
+        [T, "@c.png", "@s.png", *OUT, *FAST, "--optimizer", "lbgfs"],
+        "did you mean 'lbfgs'",
+    ),
     ("unknown-style-loss", [T, "@c.png", "@s.png", *OUT, *FAST, "--style-loss", "gramm"], "gramm"),
     ("a-newline-in-a-value", [T, "@c.png", "@s.png", *OUT, *FAST, "--iterations", "1\n2"], "--iterations"),
-    ("seed-2**70", [T, "@c.png", "@s.png", *OUT, *FAST, "--seed", str(2 ** 70)], "--seed"),
+    ("seed-2**70", [T, "@c.png", "@s.png", *OUT, *FAST, "--seed", str(2**70)], "--seed"),
     ("lbfgs-history-0", [T, "@c.png", "@s.png", *OUT, *FAST, "--lbfgs-history", "0"], "--lbfgs-history"),
     ("lbfgs-history--3", [T, "@c.png", "@s.png", *OUT, *FAST, "--lbfgs-history", "-3"], "--lbfgs-history"),
     ("threads--1", [T, "@c.png", "@s.png", *OUT, *FAST, "--threads", "-1"], "--threads"),
@@ -291,19 +356,37 @@ BAD = [
     ("serve-concurrency-0", ["serve", "--concurrency", "0"], "--concurrency"),
     ("serve-queue-size--1", ["serve", "--queue-size", "-1"], "--queue-size"),
     ("demo-size-0", ["demo", "--size", "0", *OUT, "--weights", "random", "--quiet"], "--size"),
-    ("figure-threads--1", ["figure", "6", *OUT, "--content", "@c.png", "--style", "@s.png", *FAST,
-                           "--threads", "-1"], "--threads"),
+    (
+        "figure-threads--1",
+        ["figure", "6", *OUT, "--content", "@c.png", "--style", "@s.png", *FAST, "--threads", "-1"],
+        "--threads",
+    ),
     ("figure-unknown", ["figure", "9", *OUT], "there is no figure 9; the figures are 1: "),
-    ("batch-workers-0", ["batch", "@c.png", "--style", "@s.png", "--out-dir", "%b", "--workers", "0"], "--workers"),
-    ("video-frame-iterations--1", ["video", "@c.png", "@s.png", "-o", "%v.mp4", "--frame-iterations", "-1"],
-     "--frame-iterations"),
+    (
+        "batch-workers-0",
+        ["batch", "@c.png", "--style", "@s.png", "--out-dir", "%b", "--workers", "0"],
+        "--workers",
+    ),
+    (
+        "video-frame-iterations--1",
+        ["video", "@c.png", "@s.png", "-o", "%v.mp4", "--frame-iterations", "-1"],
+        "--frame-iterations",
+    ),
     ("weights-unknown-set", ["weights", "vgg16"], "vgg16"),
     ("unknown-verb", ["paint", "@c.png"], "invalid choice"),
     ("no-verb", [], "required"),
     ("rerun-recipe-is-a-json-list", ["rerun", "@recipe_list.png", *OUT, "--quiet"], "not a JSON object"),
     ("rerun-recipe-invalid-json", ["rerun", "@recipe_broken.png", *OUT, "--quiet"], "not a JSON object"),
-    ("rerun-recipe-wrong-types", ["rerun", "@recipe_types.png", *OUT, "--quiet"], "--seed must be a whole number"),
-    ("rerun-recipe-styles-not-a-list", ["rerun", "@recipe_styles.png", *OUT, "--quiet"], "styles are malformed"),
+    (
+        "rerun-recipe-wrong-types",
+        ["rerun", "@recipe_types.png", *OUT, "--quiet"],
+        "--seed must be a whole number",
+    ),
+    (
+        "rerun-recipe-styles-not-a-list",
+        ["rerun", "@recipe_styles.png", *OUT, "--quiet"],
+        "styles are malformed",
+    ),
     ("rerun-recipe-unknown-job", ["rerun", "@recipe_job.png", *OUT, "--quiet"], "paint"),
     ("rerun-recipe-wrong-shape", ["rerun", "@recipe_shape.png", *OUT, "--quiet"], "--iterations"),
     ("rerun-no-recipe", ["rerun", "@c.png", *OUT, "--quiet"], "no painterly recipe"),
@@ -314,8 +397,11 @@ BAD = [
 # --- every numeric option of transfer, negative, zero, huge and NaN (from config.SPECS) ------------------
 _HINTS = typing.get_type_hints(config.Options)
 # Flags a value needs to matter (and to be valid at all): region weights need regions, etc.
-CONTEXT = {"region_weights": ["--content-mask", "@mask.png"], "learning_rate": ["--optimizer", "adam"],
-           "noise_amplitude": ["--init", "noise"]}
+CONTEXT = {
+    "region_weights": ["--content-mask", "@mask.png"],
+    "learning_rate": ["--optimizer", "adam"],
+    "noise_amplitude": ["--init", "noise"],
+}
 COUNT = {"style_layer_weights": len(config.DEFAULTS.style_layers), "region_weights": 2}  # values a list needs
 # In range for the Spec, refused by a rule between fields (named here, so no rule goes unnoticed).
 ZERO_REFUSED = {"style_blend": "positive sum"}
@@ -336,9 +422,23 @@ def numeric_options(verb: str = "transfer") -> list:
 # derived from config.SPECS, which is what is under test): none takes a negative, huge or NaN
 # value; these take 0 (a weight of 0 switches its term off, 0 iterations give the start, seed 0
 # is a seed, --threads 0 and --tile 0 mean "automatic"/"untiled").
-ZERO_VALID = {"style_layer_weights", "content_weight", "style_weight", "content_target", "content_ceiling", "tv_weight",
-              "range_weight", "iterations", "seed", "noise_amplitude", "threads", "region_weights", "tile",
-              "neighbour_photo", "palette_weight"}
+ZERO_VALID = {
+    "style_layer_weights",
+    "content_weight",
+    "style_weight",
+    "content_target",
+    "content_ceiling",
+    "tv_weight",
+    "range_weight",
+    "iterations",
+    "seed",
+    "noise_amplitude",
+    "threads",
+    "region_weights",
+    "tile",
+    "neighbour_photo",
+    "palette_weight",
+}
 ZERO_INVALID = {"size", "style_scale", "scales", "learning_rate", "lbfgs_history", "style_blend"}
 
 
@@ -349,8 +449,12 @@ def _admits(name: str, label: str) -> bool:
 def _numeric_cases():
     cases = []
     for name, spec, kind in numeric_options():
-        for label, text in (("negative", "-1"), ("zero", "0"), ("huge", "10" * 20 if kind is int else "1e300"),
-                            ("nan", "nan")):
+        for label, text in (
+            ("negative", "-1"),
+            ("zero", "0"),
+            ("huge", "10" * 20 if kind is int else "1e300"),
+            ("nan", "nan"),
+        ):
             value = ",".join([text] * COUNT.get(name, 1))
             ok = _admits(name, label)
             refused_by_rule = label == "zero" and name in ZERO_REFUSED
@@ -383,7 +487,9 @@ def test_numeric_option_extremes(tokens, ok, expect, corpus, tmp_path, capsys):
 
 
 def test_valid_threads_are_passed_on(corpus, tmp_path, capsys, _threads):
-    check_case([T, "@c.png", "@s.png", *OUT, *FAST, "--threads", "3"], True, corpus, tmp_path / "case", capsys)
+    check_case(
+        [T, "@c.png", "@s.png", *OUT, *FAST, "--threads", "3"], True, corpus, tmp_path / "case", capsys
+    )
     assert _threads == [3]
 
 
@@ -392,7 +498,7 @@ _FSIZE_CHILD = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
 resource.setrlimit(resource.RLIMIT_FSIZE, (600, 600))
-from painterly import cli
+from painterly.cli import main as cli
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -406,20 +512,39 @@ def test_full_disk_in_a_subprocess(corpus, tmp_path):
     (case / "old.png").write_bytes(PRECIOUS)
     before = _hashes(corpus)
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-c", _FSIZE_CHILD, T, str(corpus / "c.png"), str(corpus / "s.png"),
-                           "-o", str(case / "new.png"), *FAST, "--threads", "1"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FSIZE_CHILD,
+            T,
+            str(corpus / "c.png"),
+            str(corpus / "s.png"),
+            "-o",
+            str(case / "new.png"),
+            *FAST,
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     line = _one_error_line(proc.returncode, proc.stderr)
     assert "Traceback" not in proc.stderr and "new.png" in line
     assert sorted(p.name for p in case.iterdir()) == ["old.png"]  # no partial new.png, no hidden temp file
     assert (case / "old.png").read_bytes() == PRECIOUS and _hashes(corpus) == before
 
 
-@pytest.mark.parametrize("failing, extra", [
-    (".out.png.", []),  # the image itself
-    (".r.json.", ["--report", "%r.json"]),  # the report, after a complete image
-    (".out_0001.png.", ["--save-every", "1"]),  # an intermediate, during the run
-])
+@pytest.mark.parametrize(
+    "failing, extra",
+    [
+        (".out.png.", []),  # the image itself
+        (".r.json.", ["--report", "%r.json"]),  # the report, after a complete image
+        (".out_0001.png.", ["--save-every", "1"]),  # an intermediate, during the run
+    ],
+)
 def test_no_space_left_on_device(corpus, tmp_path, capsys, monkeypatch, failing, extra):
     """ENOSPC halfway through writing a temp file whose name starts with `failing`."""
     real_fdopen = os.fdopen
@@ -461,8 +586,15 @@ def test_no_space_left_on_device(corpus, tmp_path, capsys, monkeypatch, failing,
     monkeypatch.setattr(images.tempfile, "mkstemp", mkstemp)
     monkeypatch.setattr(os, "fdopen", fdopen)
     # The report is written after the image: that one is complete; no partial report.
-    check_case([T, "@c.png", "@s.png", *OUT, *FAST, "--iterations", "3", *extra], False, corpus, tmp_path / "case",
-               capsys, expect="no space left on device", replaced=failing == ".r.json.")
+    check_case(
+        [T, "@c.png", "@s.png", *OUT, *FAST, "--iterations", "3", *extra],
+        False,
+        corpus,
+        tmp_path / "case",
+        capsys,
+        expect="no space left on device",
+        replaced=failing == ".r.json.",
+    )
     assert sorted(p.name for p in (tmp_path / "case").iterdir()) == ["keep.png", "out.png", "sub dir"]
 
 
@@ -473,19 +605,51 @@ _BASE = config.DEFAULTS.replace(weights="random", size=96, iterations=(2,), devi
 # refuses a valid but large --size, --scales or --style-scale (one line naming the largest size that
 # fits) the same way on every machine, instead of spending minutes on it.
 BUDGET = memory.estimate_peak_bytes(_BASE, 96, 72, style_sizes=[(24, 24)])
-ODD = ["1e999", "-1e999", "0x10", "", " 3", "3 ", "+7", "1_0", "٣", "nan", "-nan", "inf", "-inf", "1e-320",
-       "0.0", "-0", "9" * 30, "1,", ",", ",,", "2**70", "0b1", "None", "true", "1 2", "\t", "1\n2"]
+ODD = [
+    "1e999",
+    "-1e999",
+    "0x10",
+    "",
+    " 3",
+    "3 ",
+    "+7",
+    "1_0",
+    "٣",
+    "nan",
+    "-nan",
+    "inf",
+    "-inf",
+    "1e-320",
+    "0.0",
+    "-0",
+    "9" * 30,
+    "1,",
+    ",",
+    ",,",
+    "2**70",
+    "0b1",
+    "None",
+    "true",
+    "1 2",
+    "\t",
+    "1\n2",
+]
 
 
 def _number(kind, spec):
     edges = [v for v in (spec.low, spec.high) if v is not None]
     if kind is int:
         edges = [int(e) + d for e in edges for d in (-1, 0, 1)]
-        num = st.integers() | st.integers(-3, 300) | st.sampled_from([0, -1, 2 ** 63, 2 ** 70, -(10 ** 30)] + edges)
+        num = st.integers() | st.integers(-3, 300) | st.sampled_from([0, -1, 2**63, 2**70, -(10**30)] + edges)
     else:
         edges = [e * f for e in edges for f in (1.0, 1.0 + 1e-9, 1.0 - 1e-9)]
-        num = st.floats() | st.floats(-10, 100) | st.sampled_from(
-            [0.0, -0.0, 5e-324, 1e-300, 1e300, 1.7e308, math.inf, -math.inf, math.nan] + edges)
+        num = (
+            st.floats()
+            | st.floats(-10, 100)
+            | st.sampled_from(
+                [0.0, -0.0, 5e-324, 1e-300, 1e300, 1.7e308, math.inf, -math.inf, math.nan] + edges
+            )
+        )
     return num.map(str)
 
 
@@ -511,6 +675,7 @@ def _bounded():
             if it.step >= MAX_STEPS:
                 state["stopped"] = True
                 raise Stop
+
         return real_run(self, *args, callback=bounded, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -521,8 +686,13 @@ def _bounded():
 
 
 @pytest.mark.parametrize("name, spec, kind", [pytest.param(*o, id=o[0]) for o in numeric_options()])
-@settings(max_examples=10, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_fuzzed_numeric_option(name, spec, kind, data, corpus, tmp_path_factory, capsys):
     """Any text for any numeric option: a run with an output, or one line and a non-zero status."""
@@ -530,8 +700,11 @@ def test_fuzzed_numeric_option(name, spec, kind, data, corpus, tmp_path_factory,
     case = tmp_path_factory.mktemp("fuzz")
     (case / "out.png").write_bytes(PRECIOUS)
     before = _hashes(corpus)
-    argv = _argv([T, "@c.png", "@s.png", *OUT, *FAST, *CONTEXT.get(name, []),
-                  f"{config.flag(name)}={text}"], corpus, case)
+    argv = _argv(
+        [T, "@c.png", "@s.png", *OUT, *FAST, *CONTEXT.get(name, []), f"{config.flag(name)}={text}"],
+        corpus,
+        case,
+    )
     with _bounded() as state:
         code, stdout, err = _run(argv, capsys)
     assert "Traceback" not in err + stdout

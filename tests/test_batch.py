@@ -1,6 +1,7 @@
 """Batch mode: job lists (cross product, folders, globs, manifests), the log, resumability after
 a SIGKILL, --force, a failing image among good ones, a dead worker's job retried, and the Ray
 executor (slow). Random weights and tiny sizes throughout."""
+
 import csv
 import json
 import os
@@ -16,8 +17,10 @@ from PIL import Image
 
 from ci import require
 from holds import hold_env, wait_gone, wait_held
-
-from painterly import batch, cli, config, images
+from painterly import imaging as images
+from painterly import options as config
+from painterly.batch import stylize as batch
+from painterly.cli import main as cli
 from painterly.errors import InvalidOption
 
 FAST = ["--weights", "random", "--size", "32", "--iterations", "3", "--device", "cpu"]
@@ -26,7 +29,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 def _img(path: Path, seed: int, size=(40, 32)) -> Path:
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
     base = np.stack([x / size[0], y / size[1], 0.5 + 0.5 * np.sin(x / (3 + seed))], -1)
     rgb = (base * 200 + rng.integers(0, 55, base.shape)).clip(0, 255).astype(np.uint8)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +41,9 @@ def _img(path: Path, seed: int, size=(40, 32)) -> Path:
 def inputs(tmp_path):
     """Three photos in a folder and two paintings."""
     photos = [_img(tmp_path / "photos" / f"p{i}.png", i) for i in range(3)]
-    paintings = [_img(tmp_path / "art" / name, 10 + i, (36, 36)) for i, name in enumerate(["ink.png", "oil.jpg"])]
+    paintings = [
+        _img(tmp_path / "art" / name, 10 + i, (36, 36)) for i, name in enumerate(["ink.png", "oil.jpg"])
+    ]
     return {"photos": photos, "paintings": paintings, "dir": tmp_path, "out": tmp_path / "out"}
 
 
@@ -58,9 +63,22 @@ def test_cross_product_names_log_and_summary(inputs, capsys, monkeypatch):
     registered = []  # named semaphores (multiprocessing queues and locks) the batch made here
     monkeypatch.setattr(resource_tracker, "register", lambda name, rtype: registered.append(rtype))
     out = inputs["out"]
-    code, stdout, err = run_cli(["batch", inputs["dir"] / "photos", "--style", inputs["paintings"][0],
-                                 "--style", inputs["dir"] / "art" / "*.jpg", "--out-dir", out, "--workers", "1",
-                                 *FAST], capsys)
+    code, stdout, err = run_cli(
+        [
+            "batch",
+            inputs["dir"] / "photos",
+            "--style",
+            inputs["paintings"][0],
+            "--style",
+            inputs["dir"] / "art" / "*.jpg",
+            "--out-dir",
+            out,
+            "--workers",
+            "1",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 0, err
     # None: a Ctrl-C'd batch once left the resource tracker one to warn about after the summary.
     assert registered == []
@@ -80,7 +98,10 @@ def test_cross_product_names_log_and_summary(inputs, capsys, monkeypatch):
     styles = [l["style"] for l in lines]
     assert styles == sorted(styles, key=styles.index) and len(set(styles[:3])) == 1
     summary = err.strip().splitlines()[-1]
-    assert summary.startswith("painterly batch: 6 done, 0 skipped, 0 failed of 6 jobs") and "images/min" in summary
+    assert (
+        summary.startswith("painterly batch: 6 done, 0 skipped, 0 failed of 6 jobs")
+        and "images/min" in summary
+    )
 
 
 def test_expand_inputs_folders_globs_and_bad_names(inputs):
@@ -95,7 +116,10 @@ def test_expand_inputs_folders_globs_and_bad_names(inputs):
     # The output folder's images are never taken for inputs (a rerun with DIR among them).
     _img(photos / "out" / "p0--ink.png", 3)
     assert [p.name for p in batch.expand_inputs([str(photos / "**" / "*.png")], exclude=photos / "out")] == [
-        "p0.png", "p1.png", "p2.png"]  # ** is recursive
+        "p0.png",
+        "p1.png",
+        "p2.png",
+    ]  # ** is recursive
     with pytest.raises(InvalidOption, match="matches no image"):
         batch.expand_inputs([str(photos / "out" / "*.png")], exclude=photos / "out")
     assert batch.expand_inputs([str(photos / "*" / "*.png")], exclude=None)[0].name == "p0--ink.png"
@@ -103,8 +127,19 @@ def test_expand_inputs_folders_globs_and_bad_names(inputs):
 
 def test_two_jobs_writing_one_output_is_one_line(inputs, capsys):
     twin = _img(inputs["dir"] / "other" / "p0.png", 7)
-    code, _, err = run_cli(["batch", inputs["photos"][0], twin, "--style", inputs["paintings"][0],
-                            "--out-dir", inputs["out"], *FAST], capsys)
+    code, _, err = run_cli(
+        [
+            "batch",
+            inputs["photos"][0],
+            twin,
+            "--style",
+            inputs["paintings"][0],
+            "--out-dir",
+            inputs["out"],
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "two jobs would write" in err and "p0--ink.png" in err
     assert not (inputs["out"] / batch.LOG_NAME).exists()
@@ -117,12 +152,16 @@ def test_manifest_csv_with_outputs_and_per_job_options(inputs, capsys):
         w.writerow(["content", "style", "output", "style_weight", "--iterations"])
         w.writerow(["photos/p0.png", "art/ink.png", "sub/first.png", "100", "2"])
         w.writerow(["photos/p1.png", "art/oil.jpg", "", "", ""])
-    code, _, err = run_cli(["batch", "--manifest", m, "--out-dir", inputs["out"], "--workers", "1", *FAST], capsys)
+    code, _, err = run_cli(
+        ["batch", "--manifest", m, "--out-dir", inputs["out"], "--workers", "1", *FAST], capsys
+    )
     assert code == 0, err
     first = images.read_recipe(inputs["out"] / "sub" / "first.png")
     assert first["options"]["style_weight"] == 100.0 and first["options"]["iterations"] == [2]
     second = images.read_recipe(inputs["out"] / "p1--oil.png")
-    assert second["options"]["style_weight"] == config.DEFAULT_STYLE_WEIGHT and second["options"]["iterations"] == [3]
+    assert second["options"]["style_weight"] == config.DEFAULT_STYLE_WEIGHT and second["options"][
+        "iterations"
+    ] == [3]
     assert second["content"]["path"] in (str(inputs["photos"][1]), "p1.png")
     by_out = {Path(l["output"]).name: l for l in read_log(inputs["out"])}
     assert by_out["first.png"]["iterations"] == 2 and by_out["p1--oil.png"]["iterations"] == 3
@@ -130,16 +169,22 @@ def test_manifest_csv_with_outputs_and_per_job_options(inputs, capsys):
 
 def test_manifest_jsonl_options_and_rejections(inputs, capsys):
     m = inputs["dir"] / "jobs.jsonl"
-    rows = [{"content": str(inputs["photos"][2]), "style": "art/ink.png", "options": {"tv_weight": 0.5}},
-            {"content": "photos/p0.png", "style": "art/oil.jpg", "output": "b.jpg", "seed": 3}]
+    rows = [
+        {"content": str(inputs["photos"][2]), "style": "art/ink.png", "options": {"tv_weight": 0.5}},
+        {"content": "photos/p0.png", "style": "art/oil.jpg", "output": "b.jpg", "seed": 3},
+    ]
     m.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
-    code, _, err = run_cli(["batch", "--manifest", m, "--out-dir", inputs["out"], "--workers", "1", *FAST], capsys)
+    code, _, err = run_cli(
+        ["batch", "--manifest", m, "--out-dir", inputs["out"], "--workers", "1", *FAST], capsys
+    )
     assert code == 0, err
     assert images.read_recipe(inputs["out"] / "p2--ink.png")["options"]["tv_weight"] == 0.5
     assert images.read_recipe(inputs["out"] / "b.jpg")["seed"] == 3
     # A network option cannot vary per job: one clear line, nothing run.
     bad = inputs["dir"] / "bad.jsonl"
-    bad.write_text(json.dumps({"content": "photos/p0.png", "style": "art/ink.png", "options": {"pooling": "max"}}))
+    bad.write_text(
+        json.dumps({"content": "photos/p0.png", "style": "art/ink.png", "options": {"pooling": "max"}})
+    )
     code, _, err = run_cli(["batch", "--manifest", bad, "--out-dir", inputs["dir"] / "o2", *FAST], capsys)
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
     assert "bad.jsonl line 1: option 'pooling' fixes the network" in err and "--pooling" in err
@@ -147,10 +192,12 @@ def test_manifest_jsonl_options_and_rejections(inputs, capsys):
     bad.write_text("content,style,weights\nphotos/p0.png,art/ink.png,random\n")
     code, _, err = run_cli(["batch", "--manifest", bad, "--out-dir", inputs["dir"] / "o2", *FAST], capsys)
     assert code == 2 and "bad.csv line 2: option 'weights' fixes the network" in err
-    for text, message in [("content,style,stlye_weight\nphotos/p0.png,art/ink.png,3\n", "did you mean 'style_weight'"),
-                          ("content,style,size\nphotos/p0.png,art/ink.png,8\n", "--size must be within 16..8192, got 8"),
-                          ("content,style\nphotos/p0.png,art/missing.png\n", "missing.png' does not exist"),
-                          ("photo,painting\na.png,b.png\n", "with content and style among them")]:
+    for text, message in [
+        ("content,style,stlye_weight\nphotos/p0.png,art/ink.png,3\n", "did you mean 'style_weight'"),
+        ("content,style,size\nphotos/p0.png,art/ink.png,8\n", "--size must be within 16..8192, got 8"),
+        ("content,style\nphotos/p0.png,art/missing.png\n", "missing.png' does not exist"),
+        ("photo,painting\na.png,b.png\n", "with content and style among them"),
+    ]:
         bad.write_text(text)
         code, _, err = run_cli(["batch", "--manifest", bad, "--out-dir", inputs["dir"] / "o2", *FAST], capsys)
         assert code == 2 and message in err and err.count("\n") == 1, err
@@ -159,8 +206,22 @@ def test_manifest_jsonl_options_and_rejections(inputs, capsys):
 def test_a_failing_image_fails_only_its_jobs(inputs, capsys):
     broken = inputs["dir"] / "photos" / "p1.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    code, _, err = run_cli(["batch", inputs["dir"] / "photos", "--style", inputs["paintings"][0], "--style",
-                            inputs["paintings"][1], "--out-dir", inputs["out"], "--workers", "1", *FAST], capsys)
+    code, _, err = run_cli(
+        [
+            "batch",
+            inputs["dir"] / "photos",
+            "--style",
+            inputs["paintings"][0],
+            "--style",
+            inputs["paintings"][1],
+            "--out-dir",
+            inputs["out"],
+            "--workers",
+            "1",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 1
     lines = read_log(inputs["out"])
     failed = [l for l in lines if l["status"] == "failed"]
@@ -168,7 +229,8 @@ def test_a_failing_image_fails_only_its_jobs(inputs, capsys):
     assert {Path(l["content"]).name for l in failed} == {"p1.png"}
     assert all("p1.png" in l["error"] and "\n" not in l["error"] for l in failed)
     assert sorted(p.name for p in inputs["out"].glob("*.png")) == sorted(
-        f"p{i}--{s}.png" for i in (0, 2) for s in ("ink", "oil"))
+        f"p{i}--{s}.png" for i in (0, 2) for s in ("ink", "oil")
+    )
     assert "4 done, 0 skipped, 2 failed of 6 jobs" in err.strip().splitlines()[-1]
 
 
@@ -185,9 +247,27 @@ def test_resume_after_a_kill_redoes_nothing(inputs, capsys, sig):
     out = inputs["out"]
     for i in range(3, 6):
         _img(inputs["dir"] / "photos" / f"p{i}.png", i)
-    argv = ["batch", str(inputs["dir"] / "photos"), "--style", str(inputs["paintings"][0]), "--style",
-            str(inputs["paintings"][1]), "--out-dir", str(out), "--workers", "1", "--weights", "random",
-            "--size", "32", "--iterations", "3", "--device", "cpu", "--quiet"]
+    argv = [
+        "batch",
+        str(inputs["dir"] / "photos"),
+        "--style",
+        str(inputs["paintings"][0]),
+        "--style",
+        str(inputs["paintings"][1]),
+        "--out-dir",
+        str(out),
+        "--workers",
+        "1",
+        "--weights",
+        "random",
+        "--size",
+        "32",
+        "--iterations",
+        "3",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     marker = inputs["dir"] / "held"
     env = {**os.environ, "PYTHONPATH": SRC, **hold_env("batch job p0--oil.png", marker)}
     proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", *argv], stderr=subprocess.PIPE, env=env)
@@ -216,7 +296,7 @@ def test_resume_after_a_kill_redoes_nothing(inputs, capsys, sig):
     code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     lines = read_log(out)
-    rerun = lines[len(first):]
+    rerun = lines[len(first) :]
     assert len(rerun) == 12
     assert {Path(l["output"]).name for l in rerun if l["status"] == "skipped"} == ink
     oks = [l["output"] for l in lines if l["status"] == "ok"]
@@ -228,8 +308,18 @@ def test_resume_after_a_kill_redoes_nothing(inputs, capsys, sig):
 
 
 def test_force_redoes_everything_and_changed_options_redo(inputs, capsys):
-    argv = ["batch", inputs["photos"][0], inputs["photos"][1], "--style", inputs["paintings"][0],
-            "--out-dir", inputs["out"], "--workers", "1", *FAST]
+    argv = [
+        "batch",
+        inputs["photos"][0],
+        inputs["photos"][1],
+        "--style",
+        inputs["paintings"][0],
+        "--out-dir",
+        inputs["out"],
+        "--workers",
+        "1",
+        *FAST,
+    ]
     assert run_cli(argv, capsys)[0] == 0
     before = _mtimes(inputs["out"])
     time.sleep(0.05)
@@ -255,8 +345,10 @@ def test_a_foreign_file_at_an_output_is_never_overwritten(inputs, capsys):
     mine = inputs["out"] / "p0--ink.png"
     Image.new("RGB", (8, 8), "red").save(mine)
     data = mine.read_bytes()
-    code, _, err = run_cli(["batch", inputs["photos"][0], "--style", inputs["paintings"][0],
-                            "--out-dir", inputs["out"], *FAST], capsys)
+    code, _, err = run_cli(
+        ["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"], *FAST],
+        capsys,
+    )
     assert code == 1 and mine.read_bytes() == data
     assert "was not written by painterly" in read_log(inputs["out"])[0]["error"]
 
@@ -265,12 +357,21 @@ def test_stylize_many_yields_outcomes_and_a_dead_workers_job_is_retried(inputs, 
     import painterly
 
     monkeypatch.setenv(batch.CRASH_HOOK, "p1.png")  # the worker exits hard on p1's first attempt
-    pairs = [(inputs["photos"][0], inputs["paintings"][0]),
-             {"content": inputs["photos"][1], "style": inputs["paintings"][0], "output": "x/p1.png",
-              "options": {"content_weight": 2.0}},
-             (inputs["photos"][2], inputs["paintings"][1], "third.jpg")]
-    got = list(painterly.stylize_many(pairs, inputs["out"], workers=1, weights="random", size=32,
-                                      iterations=3, device="cpu"))
+    pairs = [
+        (inputs["photos"][0], inputs["paintings"][0]),
+        {
+            "content": inputs["photos"][1],
+            "style": inputs["paintings"][0],
+            "output": "x/p1.png",
+            "options": {"content_weight": 2.0},
+        },
+        (inputs["photos"][2], inputs["paintings"][1], "third.jpg"),
+    ]
+    got = list(
+        painterly.stylize_many(
+            pairs, inputs["out"], workers=1, weights="random", size=32, iterations=3, device="cpu"
+        )
+    )
     assert sorted(o.status for o in got) == ["ok"] * 3
     by_name = {Path(o.output).name: o for o in got}
     assert set(by_name) == {"p0--ink.png", "p1.png", "third.jpg"}
@@ -279,27 +380,79 @@ def test_stylize_many_yields_outcomes_and_a_dead_workers_job_is_retried(inputs, 
     lines = read_log(inputs["out"])
     assert len(lines) == 3 and sum(Path(l["output"]).name == "p1.png" for l in lines) == 1
     monkeypatch.delenv(batch.CRASH_HOOK)
-    again = list(painterly.stylize_many(pairs, inputs["out"], workers=1, weights="random", size=32,
-                                        iterations=3, device="cpu"))
+    again = list(
+        painterly.stylize_many(
+            pairs, inputs["out"], workers=1, weights="random", size=32, iterations=3, device="cpu"
+        )
+    )
     assert [o.status for o in again] == ["skipped"] * 3
     with pytest.raises(InvalidOption, match="pair 0: expected"):
         list(painterly.stylize_many(["a.png"], inputs["out"], weights="random"))
     with pytest.raises(InvalidOption, match="fixes the network"):
-        list(painterly.stylize_many([{"content": "a.png", "style": "b.png", "options": {"device": "cpu"}}],
-                                    inputs["out"], weights="random"))
+        list(
+            painterly.stylize_many(
+                [{"content": "a.png", "style": "b.png", "options": {"device": "cpu"}}],
+                inputs["out"],
+                weights="random",
+            )
+        )
 
 
 def test_usage_errors_are_one_line(inputs, capsys):
     for argv, message in [
         (["batch", inputs["photos"][0], "--out-dir", inputs["out"]], "at least one --style"),
-        (["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--manifest", "m.csv", "--out-dir",
-          inputs["out"]], "either --manifest or INPUT"),
-        (["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
-          "--workers", "0"], "--workers must be >= 1"),
-        (["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
-          "--ray-address", "h:6379"], "--ray-address needs --executor ray"),
-        (["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
-          "--size", "5"], "--size must be"),
+        (
+            [
+                "batch",
+                inputs["photos"][0],
+                "--style",
+                inputs["paintings"][0],
+                "--manifest",
+                "m.csv",
+                "--out-dir",
+                inputs["out"],
+            ],
+            "either --manifest or INPUT",
+        ),
+        (
+            [
+                "batch",
+                inputs["photos"][0],
+                "--style",
+                inputs["paintings"][0],
+                "--out-dir",
+                inputs["out"],
+                "--workers",
+                "0",
+            ],
+            "--workers must be >= 1",
+        ),
+        (
+            [
+                "batch",
+                inputs["photos"][0],
+                "--style",
+                inputs["paintings"][0],
+                "--out-dir",
+                inputs["out"],
+                "--ray-address",
+                "h:6379",
+            ],
+            "--ray-address needs --executor ray",
+        ),
+        (
+            [
+                "batch",
+                inputs["photos"][0],
+                "--style",
+                inputs["paintings"][0],
+                "--out-dir",
+                inputs["out"],
+                "--size",
+                "5",
+            ],
+            "--size must be",
+        ),
     ]:
         code, _, err = run_cli(argv, capsys)
         assert code == 2 and message in err and err.count("\n") == 1, err
@@ -314,9 +467,18 @@ def test_ray_executor_two_workers_retries_a_dead_worker_without_duplicates(input
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        got = list(painterly.stylize_many([(c, s) for c in inputs["photos"] for s in inputs["paintings"]],
-                                          inputs["out"], executor="ray", workers=2, weights="random", size=32,
-                                          iterations=3, device="cpu"))
+        got = list(
+            painterly.stylize_many(
+                [(c, s) for c in inputs["photos"] for s in inputs["paintings"]],
+                inputs["out"],
+                executor="ray",
+                workers=2,
+                weights="random",
+                size=32,
+                iterations=3,
+                device="cpu",
+            )
+        )
         assert ray.is_initialized()  # a Ray the caller started is left running
     finally:
         ray.shutdown()
@@ -332,8 +494,11 @@ def test_a_local_pool_of_two_workers_shares_the_jobs(inputs):
     import painterly
 
     pairs = [(c, s) for c in inputs["photos"][:2] for s in inputs["paintings"]]
-    got = list(painterly.stylize_many(pairs, inputs["out"], workers=2, weights="random", size=32, iterations=2,
-                                      device="cpu"))
+    got = list(
+        painterly.stylize_many(
+            pairs, inputs["out"], workers=2, weights="random", size=32, iterations=2, device="cpu"
+        )
+    )
     assert sorted(o.status for o in got) == ["ok"] * 4
     assert {o.worker for o in got} == {0, 1}  # both processes took jobs
     lines = read_log(inputs["out"])
@@ -347,7 +512,17 @@ def test_two_batches_on_one_folder_are_refused(inputs, capsys):
     out.mkdir()
     fd = os.open(out / batch.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another batch running on `out` holds it
-    argv = ["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", out, "--workers", "1", *FAST]
+    argv = [
+        "batch",
+        inputs["photos"][0],
+        "--style",
+        inputs["paintings"][0],
+        "--out-dir",
+        out,
+        "--workers",
+        "1",
+        *FAST,
+    ]
     try:
         code, _, err = run_cli(argv, capsys)
         assert code == 2 and "another painterly batch is writing to" in err, err
@@ -359,10 +534,19 @@ def test_two_batches_on_one_folder_are_refused(inputs, capsys):
 
 
 def test_changed_style_pixels_or_weights_redo_a_job(inputs, capsys):
-    from painterly.batch_workers import _Hashes, up_to_date
+    from painterly.batch.workers import _Hashes, up_to_date
 
-    argv = ["batch", inputs["photos"][0], "--style", inputs["paintings"][0], "--out-dir", inputs["out"],
-            "--workers", "1", *FAST]
+    argv = [
+        "batch",
+        inputs["photos"][0],
+        "--style",
+        inputs["paintings"][0],
+        "--out-dir",
+        inputs["out"],
+        "--workers",
+        "1",
+        *FAST,
+    ]
     assert run_cli(argv, capsys)[0] == 0
     code, _, err = run_cli(argv, capsys)
     assert code == 0 and "0 done, 1 skipped" in err
@@ -376,6 +560,8 @@ def test_changed_style_pixels_or_weights_redo_a_job(inputs, capsys):
     task = {"content": str(inputs["photos"][0]), "style": str(inputs["paintings"][0])}
     assert up_to_date(recipe, task, o, recipe["weights_sha256"], _Hashes())
     assert not up_to_date(recipe, task, o, "0" * 64, _Hashes())
+
+
 def test_a_script_without_a_main_guard_is_not_rerun_by_its_workers(inputs):
     """stylize_many at a script's top level, as the README shows it: the spawned workers do not
     re-run the script (it prints its line once and paints every pair), and the lock is gone after."""
@@ -387,10 +573,12 @@ def test_a_script_without_a_main_guard_is_not_rerun_by_its_workers(inputs):
         f"         ({str(inputs['photos'][1])!r}, {str(inputs['paintings'][0])!r})]\n"
         f"for r in painterly.stylize_many(pairs, {str(inputs['out'])!r}, workers=2, weights='random', size=32,\n"
         "                                 iterations=2, device='cpu'):\n"
-        "    print(r.status, r.error)\n")
+        "    print(r.status, r.error)\n"
+    )
     env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, str(script)], cwd=inputs["dir"], env=env, capture_output=True, text=True,
-                       timeout=300)
+    p = subprocess.run(
+        [sys.executable, str(script)], cwd=inputs["dir"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.count("top-level line") == 1, p.stdout
     assert p.stdout.splitlines()[1:] == ["ok None", "ok None"], p.stdout

@@ -1,6 +1,7 @@
 """Behaviours the rest of the suite did not pin down (issue 22, item 6): the prepared engines and
 their style-target cache, the public API's lazy imports, and the output guards of the command
 line. Random weights and tiny sizes throughout."""
+
 import os
 import stat
 import subprocess
@@ -12,7 +13,10 @@ import pytest
 from PIL import Image
 
 import painterly
-from painterly import cli, config, engine, images
+from painterly import engine
+from painterly import imaging as images
+from painterly import options as config
+from painterly.cli import main as cli
 from painterly.errors import InvalidOption
 
 FAST = dict(weights="random", size=32, iterations=(1,), device="cpu", precision="fp32", init="content")
@@ -32,8 +36,11 @@ def test_a_stylizer_refuses_other_network_options_and_takes_any_other(small):
         with pytest.raises(InvalidOption, match=f"prepared with other {field};"):
             st.run(small["content"], [small["style"]], options=st.options.replace(**{field: value}))
     # (no --content-ceiling polish: on the random network 2 steps may end either side of K 0.9)
-    res = st.run(small["content"], [small["style"]],
-                 options=st.options.replace(style_weight=3.0, iterations=(2,), content_ceiling=0.0))
+    res = st.run(
+        small["content"],
+        [small["style"]],
+        options=st.options.replace(style_weight=3.0, iterations=(2,), content_ceiling=0.0),
+    )
     assert res.iterations == 2 and res.options.style_weight == 3.0
 
 
@@ -70,14 +77,21 @@ def test_the_style_target_cache_reuses_keys_by_pixels_and_options_and_evicts_the
 
 # --- the public API ------------------------------------------------------------------------------
 def test_importing_the_package_does_no_work_and_exports_load_lazily():
-    code = ("import sys, painterly\n"
-            "print(sorted(m for m in sys.modules if m.startswith('painterly') or m in ('torch', 'PIL', 'numpy')))\n"
-            "print(dir(painterly) == sorted(painterly.__all__))\n"
-            "painterly.Options\n"
-            "print(sorted(m for m in sys.modules if m.startswith('painterly.')))\n"
-            "print('torch' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": SRC}).stdout.splitlines()
+    code = (
+        "import sys, painterly\n"
+        "print(sorted(m for m in sys.modules if m.startswith('painterly') or m in ('torch', 'PIL', 'numpy')))\n"
+        "print(dir(painterly) == sorted(painterly.__all__))\n"
+        "painterly.Options\n"
+        "print(sorted(m for m in sys.modules if m.startswith('painterly.')))\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+    ).stdout.splitlines()
     assert out[0] == "['painterly']"  # nothing else imported: no torch, no network, no files read
     assert out[1] == "True"
     assert "painterly.config" in out[2] and "painterly.engine" not in out[2]  # only what Options needs
@@ -97,8 +111,25 @@ def test_every_export_resolves_and_an_unknown_name_is_an_attribute_error():
 
 # --- the output guards ---------------------------------------------------------------------------
 def _transfer(capsys, content, style, out, *extra):
-    code = cli.main(["transfer", str(content), str(style), "-o", str(out), "--weights", "random", "--size", "32",
-                     "--iterations", "1", "--device", "cpu", "--quiet", *map(str, extra)])
+    code = cli.main(
+        [
+            "transfer",
+            str(content),
+            str(style),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "32",
+            "--iterations",
+            "1",
+            "--device",
+            "cpu",
+            "--quiet",
+            *map(str, extra),
+        ]
+    )
     return code, capsys.readouterr().err
 
 
@@ -109,8 +140,11 @@ def test_a_read_only_output_is_refused_unless_overwrite(small, capsys, monkeypat
     out.chmod(stat.S_IRUSR)
     real_access = os.access
     # As root every file is writable to os.access: say what a normal user's check says.
-    monkeypatch.setattr(images.os, "access", lambda p, mode, **kw: False if Path(p) == out and mode == os.W_OK
-                        else real_access(p, mode, **kw))
+    monkeypatch.setattr(
+        images.os,
+        "access",
+        lambda p, mode, **kw: False if Path(p) == out and mode == os.W_OK else real_access(p, mode, **kw),
+    )
     try:
         code, err = _transfer(capsys, small["content"], small["style"], out)
         assert code == 2 and "exists and is read-only" in err and "--overwrite" in err
@@ -188,11 +222,16 @@ def test_rerun_checks_its_inputs(small, tmp_path, capsys, monkeypatch):
     # --recipe-paths full: the absolute paths are recorded and found from anywhere
     assert _transfer(capsys, content, style, out, "--recipe-paths", "full")[0] == 0
     recipe = images.read_recipe(out)
-    assert recipe["content"]["path"] == str(content.resolve()) and recipe["styles"][0]["path"] == str(style.resolve())
+    assert recipe["content"]["path"] == str(content.resolve()) and recipe["styles"][0]["path"] == str(
+        style.resolve()
+    )
     (elsewhere / "full.png").write_bytes(out.read_bytes())
     code, err = _rerun(capsys, elsewhere / "full.png", elsewhere / "again.png")
     assert code == 0, err
-    assert images.read_recipe(elsewhere / "again.png")["content"]["pixels_sha256"] == recipe["content"]["pixels_sha256"]
+    assert (
+        images.read_recipe(elsewhere / "again.png")["content"]["pixels_sha256"]
+        == recipe["content"]["pixels_sha256"]
+    )
 
 
 def test_rerun_refuses_a_recipe_whose_input_was_given_in_memory(small, tmp_path, capsys):

@@ -1,17 +1,18 @@
 """The command line: jobs, outputs, reports, recipes, signals, and bad input as one line."""
+
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from holds import hold_env, release, wait_held
-
-from painterly import cli, config, images
+from painterly import imaging as images
+from painterly import options as config
+from painterly.cli import main as cli
 
 FAST = ["--weights", "random", "--size", "32", "--iterations", "4", "--device", "cpu", "--quiet"]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -25,8 +26,25 @@ def run_cli(argv, capsys):
 
 def test_transfer_writes_png_with_recipe_and_report(small, capsys):
     out, report = small["dir"] / "out.png", small["dir"] / "r.json"
-    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, "--report", report,
-                            "--content-weight", "2", "--style-weight", "500", "--balance", "absolute", *FAST], capsys)
+    code, _, err = run_cli(
+        [
+            "transfer",
+            small["content"],
+            small["style"],
+            "-o",
+            out,
+            "--report",
+            report,
+            "--content-weight",
+            "2",
+            "--style-weight",
+            "500",
+            "--balance",
+            "absolute",
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 0, err
     recipe = images.read_recipe(out)
     assert recipe["job"] == "transfer" and recipe["options"]["content_weight"] == 2.0
@@ -38,7 +56,13 @@ def test_transfer_writes_png_with_recipe_and_report(small, capsys):
     assert o["style_layer_weights"] == pytest.approx([0.2] * 5) and o["weights_sha256"] == "random"
     assert o["range_weight"] == 3e4 and o["content_average"] is True and o["noise_amplitude"] == 0.2
     L = rep["losses"]
-    assert set(L["content"]) == {"relu4_2"} and set(L["style"]) == {"relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"}
+    assert set(L["content"]) == {"relu4_2"} and set(L["style"]) == {
+        "relu1_1",
+        "relu2_1",
+        "relu3_1",
+        "relu4_1",
+        "relu5_1",
+    }
     # The final losses are measured on the saved (clipped) pixels: no range penalty.
     assert L["range"] == 0.0 and L["tv"] == 0.0
     # content_average: L_content counts once per position of relu4_2 (after three poolings).
@@ -50,21 +74,37 @@ def test_transfer_writes_png_with_recipe_and_report(small, capsys):
 
 def test_jpeg_output_and_iterations_zero(small, capsys):
     out = small["dir"] / "out.jpg"
-    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST, "--iterations", "0"], capsys)
+    code, _, err = run_cli(
+        ["transfer", small["content"], small["style"], "-o", out, *FAST, "--iterations", "0"], capsys
+    )
     assert code == 0, err
     assert out.read_bytes()[:2] == b"\xff\xd8"
 
 
 def test_iterations_zero_says_it_wrote_the_starting_image(small, capsys):
     out = small["dir"] / "start.png"
-    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST[:-1], "--iterations", "0",
-                            "--init", "content"], capsys)
+    code, _, err = run_cli(
+        [
+            "transfer",
+            small["content"],
+            small["style"],
+            "-o",
+            out,
+            *FAST[:-1],
+            "--iterations",
+            "0",
+            "--init",
+            "content",
+        ],
+        capsys,
+    )
     assert code == 0 and out.exists(), err
     assert "(0 iterations: the starting image (--init content), not optimised," in err.splitlines()[-1]
 
 
 def test_a_ctrl_c_before_the_run_says_nothing_was_written(small, capsys, monkeypatch):
     """A Ctrl-C before the run's own handler is in place (importing torch takes seconds)."""
+
     def interrupt(*a):
         raise KeyboardInterrupt
 
@@ -79,15 +119,34 @@ def test_content_and_texture_verbs(small, capsys):
     assert run_cli(["content", small["content"], "-o", out, "--layer", "conv2_2", *FAST], capsys)[0] == 0
     assert images.read_recipe(out)["options"]["content_layers"] == ["conv2_2"]
     out = small["dir"] / "texture.png"
-    assert run_cli(["texture", small["style"], "-o", out, "--layers", "conv1_1,conv2_1", *FAST, "--size", "24"], capsys)[0] == 0
+    assert (
+        run_cli(
+            ["texture", small["style"], "-o", out, "--layers", "conv1_1,conv2_1", *FAST, "--size", "24"],
+            capsys,
+        )[0]
+        == 0
+    )
     assert images.load_image(out).size == (24, 24)
     assert images.read_recipe(out)["options"]["style_layers"] == ["conv1_1", "conv2_1"]
 
 
 def test_save_every_writes_numbered_intermediates_not_the_output(small, capsys):
     out = small["dir"] / "out.png"
-    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST, "--save-every", "2",
-                            "--iterations", "5"], capsys)
+    code, _, err = run_cli(
+        [
+            "transfer",
+            small["content"],
+            small["style"],
+            "-o",
+            out,
+            *FAST,
+            "--save-every",
+            "2",
+            "--iterations",
+            "5",
+        ],
+        capsys,
+    )
     assert code == 0, err
     names = sorted(p.name for p in small["dir"].glob("out*.png"))
     assert names == ["out.png", "out_0002.png", "out_0004.png"]
@@ -95,7 +154,9 @@ def test_save_every_writes_numbered_intermediates_not_the_output(small, capsys):
 
 def test_rerun_from_recipe_reproduces_the_bytes(small, capsys):
     a, b = small["dir"] / "a.png", small["dir"] / "b.png"
-    assert run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, "--seed", "3"], capsys)[0] == 0
+    assert (
+        run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, "--seed", "3"], capsys)[0] == 0
+    )
     code, _, err = run_cli(["rerun", a, "-o", b, "--quiet"], capsys)
     assert code == 0, err
     assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
@@ -109,12 +170,26 @@ def test_two_processes_write_the_same_bytes(small, suffix):
     # made afresh by ImageCms.createProfile is stamped with the current time).
     outs = [small["dir"] / f"{name}{suffix}" for name in "ab"]
     for out in outs:
-        proc = subprocess.run([sys.executable, "-m", "painterly.cli", "transfer", str(small["content"]),
-                               str(small["style"]), "-o", str(out), *FAST], env={**os.environ, "PYTHONPATH": SRC},
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "painterly.cli",
+                "transfer",
+                str(small["content"]),
+                str(small["style"]),
+                "-o",
+                str(out),
+                *FAST,
+            ],
+            env={**os.environ, "PYTHONPATH": SRC},
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stderr
     assert outs[0].read_bytes() == outs[1].read_bytes()
     from PIL import Image
+
     with Image.open(outs[0]) as im:
         icc = im.info["icc_profile"]
     assert icc == images.SRGB_ICC.read_bytes()
@@ -124,24 +199,42 @@ def test_two_processes_write_the_same_bytes(small, suffix):
 def test_balance_and_init_palette_reach_the_run_and_the_recipe(small, capsys):
     outs = {b: small["dir"] / f"{b}.png" for b in ("photo", "absolute")}
     for b, out in outs.items():
-        code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *FAST, "--balance", b], capsys)
+        code, _, err = run_cli(
+            ["transfer", small["content"], small["style"], "-o", out, *FAST, "--balance", b], capsys
+        )
         assert code == 0, err
         assert images.read_recipe(out)["options"]["balance"] == b
         assert images.read_recipe(out)["options"]["init"] == "palette"
     # the same beta in the two units paints two different pictures
     assert images.load_image(outs["photo"]).tobytes() != images.load_image(outs["absolute"]).tobytes()
-    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", small["dir"] / "x.png", *FAST,
-                            "--balance", "relative"], capsys)
+    code, _, err = run_cli(
+        [
+            "transfer",
+            small["content"],
+            small["style"],
+            "-o",
+            small["dir"] / "x.png",
+            *FAST,
+            "--balance",
+            "relative",
+        ],
+        capsys,
+    )
     assert code == 2 and "--balance" in err and "photo" in err
-    code, _, err = run_cli(["texture", small["style"], "-o", small["dir"] / "t.png", *FAST, "--init", "palette"], capsys)
+    code, _, err = run_cli(
+        ["texture", small["style"], "-o", small["dir"] / "t.png", *FAST, "--init", "palette"], capsys
+    )
     assert code != 0 and "--init palette" in err
 
 
 def test_rerun_reads_a_recipe_written_before_the_rename(small, capsys):
     # An output of neural-style (this project's earlier name) keeps its recipe under that key.
     from PIL import PngImagePlugin
+
     a, old, b = small["dir"] / "a.png", small["dir"] / "old.png", small["dir"] / "b.png"
-    assert run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, "--seed", "5"], capsys)[0] == 0
+    assert (
+        run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, "--seed", "5"], capsys)[0] == 0
+    )
     recipe = images.read_recipe(a)
     recipe["neural_style"] = recipe.pop("painterly")
     info = PngImagePlugin.PngInfo()
@@ -152,12 +245,15 @@ def test_rerun_reads_a_recipe_written_before_the_rename(small, capsys):
     assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
 
 
-@pytest.mark.parametrize("field, flag, today", [("content_ceiling", "--content-ceiling", 0.9),
-                                                 ("palette_weight", "--palette-weight", 12.0)])
+@pytest.mark.parametrize(
+    "field, flag, today",
+    [("content_ceiling", "--content-ceiling", 0.9), ("palette_weight", "--palette-weight", 12.0)],
+)
 def test_rerun_of_a_recipe_from_before_a_field_existed_runs_without_it(small, capsys, field, flag, today):
     # Recipes written before --content-ceiling or --palette-weight existed lack the field: they rerun
     # as they ran (config.BEFORE: 0, off), not with today's default.
     from PIL import PngImagePlugin
+
     a, old, b = small["dir"] / "a.png", small["dir"] / "old.png", small["dir"] / "b.png"
     assert run_cli(["transfer", small["content"], small["style"], "-o", a, *FAST, flag, "0"], capsys)[0] == 0
     recipe = images.read_recipe(a)
@@ -173,17 +269,33 @@ def test_rerun_of_a_recipe_from_before_a_field_existed_runs_without_it(small, ca
 
 
 def test_command_line_round_trips_options():
-    o = cli.options_from_args(cli.build_parser().parse_args(
-        ["transfer", "c.jpg", "s.jpg", "-o", "x.png", "--size", "300", "--style-layers", "conv1_1,conv2_1",
-         "--no-normalize", "--iterations", "10"]))
+    o = cli.options_from_args(
+        cli.build_parser().parse_args(
+            [
+                "transfer",
+                "c.jpg",
+                "s.jpg",
+                "-o",
+                "x.png",
+                "--size",
+                "300",
+                "--style-layers",
+                "conv1_1,conv2_1",
+                "--no-normalize",
+                "--iterations",
+                "10",
+            ]
+        )
+    )
     line = cli.command_line("c.jpg", ["s.jpg"], "x.png", o)
     again = cli.options_from_args(cli.build_parser().parse_args(line.split()[1:]))
     assert again == o and "--no-normalize" in line and "--size 300" in line
 
 
 def _preset(name, *extra):
-    return cli.options_from_args(cli.build_parser().parse_args(["transfer", "c", "s", "-o", "x.png", "--preset", name,
-                                                                *extra]))
+    return cli.options_from_args(
+        cli.build_parser().parse_args(["transfer", "c", "s", "-o", "x.png", "--preset", name, *extra])
+    )
 
 
 def test_paper_preset(small):
@@ -201,7 +313,7 @@ def test_paper_preset(small):
 
 
 def test_quality_and_fast_presets():
-    assert config.PRESETS == ("fast", "quality", "paper", "neighbour")
+    assert tuple(config.PRESETS) == ("fast", "quality", "paper", "neighbour")
     fast = _preset("fast")
     assert fast == config.DEFAULTS
     q = _preset("quality")
@@ -239,7 +351,7 @@ def torch_home(tmp_path, monkeypatch):
 
 
 def test_weights_verb_lists_the_sets_and_where_they_live(torch_home, capsys):
-    from painterly import weights
+    from painterly.net import weights
 
     code, out, err = run_cli(["weights"], capsys)
     assert code == 0, err
@@ -254,7 +366,7 @@ def test_weights_verb_lists_the_sets_and_where_they_live(torch_home, capsys):
 
 
 def test_weights_verb_with_a_name_verifies_and_prints_the_path(torch_home, capsys, monkeypatch):
-    from painterly import weights
+    from painterly.net import weights
 
     def refuse(*a, **k):
         raise AssertionError("network access attempted")
@@ -287,9 +399,21 @@ def _bad_files(d: Path) -> dict:
     return {"good": good}
 
 
-@pytest.mark.parametrize("case", [
-    "missing", "empty", "text", "truncated", "outdir", "extension", "choice", "layer", "weights", "number",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty",
+        "text",
+        "truncated",
+        "outdir",
+        "extension",
+        "choice",
+        "layer",
+        "weights",
+        "number",
+    ],
+)
 def test_bad_input_is_one_line_and_leaves_output_alone(tmp_path, capsys, case):
     _bad_files(tmp_path)
     out = tmp_path / "out.png"
@@ -309,8 +433,10 @@ def test_bad_input_is_one_line_and_leaves_output_alone(tmp_path, capsys, case):
     }[case]
     if case != "weights":
         argv += ["--weights", "random"]
-    code, stdout, err = run_cli(argv + ["--quiet", "--iterations", "1", "--size", "32"] if case != "number"
-                                else argv + ["--quiet"], capsys)
+    code, stdout, err = run_cli(
+        argv + ["--quiet", "--iterations", "1", "--size", "32"] if case != "number" else argv + ["--quiet"],
+        capsys,
+    )
     assert code != 0
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1, err
@@ -321,8 +447,20 @@ def test_bad_input_is_one_line_and_leaves_output_alone(tmp_path, capsys, case):
 
 def test_unknown_layer_message_lists_valid_names(tmp_path, capsys):
     _bad_files(tmp_path)
-    code, _, err = run_cli(["transfer", tmp_path / "good.png", tmp_path / "good.png", "-o", tmp_path / "o.png",
-                            "--weights", "random", "--content-layers", "conv4_22"], capsys)
+    code, _, err = run_cli(
+        [
+            "transfer",
+            tmp_path / "good.png",
+            tmp_path / "good.png",
+            "-o",
+            tmp_path / "o.png",
+            "--weights",
+            "random",
+            "--content-layers",
+            "conv4_22",
+        ],
+        capsys,
+    )
     assert code == 2 and "did you mean 'conv4_2'" in err and "valid: conv1_1, relu1_1" in err
 
 
@@ -336,13 +474,37 @@ def test_a_signal_in_the_first_tiled_step_stops_between_tiles_and_writes_nothing
 
     out = small["dir"] / "out.png"
     marker = small["dir"] / "held"
-    env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1",
-           **hold_env("stage step 1/1: forward 1/16", marker)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": SRC,
+        "PYTHONUNBUFFERED": "1",
+        **hold_env("stage step 1/1: forward 1/16", marker),
+    }
     main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", "transfer", str(small["content"]),
-                             str(small["style"]), "-o", str(out), "--weights", "random", "--size", "256",
-                             "--tile", "64", "--iterations", "1", "--device", "cpu"],
-                            stderr=child, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "painterly.cli",
+            "transfer",
+            str(small["content"]),
+            str(small["style"]),
+            "-o",
+            str(out),
+            "--weights",
+            "random",
+            "--size",
+            "256",
+            "--tile",
+            "64",
+            "--iterations",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        stderr=child,
+        env=env,
+    )
     os.close(child)
     seen = ""
 
@@ -379,13 +541,32 @@ def test_a_signal_in_the_first_tiled_step_stops_between_tiles_and_writes_nothing
     assert "Traceback" not in seen and not out.exists() and list(small["dir"].glob(".*")) == []
 
 
-@pytest.mark.parametrize("argv, hint, helps", [
-    (["trasnfer", "a", "b"], "did you mean 'transfer'?", "'painterly --help'"),
-    (["transfer", "a", "b", "-o", "o.png", "--optimizer", "lbgfs"], "did you mean 'lbfgs'?", "'painterly transfer --help'"),
-    (["transfer", "a", "b", "-o", "o.png", "--sizee", "3"], "did you mean '--size'?", "'painterly transfer --help'"),
-    (["transfer", "a", "b", "-o", "o.png", "--iteratoins=4"], "did you mean '--iterations'?", "'painterly transfer --help'"),
-    (["video", "a", "b", "-o", "o.mp4", "--frame-iteratons", "3"], "did you mean '--frame-iterations'?", "'painterly video --help'"),
-])
+@pytest.mark.parametrize(
+    "argv, hint, helps",
+    [
+        (["trasnfer", "a", "b"], "did you mean 'transfer'?", "'painterly --help'"),
+        (
+            ["transfer", "a", "b", "-o", "o.png", "--optimizer", "lbgfs"],
+            "did you mean 'lbfgs'?",
+            "'painterly transfer --help'",
+        ),
+        (
+            ["transfer", "a", "b", "-o", "o.png", "--sizee", "3"],
+            "did you mean '--size'?",
+            "'painterly transfer --help'",
+        ),
+        (
+            ["transfer", "a", "b", "-o", "o.png", "--iteratoins=4"],
+            "did you mean '--iterations'?",
+            "'painterly transfer --help'",
+        ),
+        (
+            ["video", "a", "b", "-o", "o.mp4", "--frame-iteratons", "3"],
+            "did you mean '--frame-iterations'?",
+            "'painterly video --help'",
+        ),
+    ],
+)
 def test_a_misspelling_gets_the_nearest_spelling(capsys, argv, hint, helps):
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
@@ -401,10 +582,31 @@ def test_a_stray_word_gets_no_suggestion(capsys):
 def test_signal_saves_the_current_iterate_and_report(small, sig):
     out, report = small["dir"] / "out.png", small["dir"] / "r.json"
     env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "painterly.cli", "transfer", str(small["content"]),
-                             str(small["style"]), "-o", str(out), "--report", str(report), "--weights", "random",
-                             "--size", "48", "--iterations", "100000", "--device", "cpu"],
-                            stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "painterly.cli",
+            "transfer",
+            str(small["content"]),
+            str(small["style"]),
+            "-o",
+            str(out),
+            "--report",
+            str(report),
+            "--weights",
+            "random",
+            "--size",
+            "48",
+            "--iterations",
+            "100000",
+            "--device",
+            "cpu",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stderr.readline()  # stage lines ("preparing", ...), then the progress bar
         while line and not line.startswith("["):
@@ -447,17 +649,28 @@ def test_the_test_hold_point_needs_both_variables_and_holds_once(tmp_path, monke
     assert released == [os.getpid()] and not marker.exists()
     testhooks.hold("here")  # once per process: the second time it passes
     assert not marker.exists() and testhooks.HOLD_FILE not in os.environ
-def _iterate(step, total, scale, scale_step, left):
-    from painterly.engine import Iterate
 
-    return Iterate(step, total, {"content": 1.0, "style": 2.0, "total": 3.0}, 1.0, (64, 48), None, scale,
-                   scale_step, left)
+
+def _iterate(step, total, scale, scale_step, left):
+    from painterly.result import Iterate
+
+    return Iterate(
+        step,
+        total,
+        {"content": 1.0, "style": 2.0, "total": 3.0},
+        1.0,
+        (64, 48),
+        None,
+        scale,
+        scale_step,
+        left,
+    )
 
 
 def test_the_bar_names_the_scale_and_every_new_stage_is_shown_at_once():
     import io
 
-    from painterly.terminal import Progress
+    from painterly.cli.terminal import Progress
 
     out = io.StringIO()
     p = Progress(True, out)  # a log (not a terminal): step lines at most every 5 s
@@ -481,7 +694,8 @@ def test_the_bar_names_the_scale_and_every_new_stage_is_shown_at_once():
 
 
 def test_a_long_or_large_run_gets_a_note_up_front(small, capsys, monkeypatch):
-    from painterly import memory, terminal
+    from painterly.cli import terminal
+    from painterly.runtime import memory
 
     assert terminal.time_note(_iterate(2, 100, (1, 1), (2, 100), 60.0)) == ""
     note = terminal.time_note(_iterate(2, 100, (1, 1), (2, 100), 3 * 3600.0))
@@ -493,7 +707,7 @@ def test_a_long_or_large_run_gets_a_note_up_front(small, capsys, monkeypatch):
     assert terminal.time_note(_iterate(102, 150, (3, 4), (1, 30), 3 * 3600.0)) == ""
     assert terminal.time_note(_iterate(103, 150, (3, 4), (2, 30), 3 * 3600.0)).startswith("painterly: note:")
     assert terminal.time_note(_iterate(62, 100, (2, 2), (2, 40), 3 * 3600.0)).startswith("painterly: note:")
-    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 * 1024 ** 3)
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 * 1024**3)
     o = config.DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu")
     assert terminal.memory_note(o, "transfer", small["content"], [small["style"]]) == ""
     big = o.replace(size=2000)
@@ -502,8 +716,9 @@ def test_a_long_or_large_run_gets_a_note_up_front(small, capsys, monkeypatch):
     assert terminal.memory_note(o, "transfer", small["dir"] / "missing.png", [small["style"]]) == ""
     # The CLI shows it (with --quiet too) before the run.
     monkeypatch.setattr(terminal, "LARGE_RUN_BYTES", 0)
-    code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", small["dir"] / "o.png", *FAST],
-                           capsys)
+    code, _, err = run_cli(
+        ["transfer", small["content"], small["style"], "-o", small["dir"] / "o.png", *FAST], capsys
+    )
     assert code == 0 and err.startswith("painterly: note: a 32x26 run needs about "), err
 
 
@@ -534,24 +749,35 @@ def test_every_verb_and_flag_has_a_description_and_shows_its_real_default():
                 default = config.job_default(verb, field)
             if isinstance(default, tuple):
                 default = ",".join(map(str, default))
-            if default not in (None, False, "", (), []) and not (field and default is True and "always" in a.help):
+            if default not in (None, False, "", (), []) and not (
+                field and default is True and "always" in a.help
+            ):
                 if not isinstance(a, argparse._StoreTrueAction):
-                    shown = {f"(default: {default})"} | ({f"(default: {default:g})"} if isinstance(default, float)
-                                                         else set())
-                    assert any(s in a.help for s in shown), f"{name}: {a.help!r} hides its default {default!r}"
+                    shown = {f"(default: {default})"} | (
+                        {f"(default: {default:g})"} if isinstance(default, float) else set()
+                    )
+                    assert any(s in a.help for s in shown), (
+                        f"{name}: {a.help!r} hides its default {default!r}"
+                    )
     # The job-implied defaults: content and texture start from noise; texture always searches.
-    init = {v: next(a for a in sub.choices[v]._actions if a.dest == "init").help for v in ("content", "texture")}
+    init = {
+        v: next(a for a in sub.choices[v]._actions if a.dest == "init").help for v in ("content", "texture")
+    }
     assert all(h.endswith("(default: noise)") for h in init.values()), init
     assert not any(a.dest == "lbfgs_line_search" for a in sub.choices["texture"]._actions)
-    assert "0: off" not in config.SPECS["content_target"].help and "0 turns this off" in config.SPECS[
-        "content_target"].help
+    assert (
+        "0: off" not in config.SPECS["content_target"].help
+        and "0 turns this off" in config.SPECS["content_target"].help
+    )
 
 
 def test_wrong_names_list_every_valid_one(capsys):
     code, _, err = run_cli(["weights", "nosuch"], capsys)
     assert code == 2 and "(valid: original, torchvision, random)" in err
     code, _, err = run_cli(["figure", "2", "-o", "x.png"], capsys)
-    assert code == 2 and "there is no figure 2; the figures are 1: " in err and "6: photo-to-photo" in err, err
+    assert code == 2 and "there is no figure 2; the figures are 1: " in err and "6: photo-to-photo" in err, (
+        err
+    )
     assert err.count("\n") == 1
 
 
@@ -561,11 +787,26 @@ def test_an_enlarged_or_transparent_style_is_noted_on_stderr_and_in_the_report(s
     ghost = small["dir"] / "ghost.png"
     Image.new("RGBA", (20, 20), (200, 30, 30, 10)).save(ghost)  # tiny and nearly transparent
     out, report = small["dir"] / "o.png", small["dir"] / "r.json"
-    code, _, err = run_cli(["transfer", small["content"], ghost, "-o", out, "--report", report, *FAST[:-1],
-                            "--size", "64", "--iterations", "1"], capsys)
+    code, _, err = run_cli(
+        [
+            "transfer",
+            small["content"],
+            ghost,
+            "-o",
+            out,
+            "--report",
+            report,
+            *FAST[:-1],
+            "--size",
+            "64",
+            "--iterations",
+            "1",
+        ],
+        capsys,
+    )
     assert code == 0, err
     notes = [l for l in err.splitlines() if l.startswith("painterly: note: ")]
-    assert [n[len("painterly: note: "):] for n in notes] == json.loads(report.read_text())["notes"]
+    assert [n[len("painterly: note: ") :] for n in notes] == json.loads(report.read_text())["notes"]
     assert any("style image 'ghost.png' is 20x20 px and is enlarged 3x to 64 px" in n for n in notes), notes
     assert any("style image 'ghost.png' is 96% transparent" in n for n in notes), notes
     assert all("content image" not in n for n in notes)  # enlarged 1.6x only: no note

@@ -1,4 +1,5 @@
 """Colour preservation (1606.05897): YIQ, luminance-only transfer, colour histogram matching."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,8 @@ import math
 import pytest
 import torch
 
-from painterly import color
 from painterly.errors import InvalidOption
+from painterly.imaging import color
 
 MODES = ("chol", "pca", "sym")
 

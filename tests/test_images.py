@@ -1,4 +1,5 @@
 """Tests of painterly.images: loading, conversion, tensors, resizing, atomic saving."""
+
 from __future__ import annotations
 
 import io
@@ -14,7 +15,7 @@ import pytest
 import torch
 from PIL import Image, ImageFile
 
-from painterly import images
+from painterly import imaging as images
 from painterly.errors import ImageError, InvalidOption, OutputError
 
 
@@ -34,6 +35,7 @@ def noise(w=64, h=48, seed=0) -> Image.Image:
 
 def png_header_only(path: Path, w: int, h: int) -> Path:
     """A PNG whose IHDR claims w x h but whose data is a few bytes (decoding would fail)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -49,20 +51,23 @@ def pixels(img: Image.Image) -> list:
 
 
 # --- mode conversion -----------------------------------------------------------------------
-@pytest.mark.parametrize("make, expected", [
-    (lambda: Image.new("L", (4, 3), 77), (77, 77, 77)),
-    (lambda: Image.new("1", (4, 3), 1), (255, 255, 255)),
-    (lambda: Image.new("1", (4, 3), 0), (0, 0, 0)),
-    (lambda: Image.new("RGB", (4, 3), (10, 200, 30)), (10, 200, 30)),
-    (lambda: Image.new("RGBA", (4, 3), (10, 20, 30, 0)), (255, 255, 255)),  # transparent -> white
-    (lambda: Image.new("RGBA", (4, 3), (10, 20, 30, 255)), (10, 20, 30)),
-    (lambda: Image.new("RGBA", (4, 3), (0, 0, 0, 128)), (127, 127, 127)),  # half black on white
-    (lambda: Image.new("LA", (4, 3), (0, 0)), (255, 255, 255)),
-    (lambda: Image.new("LA", (4, 3), (90, 255)), (90, 90, 90)),
-    (lambda: Image.new("CMYK", (4, 3), (0, 0, 0, 0)), (255, 255, 255)),
-    (lambda: Image.new("CMYK", (4, 3), (0, 255, 255, 0)), (255, 0, 0)),
-    (lambda: Image.new("CMYK", (4, 3), (0, 0, 0, 255)), (0, 0, 0)),
-])
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda: Image.new("L", (4, 3), 77), (77, 77, 77)),
+        (lambda: Image.new("1", (4, 3), 1), (255, 255, 255)),
+        (lambda: Image.new("1", (4, 3), 0), (0, 0, 0)),
+        (lambda: Image.new("RGB", (4, 3), (10, 200, 30)), (10, 200, 30)),
+        (lambda: Image.new("RGBA", (4, 3), (10, 20, 30, 0)), (255, 255, 255)),  # transparent -> white
+        (lambda: Image.new("RGBA", (4, 3), (10, 20, 30, 255)), (10, 20, 30)),
+        (lambda: Image.new("RGBA", (4, 3), (0, 0, 0, 128)), (127, 127, 127)),  # half black on white
+        (lambda: Image.new("LA", (4, 3), (0, 0)), (255, 255, 255)),
+        (lambda: Image.new("LA", (4, 3), (90, 255)), (90, 90, 90)),
+        (lambda: Image.new("CMYK", (4, 3), (0, 0, 0, 0)), (255, 255, 255)),
+        (lambda: Image.new("CMYK", (4, 3), (0, 255, 255, 0)), (255, 0, 0)),
+        (lambda: Image.new("CMYK", (4, 3), (0, 0, 0, 255)), (0, 0, 0)),
+    ],
+)
 def test_modes_convert_to_rgb_with_right_colours(make, expected):
     out = images.load_image(make())
     assert out.mode == "RGB" and out.size == (4, 3)
@@ -141,7 +146,7 @@ def test_load_does_not_modify_the_given_image():
 def _red_left_blue_right(w=40, h=20) -> Image.Image:
     a = np.zeros((h, w, 3), np.uint8)
     a[:, : w // 2] = (255, 0, 0)
-    a[:, w // 2:] = (0, 0, 255)
+    a[:, w // 2 :] = (0, 0, 255)
     return Image.fromarray(a)
 
 
@@ -274,7 +279,9 @@ def test_to_tensor_shape_range_and_exact_round_trip():
     t = images.to_tensor(img)
     assert t.shape == (1, 3, 17, 33) and t.dtype == torch.float32
     a = np.asarray(img)
-    assert float(t.min()) == a.min() / 255.0 and float(t.max()) == a.max() / 255.0  # scaled by 1/255, not shifted
+    assert (
+        float(t.min()) == a.min() / 255.0 and float(t.max()) == a.max() / 255.0
+    )  # scaled by 1/255, not shifted
     assert torch.isclose(t[0, :, 5, 7], torch.tensor(img.getpixel((7, 5))) / 255.0).all()
     back = images.to_pil(t)
     assert back.mode == "RGB" and np.array_equal(np.asarray(back), np.asarray(img))
@@ -306,16 +313,19 @@ def test_to_tensor_converts_other_modes():
 
 
 # --- resizing ------------------------------------------------------------------------------
-@pytest.mark.parametrize("size, long_side, expected", [
-    ((400, 300), 200, (200, 150)),
-    ((300, 400), 200, (150, 200)),
-    ((1000, 1), 10, (10, 1)),  # the short side never drops below one pixel
-    ((3, 1000), 100, (1, 100)),  # 0.3 -> 1
-    ((1000, 5), 100, (100, 1)),  # 0.5 rounds up to 1
-    ((200, 300), 100, (67, 100)),  # 66.67 -> 67
-    ((10, 10), 10, (10, 10)),
-    ((100, 50), 300, (300, 150)),  # enlarging works too
-])
+@pytest.mark.parametrize(
+    "size, long_side, expected",
+    [
+        ((400, 300), 200, (200, 150)),
+        ((300, 400), 200, (150, 200)),
+        ((1000, 1), 10, (10, 1)),  # the short side never drops below one pixel
+        ((3, 1000), 100, (1, 100)),  # 0.3 -> 1
+        ((1000, 5), 100, (100, 1)),  # 0.5 rounds up to 1
+        ((200, 300), 100, (67, 100)),  # 66.67 -> 67
+        ((10, 10), 10, (10, 10)),
+        ((100, 50), 300, (300, 150)),  # enlarging works too
+    ],
+)
 def test_resize_long_side(size, long_side, expected):
     out = images.resize_long_side(Image.new("RGB", size, (9, 8, 7)), long_side)
     assert out.size == expected and out.getpixel((0, 0)) == (9, 8, 7)
@@ -338,8 +348,14 @@ def test_fit_to():
 
 
 # --- saving --------------------------------------------------------------------------------
-RECIPE = {"content": "cat.jpg", "style": ["starry night.jpg"], "size": 512, "style_weight": 1e3,
-          "layers": ["conv1_1", "conv5_1"], "note": "ünïcode ✓"}
+RECIPE = {
+    "content": "cat.jpg",
+    "style": ["starry night.jpg"],
+    "size": 512,
+    "style_weight": 1e3,
+    "layers": ["conv1_1", "conv5_1"],
+    "note": "ünïcode ✓",
+}
 
 
 @pytest.mark.parametrize("name", ["out.png", "out.PNG", "out.jpg", "out.JPEG", "out.jpeg"])
@@ -358,7 +374,9 @@ def test_png_is_lossless_and_jpeg_quality_high(tmp_path):
     assert np.array_equal(np.asarray(images.load_image(tmp_path / "a.png")), np.asarray(img))
     smooth = images.resize_long_side(noise(8, 6), 64)
     images.save_image(smooth, tmp_path / "a.jpg")
-    err = np.abs(np.asarray(images.load_image(tmp_path / "a.jpg")).astype(int) - np.asarray(smooth).astype(int))
+    err = np.abs(
+        np.asarray(images.load_image(tmp_path / "a.jpg")).astype(int) - np.asarray(smooth).astype(int)
+    )
     assert err.mean() < 3
 
 
@@ -410,6 +428,7 @@ def test_read_recipe_errors(tmp_path):
         images.read_recipe(text)
     one_line_naming(ei, text)
     from PIL import PngImagePlugin
+
     info = PngImagePlugin.PngInfo()
     info.add_text("painterly", "{not json")
     bad = tmp_path / "bad.png"
@@ -512,8 +531,10 @@ def test_target_is_a_directory(tmp_path):
     one_line_naming(ei, tmp_path / "d.png")
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,  # platform: root, Windows
-                    reason="root ignores directory permissions")
+@pytest.mark.skipif(  # platform: root, Windows
+    not hasattr(os, "geteuid") or os.geteuid() == 0,
+    reason="root ignores directory permissions",
+)
 def test_unwritable_directory(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -556,6 +577,7 @@ def test_recipe_is_json_in_png_text_chunk(tmp_path):
 def test_recipe_written_before_the_rename_is_read(tmp_path):
     # Pictures made while the project was called neural-style carry their recipe under that key.
     from PIL import PngImagePlugin
+
     info = PngImagePlugin.PngInfo()
     info.add_itxt("neural-style", json.dumps({"job": "transfer", "options": {"size": 64}}), zip=True)
     old = tmp_path / "old.png"
@@ -618,8 +640,9 @@ def test_grey_pixels_under_an_rgb_profile_stay_grey(tmp_path):
 
 @pytest.mark.parametrize("ext", [".png", ".jpg"])
 def test_outputs_are_tagged_srgb(tmp_path, ext):
-    from PIL import ImageCms
     import io as _io
+
+    from PIL import ImageCms
 
     path = images.save_image(Image.new("RGB", (4, 4), (1, 2, 3)), tmp_path / f"o{ext}", recipe={"a": 1})
     with Image.open(path) as im:

@@ -1,12 +1,14 @@
 """The job queue (painterly.jobs): admission, order, sessions, cancellation and the one-line
 errors of a failed job. No Gradio here: the queue is the page's, and any other surface's."""
+
 import threading
 import time
 
 import pytest
 from PIL import Image
 
-from painterly import DEFAULTS, jobs
+from painterly import DEFAULTS
+from painterly.web import queue as jobs
 
 
 class HeldJob(jobs.Job):

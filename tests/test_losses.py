@@ -1,4 +1,5 @@
 """The losses: hand-computed values, minima, gradients, masks, blending, the registry."""
+
 from __future__ import annotations
 
 import math
@@ -6,12 +7,12 @@ import math
 import pytest
 import torch
 
-from painterly import config, losses
+from painterly import losses
+from painterly import options as config
 from painterly.errors import InvalidOption
-from painterly.losses import (GramLoss, MeanStdLoss, SlicedLoss, W2Loss, content_loss, gram,
-                                 style_loss_fn, tv_loss)
+from painterly.losses import GramLoss, MeanStdLoss, SlicedLoss, W2Loss, content_loss, gram, statistic, tv_loss
 
-NAMES = tuple(losses.STYLE_LOSSES)  # the per-layer statistics (neighbour: test_neighbour.py)
+NAMES = tuple(losses.STATISTICS)  # the per-layer statistics (neighbour: test_neighbour.py)
 
 
 def _feats(seed: int, n: int = 4, m: int = 12, dtype=torch.float32) -> torch.Tensor:
@@ -136,7 +137,6 @@ def test_tv_loss_by_hand():
     assert tv_loss(x.repeat(2, 3, 1, 1)).item() == 6 * 30.0
 
 
-
 def test_range_loss_by_hand():
     # Mean over all entries of the squared distance to [0, 1]: 0 inside, quadratic outside.
     x = torch.tensor([[-0.5, 0.0], [0.7, 1.0], [1.2, 3.0]]).reshape(1, 1, 3, 2)
@@ -149,10 +149,11 @@ def test_range_loss_by_hand():
     g = x.grad.flatten().tolist()
     assert g == pytest.approx([2 * -0.5 / 6, 0.0, 0.0, 0.0, 2 * 0.2 / 6, 2 * 2.0 / 6])
 
+
 # --- minimum at the style's features, positive elsewhere -------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_zero_at_style_features_positive_elsewhere(name):
-    loss = style_loss_fn(name)
+    loss = statistic(name)
     s = _feats(7, 6, 200).relu() + 0.1
     t = loss.target(s)
     at_min = _call(loss, s.clone(), t)
@@ -185,7 +186,7 @@ def test_w2_minimum_with_rank_deficient_covariance():
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("name", NAMES)
 def test_gradcheck(name, masked):
-    loss = style_loss_fn(name)
+    loss = statistic(name)
     n, m = 3, 9
     s = _feats(11, n, 14, torch.float64)
     mask = None
@@ -218,7 +219,7 @@ def test_sliced_directions_redrawn_each_call_and_seedable():
 # --- masks ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_mask_of_ones_equals_no_mask(name):
-    loss = style_loss_fn(name)
+    loss = statistic(name)
     f, s = _feats(16, 4, 15), _feats(17, 4, 21)
     d = _dirs(4, dtype=torch.float32)
     t = loss.target(s)
@@ -230,7 +231,7 @@ def test_mask_of_ones_equals_no_mask(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_mask_selects_region(name):
-    loss = style_loss_fn(name)
+    loss = statistic(name)
     f, s = _feats(18, 4, 16), _feats(19, 4, 20) * 0.5 + 1
     d = _dirs(4, dtype=torch.float32)
     mask_f = (torch.arange(16) % 3 != 0).float()  # 10 of 16 positions
@@ -252,7 +253,7 @@ def test_sliced_empty_region_is_zero():
 # --- blending several styles ------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["gram", "mean-std"])
 def test_blend_averages_targets(name):
-    loss = style_loss_fn(name)
+    loss = statistic(name)
     s1, s2 = _feats(22), _feats(23)
     t = loss.blend([loss.target(s1), loss.target(s2)], [0.25, 0.75])
     assert torch.allclose(t, 0.25 * loss.target(s1) + 0.75 * loss.target(s2))
@@ -285,12 +286,12 @@ def test_sliced_blend_is_weighted_sum():
 
 # --- the registry -----------------------------------------------------------------------------------
 def test_registry():
-    # every per-layer statistic is a choice; "neighbour" is a term of its own (objective.NeighbourTerm)
-    assert tuple(losses.STYLE_LOSSES) + ("neighbour",) == config.STYLE_LOSSES
+    # every per-layer statistic is a choice; "neighbour" is a term of its own (neighbour.NeighbourTerm)
+    assert tuple(losses.STATISTICS) + ("neighbour",) == tuple(config.STYLE_LOSSES)
     for name in NAMES:
-        assert style_loss_fn(name).name == name
+        assert statistic(name).name == name
     with pytest.raises(InvalidOption, match="did you mean 'sliced'"):
-        style_loss_fn("slice")
+        statistic("slice")
 
 
 # --- the palette term (objective.PaletteTerm) ------------------------------------------------------
@@ -325,19 +326,30 @@ def test_palette_directions_are_the_cubes_13_lines():
 
 def test_palette_loss_by_hand_and_against_brute_force():
     # one channel: sorted 0.1, 0.2, 0.9 vs 0, 0.5, 1 -> (0.01 + 0.09 + 0.01) / 3
-    x, s = torch.tensor([0.9, 0.1, 0.2]).reshape(1, 1, 1, 3), torch.tensor([0.5, 1.0, 0.0]).reshape(1, 1, 3, 1)
+    x, s = (
+        torch.tensor([0.9, 0.1, 0.2]).reshape(1, 1, 1, 3),
+        torch.tensor([0.5, 1.0, 0.0]).reshape(1, 1, 3, 1),
+    )
     d = losses.palette_directions(1)
     assert losses.palette_loss(x, losses.palette_target([s], [1.0], d), d).item() == pytest.approx(0.11 / 3)
     # RGB: for equal pixel counts the 1D W2 of every direction is the best matching of the sorted
     # projections; brute force over all pairings of 5 pixels agrees with the sorted one
     import itertools
+
     g = torch.Generator().manual_seed(3)
     x, s = torch.rand((1, 3, 1, 5), generator=g), torch.rand((1, 3, 5, 1), generator=g)
     d = losses.palette_directions(3)
     px, ps = d @ x.reshape(3, -1), d @ s.reshape(3, -1)
-    best = sum(min(float((px[k] - ps[k][list(perm)]).pow(2).mean()) for perm in itertools.permutations(range(5)))
-               for k in range(13)) / 13
-    assert losses.palette_loss(x, losses.palette_target([s], [1.0], d), d).item() == pytest.approx(best, rel=1e-5)
+    best = (
+        sum(
+            min(float((px[k] - ps[k][list(perm)]).pow(2).mean()) for perm in itertools.permutations(range(5)))
+            for k in range(13)
+        )
+        / 13
+    )
+    assert losses.palette_loss(x, losses.palette_target([s], [1.0], d), d).item() == pytest.approx(
+        best, rel=1e-5
+    )
 
 
 def test_palette_loss_is_zero_at_the_paintings_colours_whatever_their_order_and_size():
@@ -348,7 +360,9 @@ def test_palette_loss_is_zero_at_the_paintings_colours_whatever_their_order_and_
     shuffled = s.reshape(3, -1)[:, torch.randperm(48, generator=g)].reshape(1, 3, 8, 6)
     assert losses.palette_loss(shuffled, t, d).item() == pytest.approx(0.0, abs=1e-12)
     doubled = s.repeat_interleave(2, dim=-1)  # the same colours in the same proportions, twice the pixels
-    assert losses.palette_loss(s, losses.palette_target([doubled], [1.0], d), d).item() == pytest.approx(0.0, abs=1e-12)
+    assert losses.palette_loss(s, losses.palette_target([doubled], [1.0], d), d).item() == pytest.approx(
+        0.0, abs=1e-12
+    )
     assert losses.palette_loss(torch.rand((1, 3, 6, 8), generator=g), t, d).item() > 1e-3
 
 

@@ -1,12 +1,14 @@
 """Spatial control masks (1611.07865): reading, checking, resizing and propagation to layers."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from painterly import config, masks
+from painterly import options as config
 from painterly.errors import InvalidOption
-from painterly.tiling import geometry
+from painterly.imaging import masks
+from painterly.net.geometry import geometry
 
 
 def _save(path, array, mode=None):
@@ -27,10 +29,13 @@ def test_label_maps_greyscale_palette_black_and_white(tmp_path):
     assert (masks.read_label_map(grey_rgb, "m") == labels).all()
 
 
-@pytest.mark.parametrize("array, match", [
-    (np.stack([np.zeros((4, 4)), np.ones((4, 4)) * 9, np.zeros((4, 4))], -1), "colour image"),
-    (np.arange(16).reshape(4, 4) * 16, "values up to 240"),
-])
+@pytest.mark.parametrize(
+    "array, match",
+    [
+        (np.stack([np.zeros((4, 4)), np.ones((4, 4)) * 9, np.zeros((4, 4))], -1), "colour image"),
+        (np.arange(16).reshape(4, 4) * 16, "values up to 240"),
+    ],
+)
 def test_label_maps_refuse_colour_and_photos(tmp_path, array, match):
     with pytest.raises(InvalidOption, match=match):
         masks.read_label_map(_save(tmp_path / "m.png", array), "content mask")
@@ -58,32 +63,54 @@ def test_style_mask_forms(tmp_path):
     labels[:, 20:] = 1
     c = _save(tmp_path / "c.png", labels)
     s = _save(tmp_path / "s.png", labels[:20, :20] * 0 + 1)
-    rm = masks.load(_opts(content_mask=c, style_masks=("all", "0", s)), (40, 30), [(9, 9), (20, 20), (20, 20)],
-                    [1 / 3] * 3)
+    rm = masks.load(
+        _opts(content_mask=c, style_masks=("all", "0", s)),
+        (40, 30),
+        [(9, 9), (20, 20), (20, 20)],
+        [1 / 3] * 3,
+    )
     assert rm.styles[0] is None
     assert rm.styles[1][0].all() and not rm.styles[1][1].any()
     assert rm.styles[2][1].all() and not rm.styles[2][0].any()
 
 
-@pytest.mark.parametrize("kw, sizes, match", [
-    (dict(style_masks=("0",)), [(20, 20)], "needs --content-mask"),
-    (dict(content_mask="EMPTY"), [(20, 20)], "region 1 is empty"),
-    (dict(content_mask="C", style_masks=("0", "0")), [(20, 20)], "2 entries for 1 style images"),
-    (dict(content_mask="C", style_masks=("0",)), [(20, 20)], "region 1 of the content mask is empty in every style"),
-    (dict(content_mask="C", style_masks=("3",)), [(20, 20)], "names region 3"),
-    (dict(content_mask="C", region_weights=(1.0,)), [(20, 20)], "1 values for 2 regions"),
-    (dict(content_mask="SMALL"), [(20, 20)], "is 10x10 but the content image is 40x30"),
-    (dict(content_mask="C", style_masks=("S",)), [(30, 20)], "is 20x20 but style image 1 is 30x20"),
-    (dict(content_mask="/no/such.png"), [(20, 20)], "no such file"),
-])
+@pytest.mark.parametrize(
+    "kw, sizes, match",
+    [
+        (dict(style_masks=("0",)), [(20, 20)], "needs --content-mask"),
+        (dict(content_mask="EMPTY"), [(20, 20)], "region 1 is empty"),
+        (dict(content_mask="C", style_masks=("0", "0")), [(20, 20)], "2 entries for 1 style images"),
+        (
+            dict(content_mask="C", style_masks=("0",)),
+            [(20, 20)],
+            "region 1 of the content mask is empty in every style",
+        ),
+        (dict(content_mask="C", style_masks=("3",)), [(20, 20)], "names region 3"),
+        (dict(content_mask="C", region_weights=(1.0,)), [(20, 20)], "1 values for 2 regions"),
+        (dict(content_mask="SMALL"), [(20, 20)], "is 10x10 but the content image is 40x30"),
+        (dict(content_mask="C", style_masks=("S",)), [(30, 20)], "is 20x20 but style image 1 is 30x20"),
+        (dict(content_mask="/no/such.png"), [(20, 20)], "no such file"),
+    ],
+)
 def test_mask_errors_are_one_line(tmp_path, kw, sizes, match):
     labels = np.zeros((30, 40), np.uint8)
     labels[:, 20:] = 1
-    paths = {"C": _save(tmp_path / "c.png", labels), "S": _save(tmp_path / "s.png", np.zeros((20, 20))),
-             "SMALL": _save(tmp_path / "small.png", np.zeros((10, 10))),
-             "EMPTY": _save(tmp_path / "e.png", labels * 2)}  # values 0 and 2: region 1 empty
-    kw = {k: (paths.get(v, v) if isinstance(v, str) else tuple(paths.get(x, x) for x in v) if isinstance(v, tuple)
-              and v and isinstance(v[0], str) else v) for k, v in kw.items()}
+    paths = {
+        "C": _save(tmp_path / "c.png", labels),
+        "S": _save(tmp_path / "s.png", np.zeros((20, 20))),
+        "SMALL": _save(tmp_path / "small.png", np.zeros((10, 10))),
+        "EMPTY": _save(tmp_path / "e.png", labels * 2),
+    }  # values 0 and 2: region 1 empty
+    kw = {
+        k: (
+            paths.get(v, v)
+            if isinstance(v, str)
+            else tuple(paths.get(x, x) for x in v)
+            if isinstance(v, tuple) and v and isinstance(v[0], str)
+            else v
+        )
+        for k, v in kw.items()
+    }
     with pytest.raises(InvalidOption, match=match) as e:
         masks.load(_opts(**kw), (40, 30), sizes, [1.0 / len(sizes)] * len(sizes))
     assert "\n" not in str(e.value)

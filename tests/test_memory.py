@@ -1,12 +1,16 @@
 """The memory estimate, the automatic tile choice, and refusing a run that cannot fit."""
+
 import pytest
 import torch
 
 import painterly
-from painterly import config, engine, memory, optimize
+from painterly import engine, imaging
+from painterly import options as config
 from painterly.errors import ResourceError
+from painterly.optim import optimise as optimize
+from painterly.runtime import memory
 
-GiB = 1024 ** 3
+GiB = 1024**3
 O = config.DEFAULTS.replace(iterations=(2,))
 
 
@@ -54,16 +58,24 @@ def test_estimate_grows_with_pixels_history_and_shrinks_with_tiles():
         o = O.replace(size=2048, lbfgs_history=history, iterations=(iterations,))
         kept = _lbfgs_history(o, iterations)[1]
         assert kept == min(history, iterations - 1)  # the state a 2048 px run would hold, counted
-        extra = memory.estimate_peak_bytes(o, 2048, 2048) - memory.estimate_peak_bytes(O.replace(size=2048), 2048, 2048)
-        assert extra == pytest.approx(memory.SAFETY * per_value[0] * 3 * 2048 * 2048 * (kept - pairs), rel=1e-6)
-    tiled = [memory.estimate_peak_bytes(O.replace(size=4096), 4096, 4096, tile=t) for t in (0, 2048, 1024, 512)]
+        extra = memory.estimate_peak_bytes(o, 2048, 2048) - memory.estimate_peak_bytes(
+            O.replace(size=2048), 2048, 2048
+        )
+        assert extra == pytest.approx(
+            memory.SAFETY * per_value[0] * 3 * 2048 * 2048 * (kept - pairs), rel=1e-6
+        )
+    tiled = [
+        memory.estimate_peak_bytes(O.replace(size=4096), 4096, 4096, tile=t) for t in (0, 2048, 1024, 512)
+    ]
     assert tiled == sorted(tiled, reverse=True)
     assert tiled[0] > 24 * GiB > tiled[1]  # 4096 px fits a 24 GiB machine only when tiled
 
 
 def test_plan_untiled_when_it_fits_else_the_largest_tile_that_fits():
     o = O.replace(size=4096)
-    need = {t: memory.estimate_peak_bytes(o, 4096, 4096, style_sizes=[(10, 10)], tile=t) for t in (0, 2048, 1024)}
+    need = {
+        t: memory.estimate_peak_bytes(o, 4096, 4096, style_sizes=[(10, 10)], tile=t) for t in (0, 2048, 1024)
+    }
     assert memory.plan(o, "transfer", (100, 100), [(10, 10)], available=need[0]) == 0
     assert memory.plan(o, "transfer", (100, 100), [(10, 10)], available=need[0] - 1) == 2048
     assert memory.plan(o, "transfer", (100, 100), [(10, 10)], available=need[1024]) == 1024
@@ -81,10 +93,12 @@ def test_refusal_names_the_largest_size_that_fits():
     best = int(msg.rsplit("--size ", 1)[1])
 
     def fits(side):
-        w, h = memory._long_to_wh((400, 300), side)
+        w, h = imaging.long_side_size((400, 300), side)
         opts = o.replace(size=side)
-        return any(memory.estimate_peak_bytes(opts, w, h, style_sizes=[(10, 10)], tile=t) <= avail
-                   for t in (0,) + tuple(t for t in memory.TILE_CANDIDATES if t < side))
+        return any(
+            memory.estimate_peak_bytes(opts, w, h, style_sizes=[(10, 10)], tile=t) <= avail
+            for t in (0,) + tuple(t for t in memory.TILE_CANDIDATES if t < side)
+        )
 
     assert 256 < best < 4096 and fits(best) and not fits(best + 1)
     hist = int(msg.split("--lbfgs-history ")[1].split()[0])
@@ -92,26 +106,37 @@ def test_refusal_names_the_largest_size_that_fits():
 
 
 def test_run_refuses_before_loading_anything(small, monkeypatch):
-    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 100 * 1024 ** 2)
+    monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 100 * 1024**2)
     monkeypatch.setattr(engine, "get_vgg", lambda *a, **k: pytest.fail("the network was loaded"))
     with pytest.raises(ResourceError, match="needs about .* GiB but 0.1 GiB is available"):
         painterly.run_transfer(small["content"], small["style"], weights="random", size=64)
 
 
 def test_run_tiles_automatically_when_that_makes_it_fit(small, monkeypatch):
-    kw = dict(weights="random", size=64, iterations=(1,), device="cpu", precision="fp32",
-              style_layers=("conv1_1", "conv2_1"), content_layers=("conv2_2",))
+    kw = dict(
+        weights="random",
+        size=64,
+        iterations=(1,),
+        device="cpu",
+        precision="fp32",
+        style_layers=("conv1_1", "conv2_1"),
+        content_layers=("conv2_2",),
+    )
     o = config.DEFAULTS.replace(**kw)
     monkeypatch.setattr(memory, "TILE_CANDIDATES", (32,))
     untiled = memory.estimate_peak_bytes(o, 64, 51, style_sizes=[(36, 36)])
     tiled = memory.estimate_peak_bytes(o, 64, 51, style_sizes=[(36, 36)], tile=32)
     assert tiled < untiled
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": (tiled + untiled) // 2)
-    from painterly import tiling
+    from painterly.objective import tiling
 
     calls = []
     orig = tiling.TiledObjective.pass1
-    monkeypatch.setattr(tiling.TiledObjective, "pass1", lambda self, *a, **k: calls.append(self.tiler.tile) or orig(self, *a, **k))
+    monkeypatch.setattr(
+        tiling.TiledObjective,
+        "pass1",
+        lambda self, *a, **k: calls.append(self.tiler.tile) or orig(self, *a, **k),
+    )
     res = painterly.run_transfer(small["content"], small["style"], **kw)
     assert calls and set(calls) == {32} and res.iterations == 1
 
@@ -137,12 +162,13 @@ def test_estimate_is_close_to_the_measured_peak(size, tile, preset):
 _REFAULT = r"""
 import json, os, resource, sys
 import torch
-from painterly import memory
-kept = memory.keep_freed_memory()
+from painterly.runtime import memory
+from painterly.runtime import allocator
+kept = allocator.keep_freed_memory()
 if sys.argv[1:] == ["big"]:  # a run estimated at half the free memory: glibc's default again
     memory.plan(memory.config.DEFAULTS, "transfer", (64, 64), [(64, 64)], available=2 * memory.estimate_peak_bytes(
         memory.config.DEFAULTS, 64, 64))
-    kept = memory._keep["on"]
+    kept = allocator._keep["on"]
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 def heap():
@@ -158,13 +184,15 @@ print(json.dumps({"kept": kept, "faults": faults() - before, "heap_growth": heap
 """
 
 
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc's malloc")  # platform: glibc (Linux) only
+@pytest.mark.skipif(
+    not __import__("sys").platform.startswith("linux"), reason="glibc's malloc"
+)  # platform: glibc (Linux) only
 @pytest.mark.parametrize("opt_out", [False, True, "big"])
 def test_freed_memory_is_reused_not_faulted_in_again(opt_out):
     """keep_freed_memory (called by the CLI, batch workers and Ray actors): a freed 64 MiB tensor's
     pages serve the next one, where glibc's default unmaps them and the kernel faults in (and
     zeroes) all 16384 pages again on each of 32 allocations; PAINTERLY_RETURN_MEMORY=1
-    keeps glibc's default, and so does a run estimated above memory.KEEP_SHARE of the free memory."""
+    keeps glibc's default, and so does a run estimated above allocator.KEEP_SHARE of the free memory."""
     import json
     import os
     import subprocess
@@ -175,8 +203,11 @@ def test_freed_memory_is_reused_not_faulted_in_again(opt_out):
     if opt_out is True:
         env["PAINTERLY_RETURN_MEMORY"] = "1"
     args = [sys.executable, "-c", _REFAULT] + (["big"] if opt_out == "big" else [])
-    out = json.loads(subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout.strip()
-                     .splitlines()[-1])
+    out = json.loads(
+        subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     block = 64 * 1024 * 1024
     pages = 32 * block // 4096
     if opt_out:  # each block its own mapping, faulted in afresh

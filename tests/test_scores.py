@@ -1,5 +1,6 @@
 """painterly.scores: CFSD and LP by hand on tiny feature maps, and the Scorer's end points
 (identical images, the photo as the result, a shuffled result) on a seeded random VGG-19."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 from painterly import scores
-from painterly.network import random_vgg
+from painterly.net.vgg import random_vgg
 
 
 def _image(seed: int, size=(48, 40)) -> Image.Image:
@@ -107,8 +108,11 @@ def test_the_photo_as_result_keeps_structure_and_misses_the_painting(net):
 def test_a_shuffled_result_loses_structure(net):
     c, s = _image(0), _image(1, (44, 52))
     arr = np.array(c)
-    shuffled = Image.fromarray(arr.reshape(-1, 3)[np.random.default_rng(0).permutation(arr.shape[0] * arr.shape[1])]
-                               .reshape(arr.shape))
+    shuffled = Image.fromarray(
+        arr.reshape(-1, 3)[np.random.default_rng(0).permutation(arr.shape[0] * arr.shape[1])].reshape(
+            arr.shape
+        )
+    )
     scorer = scores.Scorer(c, s, net=net)
     sc = scorer(shuffled)
     assert sc["cfsd"] > 0.0 and 0.0 < sc["lp"] < 1.0 and 0.0 < sc["lp_coverage"] <= 1.0
@@ -119,7 +123,12 @@ def test_a_shuffled_result_loses_structure(net):
 
 def test_extras_off_and_the_caffe_scale(net):
     img = _image(0)
-    assert set(scores.Scorer(img, img, net=net, extras=False)(img)) == {"style", "content", "palette", "clipped"}
+    assert set(scores.Scorer(img, img, net=net, extras=False)(img)) == {
+        "style",
+        "content",
+        "palette",
+        "clipped",
+    }
     assert scores.Scorer(img, img, net=net)._cfsd_scale == 1.0
     caffe = random_vgg("relu5_1", pooling="max", preprocess="caffe")
     assert scores.Scorer(img, img, net=caffe)._cfsd_scale == scores.CAFFE_TO_TORCH_SCALE

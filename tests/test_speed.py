@@ -1,6 +1,7 @@
 """Execution speed settings keep the results: bf16 autocast, its detection, the bf16 weight
 copy, channels_last and torch.compile. These tests check correctness only, never time
 (benchmarks/ measures time)."""
+
 import contextlib
 import os
 import shutil
@@ -9,17 +10,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from ci import skip_or_fail
-
 import painterly
-from painterly import config, engine, images, network, objective, optimize
-from painterly.network import normalize_vgg, random_vgg
+from ci import skip_or_fail
+from painterly import engine
+from painterly import imaging as images
+from painterly import options as config
+from painterly.net import device
+from painterly.net import vgg as network
+from painterly.net.vgg import normalize_vgg, random_vgg
+from painterly.optim import optimise as optimize
 
-BF16 = network.Autocast("cpu", torch.bfloat16)
+BF16 = device.Autocast("cpu", torch.bfloat16)
 # make_objective alone does not calibrate (--balance photo is the engine's step): these objectives
 # are in the paper's units, so they take that balance's weights.
-PAPER_UNITS = dict(weights="random", balance="absolute", style_weight=config.ABSOLUTE_STYLE_WEIGHT,
-                   range_weight=config.ABSOLUTE_RANGE_WEIGHT, pooling="avg")  # the paper's units and pooling
+PAPER_UNITS = dict(
+    weights="random",
+    balance="absolute",
+    style_weight=config.ABSOLUTE_STYLE_WEIGHT,
+    range_weight=config.ABSOLUTE_RANGE_WEIGHT,
+    pooling="avg",
+)  # the paper's units and pooling
 
 
 def _inputs(content_path, style_path, side=64):
@@ -30,7 +40,7 @@ def _inputs(content_path, style_path, side=64):
 
 def _objective(net, o, c, s, amp=contextlib.nullcontext, channels_last=False):
     features = network.feature_fn(net, None, channels_last, amp)
-    return engine.make_objective(features, o, objective.build_targets(features, o, c, [s], [1.0]))
+    return engine.make_objective(features, o, engine.build_targets(features, o, c, [s], [1.0]))
 
 
 def _loss_and_grad(objective, x):
@@ -79,7 +89,9 @@ def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path
     normalize_vgg(net, [c, s])
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(2))
     ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
-    loss, grad = _loss_and_grad(_objective(net.to(memory_format=torch.channels_last), o, c, s, channels_last=True), x)
+    loss, grad = _loss_and_grad(
+        _objective(net.to(memory_format=torch.channels_last), o, c, s, channels_last=True), x
+    )
     assert loss == pytest.approx(ref_loss, rel=1e-4)
     assert torch.allclose(grad, ref_grad, rtol=1e-3, atol=1e-6 * float(ref_grad.abs().max()))
 
@@ -88,10 +100,13 @@ def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path
 def test_auto_precision_follows_native_support(monkeypatch, native):
     monkeypatch.setattr(network, "native_bf16", lambda device: native)
     cpu = torch.device("cpu")
-    amp = network.autocast_for(config.DEFAULTS.replace(precision="auto").precision, cpu)
+    amp = device.autocast_for(config.DEFAULTS.replace(precision="auto").precision, cpu)
     assert (amp == BF16) if native else (amp is contextlib.nullcontext)
-    assert network.autocast_for(config.DEFAULTS.replace(precision="fp32").precision, cpu) is contextlib.nullcontext
-    assert network.autocast_for(config.DEFAULTS.replace(precision="bf16").precision, cpu) == BF16
+    assert (
+        device.autocast_for(config.DEFAULTS.replace(precision="fp32").precision, cpu)
+        is contextlib.nullcontext
+    )
+    assert device.autocast_for(config.DEFAULTS.replace(precision="bf16").precision, cpu) == BF16
 
 
 def test_native_bf16_matches_this_cpu():
@@ -105,7 +120,7 @@ def test_native_bf16_matches_this_cpu():
     if not flags:
         pytest.skip("no /proc/cpuinfo flags")  # platform: not Linux x86
     expect = bool(flags & {"avx512_bf16", "amx_bf16"}) and torch.backends.mkldnn.is_available()
-    assert network.native_bf16(torch.device("cpu")) == expect
+    assert device.native_bf16(torch.device("cpu")) == expect
 
 
 def _dtypes_seen(monkeypatch):
@@ -120,20 +135,31 @@ def _dtypes_seen(monkeypatch):
             out = inner(x, layers)
             seen.append((torch.is_grad_enabled(), {v.dtype for v in out.values()}))
             return out
+
         return features
 
     monkeypatch.setattr(engine, "feature_fn", spy)
     return seen
 
 
-@pytest.mark.parametrize("precision, native, step_dtype", [
-    ("fp32", True, torch.float32), ("auto", True, torch.bfloat16), ("auto", False, torch.float32)])
+@pytest.mark.parametrize(
+    "precision, native, step_dtype",
+    [("fp32", True, torch.float32), ("auto", True, torch.bfloat16), ("auto", False, torch.float32)],
+)
 def test_a_run_computes_in_the_precision_asked_for(monkeypatch, small, precision, native, step_dtype):
     monkeypatch.setattr(network, "native_bf16", lambda device: native)
     engine._PREPARED.clear()  # a shared Stylizer prepared earlier fixed its precision then
     seen = _dtypes_seen(monkeypatch)
-    res = painterly.run_transfer(small["content"], small["style"], weights="random", size=32, iterations=(2,),
-                                    scales=(32,), device="cpu", precision=precision)
+    res = painterly.run_transfer(
+        small["content"],
+        small["style"],
+        weights="random",
+        size=32,
+        iterations=(2,),
+        scales=(32,),
+        device="cpu",
+        precision=precision,
+    )
     steps = [d for grad, d in seen if grad]
     assert len(steps) == 2 and all(d == {step_dtype} for d in steps)
     assert seen[-1] == (False, {torch.float32})  # the reported losses: always fp32
@@ -150,14 +176,16 @@ def test_compiled_network_gives_the_eager_loss(content_path, style_path):
         skip_or_fail("torch.compile is not supported on this Python/platform")
     if not (os.environ.get("CXX") or any(shutil.which(c) for c in ("c++", "g++", "clang++"))):
         skip_or_fail("torch.compile on a CPU needs a C++ compiler (none on PATH, $CXX unset)")
-    o = config.DEFAULTS.replace(weights="random", content_layers=("conv2_1",), style_layers=("conv1_1", "conv2_1"))
+    o = config.DEFAULTS.replace(
+        weights="random", content_layers=("conv2_1",), style_layers=("conv1_1", "conv2_1")
+    )
     c, s = _inputs(content_path, style_path, 32)
     net = random_vgg("conv2_1").eval()
     normalize_vgg(net, [c, s])
     x = torch.rand(c.shape, generator=torch.Generator().manual_seed(3))
     ref_loss, ref_grad = _loss_and_grad(_objective(net, o, c, s), x)
     features = network.feature_fn(net, compile=True)
-    obj = engine.make_objective(features, o, objective.build_targets(features, o, c, [s], [1.0]))
+    obj = engine.make_objective(features, o, engine.build_targets(features, o, c, [s], [1.0]))
     loss, grad = _loss_and_grad(obj, x)
     assert loss == pytest.approx(ref_loss, rel=1e-4)
     assert torch.allclose(grad, ref_grad, rtol=1e-3, atol=1e-5 * float(ref_grad.abs().max()))
@@ -167,7 +195,9 @@ def test_lbfgs_line_search_moves(small):
     """With one L-BFGS iteration per step the line search still gets evaluations to spend."""
     kw = dict(PAPER_UNITS, size=32, device="cpu", precision="fp32", init="content", scales=(32,))
     start = painterly.run_transfer(small["content"], small["style"], iterations=(0,), **kw)
-    end = painterly.run_transfer(small["content"], small["style"], iterations=(5,), lbfgs_line_search=True, **kw)
+    end = painterly.run_transfer(
+        small["content"], small["style"], iterations=(5,), lbfgs_line_search=True, **kw
+    )
     assert end.losses["total"] < 0.5 * start.losses["total"]
 
 
@@ -192,7 +222,9 @@ class _Quadratic:
 def test_lbfgs_recovers_from_an_overflowing_step():
     o = config.DEFAULTS.replace(optimizer="lbfgs", lbfgs_line_search=False)
     seen = []
-    x, stopped = optimize.optimise(_Quadratic(bad=3), torch.zeros(1, 3, 4, 4), o, 8, lambda l, x: seen.append(l["total"]))
+    x, stopped = optimize.optimise(
+        _Quadratic(bad=3), torch.zeros(1, 3, 4, 4), o, 8, lambda l, x: seen.append(l["total"])
+    )
     assert not stopped and len(seen) == 8 and all(torch.isfinite(torch.tensor(seen)))
     assert torch.isfinite(x).all() and float((x - 3).abs().max()) < 1e-3
 

@@ -1,20 +1,26 @@
 """Tiled evaluation (large images): the same function of the image as the untiled one."""
+
 import contextlib
 
 import pytest
 import torch
 
 import painterly
-from painterly import config, engine, losses, masks, network, objective, tiling
-from painterly.network import filter_means, normalize_vgg, random_vgg
+from painterly import engine, objective
+from painterly import options as config
+from painterly.imaging import masks
+from painterly.net import vgg as network
+from painterly.net.vgg import filter_means, normalize_vgg, random_vgg
+from painterly.objective import tiling
 
 TOL = 1e-4
 
 
 def _setup(content_layers, style_layers, loss="gram", size=(96, 80), style_size=(88, 104), seed=0):
     torch.manual_seed(seed)
-    o = config.DEFAULTS.replace(content_layers=content_layers, style_layers=style_layers, style_loss=loss,
-                                tv_weight=0.5)
+    o = config.DEFAULTS.replace(
+        content_layers=content_layers, style_layers=style_layers, style_loss=loss, tv_weight=0.5
+    )
     net = random_vgg(max(content_layers + style_layers, key=config.LAYERS.index))
     c, s = torch.rand(1, 3, *size[::-1]), torch.rand(1, 3, *style_size[::-1])
     normalize_vgg(net, [c, s])
@@ -25,10 +31,10 @@ def _region_masks(net, o, size, style_size):
     w, h = size
     cm = torch.zeros(2, h, w)
     cm[0, :, : w * 2 // 5] = 1
-    cm[1, :, w * 2 // 5:] = 1
+    cm[1, :, w * 2 // 5 :] = 1
     sm = torch.zeros(2, style_size[1], style_size[0])
     sm[0, : style_size[1] // 2] = 1
-    sm[1, style_size[1] // 2:] = 1
+    sm[1, style_size[1] // 2 :] = 1
     rm = masks.RegionMasks(cm, [sm], [0.4, 0.6])
     return masks.for_scale(rm, net.names, o.style_layers, "resize", size, [style_size], "cpu")
 
@@ -48,13 +54,13 @@ def _compare(o, feats, net, c, s, tile, sm=None, halo=None):
     """Per-layer values and gradients (each layer's own, so no term hides behind another)."""
     layers = list(o.content_layers) + list(o.style_layers)
     tl = tiling.Tiler(feats, net.names, layers, tile, halo=halo)
-    t_plain = objective.build_targets(feats, o, c, [s], [1.0], masks=sm)
-    t_tiled = objective.build_targets(feats, o, c, [s], [1.0], masks=sm, tiler=tl)
+    t_plain = engine.build_targets(feats, o, c, [s], [1.0], masks=sm)
+    t_tiled = engine.build_targets(feats, o, c, [s], [1.0], masks=sm, tiler=tl)
     worst = {"targets": 0.0, "value": 0.0, "grad": 0.0}
     for l in o.content_layers:
         a, b = t_plain.content[l], t_tiled.content[l]
         worst["targets"] = max(worst["targets"], float((a - b).norm() / a.norm()))
-    for ra, rb in zip(t_plain.regions, t_tiled.regions):
+    for ra, rb in zip(t_plain.style, t_tiled.style):
         for l in o.style_layers:
             a, b = ra.targets[l], rb.targets[l]
             a, b = (a[0], b[0]) if isinstance(a, (tuple, list)) else (a, b)
@@ -87,8 +93,9 @@ def _compare(o, feats, net, c, s, tile, sm=None, halo=None):
 @pytest.mark.parametrize("loss", [n for n in config.STYLE_LOSSES if n != "neighbour"])
 @pytest.mark.parametrize("with_masks", [False, True])
 def test_tiled_equals_untiled_for_every_loss(loss, with_masks):
-    o, net, feats, c, s = _setup(("conv2_2",), ("conv1_1", "conv2_1", "conv3_1"), loss, size=(64, 48),
-                                 style_size=(56, 72))
+    o, net, feats, c, s = _setup(
+        ("conv2_2",), ("conv1_1", "conv2_1", "conv3_1"), loss, size=(64, 48), style_size=(56, 72)
+    )
     sm = _region_masks(net, o, (64, 48), (56, 72)) if with_masks else None
     worst, tl = _compare(o, feats, net, c, s, tile=24, sm=sm)
     assert len(tl.tiles(48, 64)) == 6 and tl.halo == 12  # real tiles, cropped halos
@@ -101,8 +108,9 @@ def test_tiled_equals_untiled_for_every_loss(loss, with_masks):
 
 
 def test_tiled_equals_untiled_with_the_papers_layers():
-    o, net, feats, c, s = _setup(config.PAPER_CONTENT_LAYERS, config.PAPER_STYLE_LAYERS, size=(192, 176),
-                                 style_size=(176, 192))
+    o, net, feats, c, s = _setup(
+        config.PAPER_CONTENT_LAYERS, config.PAPER_STYLE_LAYERS, size=(192, 176), style_size=(176, 192)
+    )
     worst, tl = _compare(o, feats, net, c, s, tile=80)
     assert tl.tile == 80 and tl.halo == 80 and len(tl.tiles(176, 192)) == 9
     assert max(worst.values()) < TOL, worst
@@ -110,8 +118,9 @@ def test_tiled_equals_untiled_with_the_papers_layers():
 
 def test_a_halo_one_stride_short_is_not_exact():
     """The halo is the smallest exact one: one stride less breaks the deepest layer."""
-    o, net, feats, c, s = _setup(("conv2_2",), ("conv1_1", "conv2_1", "conv3_1"), size=(64, 48),
-                                 style_size=(56, 72))
+    o, net, feats, c, s = _setup(
+        ("conv2_2",), ("conv1_1", "conv2_1", "conv3_1"), size=(64, 48), style_size=(56, 72)
+    )
     worst, tl = _compare(o, feats, net, c, s, tile=24, halo=12 - 4)
     assert worst["value"] > 1e-3 or worst["grad"] > 1e-3, worst
 
@@ -122,7 +131,11 @@ def test_tile_geometry_and_filter_means():
     assert tiling.halo_for(names, ["conv4_2", "conv5_1"]) == (80, 16)
     assert tiling.halo_for(names, ["conv1_1"]) == (1, 1)
     tl = tiling.Tiler(None, names, ["conv3_1"], 30)  # rounded up to the stride (4)
-    assert tl.tile == 32 and [(s.A, s.B, s.a, s.b) for s in tl.spans(70)] == [(0, 44, 0, 32), (20, 70, 32, 64), (52, 70, 64, 70)]
+    assert tl.tile == 32 and [(s.A, s.B, s.a, s.b) for s in tl.spans(70)] == [
+        (0, 44, 0, 32),
+        (20, 70, 32, 64),
+        (52, 70, 64, 70),
+    ]
     net = random_vgg("conv4_1")
     imgs = [torch.rand(1, 3, 72, 88), torch.rand(1, 3, 64, 64)]
     want = filter_means(net, imgs)
@@ -136,13 +149,30 @@ def test_tile_geometry_and_filter_means():
 def test_runs_with_and_without_tiles_agree(small, balance):
     # Adam: L-BFGS without line search on a random network takes wild steps that amplify
     # float rounding from the second step on; Adam's normalised steps do not.
-    kw = dict(weights="random", size=64, iterations=(3,), device="cpu", precision="fp32", tv_weight=0.1,
-              style_layers=("conv1_1", "conv2_1", "conv3_1"), content_layers=("conv3_2",), optimizer="adam",
-              balance=balance, content_ceiling=0.0)  # a tiled run has no --content-ceiling polish
+    kw = dict(
+        weights="random",
+        size=64,
+        iterations=(3,),
+        device="cpu",
+        precision="fp32",
+        tv_weight=0.1,
+        style_layers=("conv1_1", "conv2_1", "conv3_1"),
+        content_layers=("conv3_2",),
+        optimizer="adam",
+        balance=balance,
+        content_ceiling=0.0,
+    )  # a tiled run has no --content-ceiling polish
     seen = {0: [], 24: []}
-    res = {t: painterly.run_transfer(small["content"], small["style"], tile=t,
-                                        callback=lambda it, t=t: seen[t].append(it.losses["total"]), **kw)
-           for t in (0, 24)}
+    res = {
+        t: painterly.run_transfer(
+            small["content"],
+            small["style"],
+            tile=t,
+            callback=lambda it, t=t: seen[t].append(it.losses["total"]),
+            **kw,
+        )
+        for t in (0, 24)
+    }
     assert seen[0] == pytest.approx(seen[24], rel=TOL)
     assert res[0].losses["total"] == pytest.approx(res[24].losses["total"], rel=TOL)
     # --balance photo: the tiled calibration agrees with the untiled one to rounding (the losses

@@ -1,6 +1,7 @@
 """Video (Ruder, Dosovitskiy & Brox 2016): decoding and encoding, flow and the consistency mask,
 the temporal loss, resuming, shot cuts and the command line. Clips are generated here with PyAV;
 stylisation runs on the seeded random VGG-19 at 32-48 px."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,12 @@ import torch
 from PIL import Image
 
 import painterly
-from painterly import cli, config, engine, images, video
+from painterly import engine
+from painterly import imaging as images
+from painterly import options as config
+from painterly.cli import main as cli
 from painterly.errors import Stop
+from painterly.video import stylize as video
 
 FAST = dict(weights="random", size=48, iterations=(3,), device="cpu", precision="fp32")
 
@@ -34,7 +39,9 @@ def texture(w: int, h: int, seed: int) -> np.ndarray:
 def pan(n: int, w: int = 64, h: int = 48, seed: int = 0, dx: int = 2, dy: int = 1) -> list:
     """n frames of a camera panning over a texture by (dx, dy) px per frame."""
     big = texture(w + n * dx + 8, h + n * dy + 8, seed)
-    return [np.ascontiguousarray(big[4 + t * dy:4 + t * dy + h, 4 + t * dx:4 + t * dx + w]) for t in range(n)]
+    return [
+        np.ascontiguousarray(big[4 + t * dy : 4 + t * dy + h, 4 + t * dx : 4 + t * dx + w]) for t in range(n)
+    ]
 
 
 def make_clip(path, frames, fps=12, audio=False, codec=None):
@@ -76,7 +83,10 @@ def streams(path):
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         n = sum(1 for _ in c.decode(v))
-        info = {"video": (n, Fraction(v.average_rate), n / float(v.average_rate)), "size": (v.width, v.height)}
+        info = {
+            "video": (n, Fraction(v.average_rate), n / float(v.average_rate)),
+            "size": (v.width, v.height),
+        }
     with av.open(str(path)) as c:
         if not c.streams.audio:
             info["audio"] = None
@@ -141,7 +151,7 @@ def test_temporal_loss_is_the_papers_formula():
     assert float(loss(x)) == pytest.approx(expect, rel=1e-6)
     assert float(loss(warped)) == 0.0
     y = torch.rand(1, 1, 6, 8, generator=g)  # --preserve-color luminance: x is Y alone
-    from painterly import color
+    from painterly.imaging import color
 
     wy = color.luminance_only(warped)[:, :1]
     assert float(loss(y)) == pytest.approx(float((c * (y - wy) ** 2).sum()) / (6 * 8), rel=1e-5)
@@ -152,7 +162,9 @@ def test_frame_count_fps_and_duration_kept(tmp_path, style):
     clip = make_clip(tmp_path / "in.mp4", pan(10), fps=15)
     out = tmp_path / "out.mp4"
     seen = []
-    res = painterly.stylize_video(clip, style, out, callback=lambda f: seen.append((f.index, f.total, f.fresh)), **FAST)
+    res = painterly.stylize_video(
+        clip, style, out, callback=lambda f: seen.append((f.index, f.total, f.fresh)), **FAST
+    )
     assert (res.frames, res.fps, res.computed, res.cached, res.stopped) == (10, Fraction(15), 10, 0, False)
     got = streams(out)
     assert got["video"] == (10, Fraction(15), pytest.approx(10 / 15))
@@ -206,8 +218,15 @@ def test_resume_after_interruption_recomputes_nothing_cached(tmp_path, style):
     stamps = {p.name: p.stat().st_mtime_ns for p in cache.glob("frame_*.png")}
 
     seen, steps = [], []
-    res = painterly.stylize_video(clip, style, out, keep_frames=True, callback=lambda f: seen.append((f.index, f.cached)),
-                                  step_callback=lambda it: steps.append(it.step), **FAST)
+    res = painterly.stylize_video(
+        clip,
+        style,
+        out,
+        keep_frames=True,
+        callback=lambda f: seen.append((f.index, f.cached)),
+        step_callback=lambda it: steps.append(it.step),
+        **FAST,
+    )
     assert not res.stopped and (res.cached, res.computed) == (3, 4)
     assert seen == [(i, i < 3) for i in range(7)]
     assert {p: cache.joinpath(p).stat().st_mtime_ns for p in stamps} == stamps  # not rewritten
@@ -236,9 +255,15 @@ def test_a_shot_cut_restarts_from_the_normal_initialisation(tmp_path, style):
         seen.append(f)
         current[0] = f.index + 1
 
-    res = painterly.stylize_video(clip, style, out, keep_frames=True, callback=on_frame,
-                                  step_callback=lambda it: temporal.setdefault(current[0], "temporal" in it.losses),
-                                  **FAST)
+    res = painterly.stylize_video(
+        clip,
+        style,
+        out,
+        keep_frames=True,
+        callback=on_frame,
+        step_callback=lambda it: temporal.setdefault(current[0], "temporal" in it.losses),
+        **FAST,
+    )
     assert res.cuts == [5]
     assert [f.fresh for f in seen] == [True, False, False, False, False, True, False, False, False, False]
     # the cut is the flow's own verdict: frame 5's flow is unreliable, every other warped frame's is not
@@ -255,14 +280,17 @@ def test_a_shot_cut_restarts_from_the_normal_initialisation(tmp_path, style):
     # frame 6 is not (it starts from frame 5's result, warped)
     _, content6 = list(video.read_frames(clip, 6, 1))[0]
     alone6 = engine.Stylizer(one).run(images.fit_to(content6, res.size), [style], options=one)
-    assert not np.array_equal(np.asarray(Image.open(video.frame_cache(out) / "frame_000006.png")),
-                              np.asarray(alone6.image))
+    assert not np.array_equal(
+        np.asarray(Image.open(video.frame_cache(out) / "frame_000006.png")), np.asarray(alone6.image)
+    )
 
 
 def test_per_frame_mode_computes_no_flow(tmp_path, style):
     clip = make_clip(tmp_path / "in.mp4", pan(4), fps=12)
     seen = []
-    res = painterly.stylize_video(clip, style, tmp_path / "out.mp4", per_frame=True, callback=seen.append, **FAST)
+    res = painterly.stylize_video(
+        clip, style, tmp_path / "out.mp4", per_frame=True, callback=seen.append, **FAST
+    )
     assert [f.fresh for f in seen] == [True] * 4 and all(f.reliable is None for f in seen) and res.cuts == []
 
 
@@ -289,10 +317,12 @@ def test_bad_input_is_one_line(tmp_path, style, capsys, make):
 
 def test_bad_output_and_options_are_one_line(tmp_path, style, capsys):
     clip = make_clip(tmp_path / "in.mp4", pan(3), fps=12)
-    for extra, needle in ((["-o", tmp_path / "out.png"], "not a video format"),
-                          (["-o", tmp_path / "o.mp4", "--start", "9"], "past the end"),
-                          (["-o", tmp_path / "o.mp4", "--temporal-weight", "-1"], "--temporal-weight"),
-                          (["-o", tmp_path / "nodir" / "o.mp4"], "does not exist")):
+    for extra, needle in (
+        (["-o", tmp_path / "out.png"], "not a video format"),
+        (["-o", tmp_path / "o.mp4", "--start", "9"], "past the end"),
+        (["-o", tmp_path / "o.mp4", "--temporal-weight", "-1"], "--temporal-weight"),
+        (["-o", tmp_path / "nodir" / "o.mp4"], "does not exist"),
+    ):
         code, err = _cli(["video", clip, style, "--weights", "random", *extra], capsys)
         assert code == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
 
@@ -300,11 +330,41 @@ def test_bad_output_and_options_are_one_line(tmp_path, style, capsys):
 def test_cli_video_runs_a_part_of_a_clip(tmp_path, style, capsys):
     clip = make_clip(tmp_path / "in.mp4", pan(8), fps=12)
     out, report = tmp_path / "out.mp4", tmp_path / "r.json"
-    code, err = _cli(["video", clip, style, "-o", out, "--weights", "random", "--size", "32", "--iterations", "2",
-                      "--frame-iterations", "1", "--device", "cpu", "--precision", "fp32", "--start", "2",
-                      "--frames", "4", "--report", report, "--keep-frames", "--temporal-weight", "500"], capsys)
+    code, err = _cli(
+        [
+            "video",
+            clip,
+            style,
+            "-o",
+            out,
+            "--weights",
+            "random",
+            "--size",
+            "32",
+            "--iterations",
+            "2",
+            "--frame-iterations",
+            "1",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--start",
+            "2",
+            "--frames",
+            "4",
+            "--report",
+            report,
+            "--keep-frames",
+            "--temporal-weight",
+            "500",
+        ],
+        capsys,
+    )
     assert code == 0, err
-    assert streams(out)["video"][0] == 4 and "wrote" in err and "] 4/4 32x24 " in err  # the progress bar over frames
+    assert (
+        streams(out)["video"][0] == 4 and "wrote" in err and "] 4/4 32x24 " in err
+    )  # the progress bar over frames
     data = json.loads(report.read_text())
     assert data["frames"] == 4 and len(data["per_frame"]) == 4 and data["per_frame"][1]["fresh"] is False
     assert len(list(video.frame_cache(out).glob("frame_*.png"))) == 4  # --keep-frames
@@ -321,11 +381,31 @@ def test_ctrl_c_keeps_the_finished_frames_and_a_rerun_continues(tmp_path, style)
 
     clip = make_clip(tmp_path / "in.mp4", pan(12), fps=12)
     out = tmp_path / "out.mp4"
-    cmd = [sys.executable, "-m", "painterly.cli", "video", str(clip), str(style), "-o", str(out), "--weights", "random",
-           "--size", "48", "--iterations", "3", "--device", "cpu", "--precision", "fp32", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "painterly.cli",
+        "video",
+        str(clip),
+        str(style),
+        "-o",
+        str(out),
+        "--weights",
+        "random",
+        "--size",
+        "48",
+        "--iterations",
+        "3",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--quiet",
+    ]
     marker = tmp_path / "held"
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **hold_env("video frame 2", marker)})
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, **hold_env("video frame 2", marker)}
+    )
     try:
         wait_held(marker, proc)
         proc.send_signal(signal.SIGINT)
@@ -350,7 +430,10 @@ def test_without_the_video_extra_one_line_says_what_to_install(monkeypatch, tmp_
 
     monkeypatch.setitem(sys.modules, "av", None)  # import av now raises ImportError
     code, err = _cli(["video", tmp_path / "in.mp4", style, "-o", tmp_path / "out.mp4"], capsys)
-    assert code == 2 and err.strip() == "painterly: error: video needs the 'av' package: pip install 'painterly[video]'"
+    assert (
+        code == 2
+        and err.strip() == "painterly: error: video needs the 'av' package: pip install 'painterly[video]'"
+    )
 
 
 def _pan_warp_error(frames, dx=2, dy=1) -> float:
@@ -371,13 +454,21 @@ def test_the_temporal_term_reduces_flicker_against_per_frame(tmp_path, style):
     errors = {}
     for per_frame in (True, False):
         frames = []
-        painterly.stylize_video(clip, style, tmp_path / f"out-{per_frame}.mp4", per_frame=per_frame,
-                                callback=lambda f: frames.append(f.image.copy()), **{**FAST, "size": 64})
+        painterly.stylize_video(
+            clip,
+            style,
+            tmp_path / f"out-{per_frame}.mp4",
+            per_frame=per_frame,
+            callback=lambda f: frames.append(f.image.copy()),
+            **{**FAST, "size": 64},
+        )
         assert len(frames) == 6 and frames[0].size == (64, 48)
         errors["per-frame" if per_frame else "temporal"] = _pan_warp_error(frames)
     # Measured: per-frame 8.0e-4, temporal 3.2e-6; the warped start alone (--temporal-weight 0)
     # gives 3.4e-4, so this bound fails unless the temporal term itself does its work.
     assert errors["temporal"] < 0.1 * errors["per-frame"], errors
+
+
 def test_a_clip_keeps_its_own_size_and_small_inputs_are_noted(tmp_path, capsys):
     """Without --size a 64x48 clip is painted at 64x48 (never enlarged unless asked); a 20 px
     style image is enlarged, which one line on stderr (and the report) says."""
@@ -385,8 +476,28 @@ def test_a_clip_keeps_its_own_size_and_small_inputs_are_noted(tmp_path, capsys):
     tiny = tmp_path / "tiny.png"
     Image.fromarray(texture(20, 20, 5)).save(tiny)
     out, report = tmp_path / "out.mp4", tmp_path / "r.json"
-    code, err = _cli(["video", clip, tiny, "-o", out, "--weights", "random", "--iterations", "1",
-                      "--frame-iterations", "1", "--device", "cpu", "--precision", "fp32", "--report", report], capsys)
+    code, err = _cli(
+        [
+            "video",
+            clip,
+            tiny,
+            "-o",
+            out,
+            "--weights",
+            "random",
+            "--iterations",
+            "1",
+            "--frame-iterations",
+            "1",
+            "--device",
+            "cpu",
+            "--precision",
+            "fp32",
+            "--report",
+            report,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert streams(out)["size"] == (64, 48)
     note = "style image 'tiny.png' is 20x20 px and is enlarged 3x to 64 px"

@@ -7,6 +7,7 @@ reason -- except under CI (CI=true), where a missing browser is a failure. Every
 here binds a free loopback port and uses a seeded random VGG-19 at a tiny size; nothing
 reaches the network.
 """
+
 import concurrent.futures
 import json
 import os
@@ -30,7 +31,8 @@ from ci import require, skip_or_fail
 
 gr = require("gradio", "the web page needs the web extra: pip install 'painterly[web]'")
 
-from painterly import DEFAULTS, config, read_recipe, web  # noqa: E402
+from painterly import DEFAULTS, read_recipe, web
+from painterly import options as config  # noqa: E402
 from painterly.errors import ImageError, InvalidOption, PainterlyError  # noqa: E402
 
 # Gradio's queue trips pandas deprecation warnings; they are Gradio's, not ours.
@@ -42,9 +44,16 @@ ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = Path(os.environ["PAINTERLY_SCREENSHOT"]) if os.environ.get("PAINTERLY_SCREENSHOT") else None
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The flags Chromium needs here: no sandbox (containers), and nothing that phones home.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
 PAGE_TIMEOUT_MS = 120_000  # generous: CI machines may be slow and busy; never a timing assertion
 
 
@@ -73,8 +82,9 @@ def http_get(url: str):
 
 
 def http_post_json(url: str, data):
-    req = urllib.request.Request(url, data=json.dumps(data).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(data).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=30) as r:
             return r.status, r.read()
@@ -102,9 +112,16 @@ def files(tmp_path_factory, content_path, style_path, style2_path):
     Image.new("RGB", (2000, 1200), (200, 30, 30)).save(d / "huge.png")  # 2.4 MP, a few kB
     noise = np.random.RandomState(0).randint(0, 256, (700, 700, 3), dtype=np.uint8)
     Image.fromarray(noise).save(d / "heavy.png")  # ~1.5 MB, 0.49 MP
-    return {"content": Path(content_path), "style": Path(style_path), "style2": Path(style2_path),
-            "small": d / "small.png", "broken": d / "broken.png", "notes": d / "notes.png",
-            "huge": d / "huge.png", "heavy": d / "heavy.png"}
+    return {
+        "content": Path(content_path),
+        "style": Path(style_path),
+        "style2": Path(style2_path),
+        "small": d / "small.png",
+        "broken": d / "broken.png",
+        "notes": d / "notes.png",
+        "huge": d / "huge.png",
+        "heavy": d / "heavy.png",
+    }
 
 
 # --- controls, derived from config.SPECS ------------------------------------------------------
@@ -132,7 +149,7 @@ def test_the_controls_are_the_web_options_of_the_option_table():
 
 def test_controls_round_trip_the_defaults_and_presets():
     for name in config.PRESETS:
-        o = DEFAULTS.replace(**config.PRESET_OVERRIDES[name])
+        o = DEFAULTS.replace(**config.PRESETS[name].overrides)
         back = web.options_from_controls(web.control_values(o), o)
         # Everything but beta comes back exactly; beta to the slider's 0.01 decade (see below).
         assert back.replace(style_weight=o.style_weight) == o
@@ -146,7 +163,10 @@ def test_the_iterations_box_shows_the_whole_schedule():
     values = web.control_values(DEFAULTS)
     assert DEFAULTS.iterations == (60, 40)
     assert values["iterations"] == "60, 40"  # not the last count alone
-    assert web.schedule_text(values, DEFAULTS) == "Runs 60 steps at 256 px, then 40 steps at 512 px: 100 steps in all."
+    assert (
+        web.schedule_text(values, DEFAULTS)
+        == "Runs 60 steps at 256 px, then 40 steps at 512 px: 100 steps in all."
+    )
     o = web.options_from_controls(dict(values, iterations="30"), DEFAULTS)
     assert o.iterations == (30,) and config.schedule(o) == [(512, 30)]
     assert web.schedule_text(dict(values, iterations="30"), DEFAULTS) == "Runs 30 steps at 512 px."
@@ -155,18 +175,19 @@ def test_the_iterations_box_shows_the_whole_schedule():
     o = web.options_from_controls(dict(values, scales="auto", size=1024), DEFAULTS)
     assert o.scales == (256, 512, 1024)
     assert "Iterations 5000 is more than this page allows (2000)" in web.schedule_text(
-        dict(values, iterations="5000"), DEFAULTS)
+        dict(values, iterations="5000"), DEFAULTS
+    )
 
 
 def test_the_preset_starts_on_the_options_it_matches():
-    assert web.preset_of(DEFAULTS) == "fast" == config.PRESETS[0]
+    assert web.preset_of(DEFAULTS) == "fast" == list(config.PRESETS)[0]
     for name in config.PRESETS:
-        assert web.preset_of(DEFAULTS.replace(**config.PRESET_OVERRIDES[name])) == name
+        assert web.preset_of(DEFAULTS.replace(**config.PRESETS[name].overrides)) == name
     from painterly.web.controls import preset_options
 
     base = DEFAULTS.replace(size=96, iterations=(40,))
     quality = preset_options("quality", base)
-    assert quality.iterations == config.PRESET_OVERRIDES["quality"]["iterations"] and quality.size == 96
+    assert quality.iterations == config.PRESETS["quality"].overrides["iterations"] and quality.size == 96
     assert preset_options("fast", quality).iterations == DEFAULTS.iterations
 
 
@@ -178,7 +199,9 @@ def test_an_untouched_ratio_slider_keeps_the_default_beta():
 def test_ratio_slider_is_log10_alpha_over_beta():
     values = web.control_values(DEFAULTS)
     # The slider shows log10(alpha/beta) to two decimals.
-    assert values["ratio"] == pytest.approx(np.log10(DEFAULTS.content_weight / DEFAULTS.style_weight), abs=0.005)
+    assert values["ratio"] == pytest.approx(
+        np.log10(DEFAULTS.content_weight / DEFAULTS.style_weight), abs=0.005
+    )
     assert values["ratio"] == round(values["ratio"], 2)
     o = web.options_from_controls(dict(values, ratio=-2), DEFAULTS)
     assert o.content_weight / o.style_weight == pytest.approx(1e-2)
@@ -186,20 +209,23 @@ def test_ratio_slider_is_log10_alpha_over_beta():
     assert o.content_weight / o.style_weight == pytest.approx(1e-5)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"preserve_color": "sepia"}, "unknown Preserve colour 'sepia'"),
-    ({"size": 99999}, "Size 99999 is more than this page allows (1024)"),
-    ({"size": 8}, "Size must be within 16..8192, got 8"),
-    ({"iterations": "2.5"}, "Iterations: expected a whole number"),
-    ({"iterations": ""}, "Iterations needs 1 to 1 values"),
-    ({"seed": float("nan")}, "Seed: expected a finite number"),
-    ({"tv_weight": -1}, "TV weight must be within 0..1e+30, got -1"),
-    ({"style_blend": "1, 2"}, "Style blend has 2 weights for 1 style images"),
-    ({"scales": "64, x"}, "Scales: expected a number, got 'x'"),
-    ({"content_layers": ["conv9_9"]}, "unknown content layer 'conv9_9'"),
-    ({"init": "/etc/passwd"}, "unknown Initial image '/etc/passwd'"),  # never read from the server
-    ({"ratio": 40}, "is outside -12..12"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"preserve_color": "sepia"}, "unknown Preserve colour 'sepia'"),
+        ({"size": 99999}, "Size 99999 is more than this page allows (1024)"),
+        ({"size": 8}, "Size must be within 16..8192, got 8"),
+        ({"iterations": "2.5"}, "Iterations: expected a whole number"),
+        ({"iterations": ""}, "Iterations needs 1 to 1 values"),
+        ({"seed": float("nan")}, "Seed: expected a finite number"),
+        ({"tv_weight": -1}, "TV weight must be within 0..1e+30, got -1"),
+        ({"style_blend": "1, 2"}, "Style blend has 2 weights for 1 style images"),
+        ({"scales": "64, x"}, "Scales: expected a number, got 'x'"),
+        ({"content_layers": ["conv9_9"]}, "unknown content layer 'conv9_9'"),
+        ({"init": "/etc/passwd"}, "unknown Initial image '/etc/passwd'"),  # never read from the server
+        ({"ratio": 40}, "is outside -12..12"),
+    ],
+)
 def test_controls_refuse_values_no_control_produces(change, message):
     values = dict(web.control_values(DEFAULTS), **change)
     with pytest.raises(InvalidOption) as e:
@@ -246,16 +272,17 @@ def test_check_upload_refuses_bad_files_with_their_own_name(files):
 
 def test_messages_never_show_a_server_path():
     cases = {
-        "cannot write /tmp/painterly-web-x1/results-2/job-3/photo-stylised.png: disk full":
-            "cannot write photo-stylised.png: disk full",
+        "cannot write /tmp/painterly-web-x1/results-2/job-3/photo-stylised.png: disk full": "cannot write photo-stylised.png: disk full",
         "weights '/home/alice/models/vgg19.pth' do not load": "weights 'vgg19.pth' do not load",
         r"cannot read C:\Users\alice\Pictures\a.png": "cannot read a.png",
         "Step 3 / 40 at 1/2 size, 10^3/5, http://127.0.0.1:7860/x": "Step 3 / 40 at 1/2 size, 10^3/5, http://127.0.0.1:7860/x",
     }
     for text, shown in cases.items():
         assert web.scrub(text) == shown
-    assert web._error("FileNotFoundError: [Errno 2] No such file: '/srv/app/cache/x.png'") == \
-        r"**Error:** FileNotFoundError: \[Errno 2\] No such file: 'x.png'"
+    assert (
+        web._error("FileNotFoundError: [Errno 2] No such file: '/srv/app/cache/x.png'")
+        == r"**Error:** FileNotFoundError: \[Errno 2\] No such file: 'x.png'"
+    )
     # Flags of the page's controls become their labels.
     assert "Size" in web._error("--size must be within 16..8192") and "--size" not in web._error("--size")
 
@@ -264,15 +291,21 @@ def test_a_result_names_the_server_weights_file_by_its_name_only(files):
     from painterly.web import app as page
 
     content = Image.open(files["small"]).convert("RGB")
-    job = web.Job(content, [content], DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu",
-                                                       precision="fp32"), names=("my photo.png", ["art.png"]))
+    job = web.Job(
+        content,
+        [content],
+        DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu", precision="fp32"),
+        names=("my photo.png", ["art.png"]),
+    )
     job.run()
     secret = "/srv/secret-folder/vgg19-mine.pth"
     job.options = job.options.replace(weights=secret)  # as if the server had been started with that file
     job.result.recipe["options"]["weights"] = secret
     settings = type("S", (), {"outputs": Path(tempfile.mkdtemp(dir=web.temp_root()))})()
     text, image, download, command = page._final(job, settings)
-    assert text.startswith("**Finished:**") and "--weights vgg19-mine.pth" in command and "secret" not in command
+    assert (
+        text.startswith("**Finished:**") and "--weights vgg19-mine.pth" in command and "secret" not in command
+    )
     saved = Path(download["value"])
     assert saved.name == "my photo-stylised.png"
     recipe = read_recipe(saved)
@@ -282,15 +315,19 @@ def test_a_result_names_the_server_weights_file_by_its_name_only(files):
 def test_a_download_reruns_with_its_inputs_beside_it(files, tmp_path, capsys):
     """The page's PNG names the uploads by their names and pixel hashes: `painterly rerun` finds
     them next to the download (as for a command's output) and paints the same picture."""
-    from painterly import cli
+    from painterly.cli import main as cli
     from painterly.web import app as page
     from painterly.web.uploads import check_upload
 
     root = web.temp_root()
     content, name = check_upload(upload(root, files["small"], "my photo.png"), root=root)
     style, style_name = check_upload(upload(root, files["style"], "art.jpg"), root=root)
-    job = web.Job(content, [style], DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu",
-                                                     precision="fp32", seed=3), names=(name, [style_name]))
+    job = web.Job(
+        content,
+        [style],
+        DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu", precision="fp32", seed=3),
+        names=(name, [style_name]),
+    )
     job.run()
     settings = type("S", (), {"outputs": Path(tempfile.mkdtemp(dir=root))})()
     _, _, download, _ = page._final(job, settings)
@@ -302,8 +339,9 @@ def test_a_download_reruns_with_its_inputs_beside_it(files, tmp_path, capsys):
     shutil.copyfile(files["small"], folder / "my photo.png")
     shutil.copyfile(files["style"], folder / "art.jpg")
     capsys.readouterr()
-    assert cli.main(["rerun", str(folder / "download.png"), "-o", str(tmp_path / "again.png"), "--quiet"]) == 0, \
-        capsys.readouterr().err
+    assert (
+        cli.main(["rerun", str(folder / "download.png"), "-o", str(tmp_path / "again.png"), "--quiet"]) == 0
+    ), capsys.readouterr().err
     with Image.open(tmp_path / "again.png") as again, Image.open(folder / "download.png") as first:
         assert again.size == first.size
         assert np.abs(np.asarray(again, np.int16) - np.asarray(first, np.int16)).max() <= 2
@@ -315,10 +353,14 @@ def test_a_download_reruns_with_its_inputs_beside_it(files, tmp_path, capsys):
 
 def test_refuse_remote_files_finds_urls_in_file_arguments():
     names_url = web.RefuseRemoteFiles._names_url
-    assert names_url({"data": [{"path": "http://169.254.169.254/x.png", "meta": {"_type": "gradio.FileData"}}]})
+    assert names_url(
+        {"data": [{"path": "http://169.254.169.254/x.png", "meta": {"_type": "gradio.FileData"}}]}
+    )
     assert names_url({"data": [None, [{"path": " https://example.org/a.jpg"}]]})
     assert names_url({"data": [{"path": "file:///etc/passwd"}]})
-    assert not names_url({"data": [{"path": "/tmp/x/a.png", "url": "http://127.0.0.1:7860/gradio_api/file=a"}]})
+    assert not names_url(
+        {"data": [{"path": "/tmp/x/a.png", "url": "http://127.0.0.1:7860/gradio_api/file=a"}]}
+    )
     assert not names_url({"data": ["http://example.org is just text", 3, None]})
 
 
@@ -347,26 +389,43 @@ def test_hide_server_paths_in_both_directions():
     root = "/tmp/painterly-web-abc123"
     hide = lambda app: web.HideServerPaths(app, root=Path(root))  # noqa: E731
     # Requests: the alias in the URL and in JSON bodies becomes the folder again.
-    scope = {"type": "http", "method": "POST", "path": f"/gradio_api/file={web.ALIAS}/x/a.png",
-             "raw_path": f"/gradio_api/file={web.ALIAS}/x/a.png".encode(), "query_string": b"",
-             "headers": [(b"content-type", b"application/json")]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": f"/gradio_api/file={web.ALIAS}/x/a.png",
+        "raw_path": f"/gradio_api/file={web.ALIAS}/x/a.png".encode(),
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+    }
     body = json.dumps({"data": [{"path": f"{web.ALIAS}/x/a.png"}]}).encode()
     got, _ = _asgi(hide, scope, body)
     assert got["scope"]["path"] == f"/gradio_api/file={root}/x/a.png"
     assert json.loads(got["body"])["data"][0]["path"] == f"{root}/x/a.png"
     # Responses: JSON (its length fixed) and event streams name the alias only.
     get = dict(scope, method="GET", headers=[])
-    payload = json.dumps({"path": f"{root}/x/a.png", "url": f"http://h/gradio_api/file={root}/x/a.png"}).encode()
-    start = {"type": "http.response.start", "status": 200,
-             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]}
+    payload = json.dumps(
+        {"path": f"{root}/x/a.png", "url": f"http://h/gradio_api/file={root}/x/a.png"}
+    ).encode()
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+    }
     _, sent = _asgi(hide, get, response=[start, {"type": "http.response.body", "body": payload}])
     out = b"".join(m.get("body", b"") for m in sent)
     assert root.encode() not in out and out.count(web.ALIAS.encode()) == 2
     assert dict(sent[0]["headers"])[b"content-length"] == str(len(out)).encode()
     events = [b"data: " + payload + b"\n\n"] * 2
-    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
-    _, sent = _asgi(hide, get, response=[start] + [{"type": "http.response.body", "body": e, "more_body": True}
-                                                   for e in events])
+    start = {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [(b"content-type", b"text/event-stream")],
+    }
+    _, sent = _asgi(
+        hide,
+        get,
+        response=[start] + [{"type": "http.response.body", "body": e, "more_body": True} for e in events],
+    )
     assert len(sent) == 3 and all(root.encode() not in m.get("body", b"") for m in sent)
     assert all(web.ALIAS.encode() in m["body"] for m in sent[1:])
     # Binary files pass untouched.
@@ -382,18 +441,22 @@ def test_names_are_shown_literally_in_markdown():
 
 
 def test_local_assets_only_drops_remote_scripts_and_links():
-    html = (b'<head><link rel="preconnect" href="https://fonts.gstatic.com" crossorigin="anonymous" />'
-            b'<script\n src="https://cdnjs.cloudflare.com/x.min.js"\n async></script>'
-            b'<script src="./assets/index.js"></script><link rel="stylesheet" href="./assets/a.css">'
-            b'<meta property="og:image" content="https://example.org/i.jpg" /></head>')
+    html = (
+        b'<head><link rel="preconnect" href="https://fonts.gstatic.com" crossorigin="anonymous" />'
+        b'<script\n src="https://cdnjs.cloudflare.com/x.min.js"\n async></script>'
+        b'<script src="./assets/index.js"></script><link rel="stylesheet" href="./assets/a.css">'
+        b'<meta property="og:image" content="https://example.org/i.jpg" /></head>'
+    )
     out = web.LocalAssetsOnly._REMOTE.sub(b"", html)
     assert b"cdnjs" not in out and b"fonts.gstatic" not in out
     assert b"./assets/index.js" in out and b"./assets/a.css" in out and b"og:image" in out
 
 
 def test_the_web_package_imports_neither_gradio_nor_the_cli():
-    code = ("import sys, painterly.web, painterly.jobs; "
-            "print(sorted(m for m in ('gradio', 'painterly.cli') if m in sys.modules))")
+    code = (
+        "import sys, painterly.web, painterly.jobs; "
+        "print(sorted(m for m in ('gradio', 'painterly.cli') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
 
@@ -426,8 +489,14 @@ def test_a_port_in_use_names_the_port_option():
 @pytest.fixture(scope="module")
 def server():
     """The browser tests' server: one job at a time, a queue of 4, 96 px, the default schedule."""
-    app, url = serve(concurrency=1, queue_size=4, options=DEFAULTS.replace(size=96),
-                     preview_every=2, max_bytes=1 << 20, max_pixels=2_000_000)
+    app, url = serve(
+        concurrency=1,
+        queue_size=4,
+        options=DEFAULTS.replace(size=96),
+        preview_every=2,
+        max_bytes=1 << 20,
+        max_pixels=2_000_000,
+    )
     yield app, url
     app.painterly.jobs.cancel_all()
     app.close()
@@ -455,8 +524,11 @@ def test_the_page_loads_nothing_from_elsewhere(server):
 
 def test_file_arguments_naming_urls_are_refused(server):
     _, url = server
-    payload = {"data": [{"path": "http://127.0.0.1:9/remote.png", "meta": {"_type": "gradio.FileData"}}],
-               "fn_index": 0, "session_hash": "test-url"}
+    payload = {
+        "data": [{"path": "http://127.0.0.1:9/remote.png", "meta": {"_type": "gradio.FileData"}}],
+        "fn_index": 0,
+        "session_hash": "test-url",
+    }
     for route in ("gradio_api/queue/join", "queue/join", "gradio_api/run/stylise"):
         status, body = http_post_json(url + route, payload)
         assert status == 400 and b"not URLs" in body, route
@@ -485,7 +557,9 @@ def test_twenty_clients_against_a_queue_of_four(files, monkeypatch):
     client_kw = {k: v for k, v in client_kw.items() if k in Client.__init__.__code__.co_varnames}
     try:
         values = web.control_values(app.painterly.options)
-        args = [handle_file(str(files["small"])), [handle_file(str(files["style"]))]] + [values[k] for k in web.CONTROLS]
+        args = [handle_file(str(files["small"])), [handle_file(str(files["style"]))]] + [
+            values[k] for k in web.CONTROLS
+        ]
         with concurrent.futures.ThreadPoolExecutor(20) as pool:
             clients = list(pool.map(lambda _: Client(url, **client_kw), range(20)))
             start = threading.Barrier(20, timeout=60)
@@ -608,8 +682,11 @@ def _text(page, selector):
 
 
 def _wait_text(page, selector, pattern):
-    page.wait_for_function("([s, p]) => new RegExp(p).test((document.querySelector(s) || {}).innerText || '')",
-                           arg=[selector, pattern], timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function(
+        "([s, p]) => new RegExp(p).test((document.querySelector(s) || {}).innerText || '')",
+        arg=[selector, pattern],
+        timeout=PAGE_TIMEOUT_MS,
+    )
     return _text(page, selector)
 
 
@@ -643,8 +720,14 @@ RECORD_PREVIEWS = """() => {
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("key, reason", [("broken", "image file is truncated"), ("notes", "not an image file"),
-                                         ("huge", "the image (2000x1200 = 2,400,000 pixels) exceeds the limit of 2,000,000 pixels")])
+@pytest.mark.parametrize(
+    "key, reason",
+    [
+        ("broken", "image file is truncated"),
+        ("notes", "not an image file"),
+        ("huge", "the image (2000x1200 = 2,400,000 pixels) exceeds the limit of 2,000,000 pixels"),
+    ],
+)
 def test_a_bad_upload_gets_a_clear_message(page, files, key, reason):
     page.set_input_files("#content-file input[type=file]", str(files[key]))
     text = _wait_text(page, "#upload-message", "Error")
@@ -698,8 +781,15 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path, record_pro
 
     command = page.input_value("#command textarea")
     assert command.startswith("painterly transfer "), command
-    for part in (files["content"].name, files["style"].name, "--style-weight 100", "--init noise",
-                 f"--preserve-color {config.PRESERVE_COLOR[1]}", "--size 96", "--iterations 40"):
+    for part in (
+        files["content"].name,
+        files["style"].name,
+        "--style-weight 100",
+        "--init noise",
+        f"--preserve-color {config.PRESERVE_COLOR[1]}",
+        "--size 96",
+        "--iterations 40",
+    ):
         assert part in command, (part, command)
 
     with page.expect_download() as info:
@@ -775,10 +865,12 @@ def test_the_page_as_it_opens(any_page, tmp_path, record_property):
     page = any_page
     # The iterations box shows the schedule the run will do: 60 steps at half size, then 40.
     assert page.input_value("#iterations textarea, #iterations input[type=text]") == "60, 40"
-    assert _wait_text(page, "#schedule", "steps in all") == \
-        "Runs 60 steps at 48 px, then 40 steps at 96 px: 100 steps in all."
+    assert (
+        _wait_text(page, "#schedule", "steps in all")
+        == "Runs 60 steps at 48 px, then 40 steps at 96 px: 100 steps in all."
+    )
     # The preset names the settings shown, and starts on "fast".
-    assert page.input_value("#preset input") == "fast" == config.PRESETS[0]
+    assert page.input_value("#preset input") == "fast" == list(config.PRESETS)[0]
     # Nothing runs: Cancel is neither red nor primary, and cannot be pressed.
     state = _cancel_state(page)
     assert state["disabled"] and not state["red"] and not state["primary"], state
@@ -799,9 +891,11 @@ def test_the_page_as_it_opens(any_page, tmp_path, record_property):
     # A preset sets the controls, the iterations box included, and the line below it follows.
     page.locator("#preset input").click()
     page.get_by_role("option", name="quality").click()
-    quality = config.PRESET_OVERRIDES["quality"]["iterations"]
+    quality = config.PRESETS["quality"].overrides["iterations"]
     _wait_text(page, "#schedule", f"{sum(quality)} steps in all")
-    assert page.input_value("#iterations textarea, #iterations input[type=text]") == ", ".join(map(str, quality))
+    assert page.input_value("#iterations textarea, #iterations input[type=text]") == ", ".join(
+        map(str, quality)
+    )
     assert page.outside == []
 
 
@@ -878,13 +972,16 @@ def test_an_error_shows_no_server_path(page, server, files, tmp_path, record_pro
     screenshot(page, tmp_path, "error", record_property)
 
 
-@pytest.mark.parametrize("argv, line", [
-    (["--port", "99999"], "painterly: error: --port must be within 1..65535, got 99999"),
-    (["--concurrency", "0"], "painterly: error: --concurrency must be >= 1, got 0"),
-    (["--queue-size", "-1"], "painterly: error: --queue-size must be >= 0, got -1"),
-])
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["--port", "99999"], "painterly: error: --port must be within 1..65535, got 99999"),
+        (["--concurrency", "0"], "painterly: error: --concurrency must be >= 1, got 0"),
+        (["--queue-size", "-1"], "painterly: error: --queue-size must be >= 0, got -1"),
+    ],
+)
 def test_painterly_serve_refuses_bad_values_in_one_line(argv, line, capsys):
-    from painterly import cli
+    from painterly.cli import main as cli
 
     assert cli.main(["serve"] + argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -900,7 +997,9 @@ def _copy_shot(path: Path) -> None:
 
 @pytest.mark.browser
 @pytest.mark.parametrize("viewport", [{"width": 1280, "height": 1000}, PHONE], ids=["desktop", "phone"])
-def test_a_first_visit_title_inputs_example_and_before_after(browser, server, viewport, tmp_path, record_property):
+def test_a_first_visit_title_inputs_example_and_before_after(
+    browser, server, viewport, tmp_path, record_property
+):
     """The page is painterly's; Start is on screen at 1280x1000; each input is one box that
     shows its picture (letterboxed), and each input's line stays; a preset leaves Size alone;
     a Size beyond the page's range is said in words; the example fills both inputs, and a
@@ -920,13 +1019,19 @@ def test_a_first_visit_title_inputs_example_and_before_after(browser, server, vi
         _copy_shot(screenshot(page, tmp_path, f"example-{width}px", record_property, full_page=False))
         for box_id, view in (("content-file", "#content-view img"), ("style-files", "#style-view img")):
             page.locator(view).first.wait_for()
-            outer, inner = page.locator(f"#{box_id}").bounding_box(), page.locator(view.split()[0]).bounding_box()
-            assert outer["y"] <= inner["y"] and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 1
+            outer, inner = (
+                page.locator(f"#{box_id}").bounding_box(),
+                page.locator(view.split()[0]).bounding_box(),
+            )
+            assert (
+                outer["y"] <= inner["y"] and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 1
+            )
             assert page.evaluate(f"getComputedStyle(document.querySelector('{view}')).objectFit") == "contain"
         # A new style upload keeps the content's line.
         page.locator("#style-files button[aria-label=Clear]").first.click()
-        page.set_input_files("#style-files input[type=file]", str(ROOT / "src" / "painterly" / "data" /
-                                                                  "starry_night.jpg"))
+        page.set_input_files(
+            "#style-files input[type=file]", str(ROOT / "src" / "painterly" / "data" / "starry_night.jpg")
+        )
         _wait_text(page, "#upload-message", r"Content: .*tubingen.*✓(.|\n)*Style: .*✓")
         # A preset sets what it sets; Size stays where the user put it.
         _set_number(page, "size", 64)
@@ -936,7 +1041,10 @@ def test_a_first_visit_title_inputs_example_and_before_after(browser, server, vi
         assert page.input_value("#size input[type=number]") == "64"
         # Beyond the page's range: words, not a silent clamp.
         _set_number(page, "size", 5000)
-        assert _wait_text(page, "#size-note", "5000") == "Size 5000 is more than this page allows (1024): it is set to 1024."
+        assert (
+            _wait_text(page, "#size-note", "5000")
+            == "Size 5000 is more than this page allows (1024): it is set to 1024."
+        )
         _set_number(page, "size", 48)
         _set_text(page, "iterations", "2")
         _wait_text(page, "#schedule", "Runs 2 steps at 48 px")

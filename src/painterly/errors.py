@@ -1,7 +1,9 @@
 """The exception types the library raises; the CLI turns each into one line and an exit code."""
+
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Iterable
 
 
@@ -64,3 +66,16 @@ def user_message(e: BaseException, debug_hint: str = "PAINTERLY_DEBUG=1 shows th
 
 
 NeuralStyleError = PainterlyError  # the name before the rename to painterly (kept for old code)
+
+
+def shown_path(path) -> str:
+    """A path as one printable line (control characters escaped)."""
+    s = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    return s if s.isprintable() else ascii(s)[1:-1]
+
+
+def reason(e: BaseException) -> str:
+    """An exception as a short, single-line reason."""
+    text = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+    text = " ".join(text.split())
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text

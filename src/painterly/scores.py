@@ -53,6 +53,7 @@ Two more that no loss of ours optimises (so a run cannot score well on them by c
 
 Used by benchmarks/bench_quality.py and by the tests that check a transfer works.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import images
+from painterly.imaging import fit_to, resize_long_side, to_tensor
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -92,17 +93,30 @@ class Scorer:
 
     def __post_init__(self):
         if self.net is None:
-            from .engine import Stylizer
+            from painterly.engine import Stylizer
 
             # The original VGG-19 as published (max pooling, not normalised), in fp32.
-            self.net = Stylizer(weights=None, pooling="max", normalize=False, precision="fp32",
-                                channels_last=False, device="cpu", content_layers=(CONTENT_LAYER,),
-                                style_layers=STYLE_LAYERS).prepare().net
+            self.net = (
+                Stylizer(
+                    weights=None,
+                    pooling="max",
+                    normalize=False,
+                    precision="fp32",
+                    channels_last=False,
+                    device="cpu",
+                    content_layers=(CONTENT_LAYER,),
+                    style_layers=STYLE_LAYERS,
+                )
+                .prepare()
+                .net
+            )
         # CFSD is defined on torchvision's input scale (see the module docstring).
-        self._cfsd_scale = CAFFE_TO_TORCH_SCALE if getattr(self.net, "preprocess", "torch") == "caffe" else 1.0
+        self._cfsd_scale = (
+            CAFFE_TO_TORCH_SCALE if getattr(self.net, "preprocess", "torch") == "caffe" else 1.0
+        )
         self.size = self.content.size
-        c = images.to_tensor(self.content.convert("RGB"))
-        s = images.to_tensor(images.resize_long_side(self.style.convert("RGB"), max(self.size)))
+        c = to_tensor(self.content.convert("RGB"))
+        s = to_tensor(resize_long_side(self.style.convert("RGB"), max(self.size)))
         self._c, self._s = c, s
         self.fc = self._features(c)
         self.fs = self._features(s)
@@ -128,12 +142,16 @@ class Scorer:
     def __call__(self, output: Image.Image) -> Dict[str, float]:
         """{"style": S, "content": K, "palette": P, "clipped": share, "cfsd": CFSD, "lp": LP1,
         "lp_coverage": LP2} for one output image (the last three only with `extras`)."""
-        x = images.to_tensor(images.fit_to(output.convert("RGB"), self.size))
+        x = to_tensor(fit_to(output.convert("RGB"), self.size))
         fx = self._features(x)
-        s = sum(float((fx[l] - self.fs[l]).pow(2).sum() / (self.fc[l] - self.fs[l]).pow(2).sum().clamp_min(1e-12))
-                for l in STYLE_LAYERS) / len(STYLE_LAYERS)
-        k = float((fx[CONTENT_LAYER] - self.fc[CONTENT_LAYER]).pow(2).sum()
-                  / self.fc[CONTENT_LAYER].pow(2).sum().clamp_min(1e-12))
+        s = sum(
+            float((fx[l] - self.fs[l]).pow(2).sum() / (self.fc[l] - self.fs[l]).pow(2).sum().clamp_min(1e-12))
+            for l in STYLE_LAYERS
+        ) / len(STYLE_LAYERS)
+        k = float(
+            (fx[CONTENT_LAYER] - self.fc[CONTENT_LAYER]).pow(2).sum()
+            / self.fc[CONTENT_LAYER].pow(2).sum().clamp_min(1e-12)
+        )
         p = sliced_wasserstein(x, self._s) / max(sliced_wasserstein(self._c, self._s), 1e-12)
         clipped = float((_saturated(x) & ~self.c_saturated).float().mean())
         out = {"style": s, "content": k, "palette": p, "clipped": clipped}
@@ -174,8 +192,9 @@ def _pooled_size(h: int, w: int, max_positions: int) -> Tuple[int, int]:
     return ph, pw
 
 
-def _self_similarity(f: torch.Tensor, scale: float = 1.0,
-                     max_positions: int = CFSD_MAX_POSITIONS) -> torch.Tensor:
+def _self_similarity(
+    f: torch.Tensor, scale: float = 1.0, max_positions: int = CFSD_MAX_POSITIONS
+) -> torch.Tensor:
     """log row-softmax of A = (F/C)(F/C)^T.   f: (1, C, H, W) -> (N, N) log-probabilities.
 
     Feature maps with more than `max_positions` positions are average-pooled down first (see
@@ -187,8 +206,9 @@ def _self_similarity(f: torch.Tensor, scale: float = 1.0,
     if (ph, pw) != (h, w):
         f = F.adaptive_avg_pool2d(f, (ph, pw))
     m = f.float()[0].reshape(c, -1).t() / (scale * c)  # (N, C)
-    return torch.cat([torch.log_softmax(m[i:i + CFSD_CHUNK] @ m.t(), dim=1)
-                      for i in range(0, m.shape[0], CFSD_CHUNK)])
+    return torch.cat(
+        [torch.log_softmax(m[i : i + CFSD_CHUNK] @ m.t(), dim=1) for i in range(0, m.shape[0], CFSD_CHUNK)]
+    )
 
 
 def _kl_rows(logp: torch.Tensor, logq: torch.Tensor) -> float:
@@ -197,7 +217,7 @@ def _kl_rows(logp: torch.Tensor, logq: torch.Tensor) -> float:
         raise ValueError(f"self-similarity maps differ in shape: {tuple(logp.shape)} vs {tuple(logq.shape)}")
     total = 0.0
     for i in range(0, logp.shape[0], CFSD_CHUNK):
-        lp, lq = logp[i:i + CFSD_CHUNK], logq[i:i + CFSD_CHUNK]
+        lp, lq = logp[i : i + CFSD_CHUNK], logq[i : i + CFSD_CHUNK]
         total += float((lp.exp() * (lp - lq)).sum(dtype=torch.float64))
     return total
 
@@ -227,7 +247,7 @@ def _best_matches(q: torch.Tensor, k: torch.Tensor) -> Tuple[torch.Tensor, torch
         return q.new_zeros(0), torch.zeros(0, dtype=torch.long)
     best, idx = [], []
     for i in range(0, q.shape[0], LP_CHUNK):
-        v, j = (q[i:i + LP_CHUNK] @ k.t()).max(dim=1)
+        v, j = (q[i : i + LP_CHUNK] @ k.t()).max(dim=1)
         best.append(v)
         idx.append(j)
     return torch.cat(best), torch.cat(idx)
@@ -238,8 +258,9 @@ def _distinct(idx: torch.Tensor) -> int:
 
 
 # --- palette ---------------------------------------------------------------------------------
-def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_dirs: int = 64, n_quantiles: int = 256,
-                       seed: int = 0) -> float:
+def sliced_wasserstein(
+    a: torch.Tensor, b: torch.Tensor, n_dirs: int = 64, n_quantiles: int = 256, seed: int = 0
+) -> float:
     """Sliced 2-Wasserstein distance between the RGB pixel sets of two images.
 
     a, b: (1, 3, H, W) in [0, 1], any sizes. Fixed seeded directions; each projection's

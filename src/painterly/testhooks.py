@@ -7,6 +7,7 @@ it to signal or kill a batch, video or CLI run at a known point (a given job, fr
 instead of racing the machine's speed: a slow and a fast machine give the same verdict. The
 points are the literal strings passed to hold() in batch_workers.py, video.py and cli.py.
 """
+
 from __future__ import annotations
 
 import os

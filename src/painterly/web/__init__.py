@@ -4,24 +4,78 @@
 and `launch`. Needs the optional extra: ``pip install 'painterly[web]'`` (Gradio).
 
     app.py       the page: layout, controls, CSS/JS, handlers (`build_app`)
-    controls.py  the controls, derived from painterly.config.SPECS, and back to Options
+    controls.py  the controls, derived from painterly.options.SPECS, and back to Options
     uploads.py   the temporary directory, the upload checks, messages without server paths
     server.py    binding, the host warning, middleware, `launch`, `main`
 
-The jobs and their queue are `painterly.jobs` (no Gradio there). Importing this package does
+    queue.py     the jobs and the queue that runs them (no Gradio there)
+
+ Importing this package does
 not import Gradio; `build_app` and `launch` do.
 """
-from ..jobs import QUEUE_FULL, Job, JobQueue, Snapshot
-from .app import (DEFAULT_QUEUE_SIZE, POLL_SECONDS, Settings, _error, _md, build_app, cpu_count,
-                  progress_text)
-from .controls import (CONTROLS, MAX_ITERATIONS, MAX_SIZE, control_values, options_from_controls,
-                       preset_of, ratio_of, schedule_text)
-from .server import (ALIAS, HideServerPaths, LocalAssetsOnly, RefuseRemoteFiles, host_warning, is_loopback,
-                     launch, main)
-from .uploads import MAX_STYLES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, check_upload, scrub, temp_root
 
-__all__ = ["ALIAS", "CONTROLS", "DEFAULT_QUEUE_SIZE", "HideServerPaths", "Job", "JobQueue", "LocalAssetsOnly",
-           "MAX_ITERATIONS", "MAX_SIZE", "MAX_STYLES", "MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "POLL_SECONDS",
-           "QUEUE_FULL", "RefuseRemoteFiles", "Settings", "Snapshot", "build_app", "check_upload",
-           "control_values", "cpu_count", "host_warning", "is_loopback", "launch", "main", "options_from_controls",
-           "preset_of", "progress_text", "ratio_of", "schedule_text", "scrub", "temp_root"]
+from painterly.web.app import DEFAULT_QUEUE_SIZE, POLL_SECONDS, Settings, build_app, cpu_count, progress_text
+from painterly.web.controls import (
+    CONTROLS,
+    MAX_ITERATIONS,
+    MAX_SIZE,
+    control_values,
+    options_from_controls,
+    preset_of,
+    ratio_of,
+    schedule_text,
+)
+from painterly.web.queue import QUEUE_FULL, Job, JobQueue, Snapshot
+from painterly.web.server import (
+    ALIAS,
+    HideServerPaths,
+    LocalAssetsOnly,
+    RefuseRemoteFiles,
+    host_warning,
+    is_loopback,
+    launch,
+    main,
+)
+from painterly.web.uploads import (
+    MAX_STYLES,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    check_upload,
+    scrub,
+    temp_root,
+)
+
+__all__ = [
+    "ALIAS",
+    "CONTROLS",
+    "DEFAULT_QUEUE_SIZE",
+    "HideServerPaths",
+    "Job",
+    "JobQueue",
+    "LocalAssetsOnly",
+    "MAX_ITERATIONS",
+    "MAX_SIZE",
+    "MAX_STYLES",
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_PIXELS",
+    "POLL_SECONDS",
+    "QUEUE_FULL",
+    "RefuseRemoteFiles",
+    "Settings",
+    "Snapshot",
+    "build_app",
+    "check_upload",
+    "control_values",
+    "cpu_count",
+    "host_warning",
+    "is_loopback",
+    "launch",
+    "main",
+    "options_from_controls",
+    "preset_of",
+    "progress_text",
+    "ratio_of",
+    "schedule_text",
+    "scrub",
+    "temp_root",
+]

@@ -5,6 +5,7 @@ app as `app.painterly`. The controls come from `painterly.config.SPECS` (web/con
 jobs run in a `painterly.jobs.JobQueue`. No message on the page shows a path of the server's:
 every one goes through `uploads.scrub`, and files are named by the names users gave them.
 """
+
 # No `from __future__ import annotations`: Gradio finds the `gr.Request` parameter of the
 # handlers by evaluating their annotations, and `gr` is imported lazily (a local name).
 import asyncio
@@ -21,18 +22,42 @@ from typing import Dict, Optional
 
 from PIL import Image
 
-from .. import config, terminal, verbs
-from ..config import Options
-from ..errors import ImageError, PainterlyError, user_message
-from ..jobs import PREVIEW_EVERY, Job, JobQueue, Snapshot
-from .controls import (CONTROLS, MAIN, MAX_ITERATIONS, MAX_SIZE, control_values, layout, make,
-                       options_from_controls, page_words, preset_of, preset_options, schedule_text)
-from .uploads import (MAX_STYLES, MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, check_upload, gradio, inside, megabytes,
-                      scrub, shown_weights, temp_root)
+from painterly.cli import terminal, verbs
+from painterly.errors import ImageError, PainterlyError, user_message
+from painterly.options import DEFAULTS, PRESETS, Options
+from painterly.web.controls import (
+    CONTROLS,
+    MAIN,
+    MAX_ITERATIONS,
+    MAX_SIZE,
+    control_values,
+    layout,
+    make,
+    options_from_controls,
+    page_words,
+    preset_of,
+    preset_options,
+    schedule_text,
+)
+from painterly.web.queue import PREVIEW_EVERY, Job, JobQueue, Snapshot
+from painterly.web.uploads import (
+    MAX_STYLES,
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    check_upload,
+    gradio,
+    inside,
+    megabytes,
+    scrub,
+    shown_weights,
+    temp_root,
+)
 
 log = logging.getLogger(__name__)
 
-DEFAULT_QUEUE_SIZE = verbs.FLAGS["queue_size"].default  # jobs that may wait for a free worker, beyond the running ones
+DEFAULT_QUEUE_SIZE = verbs.FLAGS[
+    "queue_size"
+].default  # jobs that may wait for a free worker, beyond the running ones
 POLL_SECONDS = 0.1  # how often a page's stream looks for news from its job
 NARROW = 700  # px: below this width the columns stack (a phone)
 
@@ -85,8 +110,10 @@ def _losses(losses: Dict[str, float]) -> str:
 
 
 def progress_text(s: Snapshot) -> str:
-    return (f"**Step {s.step} / {s.total}** · losses: {_losses(s.losses)} · "
-            f"{_clock(s.elapsed)} elapsed, about {_clock(s.eta)} left")
+    return (
+        f"**Step {s.step} / {s.total}** · losses: {_losses(s.losses)} · "
+        f"{_clock(s.elapsed)} elapsed, about {_clock(s.eta)} left"
+    )
 
 
 def _jobs(n: int) -> str:
@@ -161,8 +188,12 @@ SHOW_RESULT_JS = f"""(...args) => {{
 }}"""
 
 
-NO_TOOLS = {"show_download_button": False, "show_share_button": False, "show_fullscreen_button": False,
-            "buttons": []}  # a view inside an upload box needs none (names differ by Gradio version)
+NO_TOOLS = {
+    "show_download_button": False,
+    "show_share_button": False,
+    "show_fullscreen_button": False,
+    "buttons": [],
+}  # a view inside an upload box needs none (names differ by Gradio version)
 
 
 def _supported(fn, kwargs: dict) -> dict:
@@ -177,8 +208,10 @@ def _theme(gr):
     fonts = getattr(gr.themes, "GoogleFont", None)
     used = list(getattr(theme, "_font", [])) + list(getattr(theme, "_font_mono", []))
     if fonts is not None and any(isinstance(f, fonts) for f in used):
-        theme = gr.themes.Default(font=("ui-sans-serif", "system-ui", "sans-serif"),
-                                  font_mono=("ui-monospace", "Consolas", "monospace"))
+        theme = gr.themes.Default(
+            font=("ui-sans-serif", "system-ui", "sans-serif"),
+            font_mono=("ui-monospace", "Consolas", "monospace"),
+        )
     return theme
 
 
@@ -189,35 +222,56 @@ def _thumbnail(img: Image.Image, side: int = 400) -> Image.Image:
 
 
 # --- the page ----------------------------------------------------------------------------------------
-def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QUEUE_SIZE,
-              weights: Optional[str] = None, options: Optional[Options] = None,
-              max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS,
-              max_styles: int = MAX_STYLES, max_size: int = MAX_SIZE, max_iterations: int = MAX_ITERATIONS,
-              preview_every: int = PREVIEW_EVERY):
+def build_app(
+    *,
+    concurrency: Optional[int] = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    weights: Optional[str] = None,
+    options: Optional[Options] = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_UPLOAD_PIXELS,
+    max_styles: int = MAX_STYLES,
+    max_size: int = MAX_SIZE,
+    max_iterations: int = MAX_ITERATIONS,
+    preview_every: int = PREVIEW_EVERY,
+):
     """The page as a gr.Blocks (not launched; see `launch`). Its settings: `app.painterly`.
 
     concurrency: jobs optimising at once (default: one per CPU); queue_size: jobs that may
     wait beyond those. weights: the server's VGG-19 (None: the original set, with its own preprocessing,
     "random": a seeded random network, for tests). options: the page's initial values
-    (default config.DEFAULTS); the other arguments are the server's limits.
+    (default DEFAULTS); the other arguments are the server's limits.
     """
     gr = gradio()
-    base = (options or config.DEFAULTS).replace(weights=weights, device="auto", threads=0,
-                                                content_mask=None, style_masks=(), compile=False)
+    base = (options or DEFAULTS).replace(
+        weights=weights, device="auto", threads=0, content_mask=None, style_masks=(), compile=False
+    )
     root = temp_root()
     n = int(concurrency or cpu_count())
     settings = Settings(
-        concurrency=n, queue_size=int(queue_size), weights=weights, options=base,
-        max_bytes=int(max_bytes), max_pixels=int(max_pixels), max_styles=int(max_styles),
-        max_size=int(max_size), max_iterations=int(max_iterations), preview_every=int(preview_every),
-        root=root, outputs=Path(tempfile.mkdtemp(prefix="results-", dir=root)), jobs=JobQueue(n, int(queue_size)),
-        page={"theme": _theme(gr), "css": CSS})
+        concurrency=n,
+        queue_size=int(queue_size),
+        weights=weights,
+        options=base,
+        max_bytes=int(max_bytes),
+        max_pixels=int(max_pixels),
+        max_styles=int(max_styles),
+        max_size=int(max_size),
+        max_iterations=int(max_iterations),
+        preview_every=int(preview_every),
+        root=root,
+        outputs=Path(tempfile.mkdtemp(prefix="results-", dir=root)),
+        jobs=JobQueue(n, int(queue_size)),
+        page={"theme": _theme(gr), "css": CSS},
+    )
     init = control_values(base)
     if base.size > settings.max_size or max(base.iterations or (0,)) > settings.max_iterations:
         raise ValueError("the initial size or iterations exceed the server's limits")
 
-    blocks_kw = _supported(gr.Blocks.__init__, {"title": "painterly", "analytics_enabled": False,
-                                                "delete_cache": (3600, 3600), **settings.page})
+    blocks_kw = _supported(
+        gr.Blocks.__init__,
+        {"title": "painterly", "analytics_enabled": False, "delete_cache": (3600, 3600), **settings.page},
+    )
     with gr.Blocks(**blocks_kw) as app:
         gr.Markdown(
             "# painterly\n"
@@ -225,35 +279,69 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
             "below), press **Start** and watch the picture form (Gatys, Ecker & Bethge, *Image Style "
             f"Transfer Using Convolutional Neural Networks*, 2016). This server runs {_jobs(settings.concurrency)} at a time and "
             f"queues up to {settings.queue_size} more. Images: at most {megabytes(settings.max_bytes)} "
-            f"and {settings.max_pixels / 1e6:g} megapixels each.")
+            f"and {settings.max_pixels / 1e6:g} megapixels each."
+        )
         with gr.Row():
             with gr.Column(elem_classes=["drop"]):
-                content_file = gr.File(label="Content image (the photograph)", file_count="single",
-                                       file_types=["image"], type="filepath", height=200, elem_id="content-file")
-                content_view = gr.Image(type="pil", interactive=False, show_label=False, visible=False,
-                                        elem_id="content-view", elem_classes=["view"], height=150, container=False,
-                                        **_supported(gr.Image.__init__, {"format": "png", **NO_TOOLS}))
+                content_file = gr.File(
+                    label="Content image (the photograph)",
+                    file_count="single",
+                    file_types=["image"],
+                    type="filepath",
+                    height=200,
+                    elem_id="content-file",
+                )
+                content_view = gr.Image(
+                    type="pil",
+                    interactive=False,
+                    show_label=False,
+                    visible=False,
+                    elem_id="content-view",
+                    elem_classes=["view"],
+                    height=150,
+                    container=False,
+                    **_supported(gr.Image.__init__, {"format": "png", **NO_TOOLS}),
+                )
             with gr.Column(elem_classes=["drop"]):
-                style_files = gr.File(label=f"Style images (1 to {settings.max_styles})", file_count="multiple",
-                                      file_types=["image"], type="filepath", height=200, elem_id="style-files")
-                style_view = gr.Gallery(show_label=False, columns=4, visible=False, elem_id="style-view",
-                                        elem_classes=["view"], object_fit="contain", height=150, container=False,
-                                        **_supported(gr.Gallery.__init__, {"format": "png", "allow_preview": False,
-                                                                           **NO_TOOLS}))
+                style_files = gr.File(
+                    label=f"Style images (1 to {settings.max_styles})",
+                    file_count="multiple",
+                    file_types=["image"],
+                    type="filepath",
+                    height=200,
+                    elem_id="style-files",
+                )
+                style_view = gr.Gallery(
+                    show_label=False,
+                    columns=4,
+                    visible=False,
+                    elem_id="style-view",
+                    elem_classes=["view"],
+                    object_fit="contain",
+                    height=150,
+                    container=False,
+                    **_supported(gr.Gallery.__init__, {"format": "png", "allow_preview": False, **NO_TOOLS}),
+                )
         upload_message = gr.Markdown("", elem_id="upload-message")
         messages = gr.State({"content": "", "style": ""})  # each input's line: both stay shown
         with gr.Row():  # above the fold, whatever the options below
             start_button = gr.Button("Start", variant="primary", elem_id="start")
             cancel_button = gr.Button("Cancel", variant="secondary", interactive=False, elem_id="cancel")
         late = {}  # handlers defined below, called by the examples
-        from .. import assets
+        from painterly import assets
 
         demo = [str(p) for p in assets.demo_images()]
-        gr.Examples([[demo[0], [demo[1]]]], [content_file, style_files], label="Example (click, then Start)",
-                    fn=lambda c, st: late["example"](c, st),
-                    outputs=[upload_message, messages, content_view, style_view],
-                    run_on_click=True, cache_examples=False, elem_id="examples",
-                    **_supported(gr.Examples.__init__, {"example_labels": ["Tübingen × The Starry Night"]}))
+        gr.Examples(
+            [[demo[0], [demo[1]]]],
+            [content_file, style_files],
+            label="Example (click, then Start)",
+            fn=lambda c, st: late["example"](c, st),
+            outputs=[upload_message, messages, content_view, style_view],
+            run_on_click=True,
+            cache_examples=False,
+            elem_id="examples",
+            **_supported(gr.Examples.__init__, {"example_labels": ["Tübingen × The Starry Night"]}),
+        )
 
         c = {}
         with gr.Row(elem_id="main-row"):
@@ -263,30 +351,53 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                     if name == "size":
                         gr.Markdown("", elem_id="size-note")
                     if name == "iterations":
-                        schedule = gr.Markdown(schedule_text(init, base, settings.max_size,
-                                                                 settings.max_iterations), elem_id="schedule")
+                        schedule = gr.Markdown(
+                            schedule_text(init, base, settings.max_size, settings.max_iterations),
+                            elem_id="schedule",
+                        )
                     if name == "ratio":
                         ratio_note = gr.Markdown("", elem_id="ratio-note")
-                preset = gr.Dropdown(list(config.PRESETS), value=preset_of(base), elem_id="preset",
-                                     label="Preset (sets the controls)")
+                preset = gr.Dropdown(
+                    list(PRESETS), value=preset_of(base), elem_id="preset", label="Preset (sets the controls)"
+                )
                 with gr.Accordion("More options", open=False, elem_id="more-options"):
                     for row in layout([k for k in CONTROLS if k not in MAIN]):
                         with gr.Row():
                             for name in row:
                                 c[name] = make(gr, name, init[name], settings)
             with gr.Column(scale=1):
-                status = gr.Markdown("Upload a content image and at least one style image, then press Start.",
-                                     elem_id="status")
-                preview = gr.Image(label="Preview", type="pil", interactive=False, elem_id="preview", height=420,
-                                   **_supported(gr.Image.__init__, {"format": "png"}))
-                compare = gr.ImageSlider(label="Before / after (drag the handle)", type="pil", interactive=False,
-                                         visible=False, elem_id="compare", height=420,
-                                         **_supported(gr.ImageSlider.__init__, {"format": "png"}))
-                download = gr.DownloadButton("Download PNG (with its recipe)", value=None, interactive=False,
-                                             elem_id="download")
-                command = gr.Textbox("", label="Equivalent command line", interactive=False, lines=2,
-                                     max_lines=8, elem_id="command",
-                                     **_supported(gr.Textbox.__init__, {"buttons": ["copy"], "show_copy_button": True}))
+                status = gr.Markdown(
+                    "Upload a content image and at least one style image, then press Start.", elem_id="status"
+                )
+                preview = gr.Image(
+                    label="Preview",
+                    type="pil",
+                    interactive=False,
+                    elem_id="preview",
+                    height=420,
+                    **_supported(gr.Image.__init__, {"format": "png"}),
+                )
+                compare = gr.ImageSlider(
+                    label="Before / after (drag the handle)",
+                    type="pil",
+                    interactive=False,
+                    visible=False,
+                    elem_id="compare",
+                    height=420,
+                    **_supported(gr.ImageSlider.__init__, {"format": "png"}),
+                )
+                download = gr.DownloadButton(
+                    "Download PNG (with its recipe)", value=None, interactive=False, elem_id="download"
+                )
+                command = gr.Textbox(
+                    "",
+                    label="Equivalent command line",
+                    interactive=False,
+                    lines=2,
+                    max_lines=8,
+                    elem_id="command",
+                    **_supported(gr.Textbox.__init__, {"buttons": ["copy"], "show_copy_button": True}),
+                )
         controls = [c[k] for k in CONTROLS]
         outputs_ = [status, preview, download, command, start_button, cancel_button, compare]
 
@@ -306,16 +417,26 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
                 img, name = settings.check(path, "content image")
             except Exception as e:  # noqa: BLE001
                 return (*said(msgs, "content", _error(_say(e))), view(None))
-            return (*said(msgs, "content", f"Content: **{_md(name)}**, {img.width}×{img.height} ✓"),
-                    view(_thumbnail(img)))
+            return (
+                *said(msgs, "content", f"Content: **{_md(name)}**, {img.width}×{img.height} ✓"),
+                view(_thumbnail(img)),
+            )
 
         def show_styles(paths, msgs=None):
             paths = list(paths or [])
             if not paths:
                 return (*said(msgs, "style", ""), view(None))
             if len(paths) > settings.max_styles:
-                return (*said(msgs, "style", _error(f"{len(paths)} style images; the most this page takes is "
-                                                    f"{settings.max_styles}")), view(None))
+                return (
+                    *said(
+                        msgs,
+                        "style",
+                        _error(
+                            f"{len(paths)} style images; the most this page takes is {settings.max_styles}"
+                        ),
+                    ),
+                    view(None),
+                )
             shown, notes = [], []
             for p in paths:
                 try:
@@ -333,7 +454,12 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
             # written again from the package instead.
             p = Path(os.fspath(path.get("path") if isinstance(path, dict) else path)) if path else None
             # settings.root is temp_root(), already resolved
-            if p is not None and not p.exists() and p.name == Path(source).name and inside(p.resolve(), settings.root):
+            if (
+                p is not None
+                and not p.exists()
+                and p.name == Path(source).name
+                and inside(p.resolve(), settings.root)
+            ):
                 p.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, p)
 
@@ -349,17 +475,18 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
 
         def set_preset(name):
             """The controls a preset sets; the others (Size among them) keep what the user chose."""
-            if name not in config.PRESETS:
+            if name not in PRESETS:
                 return [gr.update() for _ in CONTROLS]
             values = control_values(preset_options(name, base))
-            touched = {k for p in config.PRESETS for k in config.PRESET_OVERRIDES[p]}
+            touched = {k for p in PRESETS for k in PRESETS[p].overrides}
             if touched & {"content_weight", "style_weight"}:
                 touched.add("ratio")
             return [values[k] if k in touched else gr.update() for k in CONTROLS]
 
         def show_schedule(*values):
-            return schedule_text(dict(zip(CONTROLS, values)), base, settings.max_size,
-                                     settings.max_iterations)
+            return schedule_text(
+                dict(zip(CONTROLS, values)), base, settings.max_size, settings.max_iterations
+            )
 
         def cancel(request: gr.Request):
             session = getattr(request, "session_hash", None)
@@ -372,8 +499,9 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
             session = getattr(request, "session_hash", None) or uuid.uuid4().hex
             keep = gr.update()
             try:
-                job = await asyncio.to_thread(_prepare, content, styles, dict(zip(CONTROLS, values)),
-                                              settings, session)
+                job = await asyncio.to_thread(
+                    _prepare, content, styles, dict(zip(CONTROLS, values)), settings, session
+                )
             except Exception as e:  # noqa: BLE001 -- one line on the page, never a traceback
                 yield _error(_say(e)), keep, keep, keep, keep, keep, keep
                 return
@@ -401,13 +529,27 @@ def build_app(*, concurrency: Optional[int] = None, queue_size: int = DEFAULT_QU
         app.load(None, None, None, js=SIZE_NOTE_JS, **quiet)
         # Start: no Gradio-level limit, so every request reaches the JobQueue at once and is
         # either accepted (run or wait, visibly) or refused; none waits unseen in Gradio's queue.
-        start_button.click(start, [content_file, style_files] + controls, outputs_, api_name="stylise",
-                           js=SHOW_RESULT_JS, **fast, **quiet)
+        start_button.click(
+            start,
+            [content_file, style_files] + controls,
+            outputs_,
+            api_name="stylise",
+            js=SHOW_RESULT_JS,
+            **fast,
+            **quiet,
+        )
         cancel_button.click(cancel, None, status, api_name="cancel", **fast, **quiet)
 
     # Gradio's own queue only backs up the JobQueue (handlers return at once when it is full).
-    app.queue(**_supported(app.queue, {"max_size": 4 * (settings.concurrency + settings.queue_size) + 64,
-                                       "default_concurrency_limit": None}))
+    app.queue(
+        **_supported(
+            app.queue,
+            {
+                "max_size": 4 * (settings.concurrency + settings.queue_size) + 64,
+                "default_concurrency_limit": None,
+            },
+        )
+    )
     app.painterly = settings
     return app
 
@@ -423,16 +565,25 @@ def _prepare(content, styles, values: dict, settings: Settings, session: str) ->
         raise ImageError(f"{len(styles)} style images; the most this page takes is {settings.max_styles}")
     content_img, content_name = settings.check(content, "content image")
     loaded = [settings.check(s, "style image") for s in styles]
-    options = options_from_controls(values, settings.options, len(loaded), settings.max_size,
-                                        settings.max_iterations)
-    return Job(content_img, [img for img, _ in loaded], options, (content_name, [n for _, n in loaded]),
-               session=session, preview_every=settings.preview_every)
+    options = options_from_controls(
+        values, settings.options, len(loaded), settings.max_size, settings.max_iterations
+    )
+    return Job(
+        content_img,
+        [img for img, _ in loaded],
+        options,
+        (content_name, [n for _, n in loaded]),
+        session=session,
+        preview_every=settings.preview_every,
+    )
 
 
 def _buttons(gr, running: bool):
     """(Start, Cancel): Cancel is live (and red) only while a job of this page is under way."""
-    return (gr.update(interactive=not running),
-            gr.update(interactive=running, variant="stop" if running else "secondary"))
+    return (
+        gr.update(interactive=not running),
+        gr.update(interactive=running, variant="stop" if running else "secondary"),
+    )
 
 
 async def _follow(job: Job, settings: Settings):
@@ -443,7 +594,8 @@ async def _follow(job: Job, settings: Settings):
     keep = gr.update()
     seen, seen_preview = -1, 0
     try:
-        # The last comparison stays until this run's replaces it (hiding it would move the page under the reader).
+        # The last comparison stays until this run's replaces it (hiding it would move the page under
+        # the reader).
         yield ("Queued…", None, gr.update(value=None, interactive=False), "") + _buttons(gr, True) + (keep,)
         while not job.done.is_set():
             if job.state == "waiting":
@@ -451,13 +603,28 @@ async def _follow(job: Job, settings: Settings):
                 running, waiting = settings.jobs.counts()
                 if pos is not None and seen != -pos - 1:
                     seen = -pos - 1
-                    yield (f"Waiting in the queue: position {pos} of {waiting} ({running} job(s) running).",
-                           keep, keep, keep, keep, keep, keep)
+                    yield (
+                        f"Waiting in the queue: position {pos} of {waiting} ({running} job(s) running).",
+                        keep,
+                        keep,
+                        keep,
+                        keep,
+                        keep,
+                        keep,
+                    )
             else:
                 s = job.snapshot()
                 if s.version == 0 and seen != 0:
                     seen = 0
-                    yield "Starting: preparing the network and the images…", keep, keep, keep, keep, keep, keep
+                    yield (
+                        "Starting: preparing the network and the images…",
+                        keep,
+                        keep,
+                        keep,
+                        keep,
+                        keep,
+                        keep,
+                    )
                 elif s.version > seen and s.version > 0:
                     seen = s.version
                     image = keep
@@ -467,8 +634,11 @@ async def _follow(job: Job, settings: Settings):
             await asyncio.sleep(POLL_SECONDS)
         final = await asyncio.to_thread(_final, job, settings)
         done = job.result is not None and not job.error
-        compare = gr.update(value=(job.content.resize(job.result.image.size), job.result.image), visible=True) \
-            if done else keep
+        compare = (
+            gr.update(value=(job.content.resize(job.result.image.size), job.result.image), visible=True)
+            if done
+            else keep
+        )
         yield final + _buttons(gr, False) + (compare,)
     finally:
         if not job.done.is_set():  # the page went away: stop the work it asked for
@@ -485,7 +655,7 @@ def _final(job: Job, settings: Settings):
     r = job.result
     if r is None:
         return "Cancelled before it started.", keep, keep, keep
-    from ..images import save_image
+    from painterly.imaging import save_image
 
     content_name, style_names = job.names
     out_name = f"{Path(content_name).stem or 'content'}-stylised.png"
@@ -496,8 +666,10 @@ def _final(job: Job, settings: Settings):
     recipe = dict(r.recipe, options=dict(r.recipe["options"], weights=options.weights))
     if isinstance(recipe.get("content"), dict):
         recipe["content"] = dict(recipe["content"], path=Path(content_name).name)
-    recipe["styles"] = [dict(s, path=Path(n).name) if isinstance(s, dict) else s
-                        for s, n in zip(recipe.get("styles") or [], style_names)]
+    recipe["styles"] = [
+        dict(s, path=Path(n).name) if isinstance(s, dict) else s
+        for s, n in zip(recipe.get("styles") or [], style_names)
+    ]
     folder = Path(tempfile.mkdtemp(prefix="job-", dir=settings.outputs))
     try:
         path = save_image(r.image, folder / out_name, recipe)

@@ -5,17 +5,18 @@ from its help, its choices and range from its Spec, its kind from its type (a ch
 radio or a dropdown, a flag a checkbox, a list a text box of comma-separated values, a number
 a number box). The page adds one control of its own, "ratio": the content/style balance as
 log10(alpha / beta) on a slider. Values are turned back into Options here, and checked by
-`config.validate` (the one validation); its messages name the page's labels, not flags.
+`methods.validate` (the one validation); its messages name the page's labels, not flags.
 """
+
 from __future__ import annotations
 
 import math
 import re
 from typing import Any, Dict, List, Optional, Sequence
 
-from .. import config
-from ..config import Options
-from ..errors import InvalidOption, choice
+from painterly import methods
+from painterly.errors import InvalidOption, choice
+from painterly.options import DEFAULTS, INITS, LAYERS, PRESETS, SPECS, Options, auto_scales, flag, schedule
 
 # --- the page's own settings -------------------------------------------------------------------
 MAX_SIZE = 1024  # longest output side the page offers
@@ -25,11 +26,19 @@ RATIO_LABEL = "Content : style ratio, log10(α/β)  (← more style · more cont
 # The controls shown above "More options", in this order; the others follow in SPECS' order.
 MAIN = ("size", "iterations", "ratio", "preserve_color")
 # Choices the page offers where the option itself takes more: the page never takes a path.
-PAGE_CHOICES = {"init": config.INITS, "content_layers": config.LAYERS, "style_layers": config.LAYERS}
-_EMPTY = {"scales": "empty: from the size (or auto)", "style_blend": "empty: equal weights"}  # what empty means
-_WORDS = {"tv": "TV", "lbfgs": "L-BFGS", "color": "colour", "init": "initial image"}  # how a name reads as a label
+PAGE_CHOICES = {"init": INITS, "content_layers": LAYERS, "style_layers": LAYERS}
+_EMPTY = {
+    "scales": "empty: from the size (or auto)",
+    "style_blend": "empty: equal weights",
+}  # what empty means
+_WORDS = {
+    "tv": "TV",
+    "lbfgs": "L-BFGS",
+    "color": "colour",
+    "init": "initial image",
+}  # how a name reads as a label
 
-WEB_OPTIONS = tuple(name for name, spec in config.SPECS.items() if spec.web)
+WEB_OPTIONS = tuple(name for name, spec in SPECS.items() if spec.web)
 # The controls, in the order the Start handler (and the API) takes them after the files.
 CONTROLS = MAIN + tuple(name for name in WEB_OPTIONS if name not in MAIN)
 assert set(CONTROLS) == set(WEB_OPTIONS) | {"ratio"}
@@ -44,14 +53,14 @@ def label(name: str) -> str:
 
 
 def choices(name: str) -> Optional[Sequence[str]]:
-    return PAGE_CHOICES.get(name) or config.SPECS[name].choices
+    return PAGE_CHOICES.get(name) or SPECS[name].choices
 
 
 def kind(name: str) -> str:
     """radio | dropdown | multiselect | checkbox | list | int | float | slider."""
     if name in ("ratio", "size"):
         return "slider"
-    spec, default = config.SPECS[name], getattr(config.DEFAULTS, name)
+    spec, default = SPECS[name], getattr(DEFAULTS, name)
     if choices(name) is not None:
         if spec.item is not None:
             return "multiselect"
@@ -67,7 +76,7 @@ def info(name: str) -> Optional[str]:
     """The control's info line: its option's help, in the page's words, with a useful range."""
     if name == "ratio":
         return None
-    spec = config.SPECS[name]
+    spec = SPECS[name]
     text = page_words(spec.help)
     if name in PAGE_CHOICES:  # the page offers the listed choices only: no paths, no typing
         text = re.sub(r"(?i)\s*\|\s*PATH\b|comma-separated ", "", text)
@@ -84,7 +93,7 @@ def ratio_of(o: Options) -> float:
 
 
 def ratio_range() -> tuple:
-    r = ratio_of(config.DEFAULTS)
+    r = ratio_of(DEFAULTS)
     return math.floor(r) - RATIO_SPAN, math.ceil(r) + RATIO_SPAN
 
 
@@ -94,8 +103,8 @@ def _shown(name: str, value):
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) if value else ""
     if k == "multiselect":
         return list(value)
-    if name == "init" and value not in config.INITS:
-        return config.INITS[0]  # a file the server was started with is not the page's to show
+    if name == "init" and value not in INITS:
+        return INITS[0]  # a file the server was started with is not the page's to show
     return value
 
 
@@ -106,15 +115,14 @@ def control_values(o: Options) -> Dict[str, Any]:
 
 def preset_of(o: Options) -> str:
     """The preset the page's dropdown starts on: the one with the most overrides `o` holds."""
-    held = [p for p in config.PRESETS
-            if all(getattr(o, k) == v for k, v in config.PRESET_OVERRIDES[p].items())]
-    return max(held, key=lambda p: len(config.PRESET_OVERRIDES[p])) if held else config.PRESETS[0]
+    held = [p for p in PRESETS if all(getattr(o, k) == v for k, v in PRESETS[p].overrides.items())]
+    return max(held, key=lambda p: len(PRESETS[p].overrides)) if held else PRESETS[0]
 
 
 def preset_options(name: str, base: Options) -> Options:
     """`base` with every field a preset sets taken from the defaults under preset `name`."""
-    touched = {k for p in config.PRESETS for k in config.PRESET_OVERRIDES[p]}
-    preset = config.DEFAULTS.replace(**config.PRESET_OVERRIDES[choice("preset", name, config.PRESETS)])
+    touched = {k for p in PRESETS for k in PRESETS[p].overrides}
+    preset = DEFAULTS.replace(**PRESETS[choice("preset", name, PRESETS)].overrides)
     return base.replace(**{k: getattr(preset, k) for k in touched})
 
 
@@ -145,8 +153,8 @@ def _items(value, name: str, integer: bool) -> tuple:
 
 
 def _value(name: str, value):
-    """One control's value as the Options field takes it (types only; ranges: config.validate)."""
-    k, default = kind(name), getattr(config.DEFAULTS, name)
+    """One control's value as the Options field takes it (types only; ranges: methods.validate)."""
+    k, default = kind(name), getattr(DEFAULTS, name)
     if k in ("radio", "dropdown"):
         return choice(label(name), value, choices(name))
     if k == "multiselect":
@@ -157,15 +165,20 @@ def _value(name: str, value):
     if k == "checkbox":
         return bool(value)
     if k == "list":
-        items = _items(value, name, config.SPECS[name].item is int)
+        items = _items(value, name, SPECS[name].item is int)
         return None if not items and default is None else items
     return _number(value, name, isinstance(default, int))
 
 
-def options_from_controls(values: Dict[str, Any], base: Options, n_styles: int = 1,
-                          max_size: int = MAX_SIZE, max_iterations: int = MAX_ITERATIONS) -> Options:
+def options_from_controls(
+    values: Dict[str, Any],
+    base: Options,
+    n_styles: int = 1,
+    max_size: int = MAX_SIZE,
+    max_iterations: int = MAX_ITERATIONS,
+) -> Options:
     """The Options for the controls' `values`, on top of `base` (the server's settings),
-    checked by config.validate and against the page's limits.
+    checked by methods.validate and against the page's limits.
 
     Raises InvalidOption, worded with the page's labels, for a value no control could produce
     (API callers), one the options do not allow, or one beyond the server's limits.
@@ -174,38 +187,39 @@ def options_from_controls(values: Dict[str, Any], base: Options, n_styles: int =
         auto = isinstance(values["scales"], str) and values["scales"].strip().lower() == "auto"
         fields = {name: _value(name, values[name]) for name in WEB_OPTIONS if not (auto and name == "scales")}
         if auto:
-            fields["scales"] = config.auto_scales(fields["size"])
+            fields["scales"] = auto_scales(fields["size"])
         ratio = _number(values["ratio"], "ratio", False)
         if not -12 <= ratio <= 12:
             raise InvalidOption(f"{label('ratio')} {ratio:g} is outside -12..12")
         for name, top in (("size", max_size), ("scales", max_size), ("iterations", max_iterations)):
-            for v in (fields[name] if isinstance(fields[name], tuple) else (fields[name],)):
+            for v in fields[name] if isinstance(fields[name], tuple) else (fields[name],):
                 if v > top:
                     raise InvalidOption(f"{label(name)} {v} is more than this page allows ({top})")
         alpha = base.content_weight if base.content_weight > 0 else 1.0
         # An untouched slider keeps the base beta exactly (the slider shows log10 rounded to 0.01).
-        beta = base.style_weight if ratio == ratio_of(base) else alpha / 10.0 ** ratio
+        beta = base.style_weight if ratio == ratio_of(base) else alpha / 10.0**ratio
         options = base.replace(content_weight=alpha, style_weight=beta, **fields)
-        return config.validate(options, "transfer", n_styles)
+        return methods.validate(options, "transfer", n_styles)
     except InvalidOption as e:
         raise InvalidOption(page_words(str(e))) from None
 
 
 def page_words(text: str) -> str:
     """A message about options as the page words it: each flag of a control becomes its label."""
-    names = {config.flag(n): label(n) for n in WEB_OPTIONS}
-    names.update({config.flag("content_weight"): label("ratio"), config.flag("style_weight"): label("ratio")})
+    names = {flag(n): label(n) for n in WEB_OPTIONS}
+    names.update({flag("content_weight"): label("ratio"), flag("style_weight"): label("ratio")})
     return re.sub(r"--[a-z][a-z0-9-]*", lambda m: names.get(m.group(0), m.group(0)), text)
 
 
-def schedule_text(values: Dict[str, Any], base: Options, max_size: int = MAX_SIZE,
-                  max_iterations: int = MAX_ITERATIONS) -> str:
+def schedule_text(
+    values: Dict[str, Any], base: Options, max_size: int = MAX_SIZE, max_iterations: int = MAX_ITERATIONS
+) -> str:
     """What the size, iterations and scales controls will run, in words (or why they cannot)."""
     try:
         o = options_from_controls(values, base, 1, max_size, max_iterations)
     except InvalidOption as e:
         return str(e)
-    plan = config.schedule(o)
+    plan = schedule(o)
     parts = [f"{n} steps at {side} px" for side, n in plan]
     text = parts[0] if len(parts) == 1 else ", then ".join(parts)
     total = sum(n for _, n in plan)
@@ -222,8 +236,14 @@ def make(gr, name: str, value, settings) -> Any:
         lo, hi = ratio_range()
         return _slider(gr)(lo, hi, value=value, step=0.1, elem_classes=["painterly-lenient"], **common)
     if name == "size":
-        return _slider(gr)(config.SPECS["size"].low, settings.max_size, value=value, step=16,
-                           elem_classes=["painterly-lenient"], **common)
+        return _slider(gr)(
+            SPECS["size"].low,
+            settings.max_size,
+            value=value,
+            step=16,
+            elem_classes=["painterly-lenient"],
+            **common,
+        )
     if k in ("radio", "dropdown"):
         make_ = gr.Radio if k == "radio" else gr.Dropdown
         return make_(list(choices(name)), value=value, **common)
@@ -260,5 +280,5 @@ def layout(names: List[str]) -> List[List[str]]:
     rows = []
     for kinds, n in zip(groups, per_row):
         group = [name for name in names if kind(name) in kinds]
-        rows += [group[i:i + n] for i in range(0, len(group), n)]
+        rows += [group[i : i + n] for i in range(0, len(group), n)]
     return rows

@@ -11,6 +11,7 @@ Files and network
     remote <script>/<link> tags of Gradio's page template are dropped, so the browser loads
     everything from this server and nothing else.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,10 +26,10 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from .. import config, verbs
-from ..errors import InvalidOption, PainterlyError
-from .app import DEFAULT_QUEUE_SIZE, Settings, _jobs, _supported, build_app, cpu_count
-from .uploads import gradio, inside, scrub
+from painterly.cli import verbs
+from painterly.errors import InvalidOption, PainterlyError
+from painterly.web.app import DEFAULT_QUEUE_SIZE, Settings, _jobs, _supported, build_app, cpu_count
+from painterly.web.uploads import gradio, inside, scrub
 
 ALIAS = "/painterly-files"  # how the browser sees the app's temporary directory
 
@@ -48,8 +49,10 @@ def host_warning(host: str) -> Optional[str]:
     """The warning to print when serving on `host` exposes the page to other machines."""
     if is_loopback(host):
         return None
-    return (f"serving on {host}: the page is reachable from other machines, with no "
-            "authentication; anyone who can reach it can run jobs")
+    return (
+        f"serving on {host}: the page is reachable from other machines, with no "
+        "authentication; anyone who can reach it can run jobs"
+    )
 
 
 # --- middleware ------------------------------------------------------------------------------------
@@ -85,8 +88,13 @@ def _replay(chunks: List[bytes], pending):
 
 async def _respond(send, status: int, text: str) -> None:
     body = json.dumps({"error": text}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -180,8 +188,11 @@ class HideServerPaths:
             if message["type"] == "http.response.start":
                 headers = {k.lower(): v for k, v in message.get("headers", [])}
                 kind = headers.get(b"content-type", b"")
-                if (headers.get(b"content-encoding") or not kind.startswith(self.TEXT)
-                        or scope.get("method") == "HEAD"):  # HEAD: no body, and the GET's length
+                if (
+                    headers.get(b"content-encoding")
+                    or not kind.startswith(self.TEXT)
+                    or scope.get("method") == "HEAD"
+                ):  # HEAD: no body, and the GET's length
                     return await send(message)
                 if kind.startswith(b"text/event-stream") or b"content-length" not in headers:
                     # Streamed: every chunk is rewritten as it goes (an event is one chunk).
@@ -214,7 +225,9 @@ class LocalAssetsOnly:
 
     _REMOTE = re.compile(
         rb"<script\b[^>]*\bsrc=[\"']?(?:https?:)?//[^>]*>\s*</script\s*>"
-        rb"|<link\b[^>]*\bhref=[\"']?(?:https?:)?//[^>]*>", re.I)
+        rb"|<link\b[^>]*\bhref=[\"']?(?:https?:)?//[^>]*>",
+        re.I,
+    )
 
     def __init__(self, app):
         self.app = app
@@ -228,8 +241,9 @@ class LocalAssetsOnly:
             nonlocal start
             if message["type"] == "http.response.start":
                 headers = {k.lower(): v for k, v in message.get("headers", [])}
-                if (headers.get(b"content-type", b"").startswith(b"text/html")
-                        and not headers.get(b"content-encoding")):
+                if headers.get(b"content-type", b"").startswith(b"text/html") and not headers.get(
+                    b"content-encoding"
+                ):
                     start = message
                     return
                 return await send(message)
@@ -248,8 +262,14 @@ class LocalAssetsOnly:
 
 
 # --- serving -----------------------------------------------------------------------------------------
-def launch(app, host: str = verbs.FLAGS["host"].default, port: int = verbs.FLAGS["port"].default, *,
-           block: bool = True, quiet: bool = False) -> str:
+def launch(
+    app,
+    host: str = verbs.FLAGS["host"].default,
+    port: int = verbs.FLAGS["port"].default,
+    *,
+    block: bool = True,
+    quiet: bool = False,
+) -> str:
     """Serve `app` on host:port (no share link, no SSR, no MCP, no monitoring, no API link); its URL.
 
     block=False returns once the server answers (tests); stop it with `app.close()`.
@@ -260,14 +280,32 @@ def launch(app, host: str = verbs.FLAGS["host"].default, port: int = verbs.FLAGS
     settings: Settings = app.painterly
     root = settings.root
     blocked = [p for p in {os.getcwd(), str(Path.home())} if not inside(root, Path(p).resolve())]
-    middleware = [Middleware(RefuseRemoteFiles), Middleware(HideServerPaths, root=root), Middleware(LocalAssetsOnly)]
+    middleware = [
+        Middleware(RefuseRemoteFiles),
+        Middleware(HideServerPaths, root=root),
+        Middleware(LocalAssetsOnly),
+    ]
     kw = {
-        "server_name": host, "server_port": int(port), "share": False, "inbrowser": False,
-        "prevent_thread_lock": not block, "quiet": quiet, "show_error": False, "allowed_paths": [],
-        "blocked_paths": blocked, "max_file_size": settings.max_bytes, "ssr_mode": False,
-        "mcp_server": False, "pwa": False, "enable_monitoring": False, "favicon_path": None,
-        "run_history": False, "show_api": False, "footer_links": ["gradio", "settings"],
-        "app_kwargs": {"middleware": middleware}, **settings.page,
+        "server_name": host,
+        "server_port": int(port),
+        "share": False,
+        "inbrowser": False,
+        "prevent_thread_lock": not block,
+        "quiet": quiet,
+        "show_error": False,
+        "allowed_paths": [],
+        "blocked_paths": blocked,
+        "max_file_size": settings.max_bytes,
+        "ssr_mode": False,
+        "mcp_server": False,
+        "pwa": False,
+        "enable_monitoring": False,
+        "favicon_path": None,
+        "run_history": False,
+        "show_api": False,
+        "footer_links": ["gradio", "settings"],
+        "app_kwargs": {"middleware": middleware},
+        **settings.page,
     }
     if not 1 <= int(port) <= 65535:
         raise InvalidOption(f"--port must be within 1..65535, got {port}")
@@ -278,14 +316,20 @@ def launch(app, host: str = verbs.FLAGS["host"].default, port: int = verbs.FLAGS
     except OSError as e:
         # Gradio's own text points at its environment variables; the user's lever is --port.
         why = "the port is in use" if "port" in str(e).lower() else scrub(" ".join(str(e).split()))
-        raise PainterlyError(f"cannot serve on {host}:{port}: {why}; choose another with --port "
-                             "(or --host)") from None
+        raise PainterlyError(
+            f"cannot serve on {host}:{port}: {why}; choose another with --port (or --host)"
+        ) from None
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
 
-def main(host: str = verbs.FLAGS["host"].default, port: int = verbs.FLAGS["port"].default,
-         concurrency: Optional[int] = None,
-         queue_size: int = DEFAULT_QUEUE_SIZE, weights: Optional[str] = None, **limits) -> None:
+def main(
+    host: str = verbs.FLAGS["host"].default,
+    port: int = verbs.FLAGS["port"].default,
+    concurrency: Optional[int] = None,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    weights: Optional[str] = None,
+    **limits,
+) -> None:
     """`painterly serve`: build the page and serve it until interrupted (blocking).
 
     Binds to loopback by default; the CLI prints `host_warning(host)` for other hosts.
@@ -305,8 +349,11 @@ def main(host: str = verbs.FLAGS["host"].default, port: int = verbs.FLAGS["port"
     torch.set_num_threads(max(1, cpu_count() // concurrency))
     app = build_app(concurrency=concurrency, queue_size=queue_size, weights=weights, **limits)
     url = launch(app, host, port, block=False, quiet=True)
-    print(f"painterly: serving {url} ({_jobs(concurrency)} at a time, {queue_size} more may wait); "
-          "Ctrl-C stops", flush=True)
+    print(
+        f"painterly: serving {url} ({_jobs(concurrency)} at a time, {queue_size} more may wait); "
+        "Ctrl-C stops",
+        flush=True,
+    )
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt

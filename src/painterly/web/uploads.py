@@ -6,6 +6,7 @@ in this app's temporary directory, at most `max_bytes` long, an image Pillow dec
 completely, with at most `max_pixels` pixels. Failures are one line naming the file by the
 name the user gave it. The optimiser only ever sees the decoded PIL images.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -19,12 +20,12 @@ from typing import Optional, Tuple
 
 from PIL import Image
 
-from .. import config
-from ..errors import ImageError, PainterlyError
+from painterly.errors import ImageError, PainterlyError
+from painterly.options import MAX_INPUT_PIXELS
 
 # --- server limits (not options of a run: how much one web server accepts) ----------------
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # per uploaded file
-MAX_UPLOAD_PIXELS = min(25_000_000, config.MAX_INPUT_PIXELS)  # per uploaded image
+MAX_UPLOAD_PIXELS = min(25_000_000, MAX_INPUT_PIXELS)  # per uploaded image
 MAX_STYLES = 8  # style images per job
 
 _ROOT: Optional[Path] = None
@@ -60,7 +61,9 @@ def gradio():
     try:
         import gradio as gr
     except ImportError as e:
-        raise PainterlyError(f"the web page needs the web extra: pip install 'painterly[web]' ({e})") from None
+        raise PainterlyError(
+            f"the web page needs the web extra: pip install 'painterly[web]' ({e})"
+        ) from None
     return gr
 
 
@@ -76,8 +79,14 @@ def megabytes(n: int) -> str:
     return f"{n / 1024 / 1024:.1f} MB"
 
 
-def check_upload(path, role: str = "image", *, root: Optional[Path] = None, max_bytes: int = MAX_UPLOAD_BYTES,
-                 max_pixels: int = MAX_UPLOAD_PIXELS) -> Tuple[Image.Image, str]:
+def check_upload(
+    path,
+    role: str = "image",
+    *,
+    root: Optional[Path] = None,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    max_pixels: int = MAX_UPLOAD_PIXELS,
+) -> Tuple[Image.Image, str]:
     """Validate one uploaded file; return (RGB image, the name the user gave it).
 
     Raises ImageError with a one-line message naming the file by its own name (never the
@@ -100,7 +109,7 @@ def check_upload(path, role: str = "image", *, root: Optional[Path] = None, max_
     size = real.stat().st_size
     if size > max_bytes:
         raise ImageError(f"{role} '{name}' is {megabytes(size)}; the limit is {megabytes(max_bytes)}")
-    from ..images import load_image
+    from painterly.imaging import load_image
 
     try:
         img = load_image(real, max_pixels=max_pixels)
@@ -111,8 +120,10 @@ def check_upload(path, role: str = "image", *, root: Optional[Path] = None, max_
 
 
 # An absolute path in a message (POSIX, or a Windows drive path): replaced by its last part.
-_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s'\"/,;()<>\[\]]+/)+([^\s'\"/,;()<>\[\]]*)"
-                   r"|(?<![\w])[A-Za-z]:\\(?:[^\s'\"\\,;()<>]+\\)*([^\s'\"\\,;()<>]*)")
+_PATH = re.compile(
+    r"(?<![\w.:/~-])/(?:[^\s'\"/,;()<>\[\]]+/)+([^\s'\"/,;()<>\[\]]*)"
+    r"|(?<![\w])[A-Za-z]:\\(?:[^\s'\"\\,;()<>]+\\)*([^\s'\"\\,;()<>]*)"
+)
 
 
 def scrub(text: str) -> str:
@@ -126,7 +137,7 @@ def scrub(text: str) -> str:
 
 def shown_weights(weights: Optional[str]) -> Optional[str]:
     """How the page names the server's weights: a named set as is, a file by its name only."""
-    from ..weights import WEIGHT_NAMES
+    from painterly.net.weights import WEIGHT_NAMES
 
     if weights is None or weights in WEIGHT_NAMES:
         return weights
