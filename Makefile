@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check -c constra
 # index (about 200 MB) instead of PyPI's CUDA build (several GB on a stock Linux machine).
 TORCH_INDEX ?=
 
-.PHONY: demo test test-slow test-fast bench clean
+.PHONY: demo test test-slow test-fast lint bench clean
 
 # Each step that can fail says what to do next (make demo must never end in a dead end).
 NO_VENV  = echo "make: '$(PYTHON) -m venv' failed. Next: install the venv module (Debian/Ubuntu: sudo apt install python3-venv), or use another Python 3.9+: make $(or $(MAKECMDGOALS),demo) PYTHON=/path/to/python3" >&2; rm -rf $(VENV); exit 1
@@ -34,6 +34,11 @@ demo: $(VENV)/.core
 # (.ci/run) and with make test-slow.
 test: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# ruff: the formatter and the linter (pyproject.toml [tool.ruff]); CI fails on either.
+lint: $(VENV)/.test
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
 
 test-slow: $(VENV)/.test
 	$(BIN)/python -m pytest -q -m slow

@@ -45,7 +45,8 @@ from common import CONTENT, RESULTS, STYLE, describe_weights, machine, weights_a
 from painterly import imaging as images
 from painterly import options as config
 from painterly.engine import Stylizer
-from painterly.net.vgg import deepest, native_bf16
+from painterly.net.device import native_bf16
+from painterly.net.vgg import deepest
 
 # Execution modes: (precision, channels_last, compile).
 MODES = {

@@ -12,7 +12,7 @@ import torch
 
 from painterly import imaging as images
 from painterly.engine import Stylizer
-from painterly.net.vgg import REFERENCE_SIDES, means_file, measure_means
+from painterly.net.normalize import REFERENCE_SIDES, means_file, measure_means
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "images"
 

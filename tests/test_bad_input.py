@@ -549,7 +549,7 @@ def test_no_space_left_on_device(corpus, tmp_path, capsys, monkeypatch, failing,
     """ENOSPC halfway through writing a temp file whose name starts with `failing`."""
     real_fdopen = os.fdopen
     fd_names = {}
-    real_mkstemp = images.tempfile.mkstemp
+    real_mkstemp = images.save.tempfile.mkstemp
 
     def mkstemp(*a, **k):
         fd, name = real_mkstemp(*a, **k)
@@ -583,7 +583,7 @@ def test_no_space_left_on_device(corpus, tmp_path, capsys, monkeypatch, failing,
         f = real_fdopen(fd, *a, **k)
         return Full(f) if fd_names.get(fd, "").startswith(failing) else f
 
-    monkeypatch.setattr(images.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(images.save.tempfile, "mkstemp", mkstemp)
     monkeypatch.setattr(os, "fdopen", fdopen)
     # The report is written after the image: that one is complete; no partial report.
     check_case(

@@ -19,7 +19,8 @@ from ci import require
 from holds import hold_env, wait_gone, wait_held
 from painterly import imaging as images
 from painterly import options as config
-from painterly.batch import stylize as batch
+from painterly.batch import jobs as batch_jobs
+from painterly.batch import workers
 from painterly.cli import main as cli
 from painterly.errors import InvalidOption
 
@@ -54,7 +55,7 @@ def run_cli(argv, capsys):
 
 
 def read_log(out: Path) -> list:
-    return [json.loads(line) for line in (out / batch.LOG_NAME).read_text().splitlines()]
+    return [json.loads(line) for line in (out / batch_jobs.LOG_NAME).read_text().splitlines()]
 
 
 def test_cross_product_names_log_and_summary(inputs, capsys, monkeypatch):
@@ -107,22 +108,24 @@ def test_cross_product_names_log_and_summary(inputs, capsys, monkeypatch):
 def test_expand_inputs_folders_globs_and_bad_names(inputs):
     photos = inputs["dir"] / "photos"
     (photos / "notes.txt").write_text("not an image")
-    found = batch.expand_inputs([photos, str(photos / "p1.png"), str(inputs["dir"] / "art" / "*.png")])
+    found = batch_jobs.expand_inputs([photos, str(photos / "p1.png"), str(inputs["dir"] / "art" / "*.png")])
     assert [p.name for p in found] == ["p0.png", "p1.png", "p2.png", "ink.png"]  # sorted, no repeats
     with pytest.raises(InvalidOption, match="does not exist"):
-        batch.expand_inputs([inputs["dir"] / "nope.png"])
+        batch_jobs.expand_inputs([inputs["dir"] / "nope.png"])
     with pytest.raises(InvalidOption, match="matches no image"):
-        batch.expand_inputs([str(inputs["dir"] / "*.gif")])
+        batch_jobs.expand_inputs([str(inputs["dir"] / "*.gif")])
     # The output folder's images are never taken for inputs (a rerun with DIR among them).
     _img(photos / "out" / "p0--ink.png", 3)
-    assert [p.name for p in batch.expand_inputs([str(photos / "**" / "*.png")], exclude=photos / "out")] == [
+    assert [
+        p.name for p in batch_jobs.expand_inputs([str(photos / "**" / "*.png")], exclude=photos / "out")
+    ] == [
         "p0.png",
         "p1.png",
         "p2.png",
     ]  # ** is recursive
     with pytest.raises(InvalidOption, match="matches no image"):
-        batch.expand_inputs([str(photos / "out" / "*.png")], exclude=photos / "out")
-    assert batch.expand_inputs([str(photos / "*" / "*.png")], exclude=None)[0].name == "p0--ink.png"
+        batch_jobs.expand_inputs([str(photos / "out" / "*.png")], exclude=photos / "out")
+    assert batch_jobs.expand_inputs([str(photos / "*" / "*.png")], exclude=None)[0].name == "p0--ink.png"
 
 
 def test_two_jobs_writing_one_output_is_one_line(inputs, capsys):
@@ -142,7 +145,7 @@ def test_two_jobs_writing_one_output_is_one_line(inputs, capsys):
     )
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "two jobs would write" in err and "p0--ink.png" in err
-    assert not (inputs["out"] / batch.LOG_NAME).exists()
+    assert not (inputs["out"] / batch_jobs.LOG_NAME).exists()
 
 
 def test_manifest_csv_with_outputs_and_per_job_options(inputs, capsys):
@@ -356,7 +359,7 @@ def test_a_foreign_file_at_an_output_is_never_overwritten(inputs, capsys):
 def test_stylize_many_yields_outcomes_and_a_dead_workers_job_is_retried(inputs, monkeypatch):
     import painterly
 
-    monkeypatch.setenv(batch.CRASH_HOOK, "p1.png")  # the worker exits hard on p1's first attempt
+    monkeypatch.setenv(workers.CRASH_HOOK, "p1.png")  # the worker exits hard on p1's first attempt
     pairs = [
         (inputs["photos"][0], inputs["paintings"][0]),
         {
@@ -379,7 +382,7 @@ def test_stylize_many_yields_outcomes_and_a_dead_workers_job_is_retried(inputs, 
     assert images.read_recipe(inputs["out"] / "x" / "p1.png")["options"]["content_weight"] == 2.0
     lines = read_log(inputs["out"])
     assert len(lines) == 3 and sum(Path(l["output"]).name == "p1.png" for l in lines) == 1
-    monkeypatch.delenv(batch.CRASH_HOOK)
+    monkeypatch.delenv(workers.CRASH_HOOK)
     again = list(
         painterly.stylize_many(
             pairs, inputs["out"], workers=1, weights="random", size=32, iterations=3, device="cpu"
@@ -463,7 +466,7 @@ def test_ray_executor_two_workers_retries_a_dead_worker_without_duplicates(input
     ray = require("ray", "the Ray executor needs the ray extra: pip install 'painterly[ray]'")
     import painterly
 
-    monkeypatch.setenv(batch.CRASH_HOOK, "p0.png")  # set before ray.init: the workers inherit it
+    monkeypatch.setenv(workers.CRASH_HOOK, "p0.png")  # set before ray.init: the workers inherit it
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -510,7 +513,7 @@ def test_two_batches_on_one_folder_are_refused(inputs, capsys):
 
     out = inputs["out"]
     out.mkdir()
-    fd = os.open(out / batch.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(out / batch_jobs.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another batch running on `out` holds it
     argv = [
         "batch",
@@ -583,4 +586,4 @@ def test_a_script_without_a_main_guard_is_not_rerun_by_its_workers(inputs):
     assert p.stdout.count("top-level line") == 1, p.stdout
     assert p.stdout.splitlines()[1:] == ["ok None", "ok None"], p.stdout
     assert sorted(x.name for x in inputs["out"].glob("*.png")) == ["p0--ink.png", "p1--ink.png"]
-    assert not (inputs["out"] / batch.LOCK_NAME).exists()
+    assert not (inputs["out"] / batch_jobs.LOCK_NAME).exists()

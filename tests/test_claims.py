@@ -94,7 +94,7 @@ def test_importing_the_package_does_no_work_and_exports_load_lazily():
     ).stdout.splitlines()
     assert out[0] == "['painterly']"  # nothing else imported: no torch, no network, no files read
     assert out[1] == "True"
-    assert "painterly.config" in out[2] and "painterly.engine" not in out[2]  # only what Options needs
+    assert "painterly.options" in out[2] and "painterly.engine" not in out[2]  # only what Options needs
     assert out[3] == "False"
 
 
@@ -141,7 +141,7 @@ def test_a_read_only_output_is_refused_unless_overwrite(small, capsys, monkeypat
     real_access = os.access
     # As root every file is writable to os.access: say what a normal user's check says.
     monkeypatch.setattr(
-        images.os,
+        images.save.os,
         "access",
         lambda p, mode, **kw: False if Path(p) == out and mode == os.W_OK else real_access(p, mode, **kw),
     )

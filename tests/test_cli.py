@@ -13,6 +13,7 @@ from holds import hold_env, release, wait_held
 from painterly import imaging as images
 from painterly import options as config
 from painterly.cli import main as cli
+from painterly.cli import terminal
 
 FAST = ["--weights", "random", "--size", "32", "--iterations", "4", "--device", "cpu", "--quiet"]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -192,7 +193,7 @@ def test_two_processes_write_the_same_bytes(small, suffix):
 
     with Image.open(outs[0]) as im:
         icc = im.info["icc_profile"]
-    assert icc == images.SRGB_ICC.read_bytes()
+    assert icc == images.load.SRGB_ICC.read_bytes()
     assert icc[24:30] == bytes([0x07, 0xEA, 0, 12, 0, 1])  # 2026-12-01 in the ICC header
 
 
@@ -269,7 +270,7 @@ def test_rerun_of_a_recipe_from_before_a_field_existed_runs_without_it(small, ca
 
 
 def test_command_line_round_trips_options():
-    o = cli.options_from_args(
+    o = terminal.options_from_args(
         cli.build_parser().parse_args(
             [
                 "transfer",
@@ -287,13 +288,13 @@ def test_command_line_round_trips_options():
             ]
         )
     )
-    line = cli.command_line("c.jpg", ["s.jpg"], "x.png", o)
-    again = cli.options_from_args(cli.build_parser().parse_args(line.split()[1:]))
+    line = terminal.command_line("c.jpg", ["s.jpg"], "x.png", o)
+    again = terminal.options_from_args(cli.build_parser().parse_args(line.split()[1:]))
     assert again == o and "--no-normalize" in line and "--size 300" in line
 
 
 def _preset(name, *extra):
-    return cli.options_from_args(
+    return terminal.options_from_args(
         cli.build_parser().parse_args(["transfer", "c", "s", "-o", "x.png", "--preset", name, *extra])
     )
 

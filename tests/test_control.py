@@ -12,6 +12,7 @@ from painterly import api, engine
 from painterly import imaging as images
 from painterly import options as config
 from painterly.cli import main as cli
+from painterly.cli import terminal
 from painterly.errors import InvalidOption
 from painterly.imaging import color
 from painterly.losses import GramLoss, as_matrix, gram
@@ -204,7 +205,7 @@ def test_two_regions_take_their_own_styles(small, two_styles, tmp_path, BALANCE)
     left, right = a[:, : w // 2 - 6].mean((0, 1)), a[:, w // 2 + 6 :].mean((0, 1))
     assert left[0] > left[2] + 60 and right[2] > right[0] + 60, (left, right)
     # the same run through the CLI flags and the stylize() keywords
-    o = cli.options_from_args(
+    o = terminal.options_from_args(
         cli.build_parser().parse_args(
             [
                 "transfer",

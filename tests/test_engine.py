@@ -12,9 +12,11 @@ from painterly import engine, losses, objective
 from painterly import imaging as images
 from painterly import options as config
 from painterly.errors import InvalidOption, Stop
+from painterly.imaging import color
 from painterly.losses import as_matrix, range_loss, statistic
 from painterly.net import vgg as network
 from painterly.net.vgg import random_vgg
+from painterly.objective import terms
 from painterly.optim import optimise as optimize
 from painterly.optim import policy, starts
 from painterly.runtime.clock import StepClock
@@ -45,8 +47,8 @@ def test_objective_gradient_matches_finite_differences():
     targets.style[0].targets = {k: v.double() for k, v in targets.style[0].targets.items()}
     obj = engine.make_objective(feats, o, targets)
     # as_matrix casts to float32 for speed; for the check the maths must stay in float64
-    orig = objective.as_matrix
-    objective.as_matrix = lambda f: (f[0] if f.dim() == 4 else f).reshape(
+    orig = terms.as_matrix
+    terms.as_matrix = lambda f: (f[0] if f.dim() == 4 else f).reshape(
         f.shape[1] if f.dim() == 4 else f.shape[0], -1
     )
     try:
@@ -55,7 +57,7 @@ def test_objective_gradient_matches_finite_differences():
             lambda t: obj.total(obj.parts(t)), (x,), eps=1e-6, atol=1e-4, rtol=1e-3, fast_mode=True
         )
     finally:
-        objective.as_matrix = orig
+        terms.as_matrix = orig
 
 
 def test_report_losses_are_the_papers_units(small, fast):
@@ -142,7 +144,7 @@ def test_init_palette_starts_from_the_photo_in_the_paintings_colours(fast):
     assert x.shape == c.shape and float(x.min()) >= 0 and float(x.max()) <= 1
     assert x[0].mean(dim=(1, 2)) == pytest.approx(s[0].mean(dim=(1, 2)).tolist(), abs=1e-3)
     # The same map as --preserve-color histogram, the other way round.
-    assert torch.allclose(x, painterly.color.match_histogram(c, s, o.color_match).clamp(0, 1))
+    assert torch.allclose(x, color.match_histogram(c, s, o.color_match).clamp(0, 1))
     # A run that keeps the photo's colours starts from the photo itself.
     x = starts.initial(
         o.replace(preserve_color="histogram"), None, (32, 24), c, [s], g, torch.device("cpu"), False

@@ -478,7 +478,7 @@ def test_save_is_atomic_when_rename_fails(tmp_path, monkeypatch):
     def bad_replace(src, dst):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(images.os, "replace", bad_replace)
+    monkeypatch.setattr(images.save.os, "replace", bad_replace)
     with pytest.raises(OutputError) as ei:
         images.save_image(noise(seed=2), path)
     one_line_naming(ei, path)
@@ -551,12 +551,12 @@ def test_unwritable_directory(tmp_path):
 
 def test_unwritable_directory_reported_even_if_access_check_passes(tmp_path, monkeypatch):
     # Simulates a directory where creating the temp file fails (works when run as root too).
-    monkeypatch.setattr(images.os, "access", lambda *a, **k: True)
+    monkeypatch.setattr(images.save.os, "access", lambda *a, **k: True)
 
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(images.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(images.save.tempfile, "mkstemp", denied)
     path = tmp_path / "out.png"
     with pytest.raises(OutputError) as ei:
         images.save_image(noise(), path)

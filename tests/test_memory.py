@@ -163,11 +163,12 @@ _REFAULT = r"""
 import json, os, resource, sys
 import torch
 from painterly.runtime import memory
+from painterly.options import DEFAULTS
 from painterly.runtime import allocator
 kept = allocator.keep_freed_memory()
 if sys.argv[1:] == ["big"]:  # a run estimated at half the free memory: glibc's default again
-    memory.plan(memory.config.DEFAULTS, "transfer", (64, 64), [(64, 64)], available=2 * memory.estimate_peak_bytes(
-        memory.config.DEFAULTS, 64, 64))
+    memory.plan(DEFAULTS, "transfer", (64, 64), [(64, 64)], available=2 * memory.estimate_peak_bytes(
+        DEFAULTS, 64, 64))
     kept = allocator._keep["on"]
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -184,9 +185,9 @@ print(json.dumps({"kept": kept, "faults": faults() - before, "heap_growth": heap
 """
 
 
-@pytest.mark.skipif(
+@pytest.mark.skipif(  # platform: glibc (Linux) only
     not __import__("sys").platform.startswith("linux"), reason="glibc's malloc"
-)  # platform: glibc (Linux) only
+)
 @pytest.mark.parametrize("opt_out", [False, True, "big"])
 def test_freed_memory_is_reused_not_faulted_in_again(opt_out):
     """keep_freed_memory (called by the CLI, batch workers and Ray actors): a freed 64 MiB tensor's

@@ -12,6 +12,7 @@ from painterly import imaging as images
 from painterly import methods, scores
 from painterly import options as config
 from painterly.cli import main as cli
+from painterly.cli import terminal
 from painterly.errors import InvalidOption
 from painterly.imaging import color
 from painterly.methods import neighbour
@@ -246,10 +247,10 @@ def test_cli_preset_runs_and_rerun_reproduces_the_bytes(small, capsys):
         and opts["parameterization"] == "pyramid"
         and opts["recolor"] == "none"
     )
-    assert opts["rotations"] is True and opts["style_layers"] == list(config.NEIGHBOUR_LAYERS)
+    assert opts["rotations"] is True and opts["style_layers"] == list(neighbour.NEIGHBOUR_LAYERS)
     assert run_cli(["rerun", a, "-o", b, "--quiet"], capsys)[0] == 0
     assert a.read_bytes() == b.read_bytes()
-    o = cli.options_from_args(
+    o = terminal.options_from_args(
         cli.build_parser().parse_args(
             [
                 "transfer",

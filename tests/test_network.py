@@ -7,15 +7,8 @@ from painterly import options as config
 from painterly.errors import InvalidOption
 from painterly.net import normalize
 from painterly.net import vgg as network
-from painterly.net.vgg import (
-    TORCHVISION_INDEX,
-    VGG19,
-    deepest,
-    filter_means,
-    load_vgg,
-    normalize_vgg,
-    random_vgg,
-)
+from painterly.net.normalize import filter_means, normalize_vgg
+from painterly.net.vgg import TORCHVISION_INDEX, VGG19, deepest, load_vgg, random_vgg
 
 
 def test_layer_names_follow_vgg19():
@@ -120,7 +113,7 @@ def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypat
     path = normalize.means_file(sha)
     assert path.name == f"means-{sha[:12]}.pt" and path.is_file()
     # Read from the file: nothing is measured.
-    monkeypatch.setattr(network, "measure_means", lambda *a, **k: pytest.fail("measured instead of read"))
+    monkeypatch.setattr(normalize, "measure_means", lambda *a, **k: pytest.fail("measured instead of read"))
     net = random_vgg("relu5_1")  # the table is chosen by hash and pooling, not by the weights
     stored = torch.load(path, map_location="cpu", weights_only=True)
     for pooling in config.POOLING:
@@ -149,7 +142,7 @@ def test_reference_means_of_other_weights_are_measured_on_the_demo_images(monkey
         seen.append(([im.size for im in pil_images], tuple(sides)))
         return real(net, pil_images, sides=(32,))  # small, for speed
 
-    monkeypatch.setattr(network, "measure_means", spy)
+    monkeypatch.setattr(normalize, "measure_means", spy)
     net = random_vgg("relu2_1", seed=3)
     means = normalize.reference_means(net, "random", "avg")
     from PIL import Image

@@ -21,7 +21,7 @@ from painterly import imaging as images
 from painterly import options as config
 from painterly.cli import main as cli
 from painterly.net import weights
-from painterly.net.vgg import reference_means
+from painterly.net.normalize import reference_means
 from painterly.optim import policy, starts
 
 CONTENT, STYLE = assets.demo_images()

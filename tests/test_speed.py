@@ -17,7 +17,8 @@ from painterly import imaging as images
 from painterly import options as config
 from painterly.net import device
 from painterly.net import vgg as network
-from painterly.net.vgg import normalize_vgg, random_vgg
+from painterly.net.normalize import normalize_vgg
+from painterly.net.vgg import random_vgg
 from painterly.optim import optimise as optimize
 
 BF16 = device.Autocast("cpu", torch.bfloat16)
@@ -98,7 +99,7 @@ def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_follows_native_support(monkeypatch, native):
-    monkeypatch.setattr(network, "native_bf16", lambda device: native)
+    monkeypatch.setattr(device, "native_bf16", lambda device: native)
     cpu = torch.device("cpu")
     amp = device.autocast_for(config.DEFAULTS.replace(precision="auto").precision, cpu)
     assert (amp == BF16) if native else (amp is contextlib.nullcontext)
@@ -147,7 +148,7 @@ def _dtypes_seen(monkeypatch):
     [("fp32", True, torch.float32), ("auto", True, torch.bfloat16), ("auto", False, torch.float32)],
 )
 def test_a_run_computes_in_the_precision_asked_for(monkeypatch, small, precision, native, step_dtype):
-    monkeypatch.setattr(network, "native_bf16", lambda device: native)
+    monkeypatch.setattr(device, "native_bf16", lambda device: native)
     engine._PREPARED.clear()  # a shared Stylizer prepared earlier fixed its precision then
     seen = _dtypes_seen(monkeypatch)
     res = painterly.run_transfer(

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 import painterly
-from painterly import engine, objective
+from painterly import engine
 from painterly import options as config
 from painterly.imaging import masks
 from painterly.net import vgg as network
-from painterly.net.vgg import filter_means, normalize_vgg, random_vgg
-from painterly.objective import tiling
+from painterly.net.normalize import filter_means, normalize_vgg
+from painterly.net.vgg import random_vgg
+from painterly.objective import terms, tiling
 
 TOL = 1e-4
 
@@ -41,13 +42,13 @@ def _region_masks(net, o, size, style_size):
 
 @contextlib.contextmanager
 def _float64_losses(on: bool):
-    orig = objective.as_matrix
+    orig = terms.as_matrix
     if on:
-        objective.as_matrix = lambda f: orig(f).double()
+        terms.as_matrix = lambda f: orig(f).double()
     try:
         yield
     finally:
-        objective.as_matrix = orig
+        terms.as_matrix = orig
 
 
 def _compare(o, feats, net, c, s, tile, sm=None, halo=None):

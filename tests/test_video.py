@@ -19,6 +19,8 @@ from painterly import imaging as images
 from painterly import options as config
 from painterly.cli import main as cli
 from painterly.errors import Stop
+from painterly.video import flow
+from painterly.video import io as video_io
 from painterly.video import stylize as video
 
 FAST = dict(weights="random", size=48, iterations=(3,), device="cpu", precision="fp32")
@@ -109,14 +111,14 @@ def test_mask_marks_the_disoccluded_border_and_warp_error_is_small_elsewhere():
     big = texture(140, 100, 3).astype(np.float32)
     prev = big[10:74, 10:106]  # 96 x 64
     cur = big[8:72, 7:103]  # cur(x, y) = prev(x - 3, y - 2): the picture moves right 3, down 2
-    m = video.motion(prev.astype(np.uint8), cur.astype(np.uint8))
+    m = flow.motion(prev.astype(np.uint8), cur.astype(np.uint8))
     inner = (slice(8, -8), slice(8, -8))
     assert np.median(m.back[inner][..., 0]) == pytest.approx(-3, abs=0.2)
     assert np.median(m.back[inner][..., 1]) == pytest.approx(-2, abs=0.2)
     # the columns / rows that came into view have no source in the previous frame
     assert m.mask[:, :3].mean() < 0.1 and m.mask[:2, :].mean() < 0.1
     assert m.mask[inner].mean() > 0.95 and m.reliable > 0.85 and not m.cut
-    carried = video.warp(prev, m.back)
+    carried = flow.warp(prev, m.back)
     err = np.abs(carried - cur).mean(-1)
     assert err[m.mask > 0].mean() < 2.0  # grey levels (0..255): near zero where reliable
     assert err[:, :3].mean() > 4 * err[m.mask > 0].mean()  # the disoccluded border is not
@@ -127,18 +129,18 @@ def test_consistency_rule_flags_inconsistent_flow_and_motion_boundaries():
     back = np.zeros((h, w, 2), np.float32)
     back[..., 0] = -2.0
     fwd = -back.copy()
-    assert video.consistency(back, fwd)[:, 3:].min() == 1.0  # consistent: reliable (but x < 2 leaves)
-    assert video.consistency(back, fwd)[:, :2].max() == 0.0  # sources outside the frame
+    assert flow.consistency(back, fwd)[:, 3:].min() == 1.0  # consistent: reliable (but x < 2 leaves)
+    assert flow.consistency(back, fwd)[:, :2].max() == 0.0  # sources outside the frame
     bad = fwd.copy()
     bad[10:20, 20:30, 0] = 5.0  # forward flow that does not undo the backward one
-    c = video.consistency(back, bad)
+    c = flow.consistency(back, bad)
     # w~(p) = fwd(p + back(p)): pixels whose source lies in the bad block, i.e. x in 22..31
     assert c[12:18, 23:31].max() == 0.0 and c[30:, 40:].min() == 1.0
     step = back.copy()
     step[:, 30:, 0] = -6.0  # a motion boundary at x = 30 (the flow jumps by 4 px)
     fwd2 = np.zeros_like(step)
     fwd2[..., 0] = np.where(np.arange(w) >= 24, 6.0, 2.0)  # consistent with `step` away from the edge
-    c = video.consistency(step, fwd2)
+    c = flow.consistency(step, fwd2)
     assert c[:, 29:31].max() == 0.0 and c[:, 40:50].min() == 1.0
 
 
@@ -146,7 +148,7 @@ def test_temporal_loss_is_the_papers_formula():
     g = torch.Generator().manual_seed(0)
     warped, x = torch.rand(1, 3, 6, 8, generator=g), torch.rand(1, 3, 6, 8, generator=g)
     c = (torch.rand(1, 1, 6, 8, generator=g) > 0.3).float()
-    loss = video.TemporalLoss(warped, c)
+    loss = flow.TemporalLoss(warped, c)
     expect = float((c * (x - warped) ** 2).sum()) / (3 * 6 * 8)
     assert float(loss(x)) == pytest.approx(expect, rel=1e-6)
     assert float(loss(warped)) == 0.0
@@ -267,18 +269,18 @@ def test_a_shot_cut_restarts_from_the_normal_initialisation(tmp_path, style):
     assert res.cuts == [5]
     assert [f.fresh for f in seen] == [True, False, False, False, False, True, False, False, False, False]
     # the cut is the flow's own verdict: frame 5's flow is unreliable, every other warped frame's is not
-    assert seen[5].cut and seen[5].reliable < video.MIN_RELIABLE
-    assert all(seen[i].reliable >= video.MIN_RELIABLE for i in range(1, 10) if i != 5)
+    assert seen[5].cut and seen[5].reliable < video_io.MIN_RELIABLE
+    assert all(seen[i].reliable >= video_io.MIN_RELIABLE for i in range(1, 10) if i != 5)
     assert temporal == {i: not seen[i].fresh for i in range(10)}  # the temporal term only on warped frames
     # the frame after the cut is exactly a fresh stylisation of that frame on its own (a clip's
     # frames run without --content-ceiling: video.py)
-    _, content = list(video.read_frames(clip, 5, 1))[0]
+    _, content = list(video_io.read_frames(clip, 5, 1))[0]
     one = config.options_from(None, {**FAST, "content_ceiling": 0.0})
     alone = engine.Stylizer(one).run(images.fit_to(content, res.size), [style], options=one)
     cached = np.asarray(Image.open(video.frame_cache(out) / "frame_000005.png"))
     assert np.array_equal(cached, np.asarray(alone.image))
     # frame 6 is not (it starts from frame 5's result, warped)
-    _, content6 = list(video.read_frames(clip, 6, 1))[0]
+    _, content6 = list(video_io.read_frames(clip, 6, 1))[0]
     alone6 = engine.Stylizer(one).run(images.fit_to(content6, res.size), [style], options=one)
     assert not np.array_equal(
         np.asarray(Image.open(video.frame_cache(out) / "frame_000006.png")), np.asarray(alone6.image)
@@ -449,7 +451,7 @@ def _pan_warp_error(frames, dx=2, dy=1) -> float:
 
 def test_the_temporal_term_reduces_flicker_against_per_frame(tmp_path, style):
     clip = make_clip(tmp_path / "in.mp4", pan(6), fps=12)
-    decoded = [img for _, img in video.read_frames(clip)]
+    decoded = [img for _, img in video_io.read_frames(clip)]
     assert _pan_warp_error(decoded) < 2e-3  # the clip itself follows the known motion
     errors = {}
     for per_frame in (True, False):
@@ -504,5 +506,5 @@ def test_a_clip_keeps_its_own_size_and_small_inputs_are_noted(tmp_path, capsys):
     assert f"painterly: note: {note}" in err and err.count(note) == 1
     assert any(n.startswith(note) for n in json.loads(report.read_text())["notes"])
     big = make_clip(tmp_path / "big.mp4", pan(2, w=600, h=400), fps=12)  # larger than the default: 512 px
-    o = video.own_size(config.DEFAULTS, video.probe(big).size)
+    o = video.own_size(config.DEFAULTS, video_io.probe(big).size)
     assert o.size == 512 and video.own_size(config.DEFAULTS.replace(size=96), (64, 48)).size == 64

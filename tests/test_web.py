@@ -34,6 +34,7 @@ gr = require("gradio", "the web page needs the web extra: pip install 'painterly
 from painterly import DEFAULTS, read_recipe, web
 from painterly import options as config  # noqa: E402
 from painterly.errors import ImageError, InvalidOption, PainterlyError  # noqa: E402
+from painterly.web import look
 
 # Gradio's queue trips pandas deprecation warnings; they are Gradio's, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::Warning:gradio.queueing")
@@ -280,11 +281,11 @@ def test_messages_never_show_a_server_path():
     for text, shown in cases.items():
         assert web.scrub(text) == shown
     assert (
-        web._error("FileNotFoundError: [Errno 2] No such file: '/srv/app/cache/x.png'")
+        look._error("FileNotFoundError: [Errno 2] No such file: '/srv/app/cache/x.png'")
         == r"**Error:** FileNotFoundError: \[Errno 2\] No such file: 'x.png'"
     )
     # Flags of the page's controls become their labels.
-    assert "Size" in web._error("--size must be within 16..8192") and "--size" not in web._error("--size")
+    assert "Size" in look._error("--size must be within 16..8192") and "--size" not in look._error("--size")
 
 
 def test_a_result_names_the_server_weights_file_by_its_name_only(files):
@@ -436,8 +437,8 @@ def test_hide_server_paths_in_both_directions():
 
 
 def test_names_are_shown_literally_in_markdown():
-    assert web._md("my_*photo*[1].png") == r"my\_\*photo\*\[1\].png"
-    assert web._error("<img src=x> 'a.png'") == r"**Error:** \<img src=x\> 'a.png'"
+    assert look._md("my_*photo*[1].png") == r"my\_\*photo\*\[1\].png"
+    assert look._error("<img src=x> 'a.png'") == r"**Error:** \<img src=x\> 'a.png'"
 
 
 def test_local_assets_only_drops_remote_scripts_and_links():
@@ -454,8 +455,8 @@ def test_local_assets_only_drops_remote_scripts_and_links():
 
 def test_the_web_package_imports_neither_gradio_nor_the_cli():
     code = (
-        "import sys, painterly.web, painterly.jobs; "
-        "print(sorted(m for m in ('gradio', 'painterly.cli') if m in sys.modules))"
+        "import sys, painterly.web, painterly.web.queue; "
+        "print(sorted(m for m in ('gradio', 'painterly.cli.main') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

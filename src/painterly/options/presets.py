@@ -103,5 +103,5 @@ def job_options(job: str, o: Options) -> Options:
 
 
 def job_default(job: str, name: str):
-    """The default of option `name` as job `job` runs it."""
-    return getattr(job_options(job, DEFAULTS), name)
+    """The default of option `name` as job `job` runs it (a verb that is no job: the default)."""
+    return getattr(job_options(job, DEFAULTS) if job in JOB_RULES else DEFAULTS, name)

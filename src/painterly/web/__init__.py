@@ -14,7 +14,7 @@ and `launch`. Needs the optional extra: ``pip install 'painterly[web]'`` (Gradio
 not import Gradio; `build_app` and `launch` do.
 """
 
-from painterly.web.app import DEFAULT_QUEUE_SIZE, POLL_SECONDS, Settings, build_app, cpu_count, progress_text
+from painterly.web.app import DEFAULT_QUEUE_SIZE, POLL_SECONDS, Settings, build_app, cpu_count
 from painterly.web.controls import (
     CONTROLS,
     MAX_ITERATIONS,
@@ -25,6 +25,7 @@ from painterly.web.controls import (
     ratio_of,
     schedule_text,
 )
+from painterly.web.look import progress_text
 from painterly.web.queue import QUEUE_FULL, Job, JobQueue, Snapshot
 from painterly.web.server import (
     ALIAS,

@@ -1,0 +1,7 @@
+"""`python -m painterly.cli ARGS`: the `painterly` command."""
+
+import sys
+
+from painterly.cli.main import main
+
+sys.exit(main())
