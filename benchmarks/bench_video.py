@@ -259,7 +259,7 @@ def main(argv=None) -> int:
                     st, path, styles[clip], out_dir, o, mode == "per-frame", args
                 )
                 if scorer_net is None:
-                    from painterly.net.weights import get_vgg
+                    from painterly.net.load import get_vgg
 
                     scorer_net, _, _ = get_vgg(None, last="relu5_1", pooling="max")
                 sc = [

@@ -8,7 +8,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "src" / "painterly"
 # A generous guard, not a target: files are sized by their topic (most are well under 400 lines).
-MAX_LINES = 600
+MAX_LINES = 450
 
 
 def _module(path: Path) -> str:
@@ -92,7 +92,7 @@ LAYERS = [
     ("objective",),
     ("methods",),
     ("optim", "result"),
-    ("runtime", "assemble", "progress"),
+    ("runtime", "assemble", "progress", "inputs"),
     ("engine",),
     ("api", "scores"),
     ("cli", "batch", "video", "web"),
@@ -151,11 +151,11 @@ def test_no_line_is_longer_than_the_formatter_allows():
 
 
 def test_only_the_engine_builds_a_network():
-    """get_vgg / random_vgg / load_vgg are called by the engine alone (net/weights.py and net/vgg.py
+    """get_vgg / random_vgg / load_vgg are called by the engine alone (net/load.py and net/vgg.py
     define them)."""
     callers = set()
     for p in PKG.rglob("*.py"):
-        if p.name in ("weights.py", "vgg.py"):
+        if p.name in ("load.py", "vgg.py"):
             continue
         for node in ast.walk(ast.parse(p.read_text())):
             if isinstance(node, ast.Call):

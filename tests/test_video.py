@@ -19,6 +19,7 @@ from painterly import imaging as images
 from painterly import options as config
 from painterly.cli import main as cli
 from painterly.errors import Stop
+from painterly.video import cache as video_cache
 from painterly.video import flow
 from painterly.video import io as video_io
 from painterly.video import stylize as video
@@ -173,7 +174,7 @@ def test_frame_count_fps_and_duration_kept(tmp_path, style):
     assert got["size"] == (48, 36) == res.size and got["audio"] is None
     assert [s[0] for s in seen] == list(range(10)) and {s[1] for s in seen} == {10}
     assert [s[2] for s in seen] == [True] + [False] * 9  # later frames start from the warp
-    assert not video.frame_cache(out).exists()  # the cache is removed once OUT is written
+    assert not video_cache.frame_cache(out).exists()  # the cache is removed once OUT is written
 
 
 @pytest.mark.parametrize("src,dst", [(".gif", ".webm"), (".mp4", ".gif"), (".mov", ".mkv")])
@@ -213,9 +214,9 @@ def test_resume_after_interruption_recomputes_nothing_cached(tmp_path, style):
 
     res = painterly.stylize_video(clip, style, out, callback=stop_after_three, **FAST)
     assert res.stopped and res.computed == 3 and not out.exists()
-    cache = video.frame_cache(out)
+    cache = video_cache.frame_cache(out)
     assert sorted(p.name for p in cache.glob("frame_*.png")) == [f"frame_{i:06d}.png" for i in range(3)]
-    state = json.loads((cache / video.STATE).read_text())
+    state = json.loads((cache / video_cache.STATE).read_text())
     assert len(state["frames"]) == 3
     stamps = {p.name: p.stat().st_mtime_ns for p in cache.glob("frame_*.png")}
 
@@ -238,7 +239,7 @@ def test_resume_after_interruption_recomputes_nothing_cached(tmp_path, style):
     # the same frames as a run that was never interrupted
     whole = tmp_path / "whole.mp4"
     painterly.stylize_video(clip, style, whole, keep_frames=True, **FAST)
-    fresh = [np.asarray(Image.open(video.frame_cache(whole) / f"frame_{i:06d}.png")) for i in range(7)]
+    fresh = [np.asarray(Image.open(video_cache.frame_cache(whole) / f"frame_{i:06d}.png")) for i in range(7)]
     assert all(np.array_equal(a, b) for a, b in zip(resumed, fresh))
 
     # other options: the cache does not match and every frame is stylised again
@@ -277,13 +278,13 @@ def test_a_shot_cut_restarts_from_the_normal_initialisation(tmp_path, style):
     _, content = list(video_io.read_frames(clip, 5, 1))[0]
     one = config.options_from(None, {**FAST, "content_ceiling": 0.0})
     alone = engine.Stylizer(one).run(images.fit_to(content, res.size), [style], options=one)
-    cached = np.asarray(Image.open(video.frame_cache(out) / "frame_000005.png"))
+    cached = np.asarray(Image.open(video_cache.frame_cache(out) / "frame_000005.png"))
     assert np.array_equal(cached, np.asarray(alone.image))
     # frame 6 is not (it starts from frame 5's result, warped)
     _, content6 = list(video_io.read_frames(clip, 6, 1))[0]
     alone6 = engine.Stylizer(one).run(images.fit_to(content6, res.size), [style], options=one)
     assert not np.array_equal(
-        np.asarray(Image.open(video.frame_cache(out) / "frame_000006.png")), np.asarray(alone6.image)
+        np.asarray(Image.open(video_cache.frame_cache(out) / "frame_000006.png")), np.asarray(alone6.image)
     )
 
 
@@ -369,7 +370,7 @@ def test_cli_video_runs_a_part_of_a_clip(tmp_path, style, capsys):
     )  # the progress bar over frames
     data = json.loads(report.read_text())
     assert data["frames"] == 4 and len(data["per_frame"]) == 4 and data["per_frame"][1]["fresh"] is False
-    assert len(list(video.frame_cache(out).glob("frame_*.png"))) == 4  # --keep-frames
+    assert len(list(video_cache.frame_cache(out).glob("frame_*.png"))) == 4  # --keep-frames
 
 
 def test_ctrl_c_keeps_the_finished_frames_and_a_rerun_continues(tmp_path, style):
@@ -418,7 +419,7 @@ def test_ctrl_c_keeps_the_finished_frames_and_a_rerun_continues(tmp_path, style)
     assert proc.returncode == 130, err
     assert len(err.strip().splitlines()) == 1 and "run the same command again to continue" in err
     assert not out.exists()
-    kept = len(list(video.frame_cache(out).glob("frame_*.png")))
+    kept = len(list(video_cache.frame_cache(out).glob("frame_*.png")))
     assert kept == 3 and "after frame 3/12" in err
     report = tmp_path / "r.json"
     code = cli.main(cmd[3:] + ["--report", str(report)])

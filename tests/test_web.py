@@ -289,7 +289,7 @@ def test_messages_never_show_a_server_path():
 
 
 def test_a_result_names_the_server_weights_file_by_its_name_only(files):
-    from painterly.web import app as page
+    from painterly.web import runs as page
 
     content = Image.open(files["small"]).convert("RGB")
     job = web.Job(
@@ -317,7 +317,7 @@ def test_a_download_reruns_with_its_inputs_beside_it(files, tmp_path, capsys):
     """The page's PNG names the uploads by their names and pixel hashes: `painterly rerun` finds
     them next to the download (as for a command's output) and paints the same picture."""
     from painterly.cli import main as cli
-    from painterly.web import app as page
+    from painterly.web import runs as page
     from painterly.web.uploads import check_upload
 
     root = web.temp_root()

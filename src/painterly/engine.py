@@ -22,52 +22,44 @@ import hashlib
 import os
 import threading
 import time
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from painterly import __version__, methods
-from painterly.assemble import build_targets, make_objective
+from painterly import methods
+from painterly.assemble import build_targets, make_objective, tiler_for
 from painterly.errors import InvalidOption, Stop
 from painterly.imaging import (
     color,
-    describe,
     fit_to,
-    load_image,
     long_side_size,
     masks,
-    resize_long_side,
     to_pil,
     to_tensor,
 )
 from painterly.imaging.save import RECIPE_KEY
-from painterly.methods import Method
+from painterly.inputs import RunInputs, as_list, images_at, read_inputs
 from painterly.net.device import autocast_for, pick_device
+from painterly.net.geometry import check_fits
+from painterly.net.load import get_vgg
 from painterly.net.normalize import normalize_vgg, reference_means
 from painterly.net.vgg import deepest, feature_fn
-from painterly.net.weights import get_vgg
-from painterly.objective import Term, layer_weights
+from painterly.objective import Term
 from painterly.optim import policy
 from painterly.optim.optimise import optimise
 from painterly.optim.starts import initial
 from painterly.options import (
     DEFAULTS,
-    INITS,
-    LAYERS,
-    MAX_SIZE,
     NETWORK_FIELDS,
     SPECS,
     Options,
     check_type,
-    job_options,
     schedule,
 )
 from painterly.progress import Stage, Steps
-from painterly.result import Iterate, Result, output_pixels
-from painterly.runtime import memory
+from painterly.result import Iterate, Result, make_recipe, output_pixels
 
 ImageLike = Union[str, "os.PathLike[str]", Image.Image]
 STYLE_CACHE = 32  # style targets kept per Stylizer (about 2.5 MB each for the paper's layers)
@@ -212,22 +204,10 @@ class Stylizer:
                 r.method.before_scale(objective, x, c, k == 0, run_o)
                 steps.begin(k)  # the targets are ready: a stop here keeps the last scale's image
                 x, stopped = optimise(objective, x, run_o, n_iter, steps.on_step)
-                if k + 1 == len(plan) and not stopped and self._polishes(r):
-                    x, run_o, stopped, betas = policy.polish(
-                        objective,
-                        x,
-                        run_o,
-                        n_iter,
-                        lambda x: self._distance(r, x, c),
-                        lambda x, o_, n: steps.more(objective, x, o_, n),
-                    )
-                    steps.betas += betas
+                if not stopped:  # the schedule's policy: the ceiling polish, beta for the next scale
+                    x, run_o, stopped = self._policy(r, k, objective, x, c, run_o, steps)
                 if stopped:
                     break
-                steps.betas.append(run_o.style_weight)
-                if o.content_target and k + 1 < len(plan) and job == "transfer":
-                    beta = run_o.style_weight * policy.rebalance(objective, x, o.content_target)
-                    run_o = run_o.replace(style_weight=beta)
         except Stop:
             stopped = True
         if stopped and steps.step == 0:
@@ -244,7 +224,7 @@ class Stylizer:
         return self._result(r, content, x, losses, steps, stopped)
 
     def final_losses(
-        self, r: "_Run", x: torch.Tensor, long_side: int, o: Options, extra_terms, stage
+        self, r: RunInputs, x: torch.Tensor, long_side: int, o: Options, extra_terms, stage
     ) -> dict:
         """Every loss of the clipped result x in fp32 at the final size (minutes for a huge tiled image)."""
         w, h = x.shape[-1], x.shape[-2]
@@ -267,7 +247,29 @@ class Stylizer:
             losses["total"] = float(objective.total(parts))
         return losses
 
-    def _polishes(self, r: "_Run") -> bool:
+    def _policy(self, r: RunInputs, k: int, objective, x: torch.Tensor, c, o: Options, steps: Steps):
+        """After scale k's steps (optim/policy.py): the --content-ceiling polish after the last
+        scale, --content-target's beta for the next; each scale's beta recorded. Returns (x, the
+        options with beta as they leave it, stopped)."""
+        last = k + 1 == len(steps.plan)
+        if last and self._polishes(r):
+            x, o, stopped, betas = policy.polish(
+                objective,
+                x,
+                o,
+                steps.plan[k][1],
+                lambda x: self._distance(r, x, c),
+                lambda x, o_, n: steps.more(objective, x, o_, n),
+            )
+            steps.betas += betas
+            if stopped:
+                return x, o, True
+        steps.betas.append(o.style_weight)
+        if r.o.content_target and not last and r.job == "transfer":
+            o = o.replace(style_weight=o.style_weight * policy.rebalance(objective, x, r.o.content_target))
+        return x, o, False
+
+    def _polishes(self, r: RunInputs) -> bool:
         """Whether --content-ceiling may polish this run: not a tiled run (K would need the tiles),
         nor a method without a content term; video turns it off (flicker)."""
         o = r.o
@@ -279,13 +281,13 @@ class Stylizer:
             and o.content_layers
         )
 
-    def _distance(self, r: "_Run", x: torch.Tensor, c: torch.Tensor) -> float:
+    def _distance(self, r: RunInputs, x: torch.Tensor, c: torch.Tensor) -> float:
         """The content distance K of x from the photo c (policy.content_distance), in fp32."""
         return policy.content_distance(
             self.features(r.luminance, fp32=True), x, c, r.o.content_layers, self.scales
         )
 
-    def _final_size(self, x: torch.Tensor, r: "_Run", long_side: int) -> torch.Tensor:
+    def _final_size(self, x: torch.Tensor, r: RunInputs, long_side: int) -> torch.Tensor:
         """x at the final size (a stop before the last scale), clipped to [0, 1]."""
         w, h = long_side_size(r.shape_src.size, long_side)
         with torch.no_grad():
@@ -294,7 +296,7 @@ class Stylizer:
             return x.clamp(0, 1)
 
     def _result(
-        self, r: "_Run", content, x: torch.Tensor, losses: dict, steps: Steps, stopped: bool
+        self, r: RunInputs, content, x: torch.Tensor, losses: dict, steps: Steps, stopped: bool
     ) -> Result:
         """The Result: the pixels (recombined, recoloured), the image with its recipe, the losses."""
         o, (w, h) = r.o, (x.shape[-1], x.shape[-2])
@@ -307,7 +309,9 @@ class Stylizer:
                 gamut="clip" if o.recolor == "oklab-clip" else "compress",
             )
         image = to_pil(pixels.clamp(0, 1))
-        recipe = self._recipe(r.job, o, content, r)
+        recipe = make_recipe(
+            r.job, o, self.sha256, self.preprocess, content, r.content_img, r.styles, r.style_imgs, r.blend
+        )
         image.info[RECIPE_KEY] = recipe
         return Result(
             image, losses, o, recipe, steps.step, steps.seconds(), stopped, pixels, tuple(steps.betas)
@@ -333,77 +337,22 @@ class Stylizer:
         objective, c, _ = self._scale(r, long_side or o.size, features, o, ())
         return objective, c
 
-    def _setup(self, content, styles, job: str, options: Optional[Options], overrides: dict) -> "_Run":
-        """Steps 1-3 of a run: checked options, loaded images, colour mode, masks, memory plan."""
-        styles = _as_list(styles)
+    def _setup(self, content, styles, job: str, options: Optional[Options], overrides: dict) -> RunInputs:
+        """Steps 1-3 of a run: checked options, loaded images, colour mode, masks, memory plan
+        (inputs.read_inputs), then the network these options need."""
+        styles = as_list(styles)
         o = (options or self.options).replace(**overrides)
         o = self._check(methods.validate(o, job, max(len(styles), 1)))
-        if o.init not in INITS:
-            load_image(o.init)  # --init PATH: fail now, before any heavy work, if unreadable
-        # 1. Images: load, then the output size (long side = --size, the content's aspect ratio;
-        #    a texture takes the style's).
-        content_img = load_image(content) if content is not None else None
-        style_imgs = [load_image(s) for s in styles]
-        if job != "texture" and content_img is None:
-            raise InvalidOption(f"the {job} job needs a content image")
-        if job != "content" and not style_imgs:
-            raise InvalidOption(f"the {job} job needs at least one style image")
-        blend = (
-            [b / sum(o.style_blend) for b in o.style_blend]
-            if o.style_blend
-            else [1 / max(len(style_imgs), 1)] * len(style_imgs)
-        )
-        o = job_options(job, o)
-        shape_src = content_img if job != "texture" else style_imgs[0]
-        # 2. Colour preservation (1606.05897): recolour the style on the float tensors at each
-        #    scale (no clipping or 8-bit rounding), or work on luminance alone.
-        histogram = o.preserve_color == "histogram" and content_img is not None
-        luminance = o.preserve_color == "luminance" and content_img is not None
-        # 3. Spatial control (1611.07865) and memory: estimate the peak before any heavy work;
-        #    tile the evaluation when that makes it fit (--tile 0), or refuse (see runtime/memory.py).
-        regions = masks.load(
-            o, content_img.size if job == "transfer" else None, [s.size for s in style_imgs], blend
-        )
-        tile = memory.plan(
-            o,
-            job,
-            shape_src.size,
-            [s.size for s in style_imgs],
-            n_regions=regions.content.shape[0] if regions else 0,
-        )
-        layers = list(o.content_layers) + list(o.style_layers)
-        self._need(layers)
-        return _Run(
-            job,
-            o,
-            methods.get(o.style_loss),
-            styles,
-            content_img,
-            style_imgs,
-            shape_src,
-            blend,
-            histogram,
-            luminance,
-            regions,
-            tile,
-            layers,
-        )
+        r = read_inputs(o, job, content, styles)
+        self._need(r.layers)
+        return r
 
-    def _scale(self, r: "_Run", long_side: int, features, opts: Options, extra_terms, on_tile=None):
+    def _scale(self, r: RunInputs, long_side: int, features, opts: Options, extra_terms, on_tile=None):
         """(objective, content tensor, style tensors) at one scale: the images at that size, the
         targets (content, the method's style targets, palette), masks, tiling and the terms."""
         w, h = long_side_size(r.shape_src.size, long_side)
-        c = self._tensor(r.content_img, long_side, r.luminance) if r.content_img is not None else None
-        # The paper resizes the style image to the content's size; we keep its aspect ratio
-        # and scale its long side to the output's times --style-scale.
-        ss = [
-            self._tensor(s, max(16, round(max(w, h) * opts.style_scale)), r.luminance) for s in r.style_imgs
-        ]
-        if r.histogram:
-            ss = [color.match_histogram(s, c, opts.color_match) for s in ss]
-        if r.luminance:
-            ss = [color.match_luminance(s, c) for s in ss]
-        _check_fits(
+        c, ss = images_at(r, long_side, opts, self.device)
+        check_fits(
             deepest(r.layers),
             [("the output", (w, h), r.shape_src.size)]
             + [
@@ -412,7 +361,7 @@ class Stylizer:
                 if r.job != "content"
             ],
         )
-        tiler = _tiler(features, self.net.names, r.layers, r.tile, (w, h))
+        tiler = tiler_for(features, self.net.names, r.layers, r.tile, (w, h))
         if tiler is not None:
             tiler.on_tile = on_tile
         sm = (
@@ -452,46 +401,6 @@ class Stylizer:
             )
         return o
 
-    def _tensor(self, img: Image.Image, long_side: int, luminance: bool) -> torch.Tensor:
-        t = to_tensor(resize_long_side(img, long_side)).to(self.device)
-        return color.luminance_only(t)[:, :1] if luminance else t
-
-    def _recipe(self, job, o: Options, content, r: "_Run") -> dict:
-        recipe = {
-            "painterly": __version__,
-            "job": job,
-            "options": o.to_dict(),
-            "weights_sha256": self.sha256,
-            "preprocess": self.preprocess,
-            "seed": o.seed,
-            "content": describe(content, r.content_img, o.recipe_paths) if content is not None else None,
-            "styles": [describe(s, img, o.recipe_paths) for s, img in zip(r.styles, r.style_imgs)],
-            "style_blend": r.blend,
-            "style_layer_weights": layer_weights(o),
-        }
-        recipe["options"]["style_layer_weights"] = layer_weights(o)
-        recipe["options"]["weights_sha256"] = self.sha256
-        return recipe
-
-
-@dataclass
-class _Run:
-    """What one run fixes before optimising (Stylizer._setup)."""
-
-    job: str
-    o: Options
-    method: Method
-    styles: list  # as given (paths or images), for the recipe
-    content_img: Optional[Image.Image]
-    style_imgs: List[Image.Image]
-    shape_src: Image.Image  # the image whose aspect ratio the output takes
-    blend: List[float]
-    histogram: bool
-    luminance: bool
-    regions: object  # imaging.masks.RegionMasks or None
-    tile: int
-    layers: List[str]
-
 
 _PREPARED: "collections.OrderedDict[tuple, Stylizer]" = collections.OrderedDict()
 _PREPARED_LOCK = threading.Lock()
@@ -530,32 +439,3 @@ def _as_list(styles) -> list:
     if isinstance(styles, (str, Image.Image)) or hasattr(styles, "__fspath__"):
         return [styles]
     return list(styles)
-
-
-def _check_fits(last: str, sizes) -> None:
-    """Every image must survive the poolings before `last` (each halves it) with >= 1 pixel."""
-    need = 2 ** sum(1 for n in LAYERS[: LAYERS.index(last)] if n.startswith("pool"))
-    for what, (w, h), (sw, sh) in sizes:
-        if min(w, h) < need:
-            text = (
-                f"{what} would be {w}x{h} px at one scale of this run, but layer {last} needs at "
-                f"least {need} px "
-                "on each side; "
-            )
-            if need * max(sw, sh) > MAX_SIZE * min(sw, sh):  # no --size makes the short side long enough
-                raise InvalidOption(
-                    text + f"its image is {sw}x{sh} px, an aspect ratio too extreme for that at any "
-                    f"size up to {MAX_SIZE} px: crop it, or use shallower layers"
-                )
-            raise InvalidOption(
-                text + "use a larger --size (or --style-scale), or fewer scales (one --iterations count)"
-            )
-
-
-def _tiler(features, names, layers, tile: int, size):
-    """An objective.tiling.Tiler when tiling is on and the image at this scale is larger than a tile."""
-    if not tile or max(size) <= tile:
-        return None
-    from painterly.objective.tiling import Tiler
-
-    return Tiler(features, names, layers, tile)

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from painterly import __version__
-from painterly.imaging import color, fit_to, save_image, to_pil, to_tensor, write_json
+from painterly.imaging import color, describe, fit_to, save_image, to_pil, to_tensor, write_json
+from painterly.objective import layer_weights
 from painterly.options import Options
 
 
@@ -85,3 +86,25 @@ def output_pixels(x: torch.Tensor, content_img, luminance: bool, size) -> torch.
 def render(x: torch.Tensor, content_img, luminance: bool, size) -> Image.Image:
     """Pixels -> PIL, recombining with the content's colour in luminance mode."""
     return to_pil(output_pixels(x, content_img, luminance, size).clamp(0, 1).float().cpu())
+
+
+def make_recipe(
+    job: str, o: Options, sha256: str, preprocess: str, content, content_img, styles, style_imgs, blend
+) -> dict:
+    """Everything needed to regenerate a run's image (`painterly rerun`): its job, options and
+    weights, and each input by name and the hash of its pixels; embedded when saving."""
+    recipe = {
+        "painterly": __version__,
+        "job": job,
+        "options": o.to_dict(),
+        "weights_sha256": sha256,
+        "preprocess": preprocess,
+        "seed": o.seed,
+        "content": describe(content, content_img, o.recipe_paths) if content is not None else None,
+        "styles": [describe(s, img, o.recipe_paths) for s, img in zip(styles, style_imgs)],
+        "style_blend": blend,
+        "style_layer_weights": layer_weights(o),
+    }
+    recipe["options"]["style_layer_weights"] = layer_weights(o)
+    recipe["options"]["weights_sha256"] = sha256
+    return recipe

@@ -28,6 +28,14 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, Optional, Sequence, Tuple
 
 from painterly import methods
+from painterly.batch.executors import (
+    LocalExecutor,
+    RayExecutor,
+    default_workers,
+    ray_connect,
+    ray_default_workers,
+    ray_module,
+)
 
 # The job list (batch_jobs) and the workers (batch_workers), re-exported: `painterly.batch` is the surface.
 from painterly.batch.jobs import (
@@ -44,16 +52,7 @@ from painterly.batch.jobs import (
     release_lock,
     take_lock,
 )
-from painterly.batch.workers import (
-    MAX_ATTEMPTS,
-    LocalExecutor,
-    RayExecutor,
-    StyleQueue,
-    default_workers,
-    ray_connect,
-    ray_default_workers,
-    ray_module,
-)
+from painterly.batch.workers import MAX_ATTEMPTS, StyleQueue
 from painterly.cli import verbs
 from painterly.errors import InvalidOption, OutputError, PainterlyError, choice
 from painterly.options import PRESETS, Options, options_from

@@ -143,10 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--weights", default=None, help=SPECS["weights"].help)
     _flag(sp, "--concurrency", key="concurrency", type=int, metavar="N")
     _flag(sp, "--queue-size", key="queue_size", type=int, metavar="N")
-    from painterly.video import stylize as video  # the `video` verb lives in video.py
+    from painterly.video import verb as video  # the `video` verb lives in video/verb.py
 
     video.add_parser(sub)
-    from painterly.batch import stylize as batch  # the `batch` verb lives in batch.py
+    from painterly.batch import stylize as batch  # the `batch` verb lives in batch/stylize.py
 
     batch.add_parser(sub)
     return p
@@ -413,7 +413,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             o = o.replace(style_layers=tuple(s for s in args.layers.split(",") if s))
             return run_job("texture", None, [args.style], o, args)
         if args.verb == "video":
-            from painterly.video import stylize as video
+            from painterly.video import verb as video
 
             return video.run(args)
         if args.verb == "batch":

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Dict, Sequence, Tuple
 
+from painterly.errors import InvalidOption
+from painterly.options import LAYERS, MAX_SIZE
+
 
 def geometry(names: Sequence[str]) -> Dict[str, Tuple[int, int, int]]:
     """{layer: (start, end, stride)}: unit i of the layer sees input pixels
@@ -31,3 +34,23 @@ def halo_for(names: Sequence[str], layers: Sequence[str]) -> Tuple[int, int]:
     stride = max(geo[l][2] for l in layers)
     need = max(max(-geo[l][0], geo[l][1] - geo[l][2] + 1) for l in layers)
     return round_up(need, stride), stride
+
+
+def check_fits(last: str, sizes) -> None:
+    """Every image must survive the poolings before `last` (each halves it) with >= 1 pixel."""
+    need = 2 ** sum(1 for n in LAYERS[: LAYERS.index(last)] if n.startswith("pool"))
+    for what, (w, h), (sw, sh) in sizes:
+        if min(w, h) < need:
+            text = (
+                f"{what} would be {w}x{h} px at one scale of this run, but layer {last} needs at "
+                f"least {need} px "
+                "on each side; "
+            )
+            if need * max(sw, sh) > MAX_SIZE * min(sw, sh):  # no --size makes the short side long enough
+                raise InvalidOption(
+                    text + f"its image is {sw}x{sh} px, an aspect ratio too extreme for that at any "
+                    f"size up to {MAX_SIZE} px: crop it, or use shallower layers"
+                )
+            raise InvalidOption(
+                text + "use a larger --size (or --style-scale), or fewer scales (one --iterations count)"
+            )

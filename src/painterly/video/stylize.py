@@ -36,10 +36,19 @@ import torch
 from PIL import Image
 
 from painterly import __version__, methods
-from painterly.cli import verbs
-from painterly.errors import InvalidOption, OutputError, Stop, reason, shown_path
+from painterly.errors import InvalidOption, OutputError, Stop, shown_path
 from painterly.imaging import check_output, fit_to, load_image, save_image, to_tensor, write_json
-from painterly.options import PRESETS, Options, options_from, scale_sides
+from painterly.options import Options, options_from, scale_sides
+from painterly.video.cache import (
+    STATE,
+    STATE_KIND,
+    _clear_cache,
+    _file_sha256,
+    _frame_path,
+    _open_cache,
+    _style_key,
+    frame_cache,
+)
 from painterly.video.flow import TemporalLoss, motion, warp
 from painterly.video.io import (
     CONTAINERS,
@@ -112,81 +121,6 @@ class VideoResult:
             "stopped": self.stopped,
             "per_frame": self.info,
         }
-
-
-def frame_cache(output: PathLike) -> Path:
-    """The folder of stylised frames of a run writing `output`: OUT.frames next to it."""
-    out = Path(output)
-    return out.with_name(out.name + ".frames")
-
-
-STATE = "state.json"
-STATE_KIND = "painterly-video-frames"
-
-
-def _frame_path(cache: Path, i: int) -> Path:
-    return cache / f"frame_{i:06d}.png"
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _style_key(s) -> str:
-    img = load_image(s)
-    return hashlib.sha256(img.tobytes()).hexdigest() + f":{img.size}"
-
-
-def _open_cache(cache: Path, key: str) -> List[dict]:
-    """The per-frame records of a matching earlier run (frames 0..k-1 cached), or [] after
-    clearing a cache made with other inputs or options. Only our own files are ever removed."""
-    state_path = cache / STATE
-    if cache.exists():
-        if not cache.is_dir():
-            raise OutputError(f"cannot use the frame cache '{shown_path(cache)}': it is not a folder")
-        state = None
-        try:
-            state = json.loads(state_path.read_text())
-        except (OSError, ValueError):
-            pass
-        if not isinstance(state, dict) or state.get("kind") != STATE_KIND:
-            if any(cache.iterdir()):
-                raise OutputError(
-                    f"the frame cache folder '{shown_path(cache)}' exists and was not made by "
-                    "painterly video; move it away"
-                )
-            state = None
-        if state and state.get("key") == key:
-            done = []
-            for i, rec in enumerate(state.get("frames", [])):
-                if not _frame_path(cache, i).is_file():
-                    break
-                done.append(rec)
-            return done
-        _clear_cache(cache)
-    else:
-        try:
-            cache.mkdir()
-        except OSError as e:
-            raise OutputError(f"cannot create the frame cache '{shown_path(cache)}': {reason(e)}") from None
-    return []
-
-
-def _clear_cache(cache: Path, remove_folder: bool = False) -> None:
-    for p in cache.glob("frame_*.png"):
-        p.unlink()
-    for p in (cache / STATE,):
-        if p.exists():
-            p.unlink()
-    if remove_folder:
-        try:
-            cache.rmdir()  # only when empty: a file someone else put there stays
-        except OSError:
-            pass
 
 
 def own_size(o: Options, clip_size) -> Options:
@@ -424,118 +358,3 @@ def stylize_video(
 
 
 # --- the command line -------------------------------------------------------------------------------
-def add_parser(sub) -> None:
-    """The `painterly video` verb (registered by cli.build_parser)."""
-    from painterly.cli import terminal
-
-    help_ = "paint every frame of a clip in the manner of STYLE, without flicker (Ruder et al. 2016)"
-    sp = sub.add_parser("video", help=help_, description=help_)
-    sp.add_argument("input", help="input clip (.mp4, .mov, .mkv, .webm, .gif, ...)")
-    sp.add_argument("styles", nargs="+", help="style image(s)")
-    sp.add_argument("-o", "--output", required=True, help=f"output clip ({', '.join(CONTAINERS)})")
-    sp.add_argument("--preset", choices=PRESETS, default="fast", help=verbs.flag_help("preset"))
-    sp.add_argument("--quiet", action="store_true", help="no progress bar")
-    sp.add_argument("--report", metavar="FILE.json", help="write per-frame details and timing as JSON")
-    sp.add_argument(
-        "--per-frame",
-        action="store_true",
-        help="stylise every frame on its own (no flow, no temporal loss): the flickering baseline",
-    )
-    sp.add_argument(
-        "--temporal-weight",
-        type=float,
-        default=DEFAULT_TEMPORAL_WEIGHT,
-        metavar="W",
-        help=f"weight of the temporal loss (default: {DEFAULT_TEMPORAL_WEIGHT:g})",
-    )
-    sp.add_argument(
-        "--frame-iterations",
-        type=int,
-        default=None,
-        metavar="N",
-        help="L-BFGS steps for each frame after the first, at full size from the warped previous "
-        "result (default: the last --iterations count)",
-    )
-    sp.add_argument(
-        "--start", type=int, default=0, metavar="S", help="first frame to stylise (0-based; default 0)"
-    )
-    sp.add_argument(
-        "--frames", type=int, default=None, metavar="N", help="how many frames (default: to the end)"
-    )
-    sp.add_argument(
-        "--keep-frames", action="store_true", help="keep the OUT.frames folder of stylised frames"
-    )
-    terminal.add_option_flags(sp, "transfer")
-
-
-def run(args) -> int:
-    """`painterly video`: progress over frames, Ctrl-C keeps the finished frames for a rerun."""
-    import sys
-
-    from painterly import testhooks
-    from painterly.cli import terminal
-
-    o = terminal.options_from_args(args)
-    if args.report:
-        check_output(args.report, kinds=None)
-    progress = terminal.Progress(not args.quiet)
-    notes = []
-    if args.size is None and not args.scales:  # the clip's own size, at most the default
-        require()  # without the video extra: the one line that says what to install
-        clip = probe(args.input)
-        o = own_size(o, clip.size)
-        if o.size < max(clip.size):
-            notes.append(
-                f"the clip is {clip.size[0]}x{clip.size[1]}; it is painted at a long side of {o.size} px "
-                "(the default --size, the most a clip gets unless asked; give --size to change)"
-            )
-    notes += terminal.input_notes(o, "transfer", None, args.styles)
-    for n in notes:
-        progress.note(f"painterly: note: {n}")
-    with terminal.Interrupt() as interrupt:
-
-        def on_step(it):
-            if interrupt.hit:
-                raise Stop
-
-        def on_frame(fr: Frame):
-            progress(fr)
-            testhooks.hold(f"video frame {fr.index}")
-            if interrupt.hit:
-                raise Stop
-
-        result = stylize_video(
-            args.input,
-            args.styles,
-            args.output,
-            o,
-            per_frame=args.per_frame,
-            temporal_weight=args.temporal_weight,
-            frame_iterations=args.frame_iterations,
-            start=args.start,
-            frames=args.frames,
-            keep_frames=args.keep_frames,
-            callback=on_frame,
-            step_callback=on_step,
-            **({"size": args.size} if args.size is not None else {}),
-        )
-    progress.close()
-    if args.report:
-        write_json(args.report, dict(result.report(), notes=notes))
-    done = result.computed + result.cached
-    if result.stopped:
-        print(
-            f"painterly: interrupted after frame {done}/{result.frames}; the finished frames are kept in "
-            f"{frame_cache(args.output)} (run the same command again to continue)",
-            file=sys.stderr,
-        )
-        return 130
-    if not args.quiet:
-        extra = f", {result.cached} from the cache" if result.cached else ""
-        cuts = f", {len(result.cuts)} shot cut(s)" if result.cuts else ""
-        print(
-            f"wrote {result.output} ({result.frames} frames at {float(result.fps):.3g} fps, "
-            f"{result.size[0]}x{result.size[1]}{extra}{cuts}, {result.seconds:.1f} s)",
-            file=sys.stderr,
-        )
-    return 0

@@ -3,18 +3,19 @@
 `painterly serve [--host 127.0.0.1] [--port 7860]` calls `main`; tests call `build_app`
 and `launch`. Needs the optional extra: ``pip install 'painterly[web]'`` (Gradio).
 
-    app.py       the page: layout, controls, CSS/JS, handlers (`build_app`)
+    app.py       the page: its layout and handlers (`build_app`)
     controls.py  the controls, derived from painterly.options.SPECS, and back to Options
+    settings.py  what a server allows (sizes, uploads, concurrency, queue)
+    look.py      the page's texts, CSS, scripts and theme
+    runs.py      a run from the page: its Job, its progress stream, its final picture
     uploads.py   the temporary directory, the upload checks, messages without server paths
     server.py    binding, the host warning, middleware, `launch`, `main`
-
     queue.py     the jobs and the queue that runs them (no Gradio there)
 
- Importing this package does
-not import Gradio; `build_app` and `launch` do.
+Importing this package does not import Gradio; `build_app` and `launch` do.
 """
 
-from painterly.web.app import DEFAULT_QUEUE_SIZE, POLL_SECONDS, Settings, build_app, cpu_count
+from painterly.web.app import build_app
 from painterly.web.controls import (
     CONTROLS,
     MAX_ITERATIONS,
@@ -37,6 +38,7 @@ from painterly.web.server import (
     launch,
     main,
 )
+from painterly.web.settings import DEFAULT_QUEUE_SIZE, POLL_SECONDS, Settings, cpu_count
 from painterly.web.uploads import (
     MAX_STYLES,
     MAX_UPLOAD_BYTES,

@@ -14,12 +14,9 @@ import os
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from painterly.cli import terminal, verbs
-from painterly.errors import ImageError
 from painterly.options import DEFAULTS, PRESETS, Options
 from painterly.web.controls import (
     CONTROLS,
@@ -29,7 +26,6 @@ from painterly.web.controls import (
     control_values,
     layout,
     make,
-    options_from_controls,
     preset_of,
     preset_options,
     schedule_text,
@@ -40,66 +36,28 @@ from painterly.web.look import (
     RATIO_JS,
     SHOW_RESULT_JS,
     SIZE_NOTE_JS,
-    _clock,
     _error,
     _jobs,
-    _losses,
     _md,
     _say,
     _supported,
     _theme,
     _thumbnail,
-    progress_text,
 )
-from painterly.web.queue import PREVIEW_EVERY, Job, JobQueue
+from painterly.web.queue import PREVIEW_EVERY, JobQueue
+from painterly.web.runs import _follow, _prepare
+from painterly.web.settings import DEFAULT_QUEUE_SIZE, Settings, cpu_count
 from painterly.web.uploads import (
     MAX_STYLES,
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_PIXELS,
-    check_upload,
     gradio,
     inside,
     megabytes,
-    shown_weights,
     temp_root,
 )
 
 log = logging.getLogger(__name__)
-
-DEFAULT_QUEUE_SIZE = verbs.FLAGS[
-    "queue_size"
-].default  # jobs that may wait for a free worker, beyond the running ones
-POLL_SECONDS = 0.1  # how often a page's stream looks for news from its job
-
-
-def cpu_count() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
-
-
-@dataclass
-class Settings:
-    """Everything `build_app` was given; kept on the app as `app.painterly`."""
-
-    concurrency: int
-    queue_size: int
-    weights: Optional[str]
-    options: Options
-    max_bytes: int
-    max_pixels: int
-    max_styles: int
-    max_size: int
-    max_iterations: int
-    preview_every: int
-    root: Path
-    outputs: Path
-    jobs: JobQueue
-    page: dict  # what launch passes to Gradio for the page's look: theme, css
-
-    def check(self, path, role: str):
-        return check_upload(path, role, root=self.root, max_bytes=self.max_bytes, max_pixels=self.max_pixels)
 
 
 # --- the page ----------------------------------------------------------------------------------------
@@ -434,135 +392,3 @@ def build_app(
     )
     app.painterly = settings
     return app
-
-
-def _prepare(content, styles, values: dict, settings: Settings, session: str) -> Job:
-    """Check the uploads and the controls (in a worker thread); the Job, or ImageError/InvalidOption."""
-    styles = [s for s in (styles or []) if s]
-    if not content:
-        raise ImageError("upload a content image first")
-    if not styles:
-        raise ImageError("upload at least one style image")
-    if len(styles) > settings.max_styles:
-        raise ImageError(f"{len(styles)} style images; the most this page takes is {settings.max_styles}")
-    content_img, content_name = settings.check(content, "content image")
-    loaded = [settings.check(s, "style image") for s in styles]
-    options = options_from_controls(
-        values, settings.options, len(loaded), settings.max_size, settings.max_iterations
-    )
-    return Job(
-        content_img,
-        [img for img, _ in loaded],
-        options,
-        (content_name, [n for _, n in loaded]),
-        session=session,
-        preview_every=settings.preview_every,
-    )
-
-
-def _buttons(gr, running: bool):
-    """(Start, Cancel): Cancel is live (and red) only while a job of this page is under way."""
-    return (
-        gr.update(interactive=not running),
-        gr.update(interactive=running, variant="stop" if running else "secondary"),
-    )
-
-
-async def _follow(job: Job, settings: Settings):
-    """Yield (status, preview, download, command, start, cancel, compare) for a submitted job
-    until it ends; at the end the before/after comparison shows the photo and the result."""
-    import gradio as gr
-
-    keep = gr.update()
-    seen, seen_preview = -1, 0
-    try:
-        # The last comparison stays until this run's replaces it (hiding it would move the page under
-        # the reader).
-        yield ("Queued…", None, gr.update(value=None, interactive=False), "") + _buttons(gr, True) + (keep,)
-        while not job.done.is_set():
-            if job.state == "waiting":
-                pos = settings.jobs.position(job)
-                running, waiting = settings.jobs.counts()
-                if pos is not None and seen != -pos - 1:
-                    seen = -pos - 1
-                    yield (
-                        f"Waiting in the queue: position {pos} of {waiting} ({running} job(s) running).",
-                        keep,
-                        keep,
-                        keep,
-                        keep,
-                        keep,
-                        keep,
-                    )
-            else:
-                s = job.snapshot()
-                if s.version == 0 and seen != 0:
-                    seen = 0
-                    yield (
-                        "Starting: preparing the network and the images…",
-                        keep,
-                        keep,
-                        keep,
-                        keep,
-                        keep,
-                        keep,
-                    )
-                elif s.version > seen and s.version > 0:
-                    seen = s.version
-                    image = keep
-                    if s.preview_version != seen_preview:
-                        seen_preview, image = s.preview_version, s.preview
-                    yield progress_text(s), image, keep, keep, keep, keep, keep
-            await asyncio.sleep(POLL_SECONDS)
-        final = await asyncio.to_thread(_final, job, settings)
-        done = job.result is not None and not job.error
-        compare = (
-            gr.update(value=(job.content.resize(job.result.image.size), job.result.image), visible=True)
-            if done
-            else keep
-        )
-        yield final + _buttons(gr, False) + (compare,)
-    finally:
-        if not job.done.is_set():  # the page went away: stop the work it asked for
-            settings.jobs.cancel(job)
-
-
-def _final(job: Job, settings: Settings):
-    """The last update of a job: its image, the PNG with the recipe, the command line."""
-    import gradio as gr
-
-    keep = gr.update()
-    if job.error:
-        return _error(job.error), keep, keep, keep
-    r = job.result
-    if r is None:
-        return "Cancelled before it started.", keep, keep, keep
-    from painterly.imaging import save_image
-
-    content_name, style_names = job.names
-    out_name = f"{Path(content_name).stem or 'content'}-stylised.png"
-    # The recipe and the command name the server's weights file (if any) by its name only.
-    options = job.options.replace(weights=shown_weights(job.options.weights))
-    # The inputs by the names they were uploaded with (their pixel hashes are the engine's), so
-    # `painterly rerun` finds them beside the download as it does for a command's outputs.
-    recipe = dict(r.recipe, options=dict(r.recipe["options"], weights=options.weights))
-    if isinstance(recipe.get("content"), dict):
-        recipe["content"] = dict(recipe["content"], path=Path(content_name).name)
-    recipe["styles"] = [
-        dict(s, path=Path(n).name) if isinstance(s, dict) else s
-        for s, n in zip(recipe.get("styles") or [], style_names)
-    ]
-    folder = Path(tempfile.mkdtemp(prefix="job-", dir=settings.outputs))
-    try:
-        path = save_image(r.image, folder / out_name, recipe)
-        cmd = terminal.command_line(content_name, list(style_names), out_name, options)
-    except Exception as e:  # noqa: BLE001
-        return _error(_say(e)), r.image, keep, keep
-    last = job.snapshot()
-    summary = f"losses: {_losses(last.losses)} · " if last.losses else ""
-    if r.stopped:
-        total = last.total or r.iterations
-        text = f"**Cancelled at step {r.iterations} / {total}** · the image so far is below."
-    else:
-        text = f"**Finished:** {r.iterations} steps in {_clock(r.seconds)} · {summary}download the PNG below."
-    return text, r.image, gr.update(value=str(path), interactive=True), cmd

@@ -28,7 +28,9 @@ from typing import List, Optional
 
 from painterly.cli import verbs
 from painterly.errors import InvalidOption, PainterlyError
-from painterly.web.app import DEFAULT_QUEUE_SIZE, Settings, _jobs, _supported, build_app, cpu_count
+from painterly.web.app import build_app
+from painterly.web.look import _jobs, _supported
+from painterly.web.settings import DEFAULT_QUEUE_SIZE, Settings, cpu_count
 from painterly.web.uploads import gradio, inside, scrub
 
 ALIAS = "/painterly-files"  # how the browser sees the app's temporary directory
