@@ -96,6 +96,7 @@ LAYERS = [
     ("engine",),
     ("api", "scores"),
     ("cli", "batch", "video", "web"),
+    ("__main__",),  # `python -m painterly`: the command, above everything
 ]
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -281,11 +281,13 @@ def test_messages_never_show_a_server_path():
     for text, shown in cases.items():
         assert web.scrub(text) == shown
     assert (
-        look._error("FileNotFoundError: [Errno 2] No such file: '/srv/app/cache/x.png'")
+        look.error_text("FileNotFoundError: [Errno 2] No such file: '/srv/app/cache/x.png'")
         == r"**Error:** FileNotFoundError: \[Errno 2\] No such file: 'x.png'"
     )
     # Flags of the page's controls become their labels.
-    assert "Size" in look._error("--size must be within 16..8192") and "--size" not in look._error("--size")
+    assert "Size" in look.error_text("--size must be within 16..8192") and "--size" not in look.error_text(
+        "--size"
+    )
 
 
 def test_a_result_names_the_server_weights_file_by_its_name_only(files):
@@ -303,7 +305,7 @@ def test_a_result_names_the_server_weights_file_by_its_name_only(files):
     job.options = job.options.replace(weights=secret)  # as if the server had been started with that file
     job.result.recipe["options"]["weights"] = secret
     settings = type("S", (), {"outputs": Path(tempfile.mkdtemp(dir=web.temp_root()))})()
-    text, image, download, command = page._final(job, settings)
+    text, image, download, command = page.final_update(job, settings)
     assert (
         text.startswith("**Finished:**") and "--weights vgg19-mine.pth" in command and "secret" not in command
     )
@@ -331,7 +333,7 @@ def test_a_download_reruns_with_its_inputs_beside_it(files, tmp_path, capsys):
     )
     job.run()
     settings = type("S", (), {"outputs": Path(tempfile.mkdtemp(dir=root))})()
-    _, _, download, _ = page._final(job, settings)
+    _, _, download, _ = page.final_update(job, settings)
     recipe = read_recipe(download["value"])
     assert recipe["content"]["path"] == "my photo.png" and recipe["styles"][0]["path"] == "art.jpg"
     folder = tmp_path / "downloads"
@@ -437,8 +439,8 @@ def test_hide_server_paths_in_both_directions():
 
 
 def test_names_are_shown_literally_in_markdown():
-    assert look._md("my_*photo*[1].png") == r"my\_\*photo\*\[1\].png"
-    assert look._error("<img src=x> 'a.png'") == r"**Error:** \<img src=x\> 'a.png'"
+    assert look.md_escape("my_*photo*[1].png") == r"my\_\*photo\*\[1\].png"
+    assert look.error_text("<img src=x> 'a.png'") == r"**Error:** \<img src=x\> 'a.png'"
 
 
 def test_local_assets_only_drops_remote_scripts_and_links():

@@ -1,6 +1,6 @@
 """The public functions: each takes PIL images or paths and returns a PIL image.
 
-Keyword arguments are fields of `painterly.Options` (see config.py), e.g.
+Keyword arguments are fields of `painterly.Options` (see options/fields.py), e.g.
 `stylize(content, style, size=256, iterations=(200,), preserve_color="luminance")`.
 The returned image carries its recipe in `image.info["painterly"]`; `save_image`
 embeds it in the file.

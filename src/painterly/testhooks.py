@@ -5,7 +5,7 @@ PAINTERLY_TEST_HOLD_FILE=<path> are set in the environment. Then, the first time
 reaches that point, it writes its pid to <path> and waits until the file is deleted. A test uses
 it to signal or kill a batch, video or CLI run at a known point (a given job, frame or tile)
 instead of racing the machine's speed: a slow and a fast machine give the same verdict. The
-points are the literal strings passed to hold() in batch_workers.py, video.py and cli.py.
+points are the literal strings passed to hold() in batch/workers.py, video/verb.py and cli/main.py.
 """
 
 from __future__ import annotations

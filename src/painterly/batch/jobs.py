@@ -1,6 +1,6 @@
 """Batch jobs: the job list from inputs (files, folders, globs), a manifest (CSV or JSON Lines)
 or Python pairs; output names; per-job options, checked before anything runs; and the output
-folder's log, lock and stale temporary files (see batch.py)."""
+folder's log, lock and stale temporary files (see batch/stylize.py)."""
 
 from __future__ import annotations
 

@@ -36,8 +36,6 @@ from painterly.batch.executors import (
     ray_default_workers,
     ray_module,
 )
-
-# The job list (batch_jobs) and the workers (batch_workers), re-exported: `painterly.batch` is the surface.
 from painterly.batch.jobs import (
     LOG_NAME,
     Job,
@@ -312,14 +310,14 @@ class BatchProgress:
         worked = self.counts["ok"] + self.counts["failed"] + partial
         left_jobs = self.total - ended - partial
         eta = elapsed / worked * left_jobs if worked > 0 else None
-        from painterly.cli.terminal import _clock
+        from painterly.cli.terminal import clock
 
         extra = ", ".join(f"{self.counts[k]} {k}" for k in ("skipped", "failed") if self.counts[k])
         now_running = "; ".join(f"{name} {int(100 * f)}%" for name, f in list(self.running.values())[:3])
         line = (
             f"[{'#' * fill}{'.' * (width - fill)}] {ended}/{self.total} jobs"
             + (f" ({extra})" if extra else "")
-            + f", {self.rate():.2f} images/min, {_clock(eta) if eta is not None else '?'} left"
+            + f", {self.rate():.2f} images/min, {clock(eta) if eta is not None else '?'} left"
             + (f" | {now_running}" if now_running else "")
         )
         self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
@@ -374,12 +372,12 @@ def run(args) -> int:
         signal.signal(signal.SIGINT, previous_int)
         progress.close()
     seconds = time.monotonic() - progress.start
-    from painterly.cli.terminal import _clock
+    from painterly.cli.terminal import clock
 
     log = Path(os.path.abspath(args.out_dir)) / LOG_NAME
     print(
         f"painterly batch: {counts['ok']} done, {counts['skipped']} skipped, {counts['failed']} failed of "
-        f"{len(jobs)} jobs in {_clock(seconds)} ({progress.rate():.2f} images/min)"
+        f"{len(jobs)} jobs in {clock(seconds)} ({progress.rate():.2f} images/min)"
         + ("; interrupted" if code == 130 else "")
         + f"; log: {log}",
         file=sys.stderr,

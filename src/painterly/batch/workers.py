@@ -1,5 +1,5 @@
-"""Batch workers: the steps of one job in a worker (up-to-date check, run, atomic save), the
-executors (local processes, Ray actors), the log, the lock and the by-style queue (see batch.py)."""
+"""Batch workers: the steps of one job in a worker (up-to-date check, run, atomic save) and the
+by-style queue; batch/executors.py runs them in processes or on Ray (see batch/stylize.py)."""
 
 from __future__ import annotations
 

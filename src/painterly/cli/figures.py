@@ -8,7 +8,7 @@ The numbers are the tool's (stable since 0.1); the paper's own figure numbers (G
 Bethge, CVPR 2016) are given for each:
   1  content reconstructions from relu1_2 .. relu5_2 (top row) and style reconstructions
      from growing layer sets relu1_1, +relu2_1, ... +relu5_1 (bottom row) (paper Fig. 1;
-     the paper's conv names read as Caffe's in-place ReLU blobs, see config.py);
+     the paper's conv names read as Caffe's in-place ReLU blobs, see options/layers.py);
   3  the alpha/beta grid: rows match styles on growing layer sets, columns the ratios
      1e-5 .. 1e-2 (paper Fig. 4);
   4  content layer relu2_2 vs relu4_2 (the paper's conv2_2 vs conv4_2; paper Fig. 5);
@@ -43,7 +43,13 @@ TITLES = {
 }
 RATIOS = (1e-5, 1e-4, 1e-3, 1e-2)  # alpha / beta, the columns of figure 3 (the paper's Fig. 4)
 SEEDS = (0, 1, 2)  # noise initialisations of figure 5 (the paper's Fig. 6)
-CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_2", "relu4_2", "relu5_2")  # the Caffe reading (config.py)
+CONTENT_LAYERS = (
+    "relu1_2",
+    "relu2_2",
+    "relu3_2",
+    "relu4_2",
+    "relu5_2",
+)  # the Caffe reading (options/layers.py)
 PAD = 4  # pixels between cells and around the grid
 WHITE = (255, 255, 255)
 

@@ -1,7 +1,7 @@
 """The `painterly` command: parse, call the engine, save, and word every error as one line.
 
 The option flags derive from SPECS (terminal.add_option_flags); the progress bar and
-the signal handling live in terminal.py, shared with the batch and video verbs.
+the signal handling live in cli/terminal.py, shared with the batch and video verbs.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from painterly.cli.terminal import (
     Interrupt,
     Parser,
     Progress,
-    _list,
     add_option_flags,
     input_notes,
     memory_note,
     options_from_args,
+    split_list,
     time_note,
 )
 from painterly.errors import InvalidOption, OutputError, PainterlyError, Stop, choice, user_message
@@ -118,10 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--style", help="style image (default: the demo's Starry Night)")
     sp.add_argument(
         "--ratios",
-        type=_list(float, "ratios"),
+        type=split_list(float, "ratios"),
         help="figure 3's alpha/beta columns (default: 1e-5,1e-4,1e-3,1e-2)",
     )
-    sp.add_argument("--seeds", type=_list(int, "seeds"), help="figure 5's noise seeds (default: 0,1,2)")
+    sp.add_argument("--seeds", type=split_list(int, "seeds"), help="figure 5's noise seeds (default: 0,1,2)")
     _flag(sp, "--preset", key="preset", choices=PRESETS)
     _flag(sp, "--quiet", key="quiet", action="store_true")
     _output_flags(sp)
@@ -391,7 +391,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     began = time.time()
     from painterly.runtime.allocator import keep_freed_memory
 
-    keep_freed_memory()  # this process is ours: freed tensors stay for the next step (memory.py)
+    keep_freed_memory()  # this process is ours: freed tensors stay for the next step (runtime/allocator.py)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)  # bad flags: one line, status 2 (Parser.error)

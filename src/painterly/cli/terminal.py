@@ -37,7 +37,7 @@ def command_line(content, styles: Sequence, output, options: Options, job: str =
 
 
 # --- options derived from SPECS ----------------------------------------------------
-def _list(kind: type, field: str):
+def split_list(kind: type, field: str):
     def parse(text: str):
         if field == "scales" and text == "auto":
             return "auto"
@@ -64,7 +64,7 @@ def add_option_flags(p: argparse.ArgumentParser, verb: str) -> None:
         if f.type in ("bool", bool):
             p.add_argument(flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=help_)
         elif spec.item is not None:
-            p.add_argument(flag(f.name), type=_list(spec.item, f.name), default=None, help=help_)
+            p.add_argument(flag(f.name), type=split_list(spec.item, f.name), default=None, help=help_)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
             p.add_argument(flag(f.name), type=kind, default=None, choices=spec.choices, help=help_)
@@ -146,7 +146,7 @@ class Progress:
         self._draw(
             f"[{'#' * fill}{'.' * (width - fill)}] {it.step}/{it.total}{where} {it.size[0]}x{it.size[1]} "
             f"content {l.get('content', 0):.3g} style {l.get('style', 0):.3g} total {l.get('total', 0):.4g} "
-            f"{_clock(it.elapsed)} elapsed, {_clock(it.eta)} left",
+            f"{clock(it.elapsed)} elapsed, {clock(it.eta)} left",
             done,
         )
 
@@ -156,7 +156,7 @@ class Progress:
         tile's line as often as the step lines."""
         if self._due(final=not n):
             tile = f", tile {i}/{n}" if n else ""
-            self._draw(f"{what}{tile} ({_clock(time.monotonic() - self.began)} elapsed)")
+            self._draw(f"{what}{tile} ({clock(time.monotonic() - self.began)} elapsed)")
 
     def _due(self, final: bool = False) -> bool:
         """Whether to draw a line now: at most every 0.2 s on a terminal, 5 s in a log; always
@@ -200,7 +200,7 @@ def time_note(it) -> str:
     if it.scale_step[0] != 2 or k < n - 1 or it.eta <= LONG_RUN_S:
         return ""
     return (
-        f"painterly: note: this run will take about {_clock(it.eta)} more (measured on its first steps); "
+        f"painterly: note: this run will take about {clock(it.eta)} more (measured on its first steps); "
         "a smaller --size or fewer --iterations is faster"
     )
 
@@ -236,7 +236,7 @@ def memory_note(o: Options, job: str, content, styles) -> str:
     )
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 

@@ -1,5 +1,5 @@
 """The verbs of the command line and the front ends' own flags (not Options fields: those are
-config.SPECS), each with its help and default, in one place for the CLI, batch, video and the
+options.SPECS), each with its help and default, in one place for the CLI, batch, video and the
 web page."""
 
 from __future__ import annotations

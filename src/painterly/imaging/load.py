@@ -57,7 +57,7 @@ def load_image(src: Union[PathLike, Image.Image], max_pixels: int = MAX_INPUT_PI
 def check_readable(
     path: Path, name: str, what: str = "load image", kind: str = "an image", error: type = ImageError
 ) -> None:
-    """Raise `error` unless `path` is an existing, non-empty regular file (video.py reuses it
+    """Raise `error` unless `path` is an existing, non-empty regular file (video/io.py reuses it
     for clips: what="read video", kind="a video")."""
     try:
         st = path.stat()

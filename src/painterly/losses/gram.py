@@ -57,7 +57,7 @@ class GramLoss:
     name = "gram"
 
     # The loss is computed from additive statistics S = sum (T F)(T F)^T and a = sum T^2 (sums
-    # over positions), so that the tiled evaluation (tiling.py) sums them over tiles and reuses
+    # over positions), so that the tiled evaluation (objective/tiling.py) sums them over tiles and reuses
     # this one formula.
     @staticmethod
     def stats(f: Tensor, mask: Optional[Tensor] = None) -> list:

@@ -75,7 +75,7 @@ class MeanStdLoss:
     def __call__(self, f: Tensor, target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
         return (self.target(f, mask) - target).pow(2).sum() / f.shape[0]
 
-    # The same loss from additive statistics (tiling.py).
+    # The same loss from additive statistics (objective/tiling.py).
     @staticmethod
     def stats(f: Tensor, mask: Optional[Tensor] = None) -> list:
         return _moment_stats(f, mask, full=False)
@@ -157,7 +157,7 @@ class W2Loss:
         cov_term = _wide(s1).trace() + _wide(s2).trace() - 2 * root_trace
         return ((mu1 - mu2).pow(2).sum() + cov_term.to(f.dtype)) / f.shape[0]
 
-    # The same loss from additive statistics (tiling.py).
+    # The same loss from additive statistics (objective/tiling.py).
     @staticmethod
     def stats(f: Tensor, mask: Optional[Tensor] = None) -> list:
         return _moment_stats(f, mask, full=True)

@@ -186,7 +186,7 @@ def _add(acc: Optional[list], st: list) -> list:
 
 # --- additive statistics of the style losses -------------------------------------------------
 def kind_for(loss):
-    """The loss itself when it has an additive-statistics form (losses.py: stats,
+    """The loss itself when it has an additive-statistics form (losses/gram.py: stats,
     target_of_stats, value_of_stats), or None (the sliced loss: assemble the features)."""
     return loss if hasattr(loss, "stats") else None
 

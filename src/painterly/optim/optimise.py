@@ -1,6 +1,6 @@
 """The optimisation of the pixels: L-BFGS (the paper's choice) or Adam, with a stop check.
 
-`optimise` runs one scale; engine.Stylizer runs the schedule across scales (config.schedule).
+`optimise` runs one scale; engine.Stylizer runs the schedule across scales (options.schedule).
 """
 
 from __future__ import annotations

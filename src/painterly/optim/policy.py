@@ -37,7 +37,7 @@ def content_distance(
     features, x: torch.Tensor, photo: torch.Tensor, layers: Sequence[str], scales=None
 ) -> float:
     """K = sum_l |F_l(x) - F_l(c)|^2 / sum_l |F_l(c)|^2 over `layers` of the network as trained
-    (scores.py's K at relu4_2): `scales`, the normalisation's filter scales (network.normalize_vgg),
+    (scores.py's K at relu4_2): `scales`, the normalisation's filter scales (net.normalize.normalize_vgg),
     are undone here."""
     with torch.no_grad():
         fx, fc = (features(t, list(layers)) for t in (x.clamp(0, 1), photo))

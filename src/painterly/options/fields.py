@@ -57,35 +57,32 @@ class Options:
     # Departure (--preset paper keeps avg): max pooling, VGG's own. On the 33 wide-set pairs (384 px,
     # benchmarks/README.md) against avg: K lower on 30, S lower on 28, 27 pairs meet every target, not 22.
     pooling: str = "max"
-    normalize: bool = True  # the paper's normalised network (see network.normalize_vgg)
+    normalize: bool = True  # the paper's normalised network (see net.normalize.normalize_vgg)
     # losses
     content_layers: Tuple[str, ...] = PAPER_CONTENT_LAYERS
     style_layers: Tuple[str, ...] = PAPER_STYLE_LAYERS
     style_layer_weights: Optional[Tuple[float, ...]] = None  # None: equal, summing to 1
     content_weight: float = 1.0  # alpha
-    style_weight: float = (
-        DEFAULT_STYLE_WEIGHT  # beta (alpha/beta per position; measured: benchmarks/README.md)
-    )
-    balance: str = (
-        "photo"  # photo: content and style losses relative to their values at the photo (objective)
-    )
-    content_target: float = 0.0  # 0: off; else beta is rescaled between scales to aim K there (engine)
-    content_ceiling: float = (
-        0.9  # a run ending further than this K from its photo is polished (engine; 0: off)
-    )
+    # beta (alpha/beta per position; measured: benchmarks/README.md)
+    style_weight: float = DEFAULT_STYLE_WEIGHT
+    # photo: content and style losses relative to their values at the photo (objective)
+    balance: str = "photo"
+    # 0: off; else beta is rescaled between scales to aim K there (optim/policy.py)
+    content_target: float = 0.0
+    # a run ending further than this K from its photo is polished (optim/policy.py; 0: off)
+    content_ceiling: float = 0.9
     tv_weight: float = 0.0  # the paper has no total-variation term
-    range_weight: float = 3e4  # penalty on pixels outside [0, 1] (losses.range_loss; not in the paper)
-    palette_weight: float = 12.0  # pixel colours vs the painting's (objective.PaletteTerm; not in the paper)
-    content_average: bool = (
-        True  # L_content divided by M_l: alpha/beta independent of size (not in the paper)
-    )
+    # penalty on pixels outside [0, 1] (losses/pixel.py range_loss; not in the paper)
+    range_weight: float = 3e4
+    # pixel colours vs the painting's (objective/terms.py PaletteTerm; not in the paper)
+    palette_weight: float = 12.0
+    # L_content divided by M_l: alpha/beta independent of size (not in the paper)
+    content_average: bool = True
     style_loss: str = "gram"
-    neighbour_photo: float = (
-        0.75  # --style-loss neighbour: the photo's share of the image whose features are matched
-    )
-    rotations: bool = (
-        False  # --style-loss neighbour: also match the painting rotated by 90, 180 and 270 degrees
-    )
+    # --style-loss neighbour: the photo's share of the image whose features are matched
+    neighbour_photo: float = 0.75
+    # --style-loss neighbour: also match the painting rotated by 90, 180 and 270 degrees
+    rotations: bool = False
     # optimisation
     optimizer: str = "lbfgs"
     # The default schedule (measured on the original VGG-19: benchmarks/README.md): from the
@@ -93,7 +90,7 @@ class Options:
     # for how it follows `size`.
     iterations: Tuple[int, ...] = (60, 40)  # one entry per scale
     scales: Tuple[int, ...] = ()  # long sides, coarse to fine; () = derived from size (scale_sides)
-    init: str = "palette"  # noise | content | palette | style | path to an image (engine._initial)
+    init: str = "palette"  # noise | content | palette | style | path to an image (optim/starts.py initial)
     seed: int = 0
     noise_amplitude: float = 0.2  # --init noise: uniform in 0.5 +- amplitude/2 (1: the whole pixel range)
     learning_rate: float = 0.02  # Adam only; pixels are in [0, 1]

@@ -1,5 +1,5 @@
 """Optical flow, warping and the forward-backward consistency mask (Ruder et al. 2016), with
-OpenCV's DIS flow; and the temporal loss. Part of video mode (video.py)."""
+OpenCV's DIS flow; and the temporal loss. Part of video mode (video/stylize.py)."""
 
 from __future__ import annotations
 

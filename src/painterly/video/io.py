@@ -1,6 +1,6 @@
 """Reading and writing clips with PyAV (its wheels bundle FFmpeg): frames, rates, audio.
 
-Part of video mode (video.py); imported on first use, like its packages.
+Part of video mode (video/stylize.py); imported on first use, like its packages.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ INPUTS = (".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v")  # any FFmpeg
 # The temporal weight gamma in this project's units: pixels in [0, 1] and L_temporal a mean over
 # the D = C*H*W values, against the Gatys terms at alpha = 1, beta = 4e3 (config). Ruder et al.
 # use gamma = 1e3 against alpha = 5, beta = 100 on 0..255 pixels; their units do not carry over,
-# so the default was measured here (benchmarks/bench_video.py, README "Video").
+# so the default was measured here (benchmarks/bench_video.py).
 DEFAULT_TEMPORAL_WEIGHT = 1e5
 # Shot cuts (not in the paper, which assumes one shot): frame t starts afresh when the flow is
 # reliable on less than this share of its pixels, or when the content frame t-1, warped to t
@@ -62,9 +62,8 @@ DEFAULT_TEMPORAL_WEIGHT = 1e5
 # reliable pixels (grey levels in [0, 1]).
 MIN_RELIABLE = 0.5
 MAX_FLOW_ERROR = 0.08
-DIS_PRESET = (
-    "medium"  # OpenCV DIS preset (OpenCV offers ultrafast, fast, medium; the paper: DeepFlow / EpicFlow)
-)
+# OpenCV DIS preset (OpenCV offers ultrafast, fast, medium; the paper: DeepFlow / EpicFlow)
+DIS_PRESET = "medium"
 
 
 class VideoError(ImageError):

@@ -1,8 +1,8 @@
 """The page: its layout (Gradio Blocks, controls, CSS and JS) and its handlers.
 
 `build_app` returns the page, not launched (see server.launch); its settings are kept on the
-app as `app.painterly`. The controls come from `painterly.config.SPECS` (web/controls.py);
-jobs run in a `painterly.jobs.JobQueue`. No message on the page shows a path of the server's:
+app as `app.painterly`. The controls come from `painterly.options.SPECS` (web/controls.py);
+jobs run in a `painterly.web.queue.JobQueue`. No message on the page shows a path of the server's:
 every one goes through `uploads.scrub`, and files are named by the names users gave them.
 """
 
@@ -36,16 +36,16 @@ from painterly.web.look import (
     RATIO_JS,
     SHOW_RESULT_JS,
     SIZE_NOTE_JS,
-    _error,
-    _jobs,
-    _md,
-    _say,
-    _supported,
-    _theme,
-    _thumbnail,
+    error_text,
+    jobs_text,
+    md_escape,
+    say,
+    supported,
+    theme,
+    thumbnail,
 )
 from painterly.web.queue import PREVIEW_EVERY, JobQueue
-from painterly.web.runs import _follow, _prepare
+from painterly.web.runs import follow_job, prepare_job
 from painterly.web.settings import DEFAULT_QUEUE_SIZE, Settings, cpu_count
 from painterly.web.uploads import (
     MAX_STYLES,
@@ -101,13 +101,13 @@ def build_app(
         root=root,
         outputs=Path(tempfile.mkdtemp(prefix="results-", dir=root)),
         jobs=JobQueue(n, int(queue_size)),
-        page={"theme": _theme(gr), "css": CSS},
+        page={"theme": theme(gr), "css": CSS},
     )
     init = control_values(base)
     if base.size > settings.max_size or max(base.iterations or (0,)) > settings.max_iterations:
         raise ValueError("the initial size or iterations exceed the server's limits")
 
-    blocks_kw = _supported(
+    blocks_kw = supported(
         gr.Blocks.__init__,
         {"title": "painterly", "analytics_enabled": False, "delete_cache": (3600, 3600), **settings.page},
     )
@@ -117,7 +117,7 @@ def build_app(
             "Neural style transfer: drop a photograph and one or more paintings (or pick an example "
             "below), press **Start** and watch the picture form (Gatys, Ecker & Bethge, *Image Style "
             "Transfer Using Convolutional Neural Networks*, 2016). "
-            f"This server runs {_jobs(settings.concurrency)} at a time and "
+            f"This server runs {jobs_text(settings.concurrency)} at a time and "
             f"queues up to {settings.queue_size} more. Images: at most {megabytes(settings.max_bytes)} "
             f"and {settings.max_pixels / 1e6:g} megapixels each."
         )
@@ -140,7 +140,7 @@ def build_app(
                     elem_classes=["view"],
                     height=150,
                     container=False,
-                    **_supported(gr.Image.__init__, {"format": "png", **NO_TOOLS}),
+                    **supported(gr.Image.__init__, {"format": "png", **NO_TOOLS}),
                 )
             with gr.Column(elem_classes=["drop"]):
                 style_files = gr.File(
@@ -160,7 +160,7 @@ def build_app(
                     object_fit="contain",
                     height=150,
                     container=False,
-                    **_supported(gr.Gallery.__init__, {"format": "png", "allow_preview": False, **NO_TOOLS}),
+                    **supported(gr.Gallery.__init__, {"format": "png", "allow_preview": False, **NO_TOOLS}),
                 )
         upload_message = gr.Markdown("", elem_id="upload-message")
         messages = gr.State({"content": "", "style": ""})  # each input's line: both stay shown
@@ -180,7 +180,7 @@ def build_app(
             run_on_click=True,
             cache_examples=False,
             elem_id="examples",
-            **_supported(gr.Examples.__init__, {"example_labels": ["Tübingen × The Starry Night"]}),
+            **supported(gr.Examples.__init__, {"example_labels": ["Tübingen × The Starry Night"]}),
         )
 
         c = {}
@@ -215,7 +215,7 @@ def build_app(
                     interactive=False,
                     elem_id="preview",
                     height=420,
-                    **_supported(gr.Image.__init__, {"format": "png"}),
+                    **supported(gr.Image.__init__, {"format": "png"}),
                 )
                 compare = gr.ImageSlider(
                     label="Before / after (drag the handle)",
@@ -224,7 +224,7 @@ def build_app(
                     visible=False,
                     elem_id="compare",
                     height=420,
-                    **_supported(gr.ImageSlider.__init__, {"format": "png"}),
+                    **supported(gr.ImageSlider.__init__, {"format": "png"}),
                 )
                 download = gr.DownloadButton(
                     "Download PNG (with its recipe)", value=None, interactive=False, elem_id="download"
@@ -236,7 +236,7 @@ def build_app(
                     lines=2,
                     max_lines=8,
                     elem_id="command",
-                    **_supported(gr.Textbox.__init__, {"buttons": ["copy"], "show_copy_button": True}),
+                    **supported(gr.Textbox.__init__, {"buttons": ["copy"], "show_copy_button": True}),
                 )
         controls = [c[k] for k in CONTROLS]
         outputs_ = [status, preview, download, command, start_button, cancel_button, compare]
@@ -256,10 +256,10 @@ def build_app(
             try:
                 img, name = settings.check(path, "content image")
             except Exception as e:  # noqa: BLE001
-                return (*said(msgs, "content", _error(_say(e))), view(None))
+                return (*said(msgs, "content", error_text(say(e))), view(None))
             return (
-                *said(msgs, "content", f"Content: **{_md(name)}**, {img.width}×{img.height} ✓"),
-                view(_thumbnail(img)),
+                *said(msgs, "content", f"Content: **{md_escape(name)}**, {img.width}×{img.height} ✓"),
+                view(thumbnail(img)),
             )
 
         def show_styles(paths, msgs=None):
@@ -271,7 +271,7 @@ def build_app(
                     *said(
                         msgs,
                         "style",
-                        _error(
+                        error_text(
                             f"{len(paths)} style images; the most this page takes is {settings.max_styles}"
                         ),
                     ),
@@ -282,9 +282,9 @@ def build_app(
                 try:
                     img, name = settings.check(p, "style image")
                 except Exception as e:  # noqa: BLE001
-                    return (*said(msgs, "style", _error(_say(e))), view(None))
-                shown.append((_thumbnail(img), name))
-                notes.append(f"**{_md(name)}**, {img.width}×{img.height}")
+                    return (*said(msgs, "style", error_text(say(e))), view(None))
+                shown.append((thumbnail(img), name))
+                notes.append(f"**{md_escape(name)}**, {img.width}×{img.height}")
             return (*said(msgs, "style", "Style: " + "; ".join(notes) + " ✓"), view(shown))
 
         def restore(path, source: str) -> None:
@@ -340,16 +340,16 @@ def build_app(
             keep = gr.update()
             try:
                 job = await asyncio.to_thread(
-                    _prepare, content, styles, dict(zip(CONTROLS, values)), settings, session
+                    prepare_job, content, styles, dict(zip(CONTROLS, values)), settings, session
                 )
             except Exception as e:  # noqa: BLE001 -- one line on the page, never a traceback
-                yield _error(_say(e)), keep, keep, keep, keep, keep, keep
+                yield error_text(say(e)), keep, keep, keep, keep, keep, keep
                 return
             refusal = settings.jobs.submit(job)
             if refusal:
-                yield _error(refusal), keep, keep, keep, keep, keep, keep
+                yield error_text(refusal), keep, keep, keep, keep, keep, keep
                 return
-            async for update in _follow(job, settings):
+            async for update in follow_job(job, settings):
                 yield update
 
         quiet = {"show_progress": "hidden"}
@@ -382,7 +382,7 @@ def build_app(
 
     # Gradio's own queue only backs up the JobQueue (handlers return at once when it is full).
     app.queue(
-        **_supported(
+        **supported(
             app.queue,
             {
                 "max_size": 4 * (settings.concurrency + settings.queue_size) + 64,

@@ -1,4 +1,4 @@
-"""The page's controls, derived from the option table `painterly.config.SPECS`.
+"""The page's controls, derived from the option table `painterly.options.SPECS`.
 
 Every option with `web=True` is one control: its label comes from its name, its info text
 from its help, its choices and range from its Spec, its kind from its type (a choice is a

@@ -20,7 +20,7 @@ NARROW = 700  # px: below this width the columns stack (a phone)
 
 
 # --- what the page shows ------------------------------------------------------------------------
-def _clock(seconds: float) -> str:
+def clock_text(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
     if seconds < 60:
         return f"{seconds} s"
@@ -31,28 +31,28 @@ def _clock(seconds: float) -> str:
     return f"{h} h {m:02d} min"
 
 
-def _losses(losses: Dict[str, float]) -> str:
+def losses_text(losses: Dict[str, float]) -> str:
     keys = [k for k in ("content", "style", "tv", "total") if k in losses and (k != "tv" or losses[k])]
     return ", ".join(f"{k} {losses[k]:.3g}" for k in keys)
 
 
 def progress_text(s: Snapshot) -> str:
     return (
-        f"**Step {s.step} / {s.total}** · losses: {_losses(s.losses)} · "
-        f"{_clock(s.elapsed)} elapsed, about {_clock(s.eta)} left"
+        f"**Step {s.step} / {s.total}** · losses: {losses_text(s.losses)} · "
+        f"{clock_text(s.elapsed)} elapsed, about {clock_text(s.eta)} left"
     )
 
 
-def _jobs(n: int) -> str:
+def jobs_text(n: int) -> str:
     return f"{n} job" if n == 1 else f"{n} jobs"
 
 
-def _md(text: str) -> str:
+def md_escape(text: str) -> str:
     """`text` (file names, messages) shown literally in Markdown."""
     return re.sub(r"([\\`*_\[\]<>#|~])", r"\\\1", str(text))
 
 
-def _say(e: BaseException) -> str:
+def say(e: BaseException) -> str:
     """An exception in one line (errors.user_message); a bug also goes to the server's log."""
     text, code = user_message(e, debug_hint="")
     if not isinstance(e, PainterlyError):
@@ -60,9 +60,9 @@ def _say(e: BaseException) -> str:
     return text
 
 
-def _error(text: str) -> str:
+def error_text(text: str) -> str:
     """A message for the page: no server path, the page's labels for flags, literal Markdown."""
-    return f"**Error:** {_md(page_words(scrub(text)))}"
+    return f"**Error:** {md_escape(page_words(scrub(text)))}"
 
 
 CSS = f"""
@@ -123,13 +123,13 @@ NO_TOOLS = {
 }  # a view inside an upload box needs none (names differ by Gradio version)
 
 
-def _supported(fn, kwargs: dict) -> dict:
+def supported(fn, kwargs: dict) -> dict:
     """The keyword arguments `fn` declares by name (Gradio's signatures differ by version)."""
     params = inspect.signature(fn).parameters
     return {k: v for k, v in kwargs.items() if k in params}
 
 
-def _theme(gr):
+def theme(gr):
     """Gradio's default theme, with system fonts if it would fetch web fonts."""
     theme = gr.themes.Default()
     fonts = getattr(gr.themes, "GoogleFont", None)
@@ -142,7 +142,7 @@ def _theme(gr):
     return theme
 
 
-def _thumbnail(img: Image.Image, side: int = 400) -> Image.Image:
+def thumbnail(img: Image.Image, side: int = 400) -> Image.Image:
     t = img.copy()
     t.thumbnail((side, side))
     return t

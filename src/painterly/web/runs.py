@@ -11,11 +11,11 @@ from painterly.web.controls import (
     options_from_controls,
 )
 from painterly.web.look import (
-    _clock,
-    _error,
-    _losses,
-    _say,
+    clock_text,
+    error_text,
+    losses_text,
     progress_text,
+    say,
 )
 from painterly.web.queue import Job
 from painterly.web.settings import POLL_SECONDS, Settings
@@ -24,7 +24,7 @@ from painterly.web.uploads import (
 )
 
 
-def _prepare(content, styles, values: dict, settings: Settings, session: str) -> Job:
+def prepare_job(content, styles, values: dict, settings: Settings, session: str) -> Job:
     """Check the uploads and the controls (in a worker thread); the Job, or ImageError/InvalidOption."""
     styles = [s for s in (styles or []) if s]
     if not content:
@@ -48,7 +48,7 @@ def _prepare(content, styles, values: dict, settings: Settings, session: str) ->
     )
 
 
-def _buttons(gr, running: bool):
+def buttons(gr, running: bool):
     """(Start, Cancel): Cancel is live (and red) only while a job of this page is under way."""
     return (
         gr.update(interactive=not running),
@@ -56,7 +56,7 @@ def _buttons(gr, running: bool):
     )
 
 
-async def _follow(job: Job, settings: Settings):
+async def follow_job(job: Job, settings: Settings):
     """Yield (status, preview, download, command, start, cancel, compare) for a submitted job
     until it ends; at the end the before/after comparison shows the photo and the result."""
     import gradio as gr
@@ -66,7 +66,7 @@ async def _follow(job: Job, settings: Settings):
     try:
         # The last comparison stays until this run's replaces it (hiding it would move the page under
         # the reader).
-        yield ("Queued…", None, gr.update(value=None, interactive=False), "") + _buttons(gr, True) + (keep,)
+        yield ("Queued…", None, gr.update(value=None, interactive=False), "") + buttons(gr, True) + (keep,)
         while not job.done.is_set():
             if job.state == "waiting":
                 pos = settings.jobs.position(job)
@@ -102,26 +102,26 @@ async def _follow(job: Job, settings: Settings):
                         seen_preview, image = s.preview_version, s.preview
                     yield progress_text(s), image, keep, keep, keep, keep, keep
             await asyncio.sleep(POLL_SECONDS)
-        final = await asyncio.to_thread(_final, job, settings)
+        final = await asyncio.to_thread(final_update, job, settings)
         done = job.result is not None and not job.error
         compare = (
             gr.update(value=(job.content.resize(job.result.image.size), job.result.image), visible=True)
             if done
             else keep
         )
-        yield final + _buttons(gr, False) + (compare,)
+        yield final + buttons(gr, False) + (compare,)
     finally:
         if not job.done.is_set():  # the page went away: stop the work it asked for
             settings.jobs.cancel(job)
 
 
-def _final(job: Job, settings: Settings):
+def final_update(job: Job, settings: Settings):
     """The last update of a job: its image, the PNG with the recipe, the command line."""
     import gradio as gr
 
     keep = gr.update()
     if job.error:
-        return _error(job.error), keep, keep, keep
+        return error_text(job.error), keep, keep, keep
     r = job.result
     if r is None:
         return "Cancelled before it started.", keep, keep, keep
@@ -145,12 +145,15 @@ def _final(job: Job, settings: Settings):
         path = save_image(r.image, folder / out_name, recipe)
         cmd = terminal.command_line(content_name, list(style_names), out_name, options)
     except Exception as e:  # noqa: BLE001
-        return _error(_say(e)), r.image, keep, keep
+        return error_text(say(e)), r.image, keep, keep
     last = job.snapshot()
-    summary = f"losses: {_losses(last.losses)} · " if last.losses else ""
+    summary = f"losses: {losses_text(last.losses)} · " if last.losses else ""
     if r.stopped:
         total = last.total or r.iterations
         text = f"**Cancelled at step {r.iterations} / {total}** · the image so far is below."
     else:
-        text = f"**Finished:** {r.iterations} steps in {_clock(r.seconds)} · {summary}download the PNG below."
+        text = (
+            f"**Finished:** {r.iterations} steps in {clock_text(r.seconds)} · {summary}"
+            "download the PNG below."
+        )
     return text, r.image, gr.update(value=str(path), interactive=True), cmd

@@ -29,7 +29,7 @@ from typing import List, Optional
 from painterly.cli import verbs
 from painterly.errors import InvalidOption, PainterlyError
 from painterly.web.app import build_app
-from painterly.web.look import _jobs, _supported
+from painterly.web.look import jobs_text, supported
 from painterly.web.settings import DEFAULT_QUEUE_SIZE, Settings, cpu_count
 from painterly.web.uploads import gradio, inside, scrub
 
@@ -314,7 +314,7 @@ def launch(
     if "theme" in inspect.signature(gr.Blocks.__init__).parameters:
         kw.pop("theme"), kw.pop("css")  # Gradio < 6 takes them in Blocks()
     try:
-        app.launch(**_supported(app.launch, kw))
+        app.launch(**supported(app.launch, kw))
     except OSError as e:
         # Gradio's own text points at its environment variables; the user's lever is --port.
         why = "the port is in use" if "port" in str(e).lower() else scrub(" ".join(str(e).split()))
@@ -352,7 +352,7 @@ def main(
     app = build_app(concurrency=concurrency, queue_size=queue_size, weights=weights, **limits)
     url = launch(app, host, port, block=False, quiet=True)
     print(
-        f"painterly: serving {url} ({_jobs(concurrency)} at a time, {queue_size} more may wait); "
+        f"painterly: serving {url} ({jobs_text(concurrency)} at a time, {queue_size} more may wait); "
         "Ctrl-C stops",
         flush=True,
     )
