@@ -317,7 +317,7 @@ def render_bench_allocator() -> str:
             m = d["summary"][case]["medians"][setting]
             lines.append(f"| {label if i == 0 else ''} | {names[setting]} | {m['seconds']:.1f} | {m['user_s']:.1f} | "
                          f"{m['system_s']:.1f} | {m['minor_faults'] / 1e6:.2f} M | {m['peak_rss_mib']} |")
-    lines += ["", _provenance("allocator.json", d, f"bench_allocator.py (modern x the_scream, {d['size']} px)")]
+    lines += ["", _provenance("allocator.json", d, f"probes/bench_allocator.py (modern x the_scream, {d['size']} px)")]
     return "\n".join(lines)
 
 

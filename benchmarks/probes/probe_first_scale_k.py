@@ -5,7 +5,7 @@ against the photo at that size) beside the final K and the betas (a third entry:
 A cheaper polish would lower beta before the last scale, if K there picked out the pairs that
 end above the ceiling.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/probe_first_scale_k.py
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/probe_first_scale_k.py
 
 Writes benchmarks/results/first_scale_k.json and prints a table.
 """
@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from pathlib import Path
 
-from bench_quality import IMAGES, PAIRS, RESULTS
-from common import machine
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
 
-import painterly
-from painterly import images, scores
+from bench_quality import IMAGES, PAIRS, RESULTS  # noqa: E402
+from common import machine  # noqa: E402
+
+import painterly  # noqa: E402
+from painterly import images, scores  # noqa: E402
 
 
 def main() -> int:

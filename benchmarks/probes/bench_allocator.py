@@ -6,8 +6,8 @@ Per run: wall seconds from launch to exit, CPU seconds in the kernel and in user
 page faults and the peak RSS of that process (os.wait4's own rusage, not the children's
 maximum), and whether the output's bytes equal the other setting's.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_allocator.py
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_allocator.py --size 256 --repeats 1 --cases neighbour
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/bench_allocator.py
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/bench_allocator.py --size 256 --repeats 1 --cases neighbour
 
 Prints a table and writes benchmarks/results/allocator.json.
 """
@@ -23,7 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import IMAGES, RESULTS, machine, write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
+
+from common import IMAGES, RESULTS, machine, write_json  # noqa: E402
 
 CASES = {  # name: (photo, painting, extra CLI arguments)
     "neighbour": ("modern", "the_scream", ["--preset", "neighbour"]),

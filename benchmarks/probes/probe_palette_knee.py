@@ -9,8 +9,8 @@ start) and once with each channel rolled off smoothly into [k, 1 - k] beyond the
 (y = 1 - k + k (1 - exp(-(x - 1 + k) / k)) above 1 - k, mirrored below k: slope 1 at the knee,
 order and detail kept), and scores both (S, K, P, newly clipped; painterly/scores.py).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/probe_palette_knee.py            # 6 pairs, k 0 and 0.1
-    PYTHONPATH=src .venv/bin/python benchmarks/probe_palette_knee.py --knees 0,0.05,0.1 --pairs sailboat:impronte_d_artista
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/probe_palette_knee.py            # 6 pairs, k 0 and 0.1
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/probe_palette_knee.py --knees 0,0.05,0.1 --pairs sailboat:impronte_d_artista
 
 Prints a table and writes benchmarks/results/palette_knee.json; the outputs go to
 benchmarks/results/quality/palette_knee/ (ignored by git).
@@ -22,12 +22,15 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-from common import IMAGES, RESULTS, ROOT, machine, write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
 
-from painterly import color, images, scores
+from common import IMAGES, RESULTS, ROOT, machine, write_json  # noqa: E402
+
+from painterly import color, images, scores  # noqa: E402
 
 PAIRS = ["sailboat:impronte_d_artista", "blonde_girl:asheville", "golden_gate:en_campo_gris",
          "hoovertowernight:en_campo_gris", "brad_pitt:asheville", "tubingen:starry_night"]
