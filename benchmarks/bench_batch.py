@@ -213,9 +213,8 @@ def main(argv=None) -> int:
         "styles": [s.name for s in styles],
         "rows": rows,
         "big": big,
-        "note": f"{len(contents)} x {len(styles)} = {len(contents) * len(styles)} jobs, not the issue's 24 (6 photos "
-        "x 4 paintings): ../shared/images holds 3 photographs, 2 paintings and 1 texture (bricks), and "
-        "the four ways of 24 jobs would take ~35 min of this shared 2-core machine. `batch` default "
+        "note": f"{len(contents)} x {len(styles)} = {len(contents) * len(styles)} jobs (the contents and "
+        "styles above), to keep the run to minutes on a shared 2-core machine. `batch` default "
         f"= {by['default']['workers'] if 'default' in by else '?'} worker(s) here (one per 2 cores); "
         "workers2 is `--workers 2` (one thread each).",
     }

@@ -1,6 +1,6 @@
 """Seconds per iteration of the real objective, per execution mode and size, against a conv ceiling.
 
-One iteration = one forward and backward pass of the objective `transfer.run` optimises
+One iteration = one forward and backward pass of the objective `Stylizer.run` optimises
 (network.feature_fn + build_targets + Objective, the paper's layers conv1_1..conv5_1 and
 conv4_2, the normalised network) at size x size pixels (tubingen x starry_night resized to a
 square, so that the FLOP counts match ../shared/PAPER.md). The L-BFGS update itself is not

@@ -4,7 +4,7 @@ Every benchmark evaluates an output image the same way (`evaluate`): the paper's
 (alpha * L_content + beta * sum_l w_l E_l, the `--preset paper` losses) in fp32, contiguous
 layout, at the output's full size, on the saved 8-bit image (what the user gets: clipped to
 [0, 1] and quantised), with the network normalised on the run's content and style images at
-full size, exactly as `transfer.run` does. Outputs of different settings are therefore
+full size, exactly as `Stylizer.run` does. Outputs of different settings are therefore
 compared on one scale, whatever precision, layout or schedule produced them.
 
 Runs go through `run_worker`: one configuration per subprocess, so that its wall time and

@@ -1,4 +1,4 @@
-"""Regenerate the README's gallery (docs/gallery/) with the tool itself, on the original VGG-19.
+"""Regenerate the gallery's pictures (docs/gallery/) with the tool itself, on the original VGG-19.
 
 Every picture is made by the command printed beside it in docs/gallery/README.md (written
 here too): photographs x paintings from ../shared/images with the defaults, the paper's
@@ -13,8 +13,8 @@ Figure 1 (reconstructions) and its alpha/beta grid (our figure 3).
 --from-bench takes the pictures bench_quality.py made over the wide set instead of running them
 again: each was made by `painterly transfer PHOTO PAINTING -o out.png --size 384` in a fresh
 process, and the same command gives the same bytes, so they are the gallery's pictures; they
-are re-encoded as JPEG with their recipe. It writes docs/gallery/wide/ and prints the README's
-gallery table (one row per kind of painting).
+are re-encoded as JPEG with their recipe. It writes docs/gallery/wide/ and prints the gallery
+table of docs/gallery.md (one row per kind of painting).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def jobs():
 
 def from_bench(path: Path) -> str:
     """Copy the default run's outputs of a bench_quality JSON into docs/gallery/wide/ as JPEG;
-    return the README's gallery table, grouped by kind of painting."""
+    return docs/gallery.md's table, grouped by kind of painting."""
     import json
 
     from bench_quality import KIND, KINDS  # noqa: E402
@@ -111,7 +111,7 @@ def from_bench(path: Path) -> str:
     cells = {kind: [] for kind in KINDS}
     for entry in data["pairs"].values():
         photo, painting = entry["photo"], entry["painting"]
-        # The quality picture is linked from the README for the paper's pair only: the others would
+        # The quality picture is shown in docs/gallery.md for the paper's pair only: the others would
         # double the files in the repository for pictures close to the default's.
         if "quality" in entry["runs"] and (photo, painting) == ("tubingen", "starry_night"):
             _copy(entry["runs"]["quality"], wide / f"{photo}--{painting}--quality.jpg")
@@ -136,7 +136,7 @@ def from_bench(path: Path) -> str:
             lines += [
                 "| " + " | ".join(c for _, _, c in row) + " |",
                 "|" + "---|" * len(row),
-                "| " + " | ".join(f"![](docs/gallery/wide/{n})" for n, _, _ in row) + " |",
+                "| " + " | ".join(f"![](gallery/wide/{n})" for n, _, _ in row) + " |",
                 "",
             ]
     doc = [
@@ -163,7 +163,7 @@ def _copy(run: dict, dst: Path) -> None:
 
 def from_neighbour(path: Path, pairs: str = "") -> str:
     """Copy the default and neighbour outputs of a bench_neighbour JSON into docs/gallery/neighbour/
-    (only `pairs`, comma-separated PHOTO-PAINTING names in that order, when given); return the README's
+    (only `pairs`, comma-separated PHOTO-PAINTING names in that order, when given); return docs/gallery.md's
     table: per pair (a column), the Gatys default above and --preset neighbour below."""
     import json
 
@@ -204,7 +204,7 @@ def from_neighbour(path: Path, pairs: str = "") -> str:
         lines += ["| | " + " | ".join(c for c, _ in row) + " |", "|---|" + "---|" * len(row)]
         for run in ("default", "neighbour"):
             lines.append(
-                f"| {run} | " + " | ".join(f"![](docs/gallery/neighbour/{n[run]})" for _, n in row) + " |"
+                f"| {run} | " + " | ".join(f"![](gallery/neighbour/{n[run]})" for _, n in row) + " |"
             )
         lines.append("")
     return "\n".join(lines)

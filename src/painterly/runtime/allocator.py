@@ -47,7 +47,7 @@ def keep_freed_memory() -> bool:
     faults in and zeroes again: 20 million page faults and a quarter of the CPU time in the
     kernel for a 512 x 512 neighbour run. With mmap off and trimming raised, freed blocks stay
     in the heap for reuse. Measured side by side (2026-12-03, 2 cores, modern x the_scream at
-    512 px, benchmarks/bench_allocator.py): `--preset neighbour` 111.1 s -> 80.0 s, the Gatys
+    512 px, benchmarks/probes/bench_allocator.py): `--preset neighbour` 111.1 s -> 80.0 s, the Gatys
     default 106.1 s -> 106.7 s (no gain there), the same bytes out. The price is fragmentation
     (glibc 2.36's aligned allocations leave holes a block of the same size just misses): the
     peak RSS of a neighbour run is 24% higher at 512 x 512, 28% at 768 px, 47% at 1024 px (8.1

@@ -9,8 +9,8 @@ start) and once with each channel rolled off smoothly into [k, 1 - k] beyond the
 (y = 1 - k + k (1 - exp(-(x - 1 + k) / k)) above 1 - k, mirrored below k: slope 1 at the knee,
 order and detail kept), and scores both (S, K, P, newly clipped; painterly/scores.py).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/probe_palette_knee.py            # 6 pairs, k 0 and 0.1
-    PYTHONPATH=src .venv/bin/python benchmarks/probe_palette_knee.py --knees 0,0.05,0.1 --pairs sailboat:impronte_d_artista
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/probe_palette_knee.py            # 6 pairs, k 0 and 0.1
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/probe_palette_knee.py --knees 0,0.05,0.1 --pairs sailboat:impronte_d_artista
 
 Prints a table and writes benchmarks/results/palette_knee.json; the outputs go to
 benchmarks/results/quality/palette_knee/ (ignored by git).
@@ -23,8 +23,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
 
 from common import IMAGES, RESULTS, ROOT, machine, write_json
 from painterly import imaging as images

@@ -6,16 +6,20 @@ batch of two at the default schedule's two sizes, alternating, best of three rou
 "per-image gain" = 2 x t(batch 1) / t(batch 2): what running two jobs' images through the
 network together would save per image (issue 11 asks batch for 1.5x over separate runs).
 
-    PYTHONPATH=src .venv/bin/python benchmarks/probe_batched_forward.py
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/probe_batched_forward.py
 
 Prints a table and writes benchmarks/results/batched_forward.json.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
 
 from common import RESULTS, machine, write_json
 from painterly import engine

@@ -1,6 +1,6 @@
 """A quick sweep for deriving defaults: one in-process Stylizer, the first N pairs of the wide set.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/tune_wide.py LABEL '{"style_weight": 6}' [--size 256] [--limit 19]
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/tune_wide.py LABEL '{"style_weight": 6}' [--size 256] [--limit 19]
 
 Runs `painterly.stylize` semantics (engine.Stylizer.run) with the defaults plus the JSON overrides
 (a "preset" key applies a preset first) on bench_quality's pairs (the first 19 use every
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 

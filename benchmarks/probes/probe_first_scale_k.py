@@ -5,7 +5,7 @@ against the photo at that size) beside the final K and the betas (a third entry:
 A cheaper polish would lower beta before the last scale, if K there picked out the pairs that
 end above the ceiling.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/probe_first_scale_k.py
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/probe_first_scale_k.py
 
 Writes benchmarks/results/first_scale_k.json and prints a table.
 """
@@ -15,6 +15,9 @@ from __future__ import annotations
 import json
 import statistics
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
 
 import painterly
 from bench_quality import IMAGES, PAIRS, RESULTS

@@ -1,4 +1,4 @@
-"""What keeping freed memory (painterly.allocator.keep_freed_memory, on in the CLI) buys: the same
+"""What keeping freed memory (painterly.runtime.allocator.keep_freed_memory, on in the CLI) buys: the same
 `painterly transfer` commands with it (the CLI's default) and without (PAINTERLY_RETURN_MEMORY=1,
 glibc's default), alternated in one run so that both see the same machine.
 
@@ -6,8 +6,8 @@ Per run: wall seconds from launch to exit, CPU seconds in the kernel and in user
 page faults and the peak RSS of that process (os.wait4's own rusage, not the children's
 maximum), and whether the output's bytes equal the other setting's.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_allocator.py
-    PYTHONPATH=src .venv/bin/python benchmarks/bench_allocator.py --size 256 --repeats 1 --cases neighbour
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/bench_allocator.py
+    PYTHONPATH=src .venv/bin/python benchmarks/probes/bench_allocator.py --size 256 --repeats 1 --cases neighbour
 
 Prints a table and writes benchmarks/results/allocator.json.
 """
@@ -24,7 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import IMAGES, RESULTS, machine, write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
+
+from common import IMAGES, RESULTS, machine, write_json  # noqa: E402
 
 CASES = {  # name: (photo, painting, extra CLI arguments)
     "neighbour": ("modern", "the_scream", ["--preset", "neighbour"]),
