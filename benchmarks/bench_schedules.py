@@ -29,22 +29,22 @@ from common import (
     weights_arg,
     write_json,
 )
-from painterly import options as config
+from painterly import options
 
 
-def baseline(size: int, weights: str) -> config.Options:
+def baseline(size: int, weights: str) -> options.Options:
     """The issue's baseline: the paper procedure, fp32, contiguous, single scale, 500 L-BFGS steps from noise."""
     return paper_options(size, weights).replace(device="auto")
 
 
-def options_for(name: str, overrides: dict, size: int, weights: str) -> config.Options:
+def options_for(name: str, overrides: dict, size: int, weights: str) -> options.Options:
     if name.startswith("baseline"):
         return baseline(size, weights).replace(**overrides)
-    o = config.DEFAULTS.replace(size=size, weights=weights)
+    o = options.DEFAULTS.replace(size=size, weights=weights)
     return o.replace(**{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
 
 
-def checkpoint_steps(o: config.Options, every: int) -> list:
+def checkpoint_steps(o: options.Options, every: int) -> list:
     plan = transfer_plan(o)
     total = sum(n for _, n in plan)
     steps = set(range(every, total + 1, every))
@@ -55,8 +55,8 @@ def checkpoint_steps(o: config.Options, every: int) -> list:
     return sorted(s for s in steps if s > 0)
 
 
-def transfer_plan(o: config.Options):
-    return config.schedule(o)
+def transfer_plan(o: options.Options):
+    return options.schedule(o)
 
 
 def main(argv=None) -> int:

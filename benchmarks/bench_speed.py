@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from common import CONTENT, RESULTS, STYLE, describe_weights, machine, weights_arg, write_json
 from painterly import imaging as images
-from painterly import options as config
+from painterly import options
 from painterly.engine import Stylizer
 from painterly.net.device import native_bf16
 from painterly.net.vgg import deepest
@@ -59,11 +59,11 @@ REPEATS = {256: 9, 512: 5, 1024: 2}
 CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}  # VGG-19 filters per block
 
 
-def flops(o: config.Options, h: int, w: int) -> float:
+def flops(o: options.Options, h: int, w: int) -> float:
     """Analytic FLOPs of one forward+backward (see the module docstring)."""
     last = deepest(list(o.content_layers) + list(o.style_layers))
     total, cin = 0.0, 3
-    for name in config.LAYERS[: config.LAYERS.index(last) + 1]:
+    for name in options.LAYERS[: options.LAYERS.index(last) + 1]:
         if name.startswith("conv"):
             cout = CHANNELS[int(name[4])]
             total += 2 * (2.0 * cin * cout * 9 * h * w)
@@ -114,7 +114,7 @@ def lbfgs_update_seconds(numel: int, history: int = 100, repeats: int = 3) -> fl
 
 def measure(size: int, mode: str, weights: str, repeats: int) -> dict:
     precision, channels_last, compile_ = MODES[mode]
-    o = config.DEFAULTS.replace(
+    o = options.DEFAULTS.replace(
         size=size,
         weights=weights,
         device="cpu",

@@ -46,8 +46,7 @@ from PIL import Image  # noqa: E402
 
 from common import machine  # noqa: E402
 from painterly import imaging as images
-from painterly import options as config
-from painterly import scores
+from painterly import options, scores
 from painterly.engine import Stylizer  # noqa: E402
 from painterly.video import stylize as video  # noqa: E402
 
@@ -207,7 +206,7 @@ def main(argv=None) -> int:
     )
     args = p.parse_args(argv)
 
-    o = config.DEFAULTS.replace(size=W, weights=args.weights)
+    o = options.DEFAULTS.replace(size=W, weights=args.weights)
     if args.iterations:
         o = o.replace(iterations=tuple(int(v) for v in args.iterations.split(",")))
     st = Stylizer(o)

@@ -31,8 +31,10 @@ sys.path.insert(0, str(ROOT / "src"))
 import torch  # noqa: E402
 
 from painterly import imaging as images
-from painterly import objective  # noqa: E402
-from painterly import options as config
+from painterly import (
+    objective,  # noqa: E402
+    options,
+)
 from painterly.engine import Stylizer  # noqa: E402
 
 IMAGES = ROOT.parent / "shared" / "images"
@@ -82,9 +84,9 @@ def machine() -> dict:
     }
 
 
-def paper_options(size: int, weights: str) -> config.Options:
+def paper_options(size: int, weights: str) -> options.Options:
     """The paper's losses (what every output is scored with), fp32, contiguous."""
-    return config.DEFAULTS.replace(**config.PRESETS["paper"].overrides).replace(
+    return options.DEFAULTS.replace(**options.PRESETS["paper"].overrides).replace(
         size=size, weights=weights, device="cpu", precision="fp32", channels_last=False, compile=False
     )
 
@@ -128,7 +130,7 @@ def worker_main(argv) -> None:
     renders the iterate at those steps to OUTPUT stem _NNNN.png, not counted in the time)}.
     """
     spec = json.loads(argv[0])
-    o = config.Options.from_dict(spec["options"])
+    o = options.Options.from_dict(spec["options"])
     out = Path(spec["output"])
     checkpoints = set(spec.get("checkpoints") or ())
     marks, side = [], {"t": 0.0}
@@ -174,7 +176,7 @@ def worker_main(argv) -> None:
 
 
 def run_worker(
-    options: config.Options, output: Path, checkpoints=(), timeout: Optional[float] = None
+    options: options.Options, output: Path, checkpoints=(), timeout: Optional[float] = None
 ) -> dict:
     """Run one configuration in a fresh Python process; return its JSON report."""
     spec = {"options": options.to_dict(), "output": str(output), "checkpoints": list(checkpoints)}

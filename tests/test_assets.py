@@ -12,9 +12,8 @@ import pytest
 from PIL import Image
 
 from ci import shared_images
-from painterly import assets
+from painterly import assets, options
 from painterly import imaging as images
-from painterly import options as config
 from painterly.cli import main as cli
 from painterly.net import weights
 
@@ -148,7 +147,7 @@ def test_demo_output_size_and_weights_flags(tmp_path, monkeypatch, capsys):
     assert o.size == 96 and o.weights == "random"
     assert f"the demo result is {tmp_path / 'sub' / 'mine.png'}" in capsys.readouterr().out
     assert out2 == str(tmp_path / assets.DEMO_OUTPUT)
-    assert o2.size == config.DEFAULTS.size and o2.weights is None  # None: the "original" set
+    assert o2.size == options.DEFAULTS.size and o2.weights is None  # None: the "original" set
     assert list(tmp_path.iterdir()) == [tmp_path / "sub"]
 
 

@@ -3,7 +3,7 @@
 A table of cases run in-process (cli.main): odd but valid inputs must simply work (exit 0, a
 sensible output); bad ones end with a non-zero status and exactly one line on stderr,
 "painterly: error: ...". Every numeric option of `transfer` is tried negative, zero, huge and
-NaN, enumerated from config.SPECS so a new option is covered without editing this file. A
+NaN, enumerated from options.SPECS so a new option is covered without editing this file. A
 Hypothesis property fuzzes the same options; a full disk is simulated in a subprocess
 (RLIMIT_FSIZE) and in-process (ENOSPC). Every case checks that no input file changed, that
 an existing output is either untouched or completely replaced, and that no hidden temporary
@@ -34,9 +34,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from painterly import engine
+from painterly import engine, options
 from painterly import imaging as images
-from painterly import options as config
 from painterly.cli import main as cli
 from painterly.errors import Stop
 from painterly.runtime import memory
@@ -394,15 +393,18 @@ BAD = [
 ]
 
 
-# --- every numeric option of transfer, negative, zero, huge and NaN (from config.SPECS) ------------------
-_HINTS = typing.get_type_hints(config.Options)
+# --- every numeric option of transfer, negative, zero, huge and NaN (from options.SPECS) ------------------
+_HINTS = typing.get_type_hints(options.Options)
 # Flags a value needs to matter (and to be valid at all): region weights need regions, etc.
 CONTEXT = {
     "region_weights": ["--content-mask", "@mask.png"],
     "learning_rate": ["--optimizer", "adam"],
     "noise_amplitude": ["--init", "noise"],
 }
-COUNT = {"style_layer_weights": len(config.DEFAULTS.style_layers), "region_weights": 2}  # values a list needs
+COUNT = {
+    "style_layer_weights": len(options.DEFAULTS.style_layers),
+    "region_weights": 2,
+}  # values a list needs
 # In range for the Spec, refused by a rule between fields (named here, so no rule goes unnoticed).
 ZERO_REFUSED = {"style_blend": "positive sum"}
 
@@ -410,8 +412,8 @@ ZERO_REFUSED = {"style_blend": "positive sum"}
 def numeric_options(verb: str = "transfer") -> list:
     """(name, spec, kind) for every option of `verb` that takes numbers (a number or a list)."""
     out = []
-    for f in dataclasses.fields(config.Options):
-        spec = config.SPECS[f.name]
+    for f in dataclasses.fields(options.Options):
+        spec = options.SPECS[f.name]
         kind = spec.item if spec.item is not None else _HINTS[f.name]
         if verb in spec.jobs and kind in (int, float):
             out.append((f.name, spec, kind))
@@ -419,7 +421,7 @@ def numeric_options(verb: str = "transfer") -> list:
 
 
 # Which of -1, 0, a huge number and NaN each numeric option accepts, written out by hand (not
-# derived from config.SPECS, which is what is under test): none takes a negative, huge or NaN
+# derived from options.SPECS, which is what is under test): none takes a negative, huge or NaN
 # value; these take 0 (a weight of 0 switches its term off, 0 iterations give the start, seed 0
 # is a seed, --threads 0 and --tile 0 mean "automatic"/"untiled").
 ZERO_VALID = {
@@ -458,8 +460,8 @@ def _numeric_cases():
             value = ",".join([text] * COUNT.get(name, 1))
             ok = _admits(name, label)
             refused_by_rule = label == "zero" and name in ZERO_REFUSED
-            expect = "" if ok else ZERO_REFUSED[name] if refused_by_rule else config.flag(name)
-            argv = [T, "@c.png", "@s.png", *OUT, *FAST, *CONTEXT.get(name, []), config.flag(name), value]
+            expect = "" if ok else ZERO_REFUSED[name] if refused_by_rule else options.flag(name)
+            argv = [T, "@c.png", "@s.png", *OUT, *FAST, *CONTEXT.get(name, []), options.flag(name), value]
             cases.append(pytest.param(argv, ok, expect, id=f"{name}-{label}"))
     return cases
 
@@ -600,7 +602,7 @@ def test_no_space_left_on_device(corpus, tmp_path, capsys, monkeypatch, failing,
 
 # --- a Hypothesis property over every numeric option of transfer ---------------------------------------------
 MAX_STEPS = 3  # a valid run is stopped (as Ctrl-C would) after this many steps: iterations may be 100000
-_BASE = config.DEFAULTS.replace(weights="random", size=96, iterations=(2,), device="cpu", precision="fp32")
+_BASE = options.DEFAULTS.replace(weights="random", size=96, iterations=(2,), device="cpu", precision="fp32")
 # The memory the runs may use: what a 96 px run of the base options needs. The tool's own check then
 # refuses a valid but large --size, --scales or --style-scale (one line naming the largest size that
 # fits) the same way on every machine, instead of spending minutes on it.
@@ -696,12 +698,12 @@ def _bounded():
 @given(data=st.data())
 def test_fuzzed_numeric_option(name, spec, kind, data, corpus, tmp_path_factory, capsys):
     """Any text for any numeric option: a run with an output, or one line and a non-zero status."""
-    text = data.draw(_values(name, spec, kind), label=config.flag(name))
+    text = data.draw(_values(name, spec, kind), label=options.flag(name))
     case = tmp_path_factory.mktemp("fuzz")
     (case / "out.png").write_bytes(PRECIOUS)
     before = _hashes(corpus)
     argv = _argv(
-        [T, "@c.png", "@s.png", *OUT, *FAST, *CONTEXT.get(name, []), f"{config.flag(name)}={text}"],
+        [T, "@c.png", "@s.png", *OUT, *FAST, *CONTEXT.get(name, []), f"{options.flag(name)}={text}"],
         corpus,
         case,
     )

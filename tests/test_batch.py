@@ -18,7 +18,7 @@ from PIL import Image
 from ci import require
 from holds import hold_env, wait_gone, wait_held
 from painterly import imaging as images
-from painterly import options as config
+from painterly import options
 from painterly.batch import jobs as batch_jobs
 from painterly.batch import workers
 from painterly.cli import main as cli
@@ -162,7 +162,7 @@ def test_manifest_csv_with_outputs_and_per_job_options(inputs, capsys):
     first = images.read_recipe(inputs["out"] / "sub" / "first.png")
     assert first["options"]["style_weight"] == 100.0 and first["options"]["iterations"] == [2]
     second = images.read_recipe(inputs["out"] / "p1--oil.png")
-    assert second["options"]["style_weight"] == config.DEFAULT_STYLE_WEIGHT and second["options"][
+    assert second["options"]["style_weight"] == options.DEFAULT_STYLE_WEIGHT and second["options"][
         "iterations"
     ] == [3]
     assert second["content"]["path"] in (str(inputs["photos"][1]), "p1.png")
@@ -559,7 +559,7 @@ def test_changed_style_pixels_or_weights_redo_a_job(inputs, capsys):
     # the recipe records the weights' SHA-256: another weights file is another job
     out = inputs["out"] / "p0--ink.png"
     recipe = images.read_recipe(out)
-    o = config.Options.from_dict(recipe["options"])
+    o = options.Options.from_dict(recipe["options"])
     task = {"content": str(inputs["photos"][0]), "style": str(inputs["paintings"][0])}
     assert up_to_date(recipe, task, o, recipe["weights_sha256"], _Hashes())
     assert not up_to_date(recipe, task, o, "0" * 64, _Hashes())

@@ -13,9 +13,8 @@ import pytest
 from PIL import Image
 
 import painterly
-from painterly import engine
+from painterly import engine, options
 from painterly import imaging as images
-from painterly import options as config
 from painterly.cli import main as cli
 from painterly.errors import InvalidOption
 
@@ -31,7 +30,7 @@ def _img(path: Path, seed: int, size=(40, 32)) -> Path:
 
 # --- the prepared engines ------------------------------------------------------------------------
 def test_a_stylizer_refuses_other_network_options_and_takes_any_other(small):
-    st = engine.Stylizer(config.DEFAULTS.replace(**FAST))
+    st = engine.Stylizer(options.DEFAULTS.replace(**FAST))
     for field, value in (("pooling", "avg"), ("normalize", False), ("precision", "bf16")):
         with pytest.raises(InvalidOption, match=f"prepared with other {field};"):
             st.run(small["content"], [small["style"]], options=st.options.replace(**{field: value}))
@@ -45,7 +44,7 @@ def test_a_stylizer_refuses_other_network_options_and_takes_any_other(small):
 
 
 def test_prepared_reuses_an_engine_per_network_and_keeps_only_the_last_two():
-    base = config.DEFAULTS.replace(**FAST)
+    base = options.DEFAULTS.replace(**FAST)
     a = engine.prepared(base)
     assert engine.prepared(base.replace(style_weight=9.0, size=48)) is a  # not a network field
     b = engine.prepared(base.replace(pooling="avg"))
@@ -56,7 +55,7 @@ def test_prepared_reuses_an_engine_per_network_and_keeps_only_the_last_two():
 
 
 def test_the_style_target_cache_reuses_keys_by_pixels_and_options_and_evicts_the_oldest(small, monkeypatch):
-    st = engine.Stylizer(config.DEFAULTS.replace(**FAST))
+    st = engine.Stylizer(options.DEFAULTS.replace(**FAST))
     styles = [_img(small["dir"] / f"s{i}.png", i, (36, 36)) for i in range(3)]
     st.run(small["content"], [styles[0]])
     assert len(st._styles) == 1

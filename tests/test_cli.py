@@ -11,7 +11,7 @@ import pytest
 
 from holds import hold_env, release, wait_held
 from painterly import imaging as images
-from painterly import options as config
+from painterly import options
 from painterly.cli import main as cli
 from painterly.cli import terminal
 
@@ -252,7 +252,7 @@ def test_rerun_reads_a_recipe_written_before_the_rename(small, capsys):
 )
 def test_rerun_of_a_recipe_from_before_a_field_existed_runs_without_it(small, capsys, field, flag, today):
     # Recipes written before --content-ceiling or --palette-weight existed lack the field: they rerun
-    # as they ran (config.BEFORE: 0, off), not with today's default.
+    # as they ran (options.BEFORE: 0, off), not with today's default.
     from PIL import PngImagePlugin
 
     a, old, b = small["dir"] / "a.png", small["dir"] / "old.png", small["dir"] / "b.png"
@@ -266,7 +266,7 @@ def test_rerun_of_a_recipe_from_before_a_field_existed_runs_without_it(small, ca
     assert code == 0, err
     assert images.read_recipe(b)["options"][field] == 0.0
     assert images.load_image(a).tobytes() == images.load_image(b).tobytes()
-    assert getattr(config.Options.from_dict({}), field) == 0.0 and getattr(config.DEFAULTS, field) == today
+    assert getattr(options.Options.from_dict({}), field) == 0.0 and getattr(options.DEFAULTS, field) == today
 
 
 def test_command_line_round_trips_options():
@@ -304,7 +304,7 @@ def test_paper_preset(small):
     assert o.precision == "fp32" and o.init == "noise" and o.iterations == (500,) and o.scales == ()
     assert o.content_layers == ("relu4_2",) and o.pooling == "avg" and o.normalize
     assert o.style_layers == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-    assert o.style_weight == config.ABSOLUTE_STYLE_WEIGHT and o.content_weight == 1.0
+    assert o.style_weight == options.ABSOLUTE_STYLE_WEIGHT and o.content_weight == 1.0
     assert o.balance == "absolute"  # the paper's losses, not relative to the photo
     assert o.range_weight == 0.0 and o.tv_weight == 0.0  # no penalty the paper does not have
     # The content term stays per position (README): the default beta was chosen with it.
@@ -314,9 +314,9 @@ def test_paper_preset(small):
 
 
 def test_quality_and_fast_presets():
-    assert tuple(config.PRESETS) == ("fast", "quality", "paper", "neighbour")
+    assert tuple(options.PRESETS) == ("fast", "quality", "paper", "neighbour")
     fast = _preset("fast")
-    assert fast == config.DEFAULTS
+    assert fast == options.DEFAULTS
     q = _preset("quality")
     assert q.iterations == (120, 80) and q.pooling == "max"
     # nothing else changes
@@ -327,9 +327,9 @@ def test_quality_and_fast_presets():
 def test_defaults_are_the_paper_layers_on_the_original_weights():
     o = _preset("fast")
     assert o.weights is None and o.preprocess is None
-    assert o.content_layers == config.PAPER_CONTENT_LAYERS == ("relu4_2",)
-    assert o.style_layers == config.PAPER_STYLE_LAYERS
-    assert o.style_weight == config.DEFAULT_STYLE_WEIGHT and o.content_weight == 1.0
+    assert o.content_layers == options.PAPER_CONTENT_LAYERS == ("relu4_2",)
+    assert o.style_layers == options.PAPER_STYLE_LAYERS
+    assert o.style_weight == options.DEFAULT_STYLE_WEIGHT and o.content_weight == 1.0
     # beta in units of the photo's own distances (--balance photo), measured on the wide set
     assert o.balance == "photo" and 1 <= o.style_weight <= 30 and o.init == "palette"
     assert (o.range_weight, o.content_average, o.noise_amplitude) == (3e4, True, 0.2)
@@ -709,7 +709,7 @@ def test_a_long_or_large_run_gets_a_note_up_front(small, capsys, monkeypatch):
     assert terminal.time_note(_iterate(103, 150, (3, 4), (2, 30), 3 * 3600.0)).startswith("painterly: note:")
     assert terminal.time_note(_iterate(62, 100, (2, 2), (2, 40), 3 * 3600.0)).startswith("painterly: note:")
     monkeypatch.setattr(memory, "available_bytes", lambda device="cpu": 10 * 1024**3)
-    o = config.DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu")
+    o = options.DEFAULTS.replace(weights="random", size=32, iterations=(2,), device="cpu")
     assert terminal.memory_note(o, "transfer", small["content"], [small["style"]]) == ""
     big = o.replace(size=2000)
     note = terminal.memory_note(big, "transfer", small["content"], [small["style"]])
@@ -745,9 +745,9 @@ def test_every_verb_and_flag_has_a_description_and_shows_its_real_default():
             name = f"{verb} {'/'.join(a.option_strings) or a.dest}"
             assert a.help and a.help != argparse.SUPPRESS, f"{name} has no help"
             default = a.default
-            field = a.dest if a.dest in config.SPECS else None
+            field = a.dest if a.dest in options.SPECS else None
             if field:  # an option flag: the default the verb really runs with
-                default = config.job_default(verb, field)
+                default = options.job_default(verb, field)
             if isinstance(default, tuple):
                 default = ",".join(map(str, default))
             if default not in (None, False, "", (), []) and not (
@@ -767,8 +767,8 @@ def test_every_verb_and_flag_has_a_description_and_shows_its_real_default():
     assert all(h.endswith("(default: noise)") for h in init.values()), init
     assert not any(a.dest == "lbfgs_line_search" for a in sub.choices["texture"]._actions)
     assert (
-        "0: off" not in config.SPECS["content_target"].help
-        and "0 turns this off" in config.SPECS["content_target"].help
+        "0: off" not in options.SPECS["content_target"].help
+        and "0 turns this off" in options.SPECS["content_target"].help
     )
 
 

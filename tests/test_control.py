@@ -8,9 +8,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 import painterly
-from painterly import api, engine
+from painterly import api, engine, options
 from painterly import imaging as images
-from painterly import options as config
 from painterly.cli import main as cli
 from painterly.cli import terminal
 from painterly.errors import InvalidOption
@@ -89,7 +88,7 @@ def test_blended_gram_target_is_the_weighted_sum():
     torch.manual_seed(0)
     net = random_vgg("conv2_1")
     feats = network.feature_fn(net)
-    o = config.DEFAULTS.replace(content_layers=(), style_layers=("conv1_1", "conv2_1"))
+    o = options.DEFAULTS.replace(content_layers=(), style_layers=("conv1_1", "conv2_1"))
     s1, s2 = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 32, 16)
     t = engine.build_targets(feats, o, None, [s1, s2], [0.7, 0.3])
     for l in o.style_layers:
@@ -138,7 +137,7 @@ def test_region_losses_are_guided_grams_weighted_by_lambda():
     torch.manual_seed(0)
     net = random_vgg("conv2_1")
     feats = network.feature_fn(net)
-    o = config.DEFAULTS.replace(content_layers=(), style_layers=("conv1_1", "conv2_1"), mask_mode="resize")
+    o = options.DEFAULTS.replace(content_layers=(), style_layers=("conv1_1", "conv2_1"), mask_mode="resize")
     from painterly.imaging import masks
 
     content_mask = torch.zeros(2, 16, 24)
@@ -178,8 +177,8 @@ def test_region_losses_are_guided_grams_weighted_by_lambda():
     [
         dict(
             balance="absolute",
-            style_weight=config.ABSOLUTE_STYLE_WEIGHT,
-            range_weight=config.ABSOLUTE_RANGE_WEIGHT,
+            style_weight=options.ABSOLUTE_STYLE_WEIGHT,
+            range_weight=options.ABSOLUTE_RANGE_WEIGHT,
         )
     ],
     ids=["absolute"],
@@ -316,15 +315,15 @@ def test_scales_auto_from_python_as_in_the_cli():
     assert (
         api._options(None, dict(scales="auto", size=1024)).scales
         == (256, 512, 1024)
-        == config.auto_scales(1024)
+        == options.auto_scales(1024)
     )
-    assert api._options(config.DEFAULTS.replace(size=600), dict(scales="auto")).scales == (150, 300, 600)
+    assert api._options(options.DEFAULTS.replace(size=600), dict(scales="auto")).scales == (150, 300, 600)
     assert api._options(None, dict(scales="auto", size=200)).scales == (200,)
 
 
 # --- 5. every style loss, with and without masks, with TV ------------------------------------------------
 # The per-layer statistics; the neighbour loss has its own tests (test_neighbour.py).
-@pytest.mark.parametrize("loss", [n for n in config.STYLE_LOSSES if n != "neighbour"])
+@pytest.mark.parametrize("loss", [n for n in options.STYLE_LOSSES if n != "neighbour"])
 @pytest.mark.parametrize("with_masks", [False, True])
 def test_each_style_loss_runs_end_to_end(small, two_styles, tmp_path, loss, with_masks):
     kw = dict(

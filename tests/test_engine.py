@@ -8,9 +8,8 @@ import torch
 from PIL import Image
 
 import painterly
-from painterly import engine, losses, objective
+from painterly import engine, losses, objective, options
 from painterly import imaging as images
-from painterly import options as config
 from painterly.errors import InvalidOption, Stop
 from painterly.imaging import color
 from painterly.losses import as_matrix, range_loss, statistic
@@ -30,7 +29,7 @@ def _png_bytes(img: Image.Image) -> bytes:
 
 def test_objective_gradient_matches_finite_differences():
     torch.manual_seed(0)
-    o = config.DEFAULTS.replace(
+    o = options.DEFAULTS.replace(
         content_layers=("conv2_2",),
         style_layers=("conv1_1", "conv2_1", "conv3_1"),
         tv_weight=0.5,
@@ -61,15 +60,15 @@ def test_objective_gradient_matches_finite_differences():
 
 
 def test_report_losses_are_the_papers_units(small, fast):
-    fast = dict(fast, balance="absolute", style_weight=config.ABSOLUTE_STYLE_WEIGHT)
+    fast = dict(fast, balance="absolute", style_weight=options.ABSOLUTE_STYLE_WEIGHT)
     res = painterly.run_transfer(small["content"], small["style"], **fast)
     o = res.options
-    assert o.content_average and o.range_weight == 3e4 and o.style_weight == config.ABSOLUTE_STYLE_WEIGHT
+    assert o.content_average and o.range_weight == 3e4 and o.style_weight == options.ABSOLUTE_STYLE_WEIGHT
     w = objective.layer_weights(o)
     assert w == pytest.approx([0.2] * 5)
     assert set(res.losses) == {"content", "style", "tv", "range", "palette", "total"}
     assert set(res.losses["content"]) == {"relu4_2"}
-    assert list(res.losses["style"]) == list(config.PAPER_STYLE_LAYERS)
+    assert list(res.losses["style"]) == list(options.PAPER_STYLE_LAYERS)
     assert res.iterations == 5 and res.image.size == (32, 26)
     # The reported per-layer losses are the paper's (a sum over positions for L_content);
     # the total divides L_content by relu4_2's M = 4 x 3 positions (32x26 after three poolings).
@@ -138,7 +137,7 @@ def test_init_palette_starts_from_the_photo_in_the_paintings_colours(fast):
     s = torch.stack([torch.full((20, 20), v) for v in (0.2, 0.5, 0.7)])[None] + 0.05 * torch.rand(
         1, 3, 20, 20, generator=g
     )
-    o = config.DEFAULTS.replace(**fast)
+    o = options.DEFAULTS.replace(**fast)
     assert o.init == "palette"
     x = starts.initial(o, None, (32, 24), c, [s], g, torch.device("cpu"), False)
     assert x.shape == c.shape and float(x.min()) >= 0 and float(x.max()) <= 1
@@ -161,7 +160,7 @@ def _objective(o, size=16):
 
 
 def test_objective_weighs_each_term_and_sums_them():
-    o = config.DEFAULTS.replace(
+    o = options.DEFAULTS.replace(
         content_layers=("relu2_2",),
         style_layers=("relu1_1", "relu2_1"),
         content_weight=2.0,
@@ -206,7 +205,7 @@ def test_range_penalty_keeps_the_optimised_pixels_in_range():
     # optimize.optimise returns the unclipped iterate: without the penalty a random network
     # drives many pixels out of [0, 1]; with the default penalty (almost) none leave it.
     def outside(**kw):
-        o = config.DEFAULTS.replace(
+        o = options.DEFAULTS.replace(
             content_layers=("relu3_1",),
             style_layers=("relu1_1", "relu2_1", "relu3_1"),
             style_weight=1e4,
@@ -225,7 +224,7 @@ def test_range_penalty_keeps_the_optimised_pixels_in_range():
 
 @pytest.mark.parametrize("amplitude", [0.2, 1.0])
 def test_noise_init_is_centred_on_grey_with_the_given_amplitude(amplitude):
-    o = config.DEFAULTS.replace(init="noise", noise_amplitude=amplitude)
+    o = options.DEFAULTS.replace(init="noise", noise_amplitude=amplitude)
     x = starts.initial(
         o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False
     )
@@ -332,12 +331,12 @@ def test_the_python_api_takes_a_preset_keyword(small, fast):
     from painterly import api
 
     q = api._options(None, {"preset": "quality"})
-    assert q == config.DEFAULTS.replace(iterations=(120, 80), pooling="max")
+    assert q == options.DEFAULTS.replace(iterations=(120, 80), pooling="max")
     # The other keywords override the preset.
     assert api._options(None, {"preset": "quality", "iterations": 3}).iterations == (3,)
     p = api._options(None, {"preset": "paper"})
     assert p.init == "noise" and p.range_weight == 0.0 and p.iterations == (500,)
-    assert api._options(None, {"preset": "fast"}) == config.DEFAULTS
+    assert api._options(None, {"preset": "fast"}) == options.DEFAULTS
     with pytest.raises(InvalidOption, match="preset"):
         api._options(None, {"preset": "slow"})
     res = painterly.run_transfer(
@@ -356,11 +355,11 @@ def test_the_python_reconstructions_default_to_the_paper_layers():
 
     assert (
         inspect.signature(api.reconstruct_content).parameters["layer"].default
-        == config.PAPER_CONTENT_LAYERS[0]
+        == options.PAPER_CONTENT_LAYERS[0]
     )
     assert (
         tuple(inspect.signature(api.synthesize_texture).parameters["layers"].default)
-        == config.PAPER_STYLE_LAYERS
+        == options.PAPER_STYLE_LAYERS
     )
 
 
@@ -413,7 +412,7 @@ def _stop_at(stage: str, tile: int):
 
 @pytest.mark.parametrize("line_search", [False, True])
 def test_a_stop_between_tiles_returns_the_last_complete_step(content_path, style_path, line_search):
-    o = config.DEFAULTS.replace(**_TILED, lbfgs_line_search=line_search)
+    o = options.DEFAULTS.replace(**_TILED, lbfgs_line_search=line_search)
     on_stage, seen = _stop_at("step 2/3: backward", 2)
     steps = []
     stopped = engine.Stylizer(o).run(
@@ -428,7 +427,7 @@ def test_a_stop_between_tiles_returns_the_last_complete_step(content_path, style
 
 
 def test_stages_are_reported_from_the_start_and_after_the_targets(content_path, style_path):
-    o = config.DEFAULTS.replace(weights="random", size=64, iterations=(2, 2), device="cpu")
+    o = options.DEFAULTS.replace(weights="random", size=64, iterations=(2, 2), device="cpu")
     seen = []
     r = engine.Stylizer(o).run(content_path, [style_path], on_stage=lambda *a: seen.append(a))
     names = [s[0] for s in seen]
@@ -438,14 +437,14 @@ def test_stages_are_reported_from_the_start_and_after_the_targets(content_path, 
 
 
 def test_a_stop_before_any_step_propagates(content_path, style_path):
-    o = config.DEFAULTS.replace(**_TILED)
+    o = options.DEFAULTS.replace(**_TILED)
     on_stage, _ = _stop_at("scale 1/1 (128x96): style statistics", 1)
     with pytest.raises(Stop):
         engine.Stylizer(o).run(content_path, [style_path], on_stage=on_stage)
 
 
 def test_a_stop_during_the_final_losses_keeps_the_finished_picture(content_path, style_path):
-    o = config.DEFAULTS.replace(**_TILED)
+    o = options.DEFAULTS.replace(**_TILED)
     on_stage, _ = _stop_at("final losses: forward", 1)
     r = engine.Stylizer(o).run(content_path, [style_path], on_stage=on_stage)
     done = engine.Stylizer(o).run(content_path, [style_path])
@@ -492,7 +491,7 @@ def test_rebalance_aims_beta_at_the_content_target(apart, target, factor):
 def test_content_target_rescales_beta_after_each_scale_but_the_last(
     content_path, style_path, target, direction
 ):
-    o = config.DEFAULTS.replace(
+    o = options.DEFAULTS.replace(
         weights="random", size=128, iterations=(3, 3, 3), device="cpu", content_target=target
     )
     r = engine.Stylizer(o).run(content_path, [style_path])
@@ -561,7 +560,7 @@ def test_content_distance_is_zero_at_the_photo_and_undoes_the_normalisation(cont
 def test_a_run_above_the_content_ceiling_takes_half_its_last_steps_again_at_a_lower_beta(
     content_path, style_path, ceiling
 ):
-    o = config.DEFAULTS.replace(
+    o = options.DEFAULTS.replace(
         weights="random", size=64, iterations=(4, 6), device="cpu", content_ceiling=ceiling
     )
     seen = []
@@ -583,7 +582,7 @@ def test_a_run_above_the_content_ceiling_takes_half_its_last_steps_again_at_a_lo
 
 def test_a_content_target_above_the_ceiling_raises_the_ceiling_to_it(content_path, style_path):
     # the tiny ceiling alone polishes twice (above); a target of 4 lifts it to 4, over this run's K
-    o = config.DEFAULTS.replace(
+    o = options.DEFAULTS.replace(
         weights="random", size=64, iterations=(4, 6), device="cpu", content_ceiling=1e-3
     )
     runs = {t: engine.Stylizer(o).run(content_path, [style_path], content_target=t) for t in (0.0, 4.0)}
@@ -592,7 +591,7 @@ def test_a_content_target_above_the_ceiling_raises_the_ceiling_to_it(content_pat
 
 
 def test_the_content_ceiling_leaves_a_run_under_it_byte_for_byte(content_path, style_path):
-    o = config.DEFAULTS.replace(weights="random", size=64, iterations=(3, 3), device="cpu")
+    o = options.DEFAULTS.replace(weights="random", size=64, iterations=(3, 3), device="cpu")
     runs = [engine.Stylizer(o).run(content_path, [style_path], content_ceiling=c) for c in (0.0, 4.0)]
     assert runs[0].image.tobytes() == runs[1].image.tobytes() and runs[1].iterations == 6
 
@@ -610,7 +609,7 @@ def test_steps_carry_their_scale_and_a_measured_time_left_to_the_final_losses(co
     """The callback names each step's scale (a new scale's first losses are against its own
     targets); the time left counts the later scales and the final evaluation, announced as a
     stage of its own."""
-    o = config.DEFAULTS.replace(weights="random", size=64, iterations=(3, 2), device="cpu")
+    o = options.DEFAULTS.replace(weights="random", size=64, iterations=(3, 2), device="cpu")
     steps, stages = [], []
     engine.Stylizer(o).run(
         content_path, [style_path], callback=steps.append, on_stage=lambda *a: stages.append(a)
@@ -660,10 +659,10 @@ def test_the_palette_term_is_one_at_the_photo_and_off_in_the_paper_preset(conten
     st = engine.Stylizer(weights="random", device="cpu", size=48)
     obj, c = st.objective(content_path, [style_path], 48, fp32=True)
     term = obj.term("palette")
-    assert term.weight == config.DEFAULTS.palette_weight > 0 and term.target is not None
+    assert term.weight == options.DEFAULTS.palette_weight > 0 and term.target is not None
     assert float(term.reduce(obj.parts(c)["palette"])) == pytest.approx(1.0)  # --balance photo
-    assert config.Options().replace(**config.PRESETS["paper"].overrides).palette_weight == 0.0
-    assert config.Options().replace(**config.PRESETS["neighbour"].overrides).palette_weight == 0.0
+    assert options.Options().replace(**options.PRESETS["paper"].overrides).palette_weight == 0.0
+    assert options.Options().replace(**options.PRESETS["neighbour"].overrides).palette_weight == 0.0
 
 
 def test_a_masked_run_goes_without_the_palette_term(content_path, style_path, tmp_path):
@@ -681,7 +680,7 @@ def test_a_masked_run_goes_without_the_palette_term(content_path, style_path, tm
 def test_the_palette_term_takes_a_run_nearer_the_paintings_colours(content_path, style_path):
     from painterly import imaging as images
 
-    o = config.DEFAULTS.replace(weights="random", size=96, iterations=(5, 5), device="cpu", precision="fp32")
+    o = options.DEFAULTS.replace(weights="random", size=96, iterations=(5, 5), device="cpu", precision="fp32")
     runs = {w: engine.Stylizer(o).run(content_path, [style_path], palette_weight=w) for w in (0.0, 50.0)}
     d = losses.palette_directions(3)
     s = images.to_tensor(images.resize_long_side(images.load_image(style_path), 96))

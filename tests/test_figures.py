@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from painterly import imaging as images
-from painterly import options as config
+from painterly import options
 from painterly.cli import figures
 from painterly.cli import main as cli
 
@@ -167,4 +167,4 @@ def test_figure_3_weighs_the_papers_two_terms_only(small, monkeypatch):
     monkeypatch.setattr(engine.Stylizer, "run", run)
     figures.figure(3, small["content"], small["style"], ratios=(1e-3,), **TINY)
     assert len(seen) == 5 and all(o.palette_weight == 0.0 and o.balance == "absolute" for o in seen)
-    assert config.DEFAULTS.palette_weight > 0
+    assert options.DEFAULTS.palette_weight > 0

@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from painterly import losses
-from painterly import options as config
+from painterly import losses, options
 from painterly.errors import InvalidOption
 from painterly.losses import GramLoss, MeanStdLoss, SlicedLoss, W2Loss, content_loss, gram, statistic, tv_loss
 
@@ -287,7 +286,7 @@ def test_sliced_blend_is_weighted_sum():
 # --- the registry -----------------------------------------------------------------------------------
 def test_registry():
     # every per-layer statistic is a choice; "neighbour" is a term of its own (neighbour.NeighbourTerm)
-    assert tuple(losses.STATISTICS) + ("neighbour",) == tuple(config.STYLE_LOSSES)
+    assert tuple(losses.STATISTICS) + ("neighbour",) == tuple(options.STYLE_LOSSES)
     for name in NAMES:
         assert statistic(name).name == name
     with pytest.raises(InvalidOption, match="did you mean 'sliced'"):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from painterly import options as config
+from painterly import options
 from painterly.errors import InvalidOption
 from painterly.imaging import masks
 from painterly.net.geometry import geometry
@@ -42,7 +42,7 @@ def test_label_maps_refuse_colour_and_photos(tmp_path, array, match):
 
 
 def _opts(**kw):
-    return config.DEFAULTS.replace(**kw)
+    return options.DEFAULTS.replace(**kw)
 
 
 def test_load_content_label_map_and_per_region_list(tmp_path):
@@ -118,7 +118,7 @@ def test_mask_errors_are_one_line(tmp_path, kw, sizes, match):
 
 def test_resize_mode_is_area_downsampling():
     m = (torch.rand(2, 32, 48) > 0.5).float()
-    out = masks.propagate(m, config.LAYERS, ["conv1_1", "conv3_1", "pool3"], "resize")
+    out = masks.propagate(m, options.LAYERS, ["conv1_1", "conv3_1", "pool3"], "resize")
     assert torch.equal(out["conv1_1"], m.reshape(2, -1))
     area = torch.nn.functional.interpolate(m[:, None], size=(8, 12), mode="area")
     assert torch.allclose(out["conv3_1"], area.reshape(2, -1))
@@ -134,8 +134,8 @@ def test_inside_mode_keeps_exactly_the_neurons_whose_receptive_field_is_inside(l
     m = torch.ones(1, h, w)
     m[0, 10:14, 5:50] = 0  # a horizontal bar outside the region
     m[0, :, 40:] = (torch.rand(h, 16) > 0.05).float()  # and speckle
-    out = masks.propagate(m, config.LAYERS, [layer], "inside")[layer]
-    start, end, s = geometry(config.LAYERS)[layer]
+    out = masks.propagate(m, options.LAYERS, [layer], "inside")[layer]
+    start, end, s = geometry(options.LAYERS)[layer]
     hl, wl = h // s, w // s
     expect = torch.zeros(hl, wl)
     for i in range(hl):

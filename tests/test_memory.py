@@ -4,14 +4,13 @@ import pytest
 import torch
 
 import painterly
-from painterly import engine, imaging
-from painterly import options as config
+from painterly import engine, imaging, options
 from painterly.errors import ResourceError
 from painterly.optim import optimise as optimize
 from painterly.runtime import memory
 
 GiB = 1024**3
-O = config.DEFAULTS.replace(iterations=(2,))
+O = options.DEFAULTS.replace(iterations=(2,))
 
 
 def _lbfgs_history(o, iterations: int):
@@ -122,7 +121,7 @@ def test_run_tiles_automatically_when_that_makes_it_fit(small, monkeypatch):
         style_layers=("conv1_1", "conv2_1"),
         content_layers=("conv2_2",),
     )
-    o = config.DEFAULTS.replace(**kw)
+    o = options.DEFAULTS.replace(**kw)
     monkeypatch.setattr(memory, "TILE_CANDIDATES", (32,))
     untiled = memory.estimate_peak_bytes(o, 64, 51, style_sizes=[(36, 36)])
     tiled = memory.estimate_peak_bytes(o, 64, 51, style_sizes=[(36, 36)], tile=32)
@@ -145,7 +144,7 @@ def test_run_tiles_automatically_when_that_makes_it_fit(small, monkeypatch):
 @pytest.mark.parametrize("size, tile, preset", [(512, 0, None), (1024, 512, None), (512, 0, "neighbour")])
 def test_estimate_is_close_to_the_measured_peak(size, tile, preset):
     extra = {"preset": preset, "iterations": [1, 1, 1, 2]} if preset else {}
-    o = config.options_from(O, extra).replace(size=size, precision="bf16")
+    o = options.options_from(O, extra).replace(size=size, precision="bf16")
     m = memory.measure(size, tile=tile, precision="bf16", **extra)
     w, h = m["size"]
     est = memory.estimate_peak_bytes(o, w, h, style_sizes=[(300, 300)], tile=tile)

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from painterly import methods
-from painterly import options as config
+from painterly import methods, options
 from painterly.cli import main as cli
 from painterly.errors import InvalidOption
 from painterly.methods import Method, StyleInputs
@@ -34,7 +33,7 @@ class MeanColour(Method):
     """A toy method: the painting's mean colour, nothing of its texture."""
 
     names = ("toy-mean-colour",)
-    preset = config.Preset(
+    preset = options.Preset(
         "toy", "the test suite's toy method", dict(style_loss="toy-mean-colour", style_weight=50.0)
     )
     seen: list = []
@@ -59,7 +58,7 @@ def toy():
     MeanColour.seen = []
     yield method
     methods.unregister(method)
-    assert "toy-mean-colour" not in config.STYLE_LOSSES and "toy" not in config.PRESETS
+    assert "toy-mean-colour" not in options.STYLE_LOSSES and "toy" not in options.PRESETS
 
 
 def _image(path, colour, size=(40, 32), seed=0):
@@ -113,7 +112,7 @@ def test_a_registered_method_brings_its_preset_and_its_refusals(toy, tmp_path, c
     out = tmp_path / "out.png"
     common = ["--weights", "random", "--size", "32", "--iterations", "3", "-o", str(out), "--quiet"]
     assert cli.main(["transfer", photo, painting, "--preset", "toy", *common]) == 0
-    assert methods.get(config.options_from(overrides={"preset": "toy"}).style_loss) is toy
+    assert methods.get(options.options_from(overrides={"preset": "toy"}).style_loss) is toy
     code = cli.main(["texture", painting, "--style-loss", "toy-mean-colour", *common])
     err = capsys.readouterr().err
     assert code != 0 and "has no texture to synthesise" in err and "Traceback" not in err
@@ -128,8 +127,8 @@ def test_every_method_answers_the_interface():
     for name in methods.names():
         m = methods.get(name)
         assert isinstance(m, Method) and name in m.names
-        assert isinstance(m.cache_key(config.DEFAULTS.replace(style_loss=name)), tuple)
-        assert m.extra_bytes(config.DEFAULTS.replace(style_loss=name), "transfer", 1000, [1000], False) >= 0
+        assert isinstance(m.cache_key(options.DEFAULTS.replace(style_loss=name)), tuple)
+        assert m.extra_bytes(options.DEFAULTS.replace(style_loss=name), "transfer", 1000, [1000], False) >= 0
     # the neighbour method's refusals, from its own module
     with pytest.raises(InvalidOption, match="works only in the transfer job"):
-        methods.validate(config.DEFAULTS.replace(style_loss="neighbour"), "content")
+        methods.validate(options.DEFAULTS.replace(style_loss="neighbour"), "content")

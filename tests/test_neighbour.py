@@ -9,8 +9,7 @@ import torch
 
 import painterly
 from painterly import imaging as images
-from painterly import methods, scores
-from painterly import options as config
+from painterly import methods, options, scores
 from painterly.cli import main as cli
 from painterly.cli import terminal
 from painterly.errors import InvalidOption
@@ -179,9 +178,9 @@ def test_the_term_is_zero_at_its_own_targets_and_positive_elsewhere():
 
     st = Stylizer(
         **NN,
-        **{k: v for k, v in config.PRESETS["neighbour"].overrides.items() if k in ("pooling", "normalize")},
+        **{k: v for k, v in options.PRESETS["neighbour"].overrides.items() if k in ("pooling", "normalize")},
     )
-    o = config.options_from(None, dict(preset="neighbour", size=32, **NN))
+    o = options.options_from(None, dict(preset="neighbour", size=32, **NN))
     pil = images.to_pil(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(6)))
     obj, c = st.objective(pil, pil, 32, options=o)
     match_neighbours(obj, c, c, True, o.neighbour_photo)
@@ -215,7 +214,7 @@ def test_refusals_are_one_clear_line(small):
     with pytest.raises(InvalidOption, match="does not support regions"):
         painterly.run_transfer(small["content"], small["style"], content_mask=str(small["content"]), **base)
     with pytest.raises(InvalidOption, match="only in the transfer job"):
-        methods.validate(config.Options(style_loss="neighbour"), "texture")
+        methods.validate(options.Options(style_loss="neighbour"), "texture")
 
 
 def test_cli_preset_runs_and_rerun_reproduces_the_bytes(small, capsys):

@@ -3,7 +3,7 @@ import copy
 import pytest
 import torch
 
-from painterly import options as config
+from painterly import options
 from painterly.errors import InvalidOption
 from painterly.net import normalize
 from painterly.net import vgg as network
@@ -12,8 +12,8 @@ from painterly.net.vgg import TORCHVISION_INDEX, VGG19, deepest, load_vgg, rando
 
 
 def test_layer_names_follow_vgg19():
-    assert len(config.LAYERS) == 37
-    assert [n for n in config.LAYERS if n.startswith("conv")][-1] == "conv5_4"
+    assert len(options.LAYERS) == 37
+    assert [n for n in options.LAYERS if n.startswith("conv")][-1] == "conv5_4"
     # torchvision's indices: conv4_2 is features.21, pool5 is features.36
     assert TORCHVISION_INDEX["conv1_1"] == 0 and TORCHVISION_INDEX["conv4_2"] == 21
     assert TORCHVISION_INDEX["pool5"] == 36 and TORCHVISION_INDEX["relu5_1"] == 29
@@ -89,7 +89,7 @@ def test_normalisation_keeps_function_up_to_positive_channel_scales():
         relu = (
             "relu" + block
             if block
-            else max((r for r in scales if r < "relu" + name[4] + "_9"), key=config.LAYERS.index)
+            else max((r for r in scales if r < "relu" + name[4] + "_9"), key=options.LAYERS.index)
         )
         c = scales[relu].view(1, -1, 1, 1)
         assert torch.all(c > 0)
@@ -116,9 +116,9 @@ def test_reference_means_of_the_original_weights_ship_with_the_package(monkeypat
     monkeypatch.setattr(normalize, "measure_means", lambda *a, **k: pytest.fail("measured instead of read"))
     net = random_vgg("relu5_1")  # the table is chosen by hash and pooling, not by the weights
     stored = torch.load(path, map_location="cpu", weights_only=True)
-    for pooling in config.POOLING:
+    for pooling in options.POOLING:
         means = normalize.reference_means(net, sha, pooling)
-        relus = [n for n in config.LAYERS if n.startswith("relu")]
+        relus = [n for n in options.LAYERS if n.startswith("relu")]
         assert list(means) == relus  # all 16, deeper than the network: normalize_vgg stops in time
         for r in relus:
             assert means[r].shape == (network._CHANNELS[int(r[4])],) and means[r].dtype == torch.float32

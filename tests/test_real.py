@@ -16,9 +16,8 @@ import torch.nn.functional as F
 
 import painterly as ns
 from ci import require, shared_images
-from painterly import assets, engine, scores
+from painterly import assets, engine, options, scores
 from painterly import imaging as images
-from painterly import options as config
 from painterly.cli import main as cli
 from painterly.net import load, weights
 from painterly.net.normalize import reference_means
@@ -158,7 +157,7 @@ def test_no_style_layer_dominates_at_the_start(pair):
     c, s = _pair(pair)
     res = ns.run_transfer(c, s, size=128, iterations=(0,), init="content")  # the losses at the photo
     style = res.losses["style"]
-    assert list(style) == list(config.PAPER_STYLE_LAYERS) and all(l.startswith("relu") for l in style)
+    assert list(style) == list(options.PAPER_STYLE_LAYERS) and all(l.startswith("relu") for l in style)
     share = max(style.values()) / sum(style.values())
     # Measured: relu5_1 carries the largest share, 0.82 at 128 px on the paper's pair with max
     # pooling (0.61 with avg); it was 0.89-0.997 on conv5_1 with pre-ReLU layers and per-run means.
@@ -219,7 +218,7 @@ def test_the_range_penalty_keeps_pixels_in_gamut(small):
 
 # --- defect 4: the paper's procedure ends in a clean picture -----------------------------------
 def test_noise_init_is_centred_and_bounded():
-    o = config.DEFAULTS.replace(init="noise")
+    o = options.DEFAULTS.replace(init="noise")
     x = starts.initial(
         o, None, (40, 30), None, [], torch.Generator().manual_seed(0), torch.device("cpu"), False
     )
@@ -230,7 +229,7 @@ def test_noise_init_is_centred_and_bounded():
 @pytest.mark.slow
 def test_paper_preset_from_noise_is_clean(small):
     c, s = small
-    o = config.DEFAULTS.replace(**config.PRESETS["paper"].overrides).replace(size=64, iterations=(100,))
+    o = options.DEFAULTS.replace(**options.PRESETS["paper"].overrides).replace(size=64, iterations=(100,))
     ref = images.resize_long_side(c, 64)
 
     def grain(im) -> float:  # mean absolute difference of neighbouring pixels
@@ -256,10 +255,10 @@ def test_texture_synthesis_matches_the_grams():
     style = images.resize_long_side(images.load_image(STYLE), 64)
     res = ns.run_transfer  # noqa: F841 - the texture job is engine.run("texture", ...)
     tex = engine.run(
-        "texture", None, style, config.DEFAULTS.replace(size=64, iterations=(60,), style_layers=layers)
+        "texture", None, style, options.DEFAULTS.replace(size=64, iterations=(60,), style_layers=layers)
     )
     noise = engine.run(
-        "texture", None, style, config.DEFAULTS.replace(size=64, iterations=(0,), style_layers=layers)
+        "texture", None, style, options.DEFAULTS.replace(size=64, iterations=(0,), style_layers=layers)
     )
     assert sum(tex.losses["style"].values()) < 0.05 * sum(noise.losses["style"].values())
 

@@ -12,9 +12,8 @@ import torch
 
 import painterly
 from ci import skip_or_fail
-from painterly import engine
+from painterly import engine, options
 from painterly import imaging as images
-from painterly import options as config
 from painterly.net import device
 from painterly.net import vgg as network
 from painterly.net.normalize import normalize_vgg
@@ -27,8 +26,8 @@ BF16 = device.Autocast("cpu", torch.bfloat16)
 PAPER_UNITS = dict(
     weights="random",
     balance="absolute",
-    style_weight=config.ABSOLUTE_STYLE_WEIGHT,
-    range_weight=config.ABSOLUTE_RANGE_WEIGHT,
+    style_weight=options.ABSOLUTE_STYLE_WEIGHT,
+    range_weight=options.ABSOLUTE_RANGE_WEIGHT,
     pooling="avg",
 )  # the paper's units and pooling
 
@@ -54,7 +53,7 @@ def _loss_and_grad(objective, x):
 @pytest.mark.parametrize("start", ["noise", "content"])
 def test_bf16_keeps_loss_and_gradient(content_path, style_path, start):
     """The acceptance rule for bf16: loss within 1% of fp32, gradient cosine >= 0.99."""
-    o = config.DEFAULTS.replace(**PAPER_UNITS)
+    o = options.DEFAULTS.replace(**PAPER_UNITS)
     c, s = _inputs(content_path, style_path)
     net = random_vgg("relu5_1").eval()  # the default style layers end at relu5_1
     normalize_vgg(net, [c, s])
@@ -84,7 +83,7 @@ def test_bf16_features_come_from_low_precision_weights_made_once(content_path, s
 
 
 def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path):
-    o = config.DEFAULTS.replace(**PAPER_UNITS)
+    o = options.DEFAULTS.replace(**PAPER_UNITS)
     c, s = _inputs(content_path, style_path, 48)
     net = random_vgg("relu5_1").eval()  # the default style layers end at relu5_1
     normalize_vgg(net, [c, s])
@@ -101,13 +100,13 @@ def test_channels_last_and_fp32_agree_with_plain_layout(content_path, style_path
 def test_auto_precision_follows_native_support(monkeypatch, native):
     monkeypatch.setattr(device, "native_bf16", lambda device: native)
     cpu = torch.device("cpu")
-    amp = device.autocast_for(config.DEFAULTS.replace(precision="auto").precision, cpu)
+    amp = device.autocast_for(options.DEFAULTS.replace(precision="auto").precision, cpu)
     assert (amp == BF16) if native else (amp is contextlib.nullcontext)
     assert (
-        device.autocast_for(config.DEFAULTS.replace(precision="fp32").precision, cpu)
+        device.autocast_for(options.DEFAULTS.replace(precision="fp32").precision, cpu)
         is contextlib.nullcontext
     )
-    assert device.autocast_for(config.DEFAULTS.replace(precision="bf16").precision, cpu) == BF16
+    assert device.autocast_for(options.DEFAULTS.replace(precision="bf16").precision, cpu) == BF16
 
 
 def test_native_bf16_matches_this_cpu():
@@ -177,7 +176,7 @@ def test_compiled_network_gives_the_eager_loss(content_path, style_path):
         skip_or_fail("torch.compile is not supported on this Python/platform")
     if not (os.environ.get("CXX") or any(shutil.which(c) for c in ("c++", "g++", "clang++"))):
         skip_or_fail("torch.compile on a CPU needs a C++ compiler (none on PATH, $CXX unset)")
-    o = config.DEFAULTS.replace(
+    o = options.DEFAULTS.replace(
         weights="random", content_layers=("conv2_1",), style_layers=("conv1_1", "conv2_1")
     )
     c, s = _inputs(content_path, style_path, 32)
@@ -221,7 +220,7 @@ class _Quadratic:
 
 
 def test_lbfgs_recovers_from_an_overflowing_step():
-    o = config.DEFAULTS.replace(optimizer="lbfgs", lbfgs_line_search=False)
+    o = options.DEFAULTS.replace(optimizer="lbfgs", lbfgs_line_search=False)
     seen = []
     x, stopped = optimize.optimise(
         _Quadratic(bad=3), torch.zeros(1, 3, 4, 4), o, 8, lambda l, x: seen.append(l["total"])
@@ -234,7 +233,7 @@ def test_lbfgs_never_returns_a_blind_last_step_that_overshoots():
     """Without a line search the last step is taken blind; the end point is evaluated once more
     and, when it overflows, the point before it is returned (measured: 0.81 -> 20261 at the end
     of a scale on flowers x sketch, the next scale starting from noise)."""
-    o = config.DEFAULTS.replace(optimizer="lbfgs", lbfgs_line_search=False)
+    o = options.DEFAULTS.replace(optimizer="lbfgs", lbfgs_line_search=False)
 
     def run(bad, n):
         return optimize.optimise(_Quadratic(bad), torch.zeros(1, 3, 4, 4), o, n, lambda l, x: None)[0]

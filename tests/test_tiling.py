@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import painterly
-from painterly import engine
-from painterly import options as config
+from painterly import engine, options
 from painterly.imaging import masks
 from painterly.net import vgg as network
 from painterly.net.normalize import filter_means, normalize_vgg
@@ -19,10 +18,10 @@ TOL = 1e-4
 
 def _setup(content_layers, style_layers, loss="gram", size=(96, 80), style_size=(88, 104), seed=0):
     torch.manual_seed(seed)
-    o = config.DEFAULTS.replace(
+    o = options.DEFAULTS.replace(
         content_layers=content_layers, style_layers=style_layers, style_loss=loss, tv_weight=0.5
     )
-    net = random_vgg(max(content_layers + style_layers, key=config.LAYERS.index))
+    net = random_vgg(max(content_layers + style_layers, key=options.LAYERS.index))
     c, s = torch.rand(1, 3, *size[::-1]), torch.rand(1, 3, *style_size[::-1])
     normalize_vgg(net, [c, s])
     return o, net, network.feature_fn(net), c, s
@@ -91,7 +90,7 @@ def _compare(o, feats, net, c, s, tile, sm=None, halo=None):
 
 
 # The per-layer statistics; the neighbour loss refuses to tile (test_neighbour.py).
-@pytest.mark.parametrize("loss", [n for n in config.STYLE_LOSSES if n != "neighbour"])
+@pytest.mark.parametrize("loss", [n for n in options.STYLE_LOSSES if n != "neighbour"])
 @pytest.mark.parametrize("with_masks", [False, True])
 def test_tiled_equals_untiled_for_every_loss(loss, with_masks):
     o, net, feats, c, s = _setup(
@@ -110,7 +109,7 @@ def test_tiled_equals_untiled_for_every_loss(loss, with_masks):
 
 def test_tiled_equals_untiled_with_the_papers_layers():
     o, net, feats, c, s = _setup(
-        config.PAPER_CONTENT_LAYERS, config.PAPER_STYLE_LAYERS, size=(192, 176), style_size=(176, 192)
+        options.PAPER_CONTENT_LAYERS, options.PAPER_STYLE_LAYERS, size=(192, 176), style_size=(176, 192)
     )
     worst, tl = _compare(o, feats, net, c, s, tile=80)
     assert tl.tile == 80 and tl.halo == 80 and len(tl.tiles(176, 192)) == 9
@@ -127,7 +126,7 @@ def test_a_halo_one_stride_short_is_not_exact():
 
 
 def test_tile_geometry_and_filter_means():
-    names = config.LAYERS
+    names = options.LAYERS
     assert tiling.geometry(names)["conv5_1"] == (-70, 85, 16)
     assert tiling.halo_for(names, ["conv4_2", "conv5_1"]) == (80, 16)
     assert tiling.halo_for(names, ["conv1_1"]) == (1, 1)

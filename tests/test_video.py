@@ -14,9 +14,8 @@ import torch
 from PIL import Image
 
 import painterly
-from painterly import engine
+from painterly import engine, options
 from painterly import imaging as images
-from painterly import options as config
 from painterly.cli import main as cli
 from painterly.errors import Stop
 from painterly.video import cache as video_cache
@@ -276,7 +275,7 @@ def test_a_shot_cut_restarts_from_the_normal_initialisation(tmp_path, style):
     # the frame after the cut is exactly a fresh stylisation of that frame on its own (a clip's
     # frames run without --content-ceiling: video.py)
     _, content = list(video_io.read_frames(clip, 5, 1))[0]
-    one = config.options_from(None, {**FAST, "content_ceiling": 0.0})
+    one = options.options_from(None, {**FAST, "content_ceiling": 0.0})
     alone = engine.Stylizer(one).run(images.fit_to(content, res.size), [style], options=one)
     cached = np.asarray(Image.open(video_cache.frame_cache(out) / "frame_000005.png"))
     assert np.array_equal(cached, np.asarray(alone.image))
@@ -507,5 +506,5 @@ def test_a_clip_keeps_its_own_size_and_small_inputs_are_noted(tmp_path, capsys):
     assert f"painterly: note: {note}" in err and err.count(note) == 1
     assert any(n.startswith(note) for n in json.loads(report.read_text())["notes"])
     big = make_clip(tmp_path / "big.mp4", pan(2, w=600, h=400), fps=12)  # larger than the default: 512 px
-    o = video.own_size(config.DEFAULTS, video_io.probe(big).size)
-    assert o.size == 512 and video.own_size(config.DEFAULTS.replace(size=96), (64, 48)).size == 64
+    o = video.own_size(options.DEFAULTS, video_io.probe(big).size)
+    assert o.size == 512 and video.own_size(options.DEFAULTS.replace(size=96), (64, 48)).size == 64

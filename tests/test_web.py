@@ -31,8 +31,12 @@ from ci import require, skip_or_fail
 
 gr = require("gradio", "the web page needs the web extra: pip install 'painterly[web]'")
 
-from painterly import DEFAULTS, read_recipe, web
-from painterly import options as config  # noqa: E402
+from painterly import (
+    DEFAULTS,
+    options,  # noqa: E402
+    read_recipe,
+    web,
+)
 from painterly.errors import ImageError, InvalidOption, PainterlyError  # noqa: E402
 from painterly.web import look
 
@@ -125,14 +129,14 @@ def files(tmp_path_factory, content_path, style_path, style2_path):
     }
 
 
-# --- controls, derived from config.SPECS ------------------------------------------------------
+# --- controls, derived from options.SPECS ------------------------------------------------------
 def test_the_controls_are_the_web_options_of_the_option_table():
     from painterly.web import controls
 
-    web_options = [name for name, spec in config.SPECS.items() if spec.web]
+    web_options = [name for name, spec in options.SPECS.items() if spec.web]
     assert set(web.CONTROLS) == set(web_options) | {"ratio"} and len(web.CONTROLS) == len(web_options) + 1
     for name in web_options:
-        spec = config.SPECS[name]
+        spec = options.SPECS[name]
         info = controls.info(name)
         # The info line is the option's help, in the page's words (labels, not flags).
         assert info and "--" not in info, (name, info)
@@ -143,14 +147,14 @@ def test_the_controls_are_the_web_options_of_the_option_table():
         if spec.choices is not None:
             assert controls.choices(name) is spec.choices, name
     # The page offers only these starting images: never a path on the server.
-    assert controls.choices("init") is config.INITS and "PATH" not in controls.info("init")
-    assert controls.choices("style_layers") is config.LAYERS
+    assert controls.choices("init") is options.INITS and "PATH" not in controls.info("init")
+    assert controls.choices("style_layers") is options.LAYERS
     assert controls.label("tv_weight") == "TV weight" and controls.label("style_scale") == "Style scale"
 
 
 def test_controls_round_trip_the_defaults_and_presets():
-    for name in config.PRESETS:
-        o = DEFAULTS.replace(**config.PRESETS[name].overrides)
+    for name in options.PRESETS:
+        o = DEFAULTS.replace(**options.PRESETS[name].overrides)
         back = web.options_from_controls(web.control_values(o), o)
         # Everything but beta comes back exactly; beta to the slider's 0.01 decade (see below).
         assert back.replace(style_weight=o.style_weight) == o
@@ -169,10 +173,10 @@ def test_the_iterations_box_shows_the_whole_schedule():
         == "Runs 60 steps at 256 px, then 40 steps at 512 px: 100 steps in all."
     )
     o = web.options_from_controls(dict(values, iterations="30"), DEFAULTS)
-    assert o.iterations == (30,) and config.schedule(o) == [(512, 30)]
+    assert o.iterations == (30,) and options.schedule(o) == [(512, 30)]
     assert web.schedule_text(dict(values, iterations="30"), DEFAULTS) == "Runs 30 steps at 512 px."
     o = web.options_from_controls(dict(values, iterations="20 10", scales="128, 256"), DEFAULTS)
-    assert config.schedule(o) == [(128, 20), (256, 10)]
+    assert options.schedule(o) == [(128, 20), (256, 10)]
     o = web.options_from_controls(dict(values, scales="auto", size=1024), DEFAULTS)
     assert o.scales == (256, 512, 1024)
     assert "Iterations 5000 is more than this page allows (2000)" in web.schedule_text(
@@ -181,14 +185,14 @@ def test_the_iterations_box_shows_the_whole_schedule():
 
 
 def test_the_preset_starts_on_the_options_it_matches():
-    assert web.preset_of(DEFAULTS) == "fast" == list(config.PRESETS)[0]
-    for name in config.PRESETS:
-        assert web.preset_of(DEFAULTS.replace(**config.PRESETS[name].overrides)) == name
+    assert web.preset_of(DEFAULTS) == "fast" == list(options.PRESETS)[0]
+    for name in options.PRESETS:
+        assert web.preset_of(DEFAULTS.replace(**options.PRESETS[name].overrides)) == name
     from painterly.web.controls import preset_options
 
     base = DEFAULTS.replace(size=96, iterations=(40,))
     quality = preset_options("quality", base)
-    assert quality.iterations == config.PRESETS["quality"].overrides["iterations"] and quality.size == 96
+    assert quality.iterations == options.PRESETS["quality"].overrides["iterations"] and quality.size == 96
     assert preset_options("fast", quality).iterations == DEFAULTS.iterations
 
 
@@ -770,7 +774,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path, record_pro
     _set_text(page, "iterations", "40")
     page.get_by_text("More options", exact=True).click()
     page.locator("#init label", has_text="noise").click()
-    page.locator("#preserve-color label", has_text=config.PRESERVE_COLOR[1]).click()
+    page.locator("#preserve-color label", has_text=options.PRESERVE_COLOR[1]).click()
 
     page.evaluate(RECORD_PREVIEWS)
     page.click("#start")
@@ -789,7 +793,7 @@ def test_run_watch_download_and_cancel(page, server, files, tmp_path, record_pro
         files["style"].name,
         "--style-weight 100",
         "--init noise",
-        f"--preserve-color {config.PRESERVE_COLOR[1]}",
+        f"--preserve-color {options.PRESERVE_COLOR[1]}",
         "--size 96",
         "--iterations 40",
     ):
@@ -873,7 +877,7 @@ def test_the_page_as_it_opens(any_page, tmp_path, record_property):
         == "Runs 60 steps at 48 px, then 40 steps at 96 px: 100 steps in all."
     )
     # The preset names the settings shown, and starts on "fast".
-    assert page.input_value("#preset input") == "fast" == list(config.PRESETS)[0]
+    assert page.input_value("#preset input") == "fast" == list(options.PRESETS)[0]
     # Nothing runs: Cancel is neither red nor primary, and cannot be pressed.
     state = _cancel_state(page)
     assert state["disabled"] and not state["red"] and not state["primary"], state
@@ -894,7 +898,7 @@ def test_the_page_as_it_opens(any_page, tmp_path, record_property):
     # A preset sets the controls, the iterations box included, and the line below it follows.
     page.locator("#preset input").click()
     page.get_by_role("option", name="quality").click()
-    quality = config.PRESETS["quality"].overrides["iterations"]
+    quality = options.PRESETS["quality"].overrides["iterations"]
     _wait_text(page, "#schedule", f"{sum(quality)} steps in all")
     assert page.input_value("#iterations textarea, #iterations input[type=text]") == ", ".join(
         map(str, quality)

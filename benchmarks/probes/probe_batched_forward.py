@@ -22,14 +22,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
 
 from common import RESULTS, machine, write_json
-from painterly import engine
-from painterly import options as config
+from painterly import engine, options
 
 SIZES = [(96, 128), (192, 256)]  # (H, W): the default schedule's scales at --size 256
 
 
 def main() -> int:
-    o = config.DEFAULTS.replace(device="cpu")
+    o = options.DEFAULTS.replace(device="cpu")
     st = engine.Stylizer(o)
     layers = list(o.content_layers) + list(o.style_layers)
     st.prepare()

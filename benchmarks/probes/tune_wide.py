@@ -27,9 +27,8 @@ sys.path.insert(0, str(HERE))
 from PIL import Image, ImageDraw  # noqa: E402
 
 from bench_quality import IMAGES, PAIRS, TARGETS  # noqa: E402
-from painterly import engine, scores
+from painterly import engine, options, scores
 from painterly import imaging as images  # noqa: E402
-from painterly import options as config
 
 
 def main(argv=None) -> int:
@@ -40,7 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=19)
     args = ap.parse_args(argv)
     over = {k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.overrides).items()}
-    base = config.DEFAULTS.replace(**config.PRESETS[over.pop("preset", "fast")].overrides)
+    base = options.DEFAULTS.replace(**options.PRESETS[over.pop("preset", "fast")].overrides)
     o = base.replace(size=args.size, **over)
     out = HERE / "results" / "tune" / args.label
     out.mkdir(parents=True, exist_ok=True)

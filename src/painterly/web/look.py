@@ -98,7 +98,8 @@ SIZE_NOTE_JS = """() => {
   document.addEventListener('change', (e) => {
     const t = e.target;
     if (!t || !t.closest || t.type !== 'number' || !t.closest('#size')) return;
-    const v = Number(t.value), lo = Number(t.min), hi = Number(t.max), note = document.querySelector('#size-note');
+    const v = Number(t.value), lo = Number(t.min), hi = Number(t.max);
+    const note = document.querySelector('#size-note');
     if (!note) return;
     note.innerText = v > hi ? `Size ${v} is more than this page allows (${hi}): it is set to ${hi}.`
       : v < lo ? `Size ${v} is less than ${lo}: it is set to ${lo}.` : '';
@@ -108,7 +109,10 @@ SIZE_NOTE_JS = """() => {
 # On a phone the result column sits below the controls: bring it on screen when Start is pressed.
 SHOW_RESULT_JS = f"""(...args) => {{
   if (window.matchMedia('(max-width: {NARROW}px)').matches) {{
-    const show = () => {{ const s = document.getElementById('status'); if (s) s.scrollIntoView({{block: 'start'}}); }};
+    const show = () => {{
+      const s = document.getElementById('status');
+      if (s) s.scrollIntoView({{block: 'start'}});
+    }};
     show(); setTimeout(show, 400);  // again once the page has laid out the run's first update
   }}
   return args;  // the Start handler's inputs, unchanged
