@@ -95,3 +95,18 @@ def tiler_for(features, names, layers, tile: int, size):
     from painterly.objective.tiling import Tiler
 
     return Tiler(features, names, layers, tile)
+
+
+def splits(r, k: int, plan) -> bool:
+    """Whether scale k of the run with inputs `r` (inputs.RunInputs) runs its deep layers at half
+    resolution (--deep-split): the finest of several scales, untiled, without masks (their
+    regions are sized for the full network), of a method whose terms take it. The final losses
+    never split: they are the paper's."""
+    return bool(
+        r.o.deep_split != "none"
+        and len(plan) > 1
+        and k + 1 == len(plan)
+        and not r.tile
+        and not r.regions
+        and r.method.splits
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import hashlib
 import os
 import threading
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from painterly import methods
-from painterly.assemble import build_targets, make_objective, tiler_for
+from painterly.assemble import build_targets, make_objective, splits, tiler_for
 from painterly.errors import InvalidOption, Stop
 from painterly.imaging import (
     color,
@@ -199,7 +200,15 @@ class Stylizer:
             #    previous result (the first scale from `init` or --init), then its steps.
             for k, (long_side, n_iter) in enumerate(plan):
                 stage.scale(k, plan, long_side_size(r.shape_src.size, long_side))
-                objective, c, ss = self._scale(r, long_side, features, run_o, extra_terms, on_tile=stage.say)
+                objective, c, ss = self._scale(
+                    r,
+                    long_side,
+                    features,
+                    run_o,
+                    extra_terms,
+                    on_tile=stage.say,
+                    split=splits(r, k, plan),
+                )
                 x = initial(o, x, steps.size(k), c, ss, gen, self.device, r.luminance, init)
                 r.method.before_scale(objective, x, c, k == 0, run_o)
                 steps.begin(k)  # the targets are ready: a stop here keeps the last scale's image
@@ -347,9 +356,12 @@ class Stylizer:
         self._need(r.layers)
         return r
 
-    def _scale(self, r: RunInputs, long_side: int, features, opts: Options, extra_terms, on_tile=None):
+    def _scale(
+        self, r: RunInputs, long_side: int, features, opts: Options, extra_terms, on_tile=None, split=False
+    ):
         """(objective, content tensor, style tensors) at one scale: the images at that size, the
-        targets (content, the method's style targets, palette), masks, tiling and the terms."""
+        targets (content, the method's style targets, palette), masks, tiling and the terms.
+        split: the deep layers after --deep-split at half resolution (targets and image alike)."""
         w, h = long_side_size(r.shape_src.size, long_side)
         c, ss = images_at(r, long_side, opts, self.device)
         check_fits(
@@ -364,6 +376,9 @@ class Stylizer:
         tiler = tiler_for(features, self.net.names, r.layers, r.tile, (w, h))
         if tiler is not None:
             tiler.on_tile = on_tile
+        half = opts.deep_split if split and tiler is None else None
+        if half:  # the targets and the steps see the same split network
+            features = functools.partial(features, half_after=half)
         sm = (
             masks.for_scale(
                 r.regions,
@@ -385,7 +400,7 @@ class Stylizer:
             r.blend,
             masks=sm,
             tiler=tiler,
-            style_cache=self._style_cache(r.method.cache_key(opts)),
+            style_cache=self._style_cache(r.method.cache_key(opts) + (half,)),
         )
         objective = make_objective(features, opts, targets, extra_terms, tiler)
         if opts.balance == "photo" and r.job == "transfer" and c is not None:

@@ -8,7 +8,9 @@ from typing import List
 
 import torch
 
+from painterly.assemble import splits
 from painterly.imaging import long_side_size
+from painterly.net.vgg import conv_flop_per_pixel, deepest
 from painterly.objective import Objective
 from painterly.optim.optimise import optimise
 from painterly.options import Options
@@ -34,6 +36,19 @@ class Stage:
         self.say("targets")
 
 
+def work(plan, r) -> list:
+    """Each scale's cost per pixel relative to an unsplit scale's (runtime.clock.StepClock): its
+    convolutions' FLOPs per pixel, for a --deep-split scale."""
+    if not any(splits(r, k, plan) for k in range(len(plan))):
+        return [1.0] * len(plan)
+    last = deepest(r.layers)
+    full = conv_flop_per_pixel(last)
+    return [
+        conv_flop_per_pixel(last, r.o.deep_split) / full if splits(r, k, plan) else 1.0
+        for k in range(len(plan))
+    ]
+
+
 class Steps:
     """The steps of a run: counted over every scale and polish, each reported to the callback
     as an Iterate with the time left (runtime.clock.StepClock); the betas of the scales run."""
@@ -41,7 +56,7 @@ class Steps:
     def __init__(self, plan, r, callback, stage: "Stage", started: float):
         self.plan, self.r, self.callback, self.stage, self.started = plan, r, callback, stage, started
         self.step, self.total = 0, sum(n for _, n in plan)
-        self.clock = StepClock(plan, r.shape_src.size)  # the time left, from measured steps
+        self.clock = StepClock(plan, r.shape_src.size, work(plan, r))  # the time left, from measured steps
         self.last: dict = {}  # the last step's losses
         self.betas: List[float] = []  # beta per scale run (--content-target, --content-ceiling change it)
 

@@ -51,6 +51,8 @@ class Method:
     #: whether the final losses are re-evaluated in fp32 on the clipped result (targets from a search
     #: would be stale there: such a method reports its last step's losses)
     final_losses: bool = True
+    #: whether its terms take --deep-split (deep layers at half resolution at the finest scale)
+    splits: bool = True
 
     def check(self, o: Options, job: str, n_styles: int) -> None:
         """Raise InvalidOption, in one line, for what this method does not do."""

@@ -75,6 +75,7 @@ class Neighbour(Method):
     preset = PRESET
     polishes = False  # no content term: the photo's structure comes from the search image
     final_losses = False  # the targets come from a search: the last step's losses are reported
+    splits = False  # its search matches every layer at one resolution
 
     def check(self, o: Options, job: str, n_styles: int) -> None:
         # One clear line for what the nearest-neighbour mode does not do (yet): its targets are

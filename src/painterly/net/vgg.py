@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from typing import Dict, Iterable, Mapping, Sequence
+from typing import Dict, Iterable, Mapping, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,22 @@ _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 TORCH_MEAN = (0.485, 0.456, 0.406)
 TORCH_STD = (0.229, 0.224, 0.225)
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def conv_flop_per_pixel(last: str, half_after: Optional[str] = None) -> float:
+    """Multiply-adds x 2 of the convolutions up to `last` per input pixel (forward only); with
+    `half_after` the layers after it at half resolution (VGG19.forward)."""
+    total, in_ch, share = 0.0, 3, 1.0
+    for name in LAYERS[: LAYERS.index(last) + 1]:
+        if name.startswith("conv"):
+            out_ch = _CHANNELS[int(name[4])]
+            total += 2 * in_ch * out_ch * 9 * share
+            in_ch = out_ch
+        elif name.startswith("pool"):
+            share /= 4
+        if name == half_after:
+            share /= 4
+    return total
 
 
 def deepest(layers: Iterable[str]) -> str:
@@ -74,7 +90,12 @@ class VGG19(nn.Module):
             x = x.flip(1) * 255.0
         return (x - self.mean) / self.std
 
-    def forward(self, x: torch.Tensor, layers: Sequence[str]) -> Dict[str, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, layers: Sequence[str], half_after: Optional[str] = None
+    ) -> Dict[str, torch.Tensor]:
+        """{name: activation} of `layers`. half_after: a layer after which the activations are
+        halved in resolution (a 2x2 average, options --deep-split): the deeper layers then see
+        a half-resolution copy of what the shallow ones see, for about half the work."""
         wanted = set(layers)
         last = max(wanted, key=LAYERS.index)
         out: Dict[str, torch.Tensor] = {}
@@ -90,6 +111,10 @@ class VGG19(nn.Module):
                 out[name] = x
             if name == last:
                 break
+            if name == half_after:
+                # Departure from the paper (--deep-split): every layer after this one runs on a
+                # 2x2 average of its activations. ceil_mode keeps an odd row or column.
+                x = F.avg_pool2d(x, 2, ceil_mode=True)
             prev = name
         return out
 
@@ -186,7 +211,7 @@ def feature_fn(
             cache.update(version=version, net=shadow, compiled=None)
         return cache["net"]
 
-    def features(x: torch.Tensor, layers) -> Dict[str, torch.Tensor]:
+    def features(x: torch.Tensor, layers, half_after: Optional[str] = None) -> Dict[str, torch.Tensor]:
         x = to_net(x) if to_net else x
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -196,6 +221,6 @@ def feature_fn(
                 cache.update(compiled=torch.compile(n, dynamic=False), compiled_for=n)
             n = cache["compiled"]
         with amp():
-            return n(x, layers)
+            return n(x, layers, half_after) if half_after else n(x, layers)
 
     return features

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from painterly.options.layers import PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS
+from painterly.options.layers import LAYERS, PAPER_CONTENT_LAYERS, PAPER_STYLE_LAYERS
 
 # --- string choices: each tuple feeds validation, the CLI's choices and error texts ------
 POOLING = ("avg", "max")
@@ -23,6 +23,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 COLOR_MATCH = ("chol", "pca", "sym")
 PARAMETERIZATIONS = ("pixels", "pyramid")
+# --deep-split: none, or the ReLU after which the finest scale halves the resolution
+DEEP_SPLITS = ("none",) + tuple(l for l in LAYERS if l.startswith("relu"))
 RECOLOR = ("none", "oklab", "oklab-clip")
 MASK_MODES = ("inside", "resize")
 RECIPE_PATHS = ("name", "full")
@@ -90,6 +92,8 @@ class Options:
     # for how it follows `size`.
     iterations: Tuple[int, ...] = (60, 40)  # one entry per scale
     scales: Tuple[int, ...] = ()  # long sides, coarse to fine; () = derived from size (scale_sides)
+    # the finest scale of several: the layers after this one see half the resolution (net/vgg.py)
+    deep_split: str = "none"
     init: str = "palette"  # noise | content | palette | style | path to an image (optim/starts.py initial)
     seed: int = 0
     noise_amplitude: float = 0.2  # --init noise: uniform in 0.5 +- amplitude/2 (1: the whole pixel range)
@@ -135,7 +139,7 @@ class Options:
 
 
 # Fields added after recipes were first written, with the value that reproduces the runs before them.
-BEFORE = {"content_ceiling": 0.0, "palette_weight": 0.0}
+BEFORE = {"content_ceiling": 0.0, "palette_weight": 0.0, "deep_split": "none"}
 
 
 DEFAULTS = Options()

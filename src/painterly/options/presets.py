@@ -65,6 +65,7 @@ register_preset(
             optimizer="lbfgs",
             iterations=(500,),
             scales=(),
+            deep_split="none",
             init="noise",
             precision="fp32",
             lbfgs_history=100,

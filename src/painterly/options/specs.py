@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Tuple
 from painterly.options.fields import (
     BALANCES,
     COLOR_MATCH,
+    DEEP_SPLITS,
     DEVICES,
     MASK_MODES,
     MAX_SIZE,
@@ -200,6 +201,15 @@ SPECS: Dict[str, Spec] = {
         item=int,
         low=16,
         high=MAX_SIZE,
+        web=True,
+    ),
+    "deep_split": Spec(
+        "at the finest of several scales, the layers after this ReLU see the image at half "
+        "resolution (a 2x2 average of its activations): the deep layers' statistics and the "
+        "content describe what the coarser scales laid out, so each finest step costs about half; "
+        "none: every layer sees every pixel, as the paper (not with tiling, masks or the "
+        "neighbour method; not in the paper)",
+        choices=DEEP_SPLITS,
         web=True,
     ),
     "init": Spec(

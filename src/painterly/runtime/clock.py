@@ -19,16 +19,21 @@ class StepClock:
     A step's time at another size: with one scale measured, proportional to the pixel count;
     with two, the line through the last two (a fixed cost per step plus a cost per pixel), since
     at 64 px a step is mostly fixed cost and pixels alone made a 4-scale run's first estimate
-    several times too long (--preset neighbour: "46:08 more" for a run of a minute)."""
+    several times too long (--preset neighbour: "46:08 more" for a run of a minute).
 
-    def __init__(self, plan, shape_wh):
+    work: each scale's cost per pixel relative to the others' (default 1): a --deep-split scale
+    runs its deep layers on a quarter of the pixels, so it counts as fewer pixels."""
+
+    def __init__(self, plan, shape_wh, work=None):
         self.plan, self.shape = plan, shape_wh
+        self.work = list(work) if work else [1.0] * len(plan)
         self.k, self.warm = -1, None
         self.measured: Dict[int, float] = {}  # pixel count -> seconds per step (each scale's last estimate)
 
-    def _pixels(self, k: int) -> int:
+    def _pixels(self, k: int, work: bool = True) -> float:
+        """Scale k's pixel count, times its relative work (`work`)."""
         w, h = long_side_size(self.shape, self.plan[k][0])
-        return w * h
+        return w * h * (self.work[k] if work else 1.0)
 
     def _step_at(self, pixels: int) -> float:
         """Seconds per step at `pixels`, from the measured scales (at least one)."""
@@ -57,4 +62,6 @@ class StepClock:
             return self._step_at(self._pixels(j)) if self.measured else per_step * self._pixels(j) / here
 
         later = sum((n + 1) * step_at(j) for j, (_, n) in enumerate(self.plan) if j > k)
-        return per_step * (self.plan[k][1] - done) + later + FINAL_STEPS * step_at(len(self.plan) - 1)
+        last = self._pixels(len(self.plan) - 1, work=False)  # the final losses: the whole network
+        final = self._step_at(last) if self.measured else per_step * last / here
+        return per_step * (self.plan[k][1] - done) + later + FINAL_STEPS * final
