@@ -445,12 +445,3 @@ def run(
     """One run on the shared prepared engine for these options (see `prepared`)."""
     o = (options or DEFAULTS).replace(**overrides)
     return prepared(o).run(content, styles, job=job, options=o, callback=callback)
-
-
-# --- the steps of a run ---------------------------------------------------------------------------
-def _as_list(styles) -> list:
-    if styles is None:
-        return []
-    if isinstance(styles, (str, Image.Image)) or hasattr(styles, "__fspath__"):
-        return [styles]
-    return list(styles)

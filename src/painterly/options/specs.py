@@ -210,7 +210,6 @@ SPECS: Dict[str, Spec] = {
         "none: every layer sees every pixel, as the paper (not with tiling, masks or the "
         "neighbour method; not in the paper)",
         choices=DEEP_SPLITS,
-        web=True,
     ),
     "init": Spec(
         "starting image: noise | content | palette (the photo recoloured to the painting's colour mean "
