@@ -2,11 +2,17 @@
 
     python benchmarks/byte_record.py --out benchmarks/results/bytes.json     # record
     python benchmarks/byte_record.py --check benchmarks/results/bytes.json   # compare
+    python benchmarks/byte_record.py --check benchmarks/results/bytes.json --pixels
 
 Every method, style statistic, job, preset, tiling, masks, colour modes, batch and video run
 through the `painterly` command at 64-96 px with a few steps on the paper's network; each
-output's sha256 (for video: of every decoded frame's pixels) is printed in a table and written
-as JSON. `--check` reruns the same commands and fails (exit 1) on any output whose bytes differ.
+output's sha256 is printed in a table and written as JSON: `sha256` of the file's bytes (a
+PNG's include its recipe, a text chunk) and `pixels_sha256` of its decoded pixels (mode, size,
+then the bytes; for video: every decoded frame's pixels, as `sha256`). `--check` reruns the
+same commands and fails (exit 1) on any output whose pixels differ, or whose file bytes differ
+unless `--pixels` is given: a change that only adds to the recipe (a new option, `ran_on`)
+changes every file and no pixel. A record made before pixels_sha256 existed has only file
+hashes; record the older commit's pixels with this script (PYTHONPATH=that tree's src) first.
 The hashes hold on one machine and software (CPU kind, torch build): record and check there.
 """
 
@@ -154,6 +160,18 @@ def _sha_image(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _sha_pixels(path: Path) -> str:
+    """sha256 of an image's decoded pixels: its mode and size, then its bytes (no metadata)."""
+    with Image.open(path) as im:
+        h = hashlib.sha256(f"{im.mode} {im.size[0]}x{im.size[1]}\n".encode())
+        h.update(im.tobytes())
+    return h.hexdigest()
+
+
+def _hashes(path: Path) -> dict:
+    return {"sha256": _sha_image(path), "pixels_sha256": _sha_pixels(path)}
+
+
 def _sha_video(path: Path) -> str:
     import av
 
@@ -193,7 +211,7 @@ def record(only=None) -> dict:
             cmd = _painterly() + [str(a).format(mask=mask) for a in args] + ["-o", str(dst), "--quiet"]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, cwd=tmp)
-            out[name] = {"sha256": _sha_image(dst), "seconds": round(time.perf_counter() - t, 1)}
+            out[name] = {**_hashes(dst), "seconds": round(time.perf_counter() - t, 1)}
             print(f"{name:22s} {out[name]['sha256'][:16]}  {out[name]['seconds']:6.1f} s", flush=True)
         # rerun: the recipe embedded in the default's output regenerates it
         if "default" in runs:
@@ -205,7 +223,7 @@ def record(only=None) -> dict:
                 check=True,
                 cwd=tmp,
             )
-            out["rerun"] = {"sha256": _sha_image(again)}
+            out["rerun"] = _hashes(again)
             print(f"{'rerun':22s} {out['rerun']['sha256'][:16]}")
         if not only or "batch" in only:
             (tmp / "in").mkdir()
@@ -229,7 +247,7 @@ def record(only=None) -> dict:
                 cwd=tmp,
             )
             for p in sorted((tmp / "batch").glob("*.png")):
-                out[f"batch/{p.name}"] = {"sha256": _sha_image(p)}
+                out[f"batch/{p.name}"] = _hashes(p)
                 print(f"{'batch/' + p.name:22s} {out[f'batch/{p.name}']['sha256'][:16]}")
         if not only or "video" in only:
             _clip(clip)
@@ -253,7 +271,7 @@ def record(only=None) -> dict:
                 check=True,
                 cwd=tmp,
             )
-            out["video"] = {"sha256": _sha_video(dst)}
+            out["video"] = {"sha256": _sha_video(dst), "pixels_sha256": _sha_video(dst)}
             print(f"{'video':22s} {out['video']['sha256'][:16]}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -265,6 +283,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help="write the record here")
     ap.add_argument("--check", type=Path, help="compare with this record; exit 1 on a difference")
     ap.add_argument("--only", help="comma-separated run names (default: all)")
+    ap.add_argument(
+        "--pixels", action="store_true", help="with --check: compare decoded pixels only, not file bytes"
+    )
     a = ap.parse_args(argv)
     only = set(a.only.split(",")) if a.only else None
     got = record(only)
@@ -273,15 +294,29 @@ def main(argv=None) -> int:
         a.out.write_text(json.dumps({"env": env, "runs": got}, indent=1) + "\n")
     if a.check:
         want = json.loads(a.check.read_text())["runs"]
-        bad = [k for k in got if k in want and want[k]["sha256"] != got[k]["sha256"]]
+        both = [k for k in got if k in want]
+        # pixels: compared where the record has them; a record without them compares file bytes
+        pixels = [
+            k for k in both if want[k].get("pixels_sha256", want[k]["sha256"]) != _pixel_key(got[k], want[k])
+        ]
+        files = [k for k in both if want[k]["sha256"] != got[k]["sha256"]]
         missing = [k for k in want if k not in got and not only]
+        bad = pixels if a.pixels else sorted(set(pixels) | set(files), key=list(got).index)
         print(
-            f"{len(got) - len(bad)} of {len(got)} outputs have the recorded bytes"
-            + (f"; differ: {', '.join(bad)}" if bad else "")
+            f"{len(both) - len(pixels)} of {len(both)} outputs have the recorded pixels, "
+            f"{len(both) - len(files)} the recorded file bytes"
+            + (f"; pixels differ: {', '.join(pixels)}" if pixels else "")
+            + (f"; file bytes differ: {', '.join(files)}" if files else "")
             + (f"; not run: {', '.join(missing)}" if missing else "")
         )
         return 1 if bad or missing else 0
     return 0
+
+
+def _pixel_key(got: dict, want: dict) -> str:
+    """The hash of `got` to compare with the record's pixels: its pixels' where the record has
+    pixel hashes, else (an older record) its file's."""
+    return got["pixels_sha256"] if "pixels_sha256" in want else got["sha256"]
 
 
 def _cpu() -> str:

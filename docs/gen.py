@@ -142,7 +142,7 @@ def _accepts(name: str) -> str:
     spec = SPECS[name]
     kind = Options.__dataclass_fields__[name].type
     if spec.choices:
-        text = " | ".join(spec.choices)
+        text = " | ".join(spec.forms)
     elif "bool" in str(kind):
         text = "on/off (`--no-...` turns it off)"
     elif spec.low is not None or spec.high is not None:

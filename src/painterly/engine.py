@@ -26,7 +26,6 @@ import time
 from typing import Callable, Optional, Sequence, Union
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from painterly import methods
@@ -42,7 +41,7 @@ from painterly.imaging import (
 )
 from painterly.imaging.save import RECIPE_KEY
 from painterly.inputs import RunInputs, as_list, images_at, read_inputs
-from painterly.net.device import autocast_for, pick_device
+from painterly.net.device import autocast_for, configure, pick_device, precision_of, resize
 from painterly.net.geometry import check_fits
 from painterly.net.load import get_vgg
 from painterly.net.normalize import normalize_vgg, reference_means
@@ -80,6 +79,7 @@ class Stylizer:
             check_type(name, getattr(o, name))
             SPECS[name].check(name, getattr(o, name))
         self.device = pick_device(o.device)
+        configure(self.device, o.deterministic)
         if o.threads:
             torch.set_num_threads(o.threads)
         # The network is built on first need (`prepare`, or a run after its memory check), cut
@@ -97,8 +97,6 @@ class Stylizer:
         self.channels_last = o.channels_last and self.device.type in ("cpu", "cuda")
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
         scales = None
         if o.normalize:
             # The normalised network of the paper, with means fixed per network (reference_means:
@@ -301,7 +299,7 @@ class Stylizer:
         w, h = long_side_size(r.shape_src.size, long_side)
         with torch.no_grad():
             if x.shape[-2:] != (h, w):
-                x = F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False)
+                x = resize(x, (h, w), "bicubic", align_corners=False)
             return x.clamp(0, 1)
 
     def _result(
@@ -318,9 +316,9 @@ class Stylizer:
                 gamut="clip" if o.recolor == "oklab-clip" else "compress",
             )
         image = to_pil(pixels.clamp(0, 1))
-        recipe = make_recipe(
-            r.job, o, self.sha256, self.preprocess, content, r.content_img, r.styles, r.style_imgs, r.blend
-        )
+        ran_on = {"device": str(self.device), "precision": precision_of(self.amp)}  # what auto chose
+        inputs = (content, r.content_img, r.styles, r.style_imgs, r.blend)
+        recipe = make_recipe(r.job, o, self.sha256, self.preprocess, *inputs, ran_on)
         image.info[RECIPE_KEY] = recipe
         return Result(
             image, losses, o, recipe, steps.step, steps.seconds(), stopped, pixels, tuple(steps.betas)
@@ -354,6 +352,7 @@ class Stylizer:
         o = self._check(methods.validate(o, job, max(len(styles), 1)))
         r = read_inputs(o, job, content, styles)
         self._need(r.layers)
+        configure(self.device, o.deterministic)  # process-wide: another Stylizer may have run since
         return r
 
     def _scale(

@@ -13,6 +13,7 @@ from painterly import methods
 from painterly.errors import InvalidOption
 from painterly.imaging import color, load_image, long_side_size, masks, resize_long_side, to_tensor
 from painterly.methods import Method
+from painterly.net.device import on_host_if_unsupported as hosted
 from painterly.options import INITS, Options, job_options
 from painterly.runtime import memory
 
@@ -108,13 +109,14 @@ def images_at(r: RunInputs, long_side: int, o: Options, device) -> tuple:
     # The paper resizes the style image to the content's size; we keep its aspect ratio
     # and scale its long side to the output's times --style-scale.
     ss = [_tensor(s, max(16, round(max(w, h) * o.style_scale)), r.luminance, device) for s in r.style_imgs]
+    # The colour steps run in float64 with eigh: on the host on a device without either (MPS).
     if r.histogram:
-        ss = [color.match_histogram(s, c, o.color_match) for s in ss]
+        ss = [hosted(color.match_histogram, s, c, o.color_match) for s in ss]
     if r.luminance:
-        ss = [color.match_luminance(s, c) for s in ss]
+        ss = [hosted(color.match_luminance, s, c) for s in ss]
     return c, ss
 
 
 def _tensor(img: Image.Image, long_side: int, luminance: bool, device) -> torch.Tensor:
     t = to_tensor(resize_long_side(img, long_side)).to(device)
-    return color.luminance_only(t)[:, :1] if luminance else t
+    return hosted(color.luminance_only, t)[:, :1] if luminance else t

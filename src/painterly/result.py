@@ -10,6 +10,7 @@ from PIL import Image
 
 from painterly import __version__
 from painterly.imaging import color, describe, fit_to, save_image, to_pil, to_tensor, write_json
+from painterly.net.device import on_host_if_unsupported
 from painterly.objective import layer_weights
 from painterly.options import Options
 
@@ -66,6 +67,7 @@ class Result:
             "version": __version__,
             "options": self.recipe["options"],
             "weights_sha256": self.recipe["weights_sha256"],
+            "ran_on": self.recipe.get("ran_on"),  # the device and precision used (not "auto")
             "iterations": self.iterations,
             "seconds": round(self.seconds, 3),
             "stopped": self.stopped,
@@ -79,7 +81,7 @@ def output_pixels(x: torch.Tensor, content_img, luminance: bool, size) -> torch.
     x = x.detach()
     if luminance:
         c = to_tensor(fit_to(content_img, size)).to(x.device)
-        x = color.recombine_luminance(x.expand(-1, 3, -1, -1), c)
+        x = on_host_if_unsupported(color.recombine_luminance, x.expand(-1, 3, -1, -1), c)
     return x
 
 
@@ -89,16 +91,30 @@ def render(x: torch.Tensor, content_img, luminance: bool, size) -> Image.Image:
 
 
 def make_recipe(
-    job: str, o: Options, sha256: str, preprocess: str, content, content_img, styles, style_imgs, blend
+    job: str,
+    o: Options,
+    sha256: str,
+    preprocess: str,
+    content,
+    content_img,
+    styles,
+    style_imgs,
+    blend,
+    ran_on: Optional[dict] = None,
 ) -> dict:
     """Everything needed to regenerate a run's image (`painterly rerun`): its job, options and
-    weights, and each input by name and the hash of its pixels; embedded when saving."""
+    weights, and each input by name and the hash of its pixels; embedded when saving.
+
+    ran_on: the device and precision the run actually used ({"device": "cuda:0", "precision":
+    "bf16"}), which --device auto and --precision auto leave to the machine. A record, not an
+    option: rerun reads the options (so "auto" again), never this."""
     recipe = {
         "painterly": __version__,
         "job": job,
         "options": o.to_dict(),
         "weights_sha256": sha256,
         "preprocess": preprocess,
+        "ran_on": ran_on,
         "seed": o.seed,
         "content": describe(content, content_img, o.recipe_paths) if content is not None else None,
         "styles": [describe(s, img, o.recipe_paths) for s, img in zip(styles, style_imgs)],

@@ -21,7 +21,7 @@ from painterly.options import Options, options_from
 # Options that change how a job is computed, not what it computes (up to float rounding): a
 # recipe that differs only in these still matches, so a rerun with other --workers (threads)
 # or on another device redoes nothing.
-HOW_FIELDS = ("threads", "device", "compile", "channels_last")
+HOW_FIELDS = ("threads", "device", "compile", "channels_last", "deterministic")
 MAX_ATTEMPTS = 2  # a job whose worker died is run once more on a fresh worker, then failed
 # Test hook: a worker exits hard (as if killed) on the first attempt of each job whose content
 # file has this name; tests use it to check the retry of a dead worker's job.

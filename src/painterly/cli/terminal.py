@@ -67,7 +67,10 @@ def add_option_flags(p: argparse.ArgumentParser, verb: str) -> None:
             p.add_argument(flag(f.name), type=split_list(spec.item, f.name), default=None, help=help_)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(flag(f.name), type=kind, default=None, choices=spec.choices, help=help_)
+            # A family of values (--device cuda:N) is no argparse choice: Spec.check words the error.
+            choices = None if spec.pattern else spec.choices
+            shown = dict(metavar="{" + ",".join(spec.forms) + "}") if spec.pattern else {}
+            p.add_argument(flag(f.name), type=kind, default=None, choices=choices, help=help_, **shown)
 
 
 def options_from_args(args: argparse.Namespace) -> Options:
@@ -220,7 +223,7 @@ def memory_note(o: Options, job: str, content, styles) -> str:
         for s in styles:
             with Image.open(s) as im:
                 style_whs.append(im.size)
-        device = "cuda" if o.device == "cuda" else "cpu"
+        device = "cuda" if o.device.startswith("cuda") else "cpu"
         tile = memory.plan(o, job, wh, style_whs, device=device)
         w, h = long_side_size(wh, schedule(o)[-1][0])
         need = memory.estimate_peak_bytes(o, w, h, job=job, style_sizes=style_whs or None, tile=tile)

@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import torch
 
 from painterly.losses.gram import GramLoss
+from painterly.net.device import wide, wide_dtype
 
 Tensor = torch.Tensor
 
@@ -32,11 +33,12 @@ def _moments(f: Tensor, mask: Optional[Tensor]):
 
 def _moment_stats(f: Tensor, mask: Optional[Tensor], full: bool) -> list:
     """Additive statistics for the tiled evaluation: s0 = sum w, s1 = sum w F, s2 = sum w F^2
-    (full=False) or sum w F F^T (full=True), in float64 (float32 on MPS); w = the mask, or 1.
+    (full=False) or sum w F F^T (full=True), in float64 (float32 on MPS: net.device.wide_dtype);
+    w = the mask, or 1.
     One pass over the positions, so the tiled mean-std and W2 losses equal the untiled ones up
     to float rounding (tests/test_tiling.py), not bit for bit."""
     f = f.reshape(f.shape[0], -1)
-    f = f.to(_wide(f))
+    f = f.to(wide_dtype(f.device))
     w = torch.ones(f.shape[1], dtype=f.dtype, device=f.device) if mask is None else mask.to(f)
     s2 = (f * w) @ f.t() if full else f.pow(2) @ w
     return [w.sum(), f @ w, s2]
@@ -98,11 +100,6 @@ def _sqrtm(s: Tensor) -> Tensor:
     return (v * lam.clamp_min(0).sqrt()) @ v.T
 
 
-def _wide(t: Tensor) -> Tensor:
-    """t in float64 (float32 on MPS, which has none): the N x N algebra of W2 runs in it."""
-    return t.float() if t.device.type == "mps" else t.double()
-
-
 class W2Loss:
     """Closed-form Wasserstein-2 distance between Gaussian fits of the features (Mroueh 2020).
 
@@ -115,7 +112,8 @@ class W2Loss:
     The trace of the square root is the sum of the square roots of the eigenvalues of the
     symmetric PSD matrix S_2^1/2 S_1 S_2^1/2 (torch.linalg.eigvalsh, differentiable), clamped
     at eps: eigenvalues below eps (rounding noise around 0) contribute sqrt(eps) each and no
-    gradient. The N x N algebra runs in float64 (float32 on MPS) for that reason.
+    gradient. The N x N algebra runs in float64 for that reason (net.device.wide: on the host for
+    MPS, which has neither float64 nor eigh/eigvalsh).
     Covariances are population covariances, weighted by the mask if one is given.
     The target is (mu_2, S_2, S_2^1/2), with S_2^1/2 computed once there.
     """
@@ -132,7 +130,7 @@ class W2Loss:
 
     @staticmethod
     def _make(mu: Tensor, cov: Tensor):
-        return mu, cov, _sqrtm(_wide(cov))
+        return mu, cov, _sqrtm(wide(cov))
 
     def target(self, f: Tensor, mask: Optional[Tensor] = None):
         return self._make(*self._mean_cov(f, mask))
@@ -152,10 +150,10 @@ class W2Loss:
     def __call__(self, f: Tensor, target, mask: Optional[Tensor] = None) -> Tensor:
         mu2, s2, r2 = target
         mu1, s1 = self._mean_cov(f, mask)
-        c = r2 @ _wide(s1) @ r2
+        c = r2 @ wide(s1) @ r2
         root_trace = torch.linalg.eigvalsh((c + c.T) / 2).clamp_min(self.eps).sqrt().sum()
-        cov_term = _wide(s1).trace() + _wide(s2).trace() - 2 * root_trace
-        return ((mu1 - mu2).pow(2).sum() + cov_term.to(f.dtype)) / f.shape[0]
+        cov_term = wide(s1).trace() + wide(s2).trace() - 2 * root_trace
+        return ((mu1 - mu2).pow(2).sum() + cov_term.to(f)) / f.shape[0]
 
     # The same loss from additive statistics (objective/tiling.py).
     @staticmethod
@@ -173,9 +171,10 @@ class W2Loss:
 
     def value_of_stats(self, st, target) -> Tensor:
         mu2, s2, r2 = target
-        mu1, s1 = self._mc(st)
+        mu1, s1 = self._mc([wide(t) for t in st])  # float64 already, but on the host for MPS
         r2 = r2.to(s1)
         c = r2 @ s1 @ r2
         root = torch.linalg.eigvalsh((c + c.T) / 2).clamp_min(self.eps).sqrt().sum()
         cov_term = s1.trace() + s2.to(s1).trace() - 2 * root
-        return (((mu1 - mu2.to(mu1)).pow(2).sum() + cov_term) / mu1.shape[0]).float()
+        value = ((mu1 - mu2.to(mu1)).pow(2).sum() + cov_term) / mu1.shape[0]
+        return value.to(device=st[1].device, dtype=torch.float32)  # back from the host (MPS)

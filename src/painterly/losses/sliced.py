@@ -55,7 +55,8 @@ class SlicedLoss:
         """K fresh random unit directions (K, n), drawn on the CPU, on like's device/dtype."""
         k = self.n_directions or n
         d = torch.randn(k, n, generator=self.generator, dtype=torch.float64)
-        return (d / d.norm(dim=1, keepdim=True)).to(like.device, like.dtype)
+        # to like's dtype on the CPU, then to its device (MPS holds no float64)
+        return (d / d.norm(dim=1, keepdim=True)).to(like.dtype).to(like.device)
 
     @staticmethod
     def _select(f: Tensor, mask: Optional[Tensor]) -> Tensor:

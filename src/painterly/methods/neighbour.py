@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from painterly.errors import InvalidOption
 from painterly.methods.base import Method, StyleInputs
+from painterly.net.device import resize
 from painterly.objective import Objective, Term
 from painterly.options import Options, Preset
 
@@ -190,12 +190,7 @@ def match_neighbours(
     search = c
     if not first:
         h, w = c.shape[-2:]
-        low = F.interpolate(
-            F.interpolate(c, size=(h // 2, w // 2), mode="bilinear", align_corners=False),
-            size=(h, w),
-            mode="bilinear",
-            align_corners=False,
-        )
+        low = resize(resize(c, (h // 2, w // 2), "bilinear", False), (h, w), "bilinear", False)
         search = photo_share * c + (1.0 - photo_share) * (x + c - low)
     with torch.no_grad():
         term.match(objective.features(search), (x.shape[-2], x.shape[-1]))
@@ -216,13 +211,9 @@ def hypercolumns(feats: Sequence[Tensor], size) -> Tensor:
     h, w = size
     # Resized first, then divided (the same numbers: both are linear), so the division runs on
     # the small map; a layer already at (h, w) is not resampled (bilinear with aligned corners
-    # at the same size is the identity).
+    # at the same size is the identity). net.device.resize: on CUDA a deterministic backward.
     cols = [
-        (
-            f
-            if tuple(f.shape[-2:]) == (h, w)
-            else F.interpolate(f, size=(h, w), mode="bilinear", align_corners=True)
-        ).float()
+        (f if tuple(f.shape[-2:]) == (h, w) else resize(f, (h, w), "bilinear", align_corners=True)).float()
         / f.shape[1]
         for f in feats
     ]

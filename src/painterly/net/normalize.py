@@ -8,6 +8,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import torch
 
+from painterly.net.device import wide
 from painterly.net.vgg import VGG19
 
 
@@ -85,7 +86,7 @@ def reference_means(net: VGG19, sha256: str, pooling: str) -> Dict[str, torch.Te
     benchmarks/make_means.py on six photographs and paintings at 256 and 512 px); for any
     other weights they are measured on the two bundled demo images at the same sides.
     """
-    key = (sha256, pooling, float(net.convs()[0][1].weight.double().sum()))  # the weights' identity
+    key = (sha256, pooling, float(wide(net.convs()[0][1].weight).sum()))  # the weights' identity
     cached = _MEASURED.get(key)
     if cached is not None and all("relu" + name[4:] in cached for name, _ in net.convs()):
         return cached

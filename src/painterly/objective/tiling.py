@@ -8,7 +8,7 @@ the interiors cover every position of every layer exactly once. Two passes per e
 
   pass 1 (no gradient): every tile's interior features are reduced to additive statistics
          (Gram loss: sum of (T F)(T F)^T and of T^2; mean-std and W2: weighted sums of F and
-         of F^2 or F F^T, in float64), the statistics of all tiles are summed, and the loss of
+         of F^2 or F F^T, in float64: float32 on MPS), the statistics of all tiles are summed, and the loss of
          each layer and its gradient with respect to those statistics (N x N at most) follow;
   pass 2 (gradient): every tile is recomputed with autograd and the surrogate
          sum_l g_l <dE_l/dS_l, S_l(tile)> is backpropagated; since S_l is a sum over tiles, the
@@ -38,6 +38,7 @@ import torch
 
 from painterly.imaging import masks as _masks
 from painterly.losses import as_matrix, content_loss
+from painterly.net.device import wide_dtype
 from painterly.net.geometry import geometry, halo_for, round_up
 from painterly.objective.objective import Objective
 from painterly.objective.terms import Term
@@ -197,7 +198,8 @@ def filter_means(net, images: Sequence[torch.Tensor], tile: Optional[int] = None
     """net.normalize.filter_means, streamed layer by layer (never all maps at once) and tiled.
 
     Per-filter mean of every ReLU of `net` over each image's positions, averaged over images;
-    sums in float64. tile=None: each image in one piece.
+    sums in float64 (float32 on MPS, which has none: net.device.wide_dtype). tile=None: each image
+    in one piece.
     """
     relus = [n for n in net.names if n.startswith("relu")]
     if not relus:
@@ -214,7 +216,7 @@ def filter_means(net, images: Sequence[torch.Tensor], tile: Optional[int] = None
                 x = module(x)
                 if name in geo and name.startswith("relu"):
                     loc, _ = tiler.window(name, sy, sx)
-                    part = x[(slice(None), slice(None)) + loc].double().sum(dim=(0, 2, 3))
+                    part = x[(slice(None), slice(None)) + loc].to(wide_dtype(x.device)).sum(dim=(0, 2, 3))
                     acc[name] = acc[name] + part if name in acc else part
                 if name == relus[-1]:
                     break

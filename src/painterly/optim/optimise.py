@@ -9,9 +9,9 @@ import math
 from typing import Callable, Dict, Optional
 
 import torch
-import torch.nn.functional as F
 
 from painterly.errors import Stop
+from painterly.net.device import resize
 from painterly.objective import Objective
 from painterly.options import Options
 
@@ -22,13 +22,14 @@ def laplacian_pyramid(x: torch.Tensor, max_levels: int = 8) -> list:
     """[band_0 (finest), ..., band_{n-1}, residual]: x = collapse(laplacian_pyramid(x)) exactly.
 
     Each level halves the image (bilinear, as NNST's reference) while its short side stays at
-    least 2 px, at most `max_levels` times; band_k = level_k - up(level_{k+1}).
+    least 2 px, at most `max_levels` times; band_k = level_k - up(level_{k+1}). The resizes are
+    net.device.resize's: on CUDA a bilinear whose backward is deterministic.
     """
     out, cur = [], x
     while len(out) < max_levels and min(cur.shape[-2:]) // 2 >= 2:
         h, w = cur.shape[-2:]
-        small = F.interpolate(cur, size=(h // 2, w // 2), mode="bilinear", align_corners=False)
-        out.append(cur - F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False))
+        small = resize(cur, (h // 2, w // 2), "bilinear", align_corners=False)
+        out.append(cur - resize(small, (h, w), "bilinear", align_corners=False))
         cur = small
     return out + [cur]
 
@@ -37,7 +38,7 @@ def collapse(pyramid) -> torch.Tensor:
     """The image whose Laplacian pyramid is `pyramid` (the inverse of laplacian_pyramid)."""
     cur = pyramid[-1]
     for band in reversed(pyramid[:-1]):
-        cur = band + F.interpolate(cur, size=band.shape[-2:], mode="bilinear", align_corners=False)
+        cur = band + resize(cur, tuple(band.shape[-2:]), "bilinear", align_corners=False)
     return cur
 
 

@@ -18,7 +18,8 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("noise", "content", "palette", "style")  # or a path to an image
 BALANCES = ("photo", "absolute")
 PREPROCESS = ("torch", "caffe")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N (DEVICE_INDEXED), one CUDA device of several
+DEVICE_INDEXED = r"cuda:\d+"
 PRECISIONS = ("auto", "fp32", "bf16")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 COLOR_MATCH = ("chol", "pca", "sym")
@@ -102,11 +103,14 @@ class Options:
     lbfgs_line_search: bool = False  # strong-Wolfe line search (more evaluations per step)
     parameterization: str = "pixels"  # what the optimiser moves: pixels | pyramid (Laplacian coefficients)
     # execution
-    device: str = "auto"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps (net/device.py pick_device)
     precision: str = "auto"  # auto: bf16 autocast where the CPU/GPU supports it natively
     channels_last: bool = True
     compile: bool = False  # torch.compile; repays its 10-30 s only on long runs
     threads: int = 0  # 0: every core
+    # CUDA: deterministic kernels, the same bytes on every run (net/device.py configure); False: cuDNN
+    # picks the fastest kernels by timing them. No effect on the CPU, which is deterministic anyway.
+    deterministic: bool = True
     # control (colour, several styles, regions)
     preserve_color: str = "none"
     recolor: str = "none"  # oklab | oklab-clip: NNST's colour step after the run (color.oklab_recolor)
@@ -139,6 +143,8 @@ class Options:
 
 
 # Fields added after recipes were first written, with the value that reproduces the runs before them.
+# (deterministic is not here: a recipe without it ran on the CPU, where it changes nothing, or on
+# CUDA without a fixed kernel choice, which no value reproduces; it takes the default.)
 BEFORE = {"content_ceiling": 0.0, "palette_weight": 0.0, "deep_split": "none"}
 
 
@@ -155,4 +161,5 @@ NETWORK_FIELDS = (
     "channels_last",
     "compile",
     "threads",
+    "deterministic",
 )

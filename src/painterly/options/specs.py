@@ -10,6 +10,7 @@ import dataclasses
 import math
 import numbers
 import os
+import re
 import typing
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -18,6 +19,7 @@ from painterly.options.fields import (
     BALANCES,
     COLOR_MATCH,
     DEEP_SPLITS,
+    DEVICE_INDEXED,
     DEVICES,
     MASK_MODES,
     MAX_SIZE,
@@ -46,7 +48,8 @@ class Spec:
 
     low/high: the allowed range (inclusive; `above` makes low exclusive), checked for every
     number or every item of a list; item: a comma-separated list of this type; jobs: the verbs
-    that take the option; web: shown on the web page.
+    that take the option; web: shown on the web page; pattern: (regex, as shown) of a family of
+    values accepted besides the choices (--device cuda:N).
     """
 
     help: str
@@ -57,6 +60,12 @@ class Spec:
     item: Optional[type] = None
     jobs: Tuple[str, ...] = _ALL
     web: bool = False
+    pattern: Optional[Tuple[str, str]] = None
+
+    @property
+    def forms(self) -> Tuple[str, ...]:
+        """The choices as shown: each one, and the pattern's family (cuda:N)."""
+        return tuple(self.choices or ()) + ((self.pattern[1],) if self.pattern else ())
 
     def check(self, name: str, value) -> None:
         """Raise InvalidOption, naming the flag and the bad value, if `value` is out of range."""
@@ -65,7 +74,12 @@ class Spec:
         if value is None:
             return
         if self.choices is not None and isinstance(value, str):
-            choice(f"{flag(name)} value", value, self.choices)
+            if self.pattern and re.fullmatch(self.pattern[0], value):
+                return
+            if value not in self.choices:
+                choice(f"{flag(name)} value", value, self.forms)
+                # the pattern's placeholder itself (cuda:N) is no value
+                raise InvalidOption(f"{flag(name)} takes a number for N, got '{value}'")
             return
         for v in value if isinstance(value, tuple) else (value,):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -237,11 +251,21 @@ SPECS: Dict[str, Spec] = {
         choices=PARAMETERIZATIONS,
         web=True,
     ),
-    "device": Spec("where to compute", choices=DEVICES),
+    "device": Spec(
+        "where to compute: auto (CUDA, else Apple's MPS, else the CPU), cpu, cuda (the current "
+        "CUDA device), cuda:N (CUDA device N) or mps",
+        choices=DEVICES,
+        pattern=(DEVICE_INDEXED, "cuda:N"),
+    ),
     "precision": Spec("auto: bf16 autocast where supported natively", choices=PRECISIONS, web=True),
     "channels_last": Spec("channels-last memory layout"),
     "compile": Spec("torch.compile the network"),
     "threads": Spec("CPU threads (0: torch's default, every core)", low=0, high=4096),
+    "deterministic": Spec(
+        "CUDA: deterministic kernels, so a run repeats its bytes on the same machine and software "
+        "(--no-deterministic: cuDNN picks the fastest kernels by timing them, faster and not "
+        "repeatable); no effect on the CPU, which always repeats its bytes"
+    ),
     "preserve_color": Spec(
         "keep the content's colours (1606.05897)", choices=PRESERVE_COLOR, jobs=("transfer",), web=True
     ),
