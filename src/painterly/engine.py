@@ -343,7 +343,7 @@ class Stylizer:
         styles = as_list(styles)
         o = (options or self.options).replace(**overrides)
         o = self._check(methods.validate(o, job, max(len(styles), 1)))
-        r = read_inputs(o, job, content, styles)
+        r = read_inputs(o, job, content, styles, self.device)
         self._need(r.layers)
         return r
 
