@@ -15,6 +15,7 @@ now, counting the memory this process's caching allocator holds but does not use
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 from painterly.options import LAYERS, channels, floats_per_pixel
@@ -32,25 +33,39 @@ VECTORS = 10  # image-sized vectors: x, its gradient, the optimiser's (L-BFGS: t
 # the previous one, the direction, its work copy; Adam: two moments), the guard's copies, the pyramid
 
 
+# Set by the batch for its workers (processes or Ray actors) that share one GPU: how many do.
+SHARE_ENV = "PAINTERLY_GPU_SHARE"
+
+
+def _share() -> int:
+    try:
+        return max(1, int(os.environ.get(SHARE_ENV, "1")))
+    except ValueError:
+        return 1
+
+
 def free_bytes(device) -> Optional[int]:
     """Memory a new allocation can use on `device` now (a torch.device), or None where the host's
     memory is the measure (the CPU; MPS on a torch without its memory queries, whose GPU shares
     the host's memory). CUDA: the device's free memory plus what this process's caching allocator
     has reserved but not allocated (freed tensors it keeps for reuse); MPS: the recommended
-    maximum working set less what this process has allocated."""
+    maximum working set less what this process has allocated. A process sharing the GPU with
+    others (SHARE_ENV = k) has at most 1/k of it, less what it has allocated itself."""
     import torch
 
+    share = _share()
     if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-        return int(free) + max(0, int(cached))
+        free, total = torch.cuda.mem_get_info(device)
+        allocated = int(torch.cuda.memory_allocated(device))
+        out = int(free) + max(0, int(torch.cuda.memory_reserved(device)) - allocated)
+        return out if share == 1 else max(0, min(out, int(total) // share - allocated))
     if device.type == "mps":
         mps = getattr(torch, "mps", None)
         most = getattr(mps, "recommended_max_memory", None)
         used = getattr(mps, "current_allocated_memory", None)
         if most is None or used is None:  # torch < 2.5
             return None
-        return max(0, int(most()) - int(used()))
+        return max(0, int(most()) // share - int(used()))
     return None
 
 
@@ -103,3 +118,11 @@ def weights_bytes(layers: Sequence[str], elem: int) -> float:
 def style_target_bytes(style_layers: Sequence[str], regions: int) -> float:
     """Gram-sized targets (N x N float32) of every style layer and region (other statistics hold less)."""
     return 4.0 * sum(channels(l) ** 2 for l in style_layers) * max(1, regions)
+
+
+def moved(value, device):
+    """`value` (a tensor, or dicts, lists and tuples of them) with every tensor on `device`."""
+    import torch
+    from torch.utils._pytree import tree_map
+
+    return tree_map(lambda t: t.to(device) if isinstance(t, torch.Tensor) else t, value)
