@@ -32,7 +32,8 @@ def positions(m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
     """M as a 0-dim tensor on the device, made once per (M, dtype, device) and shared (never
     modified in place): the Gram normaliser, which a new tensor per layer and evaluation would
     copy from the host each time (on a GPU, a wait for the device)."""
-    return torch.tensor(float(m), dtype=dtype, device=device)
+    with torch.inference_mode(False):  # never an inference tensor: a later backward pass saves it
+        return torch.tensor(float(m), dtype=dtype, device=device)
 
 
 class _Gram(torch.autograd.Function):
