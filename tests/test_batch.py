@@ -19,10 +19,10 @@ from ci import require
 from holds import hold_env, wait_gone, wait_held
 from painterly import imaging as images
 from painterly import options
+from painterly.batch import executors, workers
 from painterly.batch import jobs as batch_jobs
-from painterly.batch import workers
 from painterly.cli import main as cli
-from painterly.errors import InvalidOption
+from painterly.errors import InvalidOption, PainterlyError
 
 FAST = ["--weights", "random", "--size", "32", "--iterations", "3", "--device", "cpu"]
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -587,3 +587,80 @@ def test_a_script_without_a_main_guard_is_not_rerun_by_its_workers(inputs):
     assert p.stdout.splitlines()[1:] == ["ok None", "ok None"], p.stdout
     assert sorted(x.name for x in inputs["out"].glob("*.png")) == ["p0--ink.png", "p1--ink.png"]
     assert not (inputs["out"] / batch_jobs.LOCK_NAME).exists()
+
+
+# --- GPUs --------------------------------------------------------------------------------------------
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """torch sees two CUDA devices; the parent's CUDA_VISIBLE_DEVICES is 2,3 (a test may unset it)."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    monkeypatch.delenv(executors.SHARE_ENV, raising=False)
+
+
+def _spawned(monkeypatch, ex) -> list:
+    """(CUDA_VISIBLE_DEVICES, share) each worker of `ex` is started with (no process starts)."""
+    seen = []
+
+    class Process:
+        def __init__(self, **kw):
+            pass
+
+        def start(self):
+            seen.append((os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get(executors.SHARE_ENV)))
+
+    monkeypatch.setattr(ex.ctx, "Process", Process)
+    ex.start()
+    return seen
+
+
+def test_workers_get_the_parents_visible_gpus_round_robin(two_gpus, monkeypatch):
+    """A parent with CUDA_VISIBLE_DEVICES=2,3 sends its workers to GPUs 2 and 3 (not 0 and 1), one
+    each by default; a third worker shares GPU 2 with the first, and their memory checks count half
+    of it each."""
+    o = options.DEFAULTS.replace(weights="random")
+    assert executors.default_workers(o) == (2, ["2", "3"])
+    assert executors.default_workers(o.replace(device="cpu"))[1] == []
+    ex = executors.LocalExecutor(o, 3, False, executors.default_workers(o)[1])
+    assert _spawned(monkeypatch, ex) == [("2", "2"), ("3", "1"), ("2", "2")]
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3" and executors.SHARE_ENV not in os.environ  # restored
+    assert ex.options["device"] == "cuda"  # each sees its one GPU as cuda
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert executors.default_workers(o) == (2, ["0", "1"])
+    cpu = executors.LocalExecutor(o.replace(device="cpu"), 2, False, [])
+    assert _spawned(monkeypatch, cpu) == [(None, None), (None, None)] and cpu.options["device"] == "cpu"
+
+
+def test_a_shared_gpu_gives_each_worker_its_share_of_the_memory(monkeypatch):
+    import torch
+
+    from painterly.runtime import device_memory
+
+    GiB = 1024**3
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda d=None: (30 * GiB, 80 * GiB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda d=None: 6 * GiB)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda d=None: 4 * GiB)
+    cuda = torch.device("cuda")
+    monkeypatch.delenv(device_memory.SHARE_ENV, raising=False)
+    assert device_memory.free_bytes(cuda) == 32 * GiB  # free + this process's cached blocks
+    monkeypatch.setenv(device_memory.SHARE_ENV, "4")
+    assert device_memory.free_bytes(cuda) == 16 * GiB  # 80 / 4, less its own 4 allocated
+    monkeypatch.setenv(device_memory.SHARE_ENV, "2")
+    assert device_memory.free_bytes(cuda) == 32 * GiB  # 40 - 4, but only 32 are free
+
+
+def test_ray_reserves_a_gpu_per_actor_only_for_a_run_on_cuda():
+    o = options.DEFAULTS.replace(weights="random")
+    cluster = {"CPU": 8.0, "GPU": 2.0}
+    cpu = executors.ray_actor_options(o.replace(device="cpu"), 2, cluster)
+    assert cpu["num_gpus"] == 0 and cpu["num_cpus"] == 4
+    for device in ("cuda", "auto"):
+        assert executors.ray_actor_options(o.replace(device=device), 2, cluster)["num_gpus"] == 1
+    assert executors.ray_actor_options(o, 2, {"CPU": 8.0})["num_gpus"] == 0  # auto without GPUs
+    with pytest.raises(PainterlyError, match="the Ray cluster has no GPU"):
+        executors.ray_actor_options(o.replace(device="cuda"), 2, {"CPU": 8.0})
+    shared = executors.ray_actor_options(o.replace(device="cuda"), 4, cluster)  # two actors a GPU
+    assert shared["num_gpus"] == 0.5 and shared["runtime_env"] == {"env_vars": {executors.SHARE_ENV: "2"}}

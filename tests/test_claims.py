@@ -74,6 +74,32 @@ def test_the_style_target_cache_reuses_keys_by_pixels_and_options_and_evicts_the
     assert list(st._styles) == keys  # a hit changes nothing
 
 
+def test_on_a_gpu_the_style_cache_keeps_its_entries_in_host_memory(monkeypatch):
+    """The memory plan counts a run's own targets, not the cache's: on a GPU the cached entries are
+    moved to host memory, the last style used stays on the device for the next run of it, and
+    CUDA's cache is emptied when that copy is replaced."""
+    import torch
+
+    st = engine.Stylizer(options.DEFAULTS.replace(**FAST))
+    st.device = torch.device("cuda")  # the bookkeeping only: nothing computes here
+    moves, emptied = [], []
+    monkeypatch.setattr(engine, "moved", lambda v, d: moves.append(str(d)) or {"on": str(d)})
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(1))
+    lookup, made = st._style_cache(()), []
+
+    def compute(s):
+        made.append(1)
+        return {"relu1_1": s.sum()}
+
+    a, b = torch.zeros(1, 3, 4, 4), torch.ones(1, 3, 4, 4)
+    first = lookup(a, compute)
+    assert made == [1] and moves == ["cpu"] and list(st._styles.values()) == [{"on": "cpu"}]
+    assert lookup(a, compute) is first and made == [1] and moves == ["cpu"]  # the device copy, reused
+    lookup(b, compute)
+    assert made == [1, 1] and emptied == [1]  # a's device copy was dropped
+    assert lookup(a, compute) == {"on": "cuda"} and made == [1, 1]  # from host memory to the device
+
+
 # --- the public API ------------------------------------------------------------------------------
 def test_importing_the_package_does_no_work_and_exports_load_lazily():
     code = (

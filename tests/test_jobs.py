@@ -153,3 +153,34 @@ def test_jobs_share_one_prepared_network(picture, monkeypatch):
     for j in runs:
         assert j.done.wait(120) and j.error is None and j.result.iterations == j.options.iterations[0]
     assert len(built) == 1 and len(engine._PREPARED) == 1
+
+
+# --- GPUs --------------------------------------------------------------------------------------------
+def test_the_default_concurrency_is_one_job_per_gpu(monkeypatch):
+    """One job per GPU on a GPU machine (each needs the GPU's memory; on the CPU one per core), and
+    with several GPUs each job starts on the one running the fewest."""
+    import torch
+
+    from painterly.web import settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert settings.default_concurrency("auto") == settings.cpu_count()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert settings.default_concurrency("auto") == 1 and settings.job_devices("cuda") == ["cuda"]
+    assert settings.default_concurrency("cpu") == settings.cpu_count()
+    monkeypatch.setattr(settings, "_indexed", lambda: True)  # --device takes cuda:N
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert settings.default_concurrency("auto") == 2 and settings.default_concurrency("cuda:1") == 1
+    q = jobs.JobQueue(concurrency=3, queue_size=0, devices=settings.job_devices("auto"))
+    held = [HeldJob() for _ in range(3)]
+    assert [q.submit(j) for j in held] == [None, None, None]
+    assert [j.options.device for j in held] == ["cuda:0", "cuda:1", "cuda:0"]
+    q.cancel_all()
+    for j in held:
+        j.release.set()
+    one = jobs.JobQueue(concurrency=1, queue_size=0, devices=["cuda"])  # one GPU: the options as given
+    job = HeldJob()
+    assert one.submit(job) is None and job.options.device == DEFAULTS.device
+    job.release.set()

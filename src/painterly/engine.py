@@ -60,6 +60,7 @@ from painterly.options import (
 )
 from painterly.progress import Stage, Steps
 from painterly.result import Iterate, Result, make_recipe, output_pixels
+from painterly.runtime.device_memory import moved
 
 ImageLike = Union[str, "os.PathLike[str]", Image.Image]
 STYLE_CACHE = 32  # style targets kept per Stylizer (about 2.5 MB each for the paper's layers)
@@ -86,6 +87,7 @@ class Stylizer:
         # after the deepest layer these options use; a run that asks for a deeper one rebuilds it.
         self.net, self.last = None, None
         self._styles: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
+        self._near: tuple = (None, None)  # (key, targets) of the last style used, on the device
         self._lock = threading.Lock()  # runs in several threads (the web page) share the caches
 
     def _build(self, last: str) -> None:
@@ -106,7 +108,7 @@ class Stylizer:
         self.scales = scales  # each filter's divisor (policy.content_distance undoes it)
         self.net, self.last = net, last
         self.amp = autocast_for(o.precision, self.device)
-        self._styles = collections.OrderedDict()
+        self._styles, self._near = collections.OrderedDict(), (None, None)
         self._features: dict = {}  # (luminance, fp32, compile) -> feature function
 
     def prepare(self) -> "Stylizer":
@@ -137,7 +139,9 @@ class Stylizer:
         return self._features[key]
 
     def _style_cache(self, key_extra: tuple):
-        """(style tensor, compute) -> its targets, remembered by the tensor's pixels."""
+        """(style tensor, compute) -> its targets, remembered by the tensor's pixels. On a GPU
+        the entries are kept in host memory (the memory plan counts a run's own targets, not the
+        cache's) and the last one used also on the device, for the next run of that style."""
 
         def lookup(s: torch.Tensor, compute):
             key = (
@@ -145,13 +149,22 @@ class Stylizer:
                 tuple(s.shape),
             ) + key_extra
             with self._lock:
-                found = self._styles.get(key)
+                found, near = self._styles.get(key), self._near
+            if near[0] == key:
+                return near[1]
             if found is None:
                 found = compute(s)
                 with self._lock:
-                    self._styles[key] = found
+                    self._styles[key] = found if self.device.type == "cpu" else moved(found, "cpu")
                     while len(self._styles) > STYLE_CACHE:
                         self._styles.popitem(last=False)
+            elif self.device.type != "cpu":
+                found = moved(found, self.device)
+            if self.device.type != "cpu":
+                with self._lock:
+                    self._near = (key, found)
+                if self.device.type == "cuda" and near[0] is not None:
+                    torch.cuda.empty_cache()  # the previous style's device copy, for other processes
             return found
 
         return lookup
@@ -350,7 +363,7 @@ class Stylizer:
         styles = as_list(styles)
         o = (options or self.options).replace(**overrides)
         o = self._check(methods.validate(o, job, max(len(styles), 1)))
-        r = read_inputs(o, job, content, styles)
+        r = read_inputs(o, job, content, styles, self.device)
         self._need(r.layers)
         configure(self.device, o.deterministic)  # process-wide: another Stylizer may have run since
         return r
@@ -421,14 +434,16 @@ _PREPARED_LOCK = threading.Lock()
 
 
 def prepared(o: Options) -> Stylizer:
-    """A Stylizer for `o`'s network fields, reused across calls (the last two are kept), so
-    that repeated calls from Python or the web page load and normalise the network once."""
+    """A Stylizer for `o`'s network fields, reused across calls (the last two of each device are
+    kept: the web page's jobs on several GPUs), so that repeated calls from Python or the web
+    page load and normalise the network once."""
     key = tuple(getattr(o, f) for f in NETWORK_FIELDS)
     with _PREPARED_LOCK:
         if key not in _PREPARED:
             _PREPARED[key] = Stylizer(o)
-            while len(_PREPARED) > 2:
-                _PREPARED.popitem(last=False)
+            same = [k for k in _PREPARED if k[NETWORK_FIELDS.index("device")] == o.device]
+            for old in same[: max(0, len(same) - 2)]:
+                del _PREPARED[old]
         _PREPARED.move_to_end(key)
         return _PREPARED[key]
 

@@ -37,9 +37,10 @@ class RunInputs:
     layers: List[str]
 
 
-def read_inputs(o: Options, job: str, content, styles: list) -> RunInputs:
+def read_inputs(o: Options, job: str, content, styles: list, device="cpu") -> RunInputs:
     """The inputs of a run whose options `o` are checked (methods.validate): images loaded, the
-    job's rule applied, the colour mode, the masks and the tile side the memory plan allows."""
+    job's rule applied, the colour mode, the masks and the tile side the memory plan allows on
+    `device` (the torch.device the run computes on: its memory is the one checked)."""
     if o.init not in INITS:
         load_image(o.init)  # --init PATH: fail now, before any heavy work, if unreadable
     # 1. Images: load, then the output size (long side = --size, the content's aspect ratio;
@@ -62,7 +63,8 @@ def read_inputs(o: Options, job: str, content, styles: list) -> RunInputs:
     histogram = o.preserve_color == "histogram" and content_img is not None
     luminance = o.preserve_color == "luminance" and content_img is not None
     # 3. Spatial control (1611.07865) and memory: estimate the peak before any heavy work;
-    #    tile the evaluation when that makes it fit (--tile 0), or refuse (see runtime/memory.py).
+    #    tile the evaluation when that makes it fit (--tile 0), or refuse (see runtime/memory.py);
+    #    the memory is that of the device the run computes on (a GPU's own, not the host's).
     regions = masks.load(
         o, content_img.size if job == "transfer" else None, [s.size for s in style_imgs], blend
     )
@@ -72,6 +74,7 @@ def read_inputs(o: Options, job: str, content, styles: list) -> RunInputs:
         shape_src.size,
         [s.size for s in style_imgs],
         n_regions=regions.content.shape[0] if regions else 0,
+        device=device,
     )
     layers = list(o.content_layers) + list(o.style_layers)
     return RunInputs(

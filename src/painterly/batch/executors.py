@@ -17,6 +17,7 @@ from painterly.batch.workers import Runner
 from painterly.errors import PainterlyError, user_message
 from painterly.options import Options
 from painterly.runtime.allocator import keep_freed_memory
+from painterly.runtime.device_memory import SHARE_ENV
 
 _MAIN_SWAP = threading.Lock()
 
@@ -102,11 +103,14 @@ class LocalExecutor:
 
     kind = "local"
 
-    def __init__(self, options: Options, n: int, force: bool, gpus: Sequence[int] = ()):
+    def __init__(self, options: Options, n: int, force: bool, gpus: Sequence[str] = ()):
         import multiprocessing
 
         self.ctx = multiprocessing.get_context("spawn")
-        self.options, self.n, self.force, self.gpus = options.to_dict(), n, force, list(gpus)
+        if gpus:  # a worker sees one GPU, its own, as cuda (cuda:N names one of this process's)
+            options = options.replace(device="cuda")
+        self.options, self.n, self.force, self.gpus = options.to_dict(), n, force, [str(g) for g in gpus]
+        self.mps = not gpus and _on_mps(options)  # every worker on the one Apple GPU: each has 1/n
         self.procs: List[Any] = [None] * n
         self.conns: List[Any] = [None] * n  # this end of each worker's pipe; None once closed
         self.gone: set = set()
@@ -117,9 +121,12 @@ class LocalExecutor:
 
     def _spawn(self, w: int) -> None:
         mine, theirs = self.ctx.Pipe()
-        saved = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if self.gpus:  # one GPU per worker: the child sees only its own
-            os.environ["CUDA_VISIBLE_DEVICES"] = str(self.gpus[w % len(self.gpus)])
+        saved = {k: os.environ.get(k) for k in ("CUDA_VISIBLE_DEVICES", SHARE_ENV)}
+        if self.gpus:  # the child sees only its GPU (an entry of this process's list), and its share
+            gpu, share = gpu_of(w, self.n, self.gpus)
+            os.environ["CUDA_VISIBLE_DEVICES"], os.environ[SHARE_ENV] = gpu, str(share)
+        elif self.mps:
+            os.environ[SHARE_ENV] = str(self.n)
         try:
             p = self.ctx.Process(
                 target=_local_worker,
@@ -131,11 +138,12 @@ class LocalExecutor:
                 p.start()
         finally:
             theirs.close()  # the child has its own copy: EOF here once it exits
-            if self.gpus:
-                if saved is None:
-                    os.environ.pop("CUDA_VISIBLE_DEVICES", None)
-                else:
-                    os.environ["CUDA_VISIBLE_DEVICES"] = saved
+            if self.gpus or self.mps:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
         self.procs[w], self.conns[w] = p, mine
         self.gone.discard(w)
 
@@ -249,28 +257,51 @@ def ray_connect(address: Optional[str]) -> bool:
     return True
 
 
-def ray_default_workers() -> int:
+def _wants_gpu(device: str, gpus: int) -> bool:
+    """Whether a run on `device` computes on a GPU of a machine (or cluster) with `gpus` GPUs."""
+    device = str(device)
+    return device == "cuda" or device.startswith("cuda:") or (device == "auto" and gpus > 0)
+
+
+def ray_default_workers(options: Options) -> int:
+    """One actor per GPU of the cluster when the run is on CUDA, else one per 2 cores."""
     res = ray_module().cluster_resources()
     gpus = int(res.get("GPU", 0))
-    return gpus if gpus else max(1, int(res.get("CPU", 1)) // 2)
+    return gpus if _wants_gpu(options.device, gpus) and gpus else max(1, int(res.get("CPU", 1)) // 2)
+
+
+def ray_actor_options(options: Options, n: int, resources: dict) -> dict:
+    """ray.remote's options for each of `n` actors running `options` on a cluster with
+    `resources` (ray.cluster_resources()): a GPU each when the run's device is CUDA (--device
+    auto: when the cluster has GPUs; a share of one, and of its memory, when there are more
+    actors than GPUs), none with --device cpu, then the actor's share of the cores."""
+    gpus = int(resources.get("GPU", 0))
+    if not _wants_gpu(options.device, gpus):
+        return {"num_cpus": max(1, int(resources.get("CPU", 1)) // n), "num_gpus": 0, "max_restarts": 0}
+    if not gpus:
+        raise PainterlyError(f"--device {options.device}: the Ray cluster has no GPU")
+    share = -(-n // gpus)  # actors per GPU
+    out = {"num_cpus": 1, "num_gpus": 1 if share == 1 else 1.0 / share, "max_restarts": 0}
+    if share > 1:
+        out["runtime_env"] = {"env_vars": {SHARE_ENV: str(share)}}
+    return out
 
 
 class RayExecutor:
-    """`n` Ray actors, each with a prepared engine (one GPU each where the cluster has GPUs)."""
+    """`n` Ray actors, each with a prepared engine (a GPU each when the run is on CUDA)."""
 
     kind = "ray"
 
     def __init__(self, options: Options, n: int, force: bool):
         self.ray = ray_module()
-        res = self.ray.cluster_resources()
-        self.gpus = int(res.get("GPU", 0))
-        cpus = max(1, int(res.get("CPU", 1)) // n) if not self.gpus else 1
-        if not options.threads and not self.gpus:
-            options = options.replace(threads=cpus)  # the actor's share of the cores
+        actor = ray_actor_options(options, n, self.ray.cluster_resources())
+        self.gpus = actor["num_gpus"]
+        if self.gpus:  # Ray gives the actor its GPU as its only one: cuda
+            options = options.replace(device="cuda")
+        elif not options.threads:
+            options = options.replace(threads=actor["num_cpus"])  # the actor's share of the cores
         self.options, self.n, self.force = options.to_dict(), n, force
-        self.actor_cls = self.ray.remote(num_cpus=cpus, num_gpus=1 if self.gpus else 0, max_restarts=0)(
-            _RayActor
-        )
+        self.actor_cls = self.ray.remote(**actor)(_RayActor)
         self.actors: List[Any] = [None] * n
         self.refs: Dict[Any, int] = {}
 
@@ -320,12 +351,43 @@ class RayExecutor:
         self.refs.clear()
 
 
-def default_workers(options: Options) -> Tuple[int, List[int]]:
-    """(workers, GPU ids): one per GPU when the run is on CUDA, else one per 2 cores."""
-    if options.device in ("auto", "cuda"):
-        import torch
+def visible_gpus(options: Options) -> List[str]:
+    """The GPUs a run of `options` computes on, as entries of this process's CUDA_VISIBLE_DEVICES
+    (indices, UUIDs or MIG names, as a worker is to be given them; 0..n-1 when it is unset), or
+    none (--device cpu or mps, no CUDA). --device cuda:N: that one."""
+    if not _wants_gpu(options.device, 1):
+        return []
+    import torch
 
-        if torch.cuda.is_available() and torch.cuda.device_count() > 0:
-            n = torch.cuda.device_count()
-            return n, list(range(n))
-    return max(1, (os.cpu_count() or 1) // 2), []
+    if not torch.cuda.is_available() or torch.cuda.device_count() < 1:
+        return []
+    n = torch.cuda.device_count()
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    entries = [e.strip() for e in listed.split(",") if e.strip()][:n] if listed is not None else []
+    entries = entries if len(entries) == n else [str(i) for i in range(n)]
+    device = str(options.device)
+    return entries[int(device.split(":", 1)[1]) :][:1] if device.startswith("cuda:") else entries
+
+
+def gpu_of(w: int, n: int, gpus: Sequence[str]) -> Tuple[str, int]:
+    """(the GPU of worker w of n, round robin over `gpus`; how many workers share it)."""
+    k = w % len(gpus)
+    return gpus[k], len(range(k, n, len(gpus)))
+
+
+def _on_mps(options: Options) -> bool:
+    if str(options.device) not in ("auto", "mps"):
+        return False
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available()) and not torch.cuda.is_available()
+
+
+def default_workers(options: Options) -> Tuple[int, List[str]]:
+    """(workers, GPUs): one per GPU when the run is on CUDA (one on Apple's GPU), else one per
+    2 cores."""
+    gpus = visible_gpus(options)
+    if gpus:
+        return len(gpus), gpus
+    return (1 if _on_mps(options) else max(1, (os.cpu_count() or 1) // 2)), []

@@ -98,13 +98,11 @@ def run_jobs(
             return
         if executor == "ray":
             started_ray = ray_connect(ray_address)
-            n = min(workers or ray_default_workers(), len(jobs))
+            n = min(workers or ray_default_workers(options), len(jobs))
             ex = RayExecutor(options, n, force)
         else:
-            n, gpus = (workers, []) if workers else default_workers(options)
-            if workers and options.device in ("auto", "cuda"):
-                gpus = default_workers(options)[1]
-            n = min(n, len(jobs))
+            n, gpus = default_workers(options)  # GPUs: this process's visible ones, round robin
+            n = min(workers or n, len(jobs))
             if not options.threads and not gpus:  # share the cores: no oversubscription
                 options = options.replace(threads=max(1, (os.cpu_count() or 1) // n))
             ex = LocalExecutor(options, n, force, gpus)

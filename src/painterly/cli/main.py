@@ -141,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(sp, "--host", key="host")
     _flag(sp, "--port", key="port", type=int)
     sp.add_argument("--weights", default=None, help=SPECS["weights"].help)
+    sp.add_argument(
+        "--device",
+        default="auto",
+        help=SPECS["device"].help + "; several GPUs: the jobs are spread over them (default: auto)",
+    )
     _flag(sp, "--concurrency", key="concurrency", type=int, metavar="N")
     _flag(sp, "--queue-size", key="queue_size", type=int, metavar="N")
     from painterly.video import verb as video  # the `video` verb lives in video/verb.py
@@ -369,6 +374,7 @@ def cmd_serve(args) -> int:
         host=args.host,
         port=args.port,
         weights=args.weights,
+        device=args.device,
         concurrency=args.concurrency,
         queue_size=args.queue_size,
     )

@@ -16,7 +16,6 @@ import sys
 import time
 from typing import Sequence
 
-from painterly.imaging import long_side_size
 from painterly.options import DEFAULTS, PRESETS, SPECS, Options, auto_scales, flag, job_default, schedule
 
 
@@ -210,10 +209,13 @@ def time_note(it) -> str:
 
 def memory_note(o: Options, job: str, content, styles) -> str:
     """A note, before a run starts, when it will need much memory ("" otherwise, or when the
-    inputs cannot be sized: the run itself then says what is wrong)."""
+    inputs cannot be sized: the run itself then says what is wrong). The memory is the one of
+    the device the run will compute on (--device auto: a GPU when there is one), from the same
+    check the run makes (memory.assess)."""
     from PIL import Image
 
     from painterly.errors import PainterlyError
+    from painterly.net.device import pick_device
     from painterly.runtime import memory
 
     try:
@@ -223,18 +225,17 @@ def memory_note(o: Options, job: str, content, styles) -> str:
         for s in styles:
             with Image.open(s) as im:
                 style_whs.append(im.size)
-        device = "cuda" if o.device.startswith("cuda") else "cpu"
-        tile = memory.plan(o, job, wh, style_whs, device=device)
-        w, h = long_side_size(wh, schedule(o)[-1][0])
-        need = memory.estimate_peak_bytes(o, w, h, job=job, style_sizes=style_whs or None, tile=tile)
-        avail = memory.available_bytes(device)
+        plan = memory.assess(o, job, wh, style_whs, device=pick_device(o.device))
     except (OSError, ValueError, PainterlyError):
         return ""
-    if need <= LARGE_RUN_BYTES and need <= avail / 2:
+    if plan.need <= LARGE_RUN_BYTES and plan.need <= plan.available / 2:
         return ""
+    (w, h), gpu = plan.size, not plan.device.startswith("cpu")
     return (
-        f"painterly: note: a {w}x{h} run needs about {need / 1024**3:.1f} GiB of memory "
-        f"({avail / 1024**3:.1f} GiB available{f'; evaluated in tiles of {tile} px' if tile else ''}) "
+        f"painterly: note: a {w}x{h} run needs about {plan.need / 1024**3:.1f} GiB of "
+        f"{'GPU memory (' + plan.device + ')' if gpu else 'memory'} "
+        f"({plan.available / 1024**3:.1f} GiB available"
+        f"{f'; evaluated in tiles of {plan.tile} px' if plan.tile else ''}) "
         "and takes long; a smaller --size needs less"
     )
 

@@ -54,7 +54,7 @@ FLAGS: Dict[str, Flag] = {
         "interface to bind (loopback only; 0.0.0.0 exposes the page, without authentication)", "127.0.0.1"
     ),
     "port": Flag("the port to serve the page on (1..65535)", 7860),
-    "concurrency": Flag("jobs optimising at once (default: one per CPU)"),
+    "concurrency": Flag("jobs optimising at once (default: one per GPU, else one per CPU)"),
     "queue_size": Flag("jobs that may wait for a free worker; more are refused", 8),
 }
 

@@ -14,6 +14,7 @@ positions) can be evaluated exactly in tiles (objective/tiling.py).
 
 from __future__ import annotations
 
+import functools
 from typing import Optional, Sequence
 
 import torch
@@ -24,6 +25,15 @@ Tensor = torch.Tensor
 def gram(f: Tensor) -> Tensor:
     """G = F F^T.   f: (N, M) -> (N, N)."""
     return _Gram.apply(f)
+
+
+@functools.lru_cache(maxsize=64)
+def positions(m: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """M as a 0-dim tensor on the device, made once per (M, dtype, device) and shared (never
+    modified in place): the Gram normaliser, which a new tensor per layer and evaluation would
+    copy from the host each time (on a GPU, a wait for the device)."""
+    with torch.inference_mode(False):  # never an inference tensor: a later backward pass saves it
+        return torch.tensor(float(m), dtype=dtype, device=device)
 
 
 class _Gram(torch.autograd.Function):
@@ -63,7 +73,7 @@ class GramLoss:
     def stats(f: Tensor, mask: Optional[Tensor] = None) -> list:
         f = f.reshape(f.shape[0], -1)
         if mask is None:
-            return [gram(f), f.new_tensor(float(f.shape[1]))]
+            return [gram(f), positions(f.shape[1], f.dtype, f.device)]
         f = f * mask
         return [gram(f), mask.pow(2).sum()]
 

@@ -37,6 +37,7 @@ class SlicedLoss:
         self.n_directions = n_directions
         self.generator = torch.Generator()
         self.seed = seed
+        self._positions: dict = {}  # id(mask) -> (mask, the indices of its positions > 0.5)
 
     @property
     def seed(self) -> Optional[int]:
@@ -55,12 +56,31 @@ class SlicedLoss:
         """K fresh random unit directions (K, n), drawn on the CPU, on like's device/dtype."""
         k = self.n_directions or n
         d = torch.randn(k, n, generator=self.generator, dtype=torch.float64)
-        # to like's dtype on the CPU, then to its device (MPS holds no float64)
-        return (d / d.norm(dim=1, keepdim=True)).to(like.dtype).to(like.device)
+        if like.device.type != "cuda":
+            # to like's dtype on the CPU, then to its device (MPS holds no float64)
+            return (d / d.norm(dim=1, keepdim=True)).to(like.dtype).to(like.device)
+        # On CUDA the same numbers (drawn and rounded on the host, so a seed gives one set of
+        # directions on every device), sent from pinned memory without waiting for the device.
+        return (
+            (d / d.norm(dim=1, keepdim=True)).to(like.dtype).pin_memory().to(like.device, non_blocking=True)
+        )
 
     @staticmethod
     def _select(f: Tensor, mask: Optional[Tensor]) -> Tensor:
         return f if mask is None else f[:, mask > 0.5]
+
+    def _selected(self, f: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """_select for the loss's evaluations: the mask's positions found once per mask (a
+        boolean index finds them at every call, which on a GPU waits for the device) and
+        gathered; the same values, and the same gradient (each position is taken once)."""
+        if mask is None:
+            return f
+        kept = self._positions.get(id(mask))
+        if kept is None or kept[0] is not mask:
+            if len(self._positions) >= 64:
+                self._positions.clear()
+            kept = self._positions[id(mask)] = (mask, (mask > 0.5).nonzero().squeeze(1))
+        return f.index_select(1, kept[1])
 
     def target(self, f: Tensor, mask: Optional[Tensor] = None):
         return [(self._select(f, mask), 1.0)]
@@ -72,7 +92,7 @@ class SlicedLoss:
     def __call__(
         self, f: Tensor, target, mask: Optional[Tensor] = None, directions: Optional[Tensor] = None
     ) -> Tensor:
-        f = self._select(f, mask)
+        f = self._selected(f, mask)
         if f.shape[1] == 0:
             return f.new_zeros(())
         d = self.directions(f.shape[0], f) if directions is None else directions.to(f)

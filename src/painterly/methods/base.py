@@ -80,3 +80,10 @@ class Method:
         """Memory this method holds beyond the network's activations at one scale, in bytes
         (runtime.memory adds it to its estimate)."""
         return 0.0
+
+    def device_bytes(
+        self, o: Options, job: str, pixels: int, style_pixels: Sequence[int], tiled: bool
+    ) -> float:
+        """extra_bytes on a GPU, where the estimate counts the run's tensors alone
+        (runtime.device_memory): by default the same."""
+        return self.extra_bytes(o, job, pixels, style_pixels, tiled)

@@ -1,7 +1,7 @@
 """The objective: its terms (terms.py), their sum (objective.py) and its exact evaluation in
 tiles for large images (tiling.py)."""
 
-from painterly.objective.objective import Objective
+from painterly.objective.objective import Objective, host_floats
 from painterly.objective.terms import (
     ContentTerm,
     PaletteTerm,
@@ -22,5 +22,6 @@ __all__ = [
     "StyleTerm",
     "Term",
     "Value",
+    "host_floats",
     "layer_weights",
 ]

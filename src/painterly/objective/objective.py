@@ -3,6 +3,7 @@ in one pass through the network (tiling.TiledObjective: the same function, tile 
 
 from __future__ import annotations
 
+import functools
 from typing import Dict, Optional, Sequence
 
 import torch
@@ -47,7 +48,28 @@ class Objective:
     def total(self, parts: dict) -> torch.Tensor:
         return sum(self.weighted(parts).values())
 
-    def summary(self, parts: dict, total: torch.Tensor) -> Dict[str, float]:
-        """Weighted loss terms as floats (for progress display)."""
+    def summary(self, parts: dict, total: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Weighted loss terms and the total, detached, still on the device: the optimiser reads
+        them once a step (host_floats), for progress display, instead of once per value."""
         with torch.no_grad():
-            return {**{k: float(v) for k, v in self.weighted(parts).items()}, "total": float(total)}
+            return {**{k: _detached(v) for k, v in self.weighted(parts).items()}, "total": _detached(total)}
+
+
+def _detached(v):
+    return v.detach() if isinstance(v, torch.Tensor) else v
+
+
+def host_floats(values: Dict[str, object]) -> Dict[str, float]:
+    """{name: float} from {name: 0-dim tensor or number}: the tensors of each device read in one
+    transfer (a float() of each would wait for the device once per value). The same numbers as
+    float() of each: they are gathered in their common dtype, which widens exactly."""
+    out = {k: v for k, v in values.items() if not isinstance(v, torch.Tensor)}
+    by_device: Dict[torch.device, list] = {}
+    for k, v in values.items():
+        if isinstance(v, torch.Tensor):
+            by_device.setdefault(v.device, []).append(k)
+    for keys in by_device.values():
+        ts = [values[k].detach().reshape(()) for k in keys]
+        dtype = functools.reduce(torch.promote_types, (t.dtype for t in ts))
+        out.update(zip(keys, torch.stack([t.to(dtype) for t in ts]).cpu().tolist()))
+    return {k: float(out[k]) for k in values}

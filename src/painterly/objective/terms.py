@@ -90,6 +90,7 @@ class PaletteTerm(Term):
     def __init__(self, weight: float, target: Optional[torch.Tensor]):
         self.weight, self.target, self.norm = weight, target, 1.0
         self._at: Dict[int, torch.Tensor] = {}  # pixel count -> the target resampled to it
+        self._directions: Dict[tuple, torch.Tensor] = {}  # (channels, device) -> palette_directions there
 
     def value(self, x, feats):
         if self.target is None:
@@ -97,7 +98,10 @@ class PaletteTerm(Term):
         m = x.shape[-2] * x.shape[-1]
         if m not in self._at:
             self._at = {m: resample_quantiles(self.target, m).to(x.device)}
-        return palette_loss(x, self._at[m], palette_directions(x.shape[1]))
+        key = (x.shape[1], x.device)
+        if key not in self._directions:  # on the device once, not copied from the host per evaluation
+            self._directions = {key: palette_directions(x.shape[1]).to(x.device, torch.float32)}
+        return palette_loss(x, self._at[m], self._directions[key])
 
     def reduce(self, value):
         return self.norm * value

@@ -12,7 +12,7 @@ import torch
 
 from painterly.errors import Stop
 from painterly.net.device import resize
-from painterly.objective import Objective
+from painterly.objective import Objective, host_floats
 from painterly.options import Options
 
 OVERSHOOT = 1e3  # a step whose loss is this many times the last good one is retaken (optimise)
@@ -101,17 +101,24 @@ def optimise(
     good: Optional[list] = None  # the last point whose loss was finite
     good_loss = [float("inf")]  # its loss
 
+    # The losses stay on the device (objective.summary) until the step ends, and are read then in
+    # one transfer (host_floats): a float() per loss, or a read of the loss before backward(),
+    # would make the host wait for the device (a GPU's queue drained) several times a step.
+    pending: list = [{}]  # the last evaluation's losses, tensors or floats
+
     def closure():
         opt.zero_grad(set_to_none=True)
         parts = objective.parts(image())
         total = objective.total(parts)
-        if guard:
-            value = float(total.detach())
+        total.backward()  # queued before the guard reads the loss (an overshoot's gradient is dropped)
+        losses = objective.summary(parts, total)
+        if guard:  # one read, which the step's report reuses
+            losses = host_floats(losses)
+            value = losses["total"] if "total" in losses else float(total.detach())
             if good is not None and _overshoots(value, good_loss[0]):
                 raise _Overflow
             good_loss[0] = min(good_loss[0], value)
-        total.backward()
-        last.update(objective.summary(parts, total))
+        pending[0] = losses
         return total
 
     def step():
@@ -153,6 +160,7 @@ def optimise(
             if here is not None:
                 _assign(params, here)
             return _done(image), True
+        last.update(host_floats(pending[0]))
         try:
             on_step(dict(last), params[0] if not pyramid else _done(image))
         except Stop:

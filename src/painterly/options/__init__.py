@@ -38,6 +38,7 @@ from painterly.options.layers import (
     LAYERS,
     PAPER_CONTENT_LAYERS,
     PAPER_STYLE_LAYERS,
+    channels,
     floats_per_pixel,
     validate_layers,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "auto_scales",
     "check_type",
     "flag",
+    "channels",
     "floats_per_pixel",
     "job_default",
     "job_options",

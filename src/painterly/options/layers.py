@@ -41,6 +41,11 @@ def validate_layers(layers) -> tuple:
 _CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}  # filters of each block
 
 
+def channels(layer: str) -> int:
+    """The number of filters (feature maps) of a layer: conv, relu or pool of block b."""
+    return _CHANNELS[int(layer[4])]
+
+
 def floats_per_pixel(layers: Sequence[str]) -> float:
     """Feature values per input pixel of the given layers: N_l / stride_l^2 summed."""
     total = 0.0

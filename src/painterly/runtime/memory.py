@@ -16,12 +16,14 @@ Set PAINTERLY_NO_MEMORY_CHECK=1 to skip the check (the estimate is then ignored)
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 from painterly import methods
 from painterly.errors import ResourceError
 from painterly.imaging import long_side_size
 from painterly.options import DEFAULTS, LAYERS, floats_per_pixel, scale_sides, schedule
+from painterly.runtime import device_memory as dm
 from painterly.runtime.allocator import KEPT_FACTOR, fit_allocator
 
 GiB = 1024**3
@@ -58,15 +60,24 @@ def _depth_factor(layers: Sequence[str]) -> float:
     )
 
 
-def _precision(o) -> str:
-    """The precision the run's convolutions will use on this machine's CPU."""
+def _precision(o, device=None) -> str:
+    """The precision the run's convolutions will use on `device` (default: this machine's CPU)."""
     if o.precision != "auto":
         return o.precision
     import torch
 
     from painterly.net.device import native_bf16
 
-    return "bf16" if native_bf16(torch.device("cpu")) else "fp32"
+    try:
+        return "bf16" if native_bf16(device if device is not None else torch.device("cpu")) else "fp32"
+    except (RuntimeError, AssertionError):  # a device torch cannot query: the larger estimate
+        return "fp32"
+
+
+def _as_device(device):
+    import torch
+
+    return device if isinstance(device, torch.device) else torch.device(device)
 
 
 def _halo(layers: Sequence[str]) -> Tuple[int, int]:
@@ -86,35 +97,29 @@ def estimate_peak_bytes(
     n_regions: int = 0,
     tile: Optional[int] = None,
     kept: bool = False,
+    device="cpu",
 ) -> int:
-    """Predicted peak RSS in bytes of a run whose final output is width x height.
+    """Predicted peak RSS in bytes of a run whose final output is width x height; on a GPU
+    (`device` a torch.device or its name) the peak of the run's tensors there (device_memory).
 
     style_sizes: (w, h) of the style images as given (only their aspect ratios matter; by
     default one square style image); n_regions: spatial-control regions (0: none);
-    tile: the tile side (None or 0: untiled); kept: with keep_freed_memory on (KEPT_FACTOR).
-    The coarse-to-fine schedule of `options` is taken into account (the peak is that of the
-    largest scale).
+    tile: the tile side (None or 0: untiled); kept: with keep_freed_memory on (KEPT_FACTOR; the
+    CPU's allocator only). The coarse-to-fine schedule of `options` is taken into account (the
+    peak is that of the largest scale).
     """
     o = options
-    steps = schedule(o)  # the run's own (long side, iterations) per scale
-    scales, iters = [side for side, _ in steps], [n for _, n in steps]
-    final = scales[-1]
+    device = _as_device(device)
+    if device.type != "cpu":
+        return _device_peak_bytes(o, width, height, job, style_sizes, n_regions, tile, device)
     ch = 1 if o.preserve_color == "luminance" and job != "texture" else 3
     content_layers = list(o.content_layers) if job != "texture" else []
     style_layers = list(o.style_layers) if job != "content" else []
     layers = content_layers + style_layers
-    styles = list(style_sizes) if style_sizes is not None else ([(1, 1)] if job != "content" else [])
     act = ACT[_precision(o)] * _depth_factor(layers)
     method = methods.get(o.style_loss)
     peak = 0.0
-    for side, n in zip(scales, iters):
-        f = side / final
-        w, h = max(1, round(width * f)), max(1, round(height * f))
-        p = w * h
-        ps = [
-            wh[0] * wh[1]
-            for wh in (long_side_size(s, max(1, round(max(w, h) * o.style_scale))) for s in styles)
-        ]
+    for w, h, p, ps, n in _scales(o, width, height, job, style_sizes):
         # the content and style images as float tensors (two copies alive at times)
         persist = 24.0 * (p + sum(ps)) + FULL * p
         # L-BFGS remembers 2 vectors per step (the fit's runs had one pair); Adam has 2 in FULL
@@ -124,25 +129,78 @@ def estimate_peak_bytes(
             persist += 4.0 * n_regions * (p + sum(ps)) * 2.4
         tiled = bool(tile and max(w, h) > tile)
         persist += method.extra_bytes(o, job, p, ps, tiled)  # the style method's own (targets, search)
-        area = p
-        if tiled:
-            halo, stride = _halo(layers)
-            t = -(-tile // stride) * stride
-            area = min(w, t + 2 * halo) * min(h, t + 2 * halo)
-        # the style images' targets are computed (without gradient) at their own size
-        style_area = max(ps, default=0) if not (tile and max(w, h) > tile) else area
+        area, style_area = _areas(w, h, p, ps, tile, layers)
         peak = max(peak, persist + act * max(area, 0.6 * style_area))
     return int(SAFETY * (BASE + peak) * (KEPT_FACTOR if kept else 1.0))
 
 
-def available_bytes(device: str = "cpu") -> int:
-    """Memory a new allocation can use now: MemAvailable (psutil or /proc/meminfo), capped by a
-    cgroup limit if one is set; on CUDA the device's free memory."""
-    if device == "cuda":
-        import torch
+def _scales(o, width: int, height: int, job: str, style_sizes):
+    """Per scale of the schedule: (w, h, pixels, [style pixels], iterations)."""
+    steps = schedule(o)  # the run's own (long side, iterations) per scale
+    final = steps[-1][0]
+    styles = list(style_sizes) if style_sizes is not None else ([(1, 1)] if job != "content" else [])
+    for side, n in steps:
+        f = side / final
+        w, h = max(1, round(width * f)), max(1, round(height * f))
+        ps = [
+            wh[0] * wh[1]
+            for wh in (long_side_size(s, max(1, round(max(w, h) * o.style_scale))) for s in styles)
+        ]
+        yield w, h, w * h, ps, n
 
-        free, _ = torch.cuda.mem_get_info()
-        return int(free)
+
+def _areas(w: int, h: int, p: int, ps: Sequence[int], tile: Optional[int], layers) -> Tuple[int, int]:
+    """(the area one pass evaluates: the image, or a tile with its halo; the area of the style
+    images' targets, computed without gradient at their own size, or tile by tile)."""
+    tiled = bool(tile and max(w, h) > tile)
+    area = p
+    if tiled:
+        halo, stride = _halo(layers)
+        t = -(-tile // stride) * stride
+        area = min(w, t + 2 * halo) * min(h, t + 2 * halo)
+    return area, (max(ps, default=0) if not tiled else area)
+
+
+def _device_peak_bytes(o, width, height, job, style_sizes, n_regions, tile, device) -> int:
+    """estimate_peak_bytes on a GPU: the tensors of the largest scale (see device_memory)."""
+    ch = 1 if o.preserve_color == "luminance" and job != "texture" else 3
+    content_layers = list(o.content_layers) if job != "texture" else []
+    style_layers = list(o.style_layers) if job != "content" else []
+    layers = content_layers + style_layers
+    elem = 2 if _precision(o, device) == "bf16" else 4
+    # with regions each style layer's features are weighted by each mask (kept for the backward pass)
+    act = dm.activation_bytes(layers, elem, o.pooling == "max") + 4.0 * n_regions * floats_per_pixel(
+        style_layers
+    )
+    fwd = dm.forward_bytes(layers, elem)
+    method = methods.get(o.style_loss)
+    peak = 0.0
+    for w, h, p, ps, n in _scales(o, width, height, job, style_sizes):
+        pairs = min(o.lbfgs_history, max(n - 1, 0)) if o.optimizer == "lbfgs" else 0
+        persist = 4.0 * ch * p * (dm.VECTORS + 2 * pairs)  # the image and the optimiser's state
+        persist += 4.0 * 3 * 2 * (p + sum(ps))  # the content and style images (two copies at times)
+        persist += 4.0 * p * floats_per_pixel(content_layers)  # P
+        if o.palette_weight > 0 and job == "transfer" and not n_regions:
+            persist += dm.PALETTE * p
+        persist += dm.style_target_bytes(style_layers, n_regions)
+        if n_regions:  # pixel masks of the output and the styles, and their per-layer copies
+            persist += 4.0 * n_regions * (p + sum(ps)) * 2.4
+        tiled = bool(tile and max(w, h) > tile)
+        persist += method.device_bytes(o, job, p, ps, tiled)  # the style method's own (targets, search)
+        area, style_area = _areas(w, h, p, ps, tile, layers)
+        peak = max(peak, persist + max(act * area, fwd * style_area))
+    return int(dm.SAFETY * (dm.BASE + dm.weights_bytes(layers, elem) + peak))
+
+
+def available_bytes(device="cpu") -> int:
+    """Memory a new allocation can use now: on the CPU MemAvailable (psutil or /proc/meminfo),
+    capped by a cgroup limit if one is set; on a GPU (`device` a torch.device or its name) what
+    the device has free, with the blocks this process's allocator keeps (device_memory.free_bytes)."""
+    free = dm.free_bytes(_as_device(device))
+    return free if free is not None else _host_bytes()
+
+
+def _host_bytes() -> int:
     avail = None
     try:
         import psutil
@@ -181,6 +239,18 @@ def _scaled(o, long_side: int):
     return o.replace(size=long_side, scales=scales)
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What the memory check decided for a run (assess): the tile side (0: untiled), the
+    estimate with it, the memory available, on which device, for an output of size (w, h)."""
+
+    tile: int
+    need: int
+    available: int
+    device: str
+    size: Tuple[int, int]
+
+
 def plan(
     o,
     job: str,
@@ -188,30 +258,47 @@ def plan(
     style_whs: Sequence[Tuple[int, int]],
     n_regions: int = 0,
     available: Optional[int] = None,
-    device: str = "cpu",
+    device="cpu",
 ) -> int:
-    """The tile side for a run (0: untiled), or ResourceError if it cannot fit.
+    """The tile side for a run (0: untiled), or ResourceError if it cannot fit (assess)."""
+    return assess(o, job, shape_wh, style_whs, n_regions, available, device).tile
+
+
+def assess(
+    o,
+    job: str,
+    shape_wh: Tuple[int, int],
+    style_whs: Sequence[Tuple[int, int]],
+    n_regions: int = 0,
+    available: Optional[int] = None,
+    device="cpu",
+) -> Plan:
+    """The Plan of a run on `device` (the resolved torch.device, or its name), or ResourceError
+    if it cannot fit. Estimate and memory are the device's: on a GPU its free memory and the
+    run's tensors there, on the CPU the host's memory and the resident-set fit.
 
     o.tile > 0: that tile side (checked); o.tile == 0: untiled if that fits, else the largest
     of TILE_CANDIDATES that fits.
     """
+    device = _as_device(device)
     final = (o.scales or (o.size,))[-1]
     w, h = long_side_size(shape_wh, final)
-    if os.environ.get("PAINTERLY_NO_MEMORY_CHECK"):
-        return o.tile
     avail = available_bytes(device) if available is None else available
 
     def need(opts, ww, hh, t):
         return estimate_peak_bytes(
-            opts, ww, hh, job=job, style_sizes=style_whs or None, n_regions=n_regions, tile=t
+            opts, ww, hh, job=job, style_sizes=style_whs or None, n_regions=n_regions, tile=t, device=device
         )
 
+    if os.environ.get("PAINTERLY_NO_MEMORY_CHECK"):
+        return Plan(o.tile, need(o, w, h, o.tile), avail, str(device), (w, h))
     candidates = [o.tile] if o.tile else [0] + [t for t in TILE_CANDIDATES if t < max(w, h)]
     for t in candidates:  # the tile is chosen as without keep_freed_memory: the same on every surface
         n = need(o, w, h, t)
         if n <= avail:
-            fit_allocator(n, avail)
-            return t
+            if device.type == "cpu":  # glibc's allocator: the host's memory
+                fit_allocator(n, avail)
+            return Plan(t, n, avail, str(device), (w, h))
     # Nothing fits: find the largest size that does (same schedule shape and tiling rule).
     smallest = candidates[-1]
 
@@ -235,7 +322,7 @@ def plan(
     msg = (
         f"a {w}x{h} run needs about {need(o, w, h, smallest) / GiB:.{digits}f} GiB "
         f"but {avail / GiB:.{digits}f} GiB "
-        f"is available"
+        f"is available{'' if device.type == 'cpu' else f' on {device}'}"
     )
     if o.optimizer == "lbfgs" and o.lbfgs_history > 1:
         hist = _largest_history(o, w, h, need, smallest, avail)

@@ -46,7 +46,7 @@ from painterly.web.look import (
 )
 from painterly.web.queue import PREVIEW_EVERY, JobQueue
 from painterly.web.runs import follow_job, prepare_job
-from painterly.web.settings import DEFAULT_QUEUE_SIZE, Settings, cpu_count
+from painterly.web.settings import DEFAULT_QUEUE_SIZE, Settings, cpu_count, default_concurrency, job_devices
 from painterly.web.uploads import (
     MAX_STYLES,
     MAX_UPLOAD_BYTES,
@@ -73,20 +73,23 @@ def build_app(
     max_size: int = MAX_SIZE,
     max_iterations: int = MAX_ITERATIONS,
     preview_every: int = PREVIEW_EVERY,
+    device: str = "auto",
 ):
     """The page as a gr.Blocks (not launched; see `launch`). Its settings: `app.painterly`.
 
-    concurrency: jobs optimising at once (default: one per CPU); queue_size: jobs that may
-    wait beyond those. weights: the server's VGG-19 (None: the original set, with its own preprocessing,
-    "random": a seeded random network, for tests). options: the page's initial values
-    (default DEFAULTS); the other arguments are the server's limits.
+    concurrency: jobs optimising at once (default: one per GPU, else one per CPU); queue_size:
+    jobs that may wait beyond those. weights: the server's VGG-19 (None: the original set, with
+    its own preprocessing, "random": a seeded random network, for tests). device: where the jobs
+    compute (--device: auto, cpu, cuda, cuda:N, mps; with several GPUs the jobs are spread over
+    them). options: the page's initial values (default DEFAULTS); the other arguments are the
+    server's limits.
     """
     gr = gradio()
     base = (options or DEFAULTS).replace(
-        weights=weights, device="auto", threads=0, content_mask=None, style_masks=(), compile=False
+        weights=weights, device=device, threads=0, content_mask=None, style_masks=(), compile=False
     )
     root = temp_root()
-    n = int(concurrency or cpu_count())
+    n = int(concurrency or default_concurrency(device))
     settings = Settings(
         concurrency=n,
         queue_size=int(queue_size),
@@ -100,7 +103,7 @@ def build_app(
         preview_every=int(preview_every),
         root=root,
         outputs=Path(tempfile.mkdtemp(prefix="results-", dir=root)),
-        jobs=JobQueue(n, int(queue_size)),
+        jobs=JobQueue(n, int(queue_size), job_devices(device)),
         page={"theme": theme(gr), "css": CSS},
     )
     init = control_values(base)

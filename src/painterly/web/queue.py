@@ -7,7 +7,8 @@
     queue.cancel(job)                # stops within one iteration; the image so far is kept
     job.done.wait(); job.result      # an engine.Result, or job.error (one line)
 
-At most `concurrency` jobs run at once, each in its own thread; up to `queue_size` more wait
+At most `concurrency` jobs run at once, each in its own thread (on a machine with several GPUs,
+each on the GPU running the fewest: `devices`); up to `queue_size` more wait
 their turn (FIFO) and can ask for their place. A job submitted when both are full is refused at
 once with a message starting `QUEUE_FULL`: nothing is accepted that will not run. A session
 (a browser page, a client) has at most one job at a time.
@@ -26,7 +27,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from painterly.errors import Stop, user_message
 from painterly.options import Options
@@ -125,10 +126,12 @@ class Job:
 class JobQueue:
     """A bounded queue: `concurrency` jobs run, at most `queue_size` more wait (FIFO)."""
 
-    def __init__(self, concurrency: int, queue_size: int):
+    def __init__(self, concurrency: int, queue_size: int, devices: Sequence[str] = ()):
         if concurrency < 1 or queue_size < 0:
             raise ValueError("concurrency must be >= 1 and queue_size >= 0")
         self.concurrency, self.queue_size = int(concurrency), int(queue_size)
+        # Several GPUs: each job starts on the one running the fewest (its options' --device).
+        self.devices = list(devices) if len(devices) > 1 else []
         self._lock = threading.Lock()
         self._waiting: collections.deque = collections.deque()
         self._running: set = set()
@@ -167,6 +170,9 @@ class JobQueue:
             return None
 
     def _start(self, job: Job) -> None:  # with the lock held
+        if self.devices:
+            busy = collections.Counter(j.options.device for j in self._running)
+            job.options = job.options.replace(device=min(self.devices, key=lambda d: busy[d]))
         job.state = "running"
         self._running.add(job)
         threading.Thread(

@@ -28,9 +28,10 @@ from typing import List, Optional
 
 from painterly.cli import verbs
 from painterly.errors import InvalidOption, PainterlyError
+from painterly.options import SPECS
 from painterly.web.app import build_app
 from painterly.web.look import jobs_text, supported
-from painterly.web.settings import DEFAULT_QUEUE_SIZE, Settings, cpu_count
+from painterly.web.settings import DEFAULT_QUEUE_SIZE, Settings, cpu_count, default_concurrency
 from painterly.web.uploads import gradio, inside, scrub
 
 ALIAS = "/painterly-files"  # how the browser sees the app's temporary directory
@@ -330,12 +331,14 @@ def main(
     concurrency: Optional[int] = None,
     queue_size: int = DEFAULT_QUEUE_SIZE,
     weights: Optional[str] = None,
+    device: str = "auto",
     **limits,
 ) -> None:
     """`painterly serve`: build the page and serve it until interrupted (blocking).
 
     Binds to loopback by default; the CLI prints `host_warning(host)` for other hosts.
-    Each of the `concurrency` jobs gets cpus / concurrency torch threads.
+    Each of the `concurrency` jobs (default: one per GPU of `device`, else one per CPU) gets
+    cpus / concurrency torch threads.
     """
     import signal
 
@@ -347,9 +350,10 @@ def main(
         raise InvalidOption(f"--queue-size must be >= 0, got {queue_size}")
     if not 1 <= int(port) <= 65535:
         raise InvalidOption(f"--port must be within 1..65535, got {port}")
-    concurrency = int(concurrency or cpu_count())
+    SPECS["device"].check("device", device)
+    concurrency = int(concurrency or default_concurrency(device))
     torch.set_num_threads(max(1, cpu_count() // concurrency))
-    app = build_app(concurrency=concurrency, queue_size=queue_size, weights=weights, **limits)
+    app = build_app(concurrency=concurrency, queue_size=queue_size, weights=weights, device=device, **limits)
     url = launch(app, host, port, block=False, quiet=True)
     print(
         f"painterly: serving {url} ({jobs_text(concurrency)} at a time, {queue_size} more may wait); "
