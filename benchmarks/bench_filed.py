@@ -11,6 +11,8 @@ bytes every time).
     PYTHONPATH=src .venv/bin/python benchmarks/bench_filed.py
     PYTHONPATH=src .venv/bin/python benchmarks/bench_filed.py --commit 6d7b4ef --pairs tubingen-starry_night
     PYTHONPATH=src .venv/bin/python benchmarks/bench_filed.py --repeat 3 --out benchmarks/results/filed-3.json
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_filed.py --commit 6d8ad0d --size 1024 --repeat 3 \
+        --pairs golden_gate-the_scream --extra "--precision fp32 --preset neighbour" --out filed-nb.json
 
 Writes benchmarks/results/filed.json and prints a table.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -51,6 +54,9 @@ def main(argv=None) -> int:
         "--pairs", default="", help="comma-separated PHOTO-PAINTING names (default: six, see PAIRS)"
     )
     ap.add_argument("--size", type=int, default=384)
+    ap.add_argument(
+        "--extra", default="", help='CLI arguments for both codes\' runs, e.g. "--precision fp32"'
+    )
     ap.add_argument("--repeat", type=int, default=1, help="rounds per pair; the table takes the median time")
     ap.add_argument("--out", default=str(RESULTS / "filed.json"))
     args = ap.parse_args(argv)
@@ -89,6 +95,7 @@ def main(argv=None) -> int:
                             str(args.size),
                             "--quiet",
                             "--overwrite",
+                            *shlex.split(args.extra),
                         ]
                         seconds, rss, _ = timed(cmd, {**os.environ, "PYTHONPATH": str(trees[code])})
                         r = {
@@ -111,6 +118,7 @@ def main(argv=None) -> int:
                 "benchmark": "filed",
                 "commit": args.commit,
                 "size": args.size,
+                "extra": args.extra,
                 "repeat": args.repeat,
                 "machine": machine(),
                 "rows": rows,

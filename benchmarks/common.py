@@ -118,6 +118,18 @@ class Evaluator:
         }
 
 
+def cli_options(content, style, size: int, args: list):
+    """The Options `painterly transfer CONTENT STYLE --size SIZE ARGS` runs with (the CLI's parser)."""
+    from painterly import DEFAULTS
+    from painterly.cli.main import build_parser
+
+    ns = build_parser().parse_args(
+        ["transfer", str(content), str(style), "-o", "x.png", "--size", str(size)] + args
+    )
+    fields = DEFAULTS.__dataclass_fields__
+    return options.options_from(None, {k: v for k, v in vars(ns).items() if k in fields and v is not None})
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -17,6 +17,7 @@ from painterly import engine, options
 from painterly import imaging as images
 from painterly.cli import main as cli
 from painterly.errors import InvalidOption
+from painterly.runtime import style_cache
 
 FAST = dict(weights="random", size=32, iterations=(1,), device="cpu", precision="fp32", init="content")
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -66,7 +67,7 @@ def test_the_style_target_cache_reuses_keys_by_pixels_and_options_and_evicts_the
     assert len(st._styles) == 1 and next(iter(st._styles.values())) is first  # reused, not recomputed
     st.run(small["content"], [styles[0]], options=st.options.replace(style_layers=("relu1_1", "relu2_1")))
     assert len(st._styles) == 2  # other layers: another key
-    monkeypatch.setattr(engine, "STYLE_CACHE", 2)
+    st._styles.size = 2  # the cache keeps two
     st.run(small["content"], [styles[1]])
     assert len(st._styles) == 2 and all(v is not first for v in st._styles.values())  # the oldest was evicted
     keys = list(st._styles)
@@ -81,11 +82,11 @@ def test_on_a_gpu_the_style_cache_keeps_its_entries_in_host_memory(monkeypatch):
     import torch
 
     st = engine.Stylizer(options.DEFAULTS.replace(**FAST))
-    st.device = torch.device("cuda")  # the bookkeeping only: nothing computes here
+    st._styles.device = torch.device("cuda")  # the bookkeeping only: nothing computes here
     moves, emptied = [], []
-    monkeypatch.setattr(engine, "moved", lambda v, d: moves.append(str(d)) or {"on": str(d)})
+    monkeypatch.setattr(style_cache, "moved", lambda v, d: moves.append(str(d)) or {"on": str(d)})
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(1))
-    lookup, made = st._style_cache(()), []
+    lookup, made = st._styles.lookup(()), []
 
     def compute(s):
         made.append(1)

@@ -154,6 +154,7 @@ def fake_cuda(monkeypatch):
     props = type("Props", (), {"total_memory": 80 * GiB, "name": "Fake GPU", "major": 9, "minor": 0})()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device=None: props)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (gpu["free"], 80 * GiB))
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: gpu["reserved"])
@@ -229,7 +230,7 @@ def test_the_terminal_note_names_the_gpu(small, fake_cuda):
     fake_cuda.update(free=10 * GiB)
     o = options.DEFAULTS.replace(weights="random", size=2000, iterations=(2,), device="auto")
     note = terminal.memory_note(o, "transfer", small["content"], [small["style"]])
-    assert "of GPU memory (cuda)" in note and "(10.0 GiB available" in note
+    assert "of GPU memory (cuda:0)" in note and "(10.0 GiB available" in note
     assert terminal.memory_note(o.replace(device="cpu"), "transfer", small["content"], [small["style"]]) == ""
     fake_cuda.update(host=10 * GiB)  # the host's memory for --device cpu
     cpu = terminal.memory_note(o.replace(device="cpu"), "transfer", small["content"], [small["style"]])

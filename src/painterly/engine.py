@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import hashlib
 import os
 import threading
 import time
@@ -60,10 +59,9 @@ from painterly.options import (
 )
 from painterly.progress import Stage, Steps
 from painterly.result import Iterate, Result, make_recipe, output_pixels
-from painterly.runtime.device_memory import moved
+from painterly.runtime.style_cache import StyleCache
 
 ImageLike = Union[str, "os.PathLike[str]", Image.Image]
-STYLE_CACHE = 32  # style targets kept per Stylizer (about 2.5 MB each for the paper's layers)
 
 
 # --- the prepared engine ------------------------------------------------------------------------
@@ -86,9 +84,8 @@ class Stylizer:
         # The network is built on first need (`prepare`, or a run after its memory check), cut
         # after the deepest layer these options use; a run that asks for a deeper one rebuilds it.
         self.net, self.last = None, None
-        self._styles: "collections.OrderedDict[tuple, dict]" = collections.OrderedDict()
-        self._near: tuple = (None, None)  # (key, targets) of the last style used, on the device
         self._lock = threading.Lock()  # runs in several threads (the web page) share the caches
+        self._styles = StyleCache(self.device, self._lock)  # style targets by the style's pixels
 
     def _build(self, last: str) -> None:
         o = self.options
@@ -108,7 +105,7 @@ class Stylizer:
         self.scales = scales  # each filter's divisor (policy.content_distance undoes it)
         self.net, self.last = net, last
         self.amp = autocast_for(o.precision, self.device)
-        self._styles, self._near = collections.OrderedDict(), (None, None)
+        self._styles.reset()
         self._features: dict = {}  # (luminance, fp32, compile) -> feature function
 
     def prepare(self) -> "Stylizer":
@@ -137,37 +134,6 @@ class Stylizer:
                 compile=compile,
             )
         return self._features[key]
-
-    def _style_cache(self, key_extra: tuple):
-        """(style tensor, compute) -> its targets, remembered by the tensor's pixels. On a GPU
-        the entries are kept in host memory (the memory plan counts a run's own targets, not the
-        cache's) and the last one used also on the device, for the next run of that style."""
-
-        def lookup(s: torch.Tensor, compute):
-            key = (
-                hashlib.sha256(s.detach().float().cpu().numpy().tobytes()).hexdigest(),
-                tuple(s.shape),
-            ) + key_extra
-            with self._lock:
-                found, near = self._styles.get(key), self._near
-            if near[0] == key:
-                return near[1]
-            if found is None:
-                found = compute(s)
-                with self._lock:
-                    self._styles[key] = found if self.device.type == "cpu" else moved(found, "cpu")
-                    while len(self._styles) > STYLE_CACHE:
-                        self._styles.popitem(last=False)
-            elif self.device.type != "cpu":
-                found = moved(found, self.device)
-            if self.device.type != "cpu":
-                with self._lock:
-                    self._near = (key, found)
-                if self.device.type == "cuda" and near[0] is not None:
-                    torch.cuda.empty_cache()  # the previous style's device copy, for other processes
-            return found
-
-        return lookup
 
     # --- one run ----------------------------------------------------------------------------
     def run(
@@ -412,7 +378,7 @@ class Stylizer:
             r.blend,
             masks=sm,
             tiler=tiler,
-            style_cache=self._style_cache(r.method.cache_key(opts) + (half,)),
+            style_cache=self._styles.lookup(r.method.cache_key(opts) + (half,)),
         )
         objective = make_objective(features, opts, targets, extra_terms, tiler)
         if opts.balance == "photo" and r.job == "transfer" and c is not None:
