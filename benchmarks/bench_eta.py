@@ -111,7 +111,14 @@ def main(argv=None) -> int:
         print(rows[-1], file=sys.stderr, flush=True)
         write_json(
             Path(a.out),
-            {"benchmark": "eta", "size": a.size, "extra": extra, "machine": machine(), "rows": rows},
+            {
+                "benchmark": "eta",
+                "size": a.size,
+                "extra": extra,
+                "pairs": a.pairs,
+                "machine": machine(),
+                "rows": rows,
+            },
         )
     print(table(rows))
     print(f"\nJSON: {a.out}", file=sys.stderr)

@@ -160,6 +160,8 @@ def main(argv=None) -> int:
         "pair": a.pair,
         "machine": machine(),
         "conv_gflops": round(ceiling, 1),
+        "command": "bench_profile.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+        "configs": dict(configs),
         "rows": rows,
     }
     Path(a.out).write_text(json.dumps(out, indent=1))

@@ -81,7 +81,22 @@ def machine() -> dict:
         "amx_bf16": "amx_bf16" in flags,
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "load_average": list(os.getloadavg()),
+        "commit": code_commit(),
     }
+
+
+def code_commit() -> str:
+    """The checkout's commit, with "+changes" when its tracked files differ from it."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "src"], cwd=ROOT, capture_output=True
+        ).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return "not recorded"
+    return rev + ("+changes" if dirty else "")
 
 
 def paper_options(size: int, weights: str) -> options.Options:

@@ -73,7 +73,7 @@ def _provenance(name: str, data: dict, command: str) -> str:
     """The line under every benchmark table: the command, the file, its date, commit and CPU."""
     m = data.get("machine") or {}
     date = str(m.get("date", "not recorded"))[:10]
-    commit = data.get("code_commit") or "not recorded"
+    commit = data.get("code_commit") or m.get("commit") or "not recorded"
     cpu = m.get("cpu", "not recorded")
     if m.get("cores"):
         cpu += f", {m['cores']} cores"
@@ -474,6 +474,65 @@ def render_bench_video() -> str:
     return "\n".join(lines)
 
 
+def render_bench_profile() -> str:
+    """Every results/profile*.json (one per picture size): where a picture's time goes."""
+    lines = []
+    for path in sorted(RESULTS.glob("profile*.json"), key=lambda p: json.loads(p.read_text())["size"]):
+        d = json.loads(path.read_text())
+        lines += [
+            f"**{d['pair'].replace('-', ' x ')}, {d['size']} px**; the convolutions' throughput measured "
+            f"in the same run: {d['conv_gflops']} GFLOP/s (fp32).",
+            "",
+            "| configuration | wall s | per scale (size: steps, s, s/step, evaluations/step) "
+            "| final losses s | conv share | conv GFLOP | floor s | wall / floor |",
+            "|---|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in d["rows"]:
+            scales = "; ".join(
+                f"{sc['size']}: {sc['steps']}, {sc['seconds']:.1f}, {sc['s_per_step']:.3f}, "
+                f"{sc['evals_per_step']:g}"
+                for sc in r["scales"]
+            )
+            args = r.get("args") or d.get("configs", {}).get(r["label"], "")
+            args = " ".join(args) if isinstance(args, list) else args
+            label = f"{r['label']} (`{args}`)" if args else r["label"]
+            lines.append(
+                f"| {label} | {r['wall_s']:.1f} | {scales} | {r['final_s']:.1f} | {r['conv_share']:.2f} | "
+                f"{r['conv_gflop']:.0f} | {r['floor_s']:.1f} | {r['wall_s'] / r['floor_s']:.2f} |"
+            )
+        lines += ["", _provenance(path.name, d, d.get("command", "bench_profile.py")), ""]
+    return "\n".join(lines)
+
+
+def render_bench_eta() -> str:
+    """Every results/eta*.json: the time-left estimate against the real time left."""
+    lines = [
+        "| runs | pairs | median run s | median error: step 2 | finest step 1 | finest step 2 | worst after "
+        "| within 20% at the finest step 2 | worst pair there |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    files = sorted(RESULTS.glob("eta*.json"))
+    for path in files:
+        d = json.loads(path.read_text())
+        rows = d["rows"]
+        med = {
+            c: _median([abs(r[c]) for r in rows]) for c in ("second_step", "finest_first", "finest_second")
+        }
+        worst = max(rows, key=lambda r: abs(r["finest_second"]))
+        within = sum(abs(r["finest_second"]) <= 0.2 for r in rows)
+        extra = " ".join(d.get("extra", []))
+        lines.append(
+            f"| {d['size']} px{f' `{extra}`' if extra else ''} | {len(rows)} | "
+            f"{_median([r['seconds'] for r in rows]):.1f} | {med['second_step']:.2f} | "
+            f"{med['finest_first']:.2f} | {med['finest_second']:.2f} | "
+            f"{max(r['worst_after'] for r in rows):.2f} | {within}/{len(rows)} | "
+            f"{worst['pair']} {worst['finest_second']:+.2f} |"
+        )
+    lines.append("")
+    lines += [_provenance(p.name, json.loads(p.read_text()), "bench_eta.py") for p in files]
+    return "\n".join(lines)
+
+
 REGIONS = {
     "options": render_options,
     "cli": render_cli,
@@ -485,6 +544,8 @@ REGIONS = {
     "bench-allocator": render_bench_allocator,
     "bench-batch": render_bench_batch,
     "bench-video": render_bench_video,
+    "bench-profile": render_bench_profile,
+    "bench-eta": render_bench_eta,
 }
 
 

