@@ -255,7 +255,7 @@ class FusedCosine(torch.autograd.Function):
     d_i = f_i . t_i, q_i = |f_i|^2 and n_i = sqrt(clamp(q_i, 1e-8, 1e8)), the loss is
     mean_i (1 - d_i / n_i), and its gradient at column i is -(t_i / n_i - d_i f_i / n_i^3) / m
     (the second part only where the clamp passes q_i through). The norms and the dot products
-    are reductions over the columns (no (D, m) temporary) and the gradient is one addcmul.
+    are reductions over the columns (no (D, m) temporary) and the gradient is one (D, m) tensor.
     Measured at the hypercolumns of a 1024 px output (2688 x 49152; fp32, 2-core AMD EPYC): 0.76 s
     for the loss and its gradient against 2.6 s, and the whole evaluation 7.6 s against 10.0 s.
     """
@@ -274,4 +274,4 @@ class FusedCosine(torch.autograd.Function):
         m = f.shape[1]
         a = -grad / (m * n)  # the factor of t_i
         b = torch.where((q >= 1e-8) & (q <= 1e8), grad * d / (m * n * n * n), torch.zeros_like(n))
-        return torch.addcmul(t * a, f, b), None
+        return (t * a).addcmul_(f, b), None  # in place: one (D, m) tensor, not two

@@ -86,7 +86,8 @@ class Options:
     neighbour_photo: float = 0.75
     # --style-loss neighbour: also match the painting rotated by 90, 180 and 270 degrees
     rotations: bool = False
-    fused_cosine: bool = True  # neighbour: the cosine loss and its gradient in one pass (FusedCosine)
+    # --style-loss neighbour: the cosine loss's gradient written out (methods/neighbour.py FusedCosine)
+    fused_cosine: bool = True
     # optimisation
     optimizer: str = "lbfgs"
     # The default schedule (measured on the original VGG-19: benchmarks/README.md): from the
