@@ -67,7 +67,11 @@ PRESET = Preset(
 # default allocator) to peaks of 0.74 GiB at 256 px, 3.52 GiB at 768 (3.29 with --style-scale
 # 0.5, 4.54 with --rotations) and 5.53 GiB at 1024 px, which the estimate then tops by 3-60%;
 # before, it ignored the search and predicted 2.1 GiB at 1024 px.
-NEIGHBOUR_PX = {"content": 3700.0, "style": 1100.0, "rotated": 1200.0}
+# "content_fused" is the output's share with --fused-cosine (FusedCosine keeps no autograd copies of
+# the (D, m) hypercolumns): measured 2026-12-07 (same runs, bf16) at 0.69 / 1.50 / 2.68 / 4.36 GiB
+# for 256 / 512 / 768 / 1024 px, against 0.92 / 2.00 / 3.73 / 5.81 with the plain formula; the
+# estimate then tops the fused peaks by 16-20% from 512 px up (46% at 256, where the base dominates).
+NEIGHBOUR_PX = {"content": 3700.0, "content_fused": 1900.0, "style": 1100.0, "rotated": 1200.0}
 
 
 class Neighbour(Method):
@@ -121,9 +125,8 @@ class Neighbour(Method):
         if job != "transfer":
             return 0.0
         nb = NEIGHBOUR_PX
-        return nb["content"] * pixels + sum(style_pixels) * (
-            nb["style"] + 3 * nb["rotated"] * bool(o.rotations)
-        )
+        content = nb["content_fused"] if o.fused_cosine else nb["content"]
+        return content * pixels + sum(style_pixels) * (nb["style"] + 3 * nb["rotated"] * bool(o.rotations))
 
 
 def quarter(size) -> tuple:
