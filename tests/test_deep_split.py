@@ -122,3 +122,21 @@ def test_the_clock_counts_a_split_scale_as_its_share_of_the_work():
         c.left(0, 2, 2.0, 0.0)  # 1 s per step at 100x100
     # the finest scale's 10 steps: 4 s each unsplit, 4 * share split (the final losses alike)
     assert plain.left(0, 2, 2.0, 0.0) - split.left(0, 2, 2.0, 0.0) == pytest.approx(11 * 4 * (1 - share))
+
+
+def test_a_split_scale_counts_the_part_of_a_step_that_does_not_shrink():
+    from types import SimpleNamespace
+
+    from painterly import methods, progress
+    from painterly.net.vgg import conv_flop_per_pixel
+
+    o = options.DEFAULTS.replace(deep_split="relu3_1")
+    r = SimpleNamespace(o=o, tile=0, regions=None, method=methods.get(o.style_loss), layers=o.style_layers)
+    plan = [(256, 60), (512, 40)]
+    ratio = conv_flop_per_pixel("relu5_1", "relu3_1") / conv_flop_per_pixel("relu5_1")
+    w = progress.work(plan, r)
+    assert w[0] == 1.0 and w[1] == pytest.approx(1 - progress.SPLIT_SCALING * (1 - ratio))
+    # measured (bench_profile, fp32): a split finest step took 0.63-0.72 of an unsplit one
+    assert 0.6 < w[1] < 0.75
+    assert progress.work(plan, SimpleNamespace(**{**vars(r), "o": options.DEFAULTS})) == [1.0, 1.0]
+    assert progress.work([(512, 40)], r) == [1.0]  # one scale: nothing splits

@@ -36,17 +36,26 @@ class Stage:
         self.say("targets")
 
 
+# The share of an unsplit step's time that shrinks with a --deep-split scale's convolution work:
+# the rest (the optimiser, the shallow layers' pointwise ops and their backward, the losses) does
+# not shrink with it. Fitted to bench_profile (golden_gate x the_scream, fp32, 2026-12-07): a
+# relu3_1-split finest step took 0.624/0.998 s at 512 px and 3.90/5.44 s at 1024 (0.63 and 0.72 of
+# an unsplit one) where its convolutions' FLOPs are 0.48; the FLOP ratio alone put the estimate at
+# a split scale's first step 18-65% short (bench_eta --deep-split relu3_1).
+SPLIT_SCALING = 0.6
+
+
 def work(plan, r) -> list:
-    """Each scale's cost per pixel relative to an unsplit scale's (runtime.clock.StepClock): its
-    convolutions' FLOPs per pixel, for a --deep-split scale."""
+    """Each scale's cost per pixel relative to an unsplit scale's (runtime.clock.StepClock): for a
+    --deep-split scale, SPLIT_SCALING of a step scales with its convolutions' FLOPs per pixel and
+    the rest is as an unsplit step's."""
     if not any(splits(r, k, plan) for k in range(len(plan))):
         return [1.0] * len(plan)
     last = deepest(r.layers)
     full = conv_flop_per_pixel(last)
-    return [
-        conv_flop_per_pixel(last, r.o.deep_split) / full if splits(r, k, plan) else 1.0
-        for k in range(len(plan))
-    ]
+    ratio = conv_flop_per_pixel(last, r.o.deep_split) / full
+    split = 1.0 - SPLIT_SCALING * (1.0 - ratio)
+    return [split if splits(r, k, plan) else 1.0 for k in range(len(plan))]
 
 
 class Steps:

@@ -22,7 +22,7 @@ class StepClock:
     several times too long (--preset neighbour: "46:08 more" for a run of a minute).
 
     work: each scale's cost per pixel relative to the others' (default 1): a --deep-split scale
-    runs its deep layers on a quarter of the pixels, so it counts as fewer pixels."""
+    runs its deep layers on a quarter of the pixels, so it counts as fewer pixels (progress.work)."""
 
     def __init__(self, plan, shape_wh, work=None):
         self.plan, self.shape = plan, shape_wh
