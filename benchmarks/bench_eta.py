@@ -50,9 +50,12 @@ def one(photo: str, painting: str, size: int, extra: list, prepared: dict) -> di
         return round(eta / (end - t) - 1, 3)
 
     n = marks[-1][2][1]
+    planned = next(m[3][1] for m in marks if m[2][0] == n)  # the finest scale's steps as planned
     return {
         "pair": f"{photo}-{painting}",
         "seconds": round(end - t0, 2),
+        # --content-ceiling added steps when the finest scale ended (no estimate before counts them)
+        "polished": marks[-1][3][1] > planned,
         "second_step": error(lambda m: m is marks[1]),
         "finest_first": error(lambda m: m[2][0] == n and m[3][0] == 1),
         "finest_second": error(lambda m: m[2][0] == n and m[3][0] == 2),
@@ -75,19 +78,21 @@ COLUMNS = ("second_step", "finest_first", "finest_second", "worst_after")
 
 def table(rows: list) -> str:
     lines = [
-        "| pair | seconds | error at step 2 | at the finest scale's step 1 | step 2 | worst after |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| pair | seconds | polished | error at step 2 | at the finest scale's step 1 | step 2 | worst after |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['pair']} | {r['seconds']:.1f} | " + " | ".join(f"{r[c]:+.2f}" for c in COLUMNS) + " |"
+            f"| {r['pair']} | {r['seconds']:.1f} | {'yes' if r.get('polished') else ''} | "
+            + " | ".join(f"{r[c]:+.2f}" for c in COLUMNS)
+            + " |"
         )
     for name, pick in (("median |error|", statistics.median), ("worst |error|", max)):
         lines.append(
-            f"| {name} | | " + " | ".join(f"{pick(abs(r[c]) for r in rows):.2f}" for c in COLUMNS) + " |"
+            f"| {name} | | | " + " | ".join(f"{pick(abs(r[c]) for r in rows):.2f}" for c in COLUMNS) + " |"
         )
     lines.append(
-        "| within 20% | | "
+        "| within 20% | | | "
         + " | ".join(f"{sum(abs(r[c]) <= WITHIN for r in rows)}/{len(rows)}" for c in COLUMNS)
         + " |"
     )

@@ -17,6 +17,7 @@ mode's precision measured in the same run: the best of a few large 3x3 convoluti
 (channels_last, forward), fp32 and bf16.
 
     python benchmarks/bench_speed.py                       # 256, 512 (5 repeats), 1024 (2 repeats)
+    python benchmarks/bench_speed.py --sizes 256,512,1024,2048 --modes fp32,bf16_cl   # the docs' table
     python benchmarks/bench_speed.py --sizes 512 --modes fp32,bf16_cl --repeats 9
 
 Prints a table and writes benchmarks/results/speed.json.
@@ -55,7 +56,7 @@ MODES = {
     "bf16_cl": ("bf16", True, False),  # the default on a CPU with native bf16
     "bf16_cl_compiled": ("bf16", True, True),  # --compile
 }
-REPEATS = {256: 9, 512: 5, 1024: 2}
+REPEATS = {256: 9, 512: 5, 1024: 2, 2048: 2}
 CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}  # VGG-19 filters per block
 
 
@@ -208,6 +209,7 @@ def main(argv=None) -> int:
     )
     rows, lbfgs = [], {}
     data = {
+        "command": " ".join(["bench_speed.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine(),
         "weights": describe_weights(weights),
         "ceilings": ceilings,

@@ -361,33 +361,43 @@ def render_bench_neighbour() -> str:
 
 
 def render_bench_speed() -> str:
-    files = ("speed.json", "speed_1024.json", "speed_compiled.json")
-    modes = {
-        "fp32": "fp32, contiguous",
-        "bf16_cl": "bf16 autocast + channels_last (the default)",
-        "bf16_cl_compiled": "the default + `--compile`",
-    }
-    rows = {}
-    for f in files:
-        for r in _load(f)["rows"]:
-            if f == "speed_compiled.json" or not r["mode"].endswith(
-                "compiled"
-            ):  # the compiled rows: their own run
-                rows[(r["size"], r["mode"])] = r
+    """speed.json (fp32 against the default, per size) and speed_compiled.json (the default with
+    and without --compile, side by side in their own run)."""
+    modes = {"fp32": "fp32, contiguous", "bf16_cl": "bf16 autocast + channels_last (the default)"}
+
+    def ceiling(d) -> str:
+        c = d["ceilings"]
+        return (
+            f" · 3x3-convolution ceiling in that run: {c['fp32']['gflops']:.0f} GFLOP/s fp32,"
+            f" {c['bf16']['gflops']:.0f} bf16"
+        )
+
+    d = _load("speed.json")
+    rows = {(r["size"], r["mode"]): r for r in d["rows"] if r["mode"] in modes}
     lines = ["| size | mode | s / iteration | GFLOP/s | vs fp32 |", "|---:|---|---:|---:|---:|"]
     for (size, mode), r in sorted(rows.items(), key=lambda kv: (kv[0][0], list(modes).index(kv[0][1]))):
         fp32 = rows.get((size, "fp32"))
         vs = f"{fp32['s_per_iter'] / r['s_per_iter']:.2f}x" if fp32 else "-"
         lines.append(f"| {size} | {modes[mode]} | {r['s_per_iter']:.3f} | {r['gflops']:.0f} | {vs} |")
-    lines.append("")
-    cmds = {
-        "speed.json": "bench_speed.py --sizes 256,512 --modes fp32,bf16_cl",
-        "speed_1024.json": "bench_speed.py --sizes 1024 --modes fp32,bf16_cl",
-        "speed_compiled.json": "bench_speed.py --sizes 256,512,1024 --modes bf16_cl_compiled",
-    }
-    for f in files:
-        lines += [_provenance(f, _load(f), cmds[f]), ""]
-    return "\n".join(lines).rstrip()
+    cmd = d.get("command", "bench_speed.py --sizes 256,512,1024,2048 --modes fp32,bf16_cl")
+    lines += ["", _provenance("speed.json", d, cmd) + ceiling(d), ""]
+    c = _load("speed_compiled.json")
+    by = {(r["size"], r["mode"]): r for r in c["rows"]}
+    lines += [
+        "| size | the default: s / iteration | with `--compile` | time with / without "
+        "| `--compile`'s first call s |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for size in sorted({k[0] for k in by}):
+        base, comp = by.get((size, "bf16_cl")), by.get((size, "bf16_cl_compiled"))
+        if not comp:
+            continue
+        b = f"{base['s_per_iter']:.3f}" if base else "-"
+        ratio = f"{comp['s_per_iter'] / base['s_per_iter']:.2f}x" if base else "-"
+        lines.append(f"| {size} | {b} | {comp['s_per_iter']:.3f} | {ratio} | {comp['first_call_s']:.1f} |")
+    cmd = c.get("command", "bench_speed.py --sizes 256,512,1024 --modes bf16_cl_compiled")
+    lines += ["", _provenance("speed_compiled.json", c, cmd) + ceiling(c)]
+    return "\n".join(lines)
 
 
 def render_bench_allocator() -> str:
@@ -508,8 +518,8 @@ def render_bench_eta() -> str:
     """Every results/eta*.json: the time-left estimate against the real time left."""
     lines = [
         "| runs | pairs | median run s | median error: step 2 | finest step 1 | finest step 2 | worst after "
-        "| within 20% at the finest step 2 | worst pair there |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| within 20% at the finest step 2 | of the runs not polished | worst pair there |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     files = sorted(RESULTS.glob("eta*.json"))
     for path in files:
@@ -520,17 +530,20 @@ def render_bench_eta() -> str:
         }
         worst = max(rows, key=lambda r: abs(r["finest_second"]))
         within = sum(abs(r["finest_second"]) <= 0.2 for r in rows)
+        plain = [r for r in rows if not r.get("polished", True)]  # files before "polished": "-"
+        within_plain = f"{sum(abs(r['finest_second']) <= 0.2 for r in plain)}/{len(plain)}" if plain else "-"
         extra = " ".join(d.get("extra", []))
         lines.append(
             f"| {d['size']} px{f' `{extra}`' if extra else ''} | {len(rows)} | "
             f"{_median([r['seconds'] for r in rows]):.1f} | {med['second_step']:.2f} | "
             f"{med['finest_first']:.2f} | {med['finest_second']:.2f} | "
-            f"{max(r['worst_after'] for r in rows):.2f} | {within}/{len(rows)} | "
+            f"{max(r['worst_after'] for r in rows):.2f} | {within}/{len(rows)} | {within_plain} | "
             f"{worst['pair']} {worst['finest_second']:+.2f} |"
         )
     lines.append("")
-    lines += [_provenance(p.name, json.loads(p.read_text()), "bench_eta.py") for p in files]
-    return "\n".join(lines)
+    for p in files:
+        lines += [_provenance(p.name, json.loads(p.read_text()), "bench_eta.py"), ""]
+    return "\n".join(lines).rstrip()
 
 
 REGIONS = {
