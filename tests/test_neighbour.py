@@ -35,15 +35,14 @@ def _brute_force(src, ref):
     return out
 
 
-@pytest.mark.parametrize("conv", [False, True])
 @pytest.mark.parametrize("chunk", [1, 3, 2048])
-def test_nearest_neighbours_equal_a_brute_force_search(chunk, conv):
+def test_nearest_neighbours_equal_a_brute_force_search(chunk):
     g = torch.Generator().manual_seed(0)
     src, ref = (
         torch.randn(7, 11, generator=g, dtype=torch.float64),
         torch.randn(7, 19, generator=g, dtype=torch.float64),
     )
-    got = neighbour.nearest_neighbours(src, ref, chunk=chunk, conv=conv)
+    got = neighbour.nearest_neighbours(src, ref, chunk=chunk)
     assert got.tolist() == _brute_force(src, ref)
 
 
@@ -209,56 +208,34 @@ def test_the_fused_cosine_is_the_plain_formula_with_its_gradient(zero_column):
     assert torch.autograd.gradcheck(lambda v: neighbour.FusedCosine.apply(v, t[:12, :5]), (x,))
 
 
-@pytest.mark.parametrize("key", ["fused_cosine", "conv_search"])
-def test_a_formula_option_is_recorded_and_a_recipe_from_before_it_reruns_the_old_formula(small, capsys, key):
-    """--fused-cosine and --conv-search: the same function as before, rounded differently."""
+def test_fused_cosine_is_recorded_and_a_recipe_from_before_it_reruns_the_plain_formula(small, capsys):
     import json
 
     from PIL import PngImagePlugin
 
     run = ["--preset", "neighbour", "--weights", "random", "--size", "32", "--iterations", "2,2,2,2"]
     run += ["--device", "cpu", "--quiet"]
-    new, plain = small["dir"] / "new.png", small["dir"] / "plain.png"
+    fused, plain = small["dir"] / "fused.png", small["dir"] / "plain.png"
     old, again = small["dir"] / "old.png", small["dir"] / "again.png"
-    off = "--no-" + key.replace("_", "-")
-    for out, flag in ((new, []), (plain, [off])):
+    for out, flag in ((fused, []), (plain, ["--no-fused-cosine"])):
         code, _, err = run_cli(["transfer", small["content"], small["style"], "-o", out, *run, *flag], capsys)
         assert code == 0, err
-    assert images.read_recipe(new)["options"][key] is True
-    assert images.read_recipe(plain)["options"][key] is False
+    assert images.read_recipe(fused)["options"]["fused_cosine"] is True
+    assert images.read_recipe(plain)["options"]["fused_cosine"] is False
     # Not compared pixel by pixel: the same function, but a rounding difference can flip a
-    # nearest-neighbour choice at the next scale, after which the two runs part (the values are
-    # compared in test_the_fused_cosine_is_the_plain_formula_with_its_gradient and
-    # test_the_conv_search_finds_the_matrix_products_neighbours).
-    # a recipe written before the option (no key) reruns with the old formula, to the same bytes
+    # nearest-neighbour choice at the next scale, after which the two runs part (the values and
+    # gradients are compared in test_the_fused_cosine_is_the_plain_formula_with_its_gradient).
+    # a recipe written before the option (no key) reruns with the plain formula, to the same bytes
     recipe = images.read_recipe(plain)
-    del recipe["options"][key]
+    del recipe["options"]["fused_cosine"]
     info = PngImagePlugin.PngInfo()
     info.add_itxt(images.RECIPE_KEY, json.dumps(recipe), zip=True)
     images.load_image(plain).save(old, pnginfo=info)
     code, _, err = run_cli(["rerun", old, "-o", again, "--quiet"], capsys)
     assert code == 0, err
-    assert images.read_recipe(again)["options"][key] is False
+    assert images.read_recipe(again)["options"]["fused_cosine"] is False
     assert images.load_image(again).tobytes() == images.load_image(plain).tobytes()
-    assert getattr(options.Options.from_dict({}), key) is False and getattr(options.DEFAULTS, key) is True
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_the_conv_search_finds_the_matrix_products_neighbours(dtype):
-    g = torch.Generator().manual_seed(3)
-    src = torch.randn(96, 700, generator=g, dtype=dtype)  # m = 700: several chunks of 256 and a rest
-    ref = torch.randn(96, 900, generator=g, dtype=dtype)
-    mm = neighbour.nearest_neighbours(src, ref, chunk=256)
-    conv = neighbour.nearest_neighbours(src, ref, chunk=256, conv=True)
-    # the same choice wherever the best similarity leads the second by more than rounding
-    s = neighbour.unit_columns(src - src.mean(1, keepdim=True)).double()
-    r = neighbour.unit_columns(ref - ref.mean(1, keepdim=True)).double()
-    top2 = (r.t() @ s).topk(2, dim=0).values
-    clear = (top2[0] - top2[1]) > (1e-5 if dtype == torch.float32 else 1e-12)
-    assert clear.float().mean() > 0.95
-    assert torch.equal(conv[clear], mm[clear])
-    # an empty search is still (0,)
-    assert neighbour.nearest_neighbours(src[:, :0], ref, conv=True).shape == (0,)
+    assert options.Options.from_dict({}).fused_cosine is False and options.DEFAULTS.fused_cosine is True
 
 
 def test_each_recolor_choice_reaches_its_colour_step(small, monkeypatch):

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Dict, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from painterly.errors import InvalidOption
 from painterly.methods.base import Method, StyleInputs
@@ -113,7 +112,7 @@ class Neighbour(Method):
 
     def term(self, o: Options, targets) -> "NeighbourTerm":
         layers = o.style_layers if targets is not None else ()
-        return NeighbourTerm(o.style_weight, layers, targets, fused=o.fused_cosine, conv=o.conv_search)
+        return NeighbourTerm(o.style_weight, layers, targets, fused=o.fused_cosine)
 
     def before_scale(
         self, objective: Objective, x: Tensor, content: Optional[Tensor], first: bool, o: Options
@@ -162,15 +161,9 @@ class NeighbourTerm(Term):
     name = "style"
 
     def __init__(
-        self,
-        weight: float,
-        layers: Sequence[str],
-        painting: Optional[torch.Tensor],
-        fused: bool = True,
-        conv: bool = True,
+        self, weight: float, layers: Sequence[str], painting: Optional[torch.Tensor], fused: bool = True
     ):
-        self.weight, self.layers, self.painting = weight, tuple(layers), painting
-        self.fused, self.conv = fused, conv  # --fused-cosine, --conv-search
+        self.weight, self.layers, self.painting, self.fused = weight, tuple(layers), painting, fused
         self.target: Optional[torch.Tensor] = None  # (D, m), unit columns; set by match()
         self.size = None
 
@@ -179,7 +172,7 @@ class NeighbourTerm(Term):
         image's hypercolumns (search_feats: its features at self.layers)."""
         self.size = quarter(size)
         h = hypercolumns([search_feats[l] for l in self.layers], self.size)
-        idx = nearest_neighbours(h, self.painting, conv=self.conv)
+        idx = nearest_neighbours(h, self.painting)
         self.target = unit_columns(self.painting[:, idx])
 
     def value(self, x, feats):
@@ -239,36 +232,16 @@ def unit_columns(f: Tensor) -> Tensor:
     return f / f.pow(2).sum(0, keepdim=True).clamp(1e-8, 1e8).sqrt()
 
 
-def nearest_neighbours(src: Tensor, ref: Tensor, chunk: int = NEIGHBOUR_CHUNK, conv: bool = False) -> Tensor:
+def nearest_neighbours(src: Tensor, ref: Tensor, chunk: int = NEIGHBOUR_CHUNK) -> Tensor:
     """For every column of src (D, m), the index of its nearest column of ref (D, n) under the
     centred cosine distance: each set minus its own mean column, then 1 - cosine. Computed
     `chunk` columns of src at a time, so memory stays at chunk x n whatever m is. Ties go to the
-    lowest index (torch.max). Returns (m,) int64.
-
-    conv (--conv-search, on the CPU): each chunk's (n x chunk) dot products as a 1x1 convolution
-    with the n painting columns as its filters (channels_last, so oneDNN runs it), not as a matrix
-    product (MKL). The same sums, added in another order: measured for the finest search of a
-    512 px run (2688 x 12800 by 2688 x 12288, fp32, 2-core AMD EPYC) 2.5 s against 4.4 s, where
-    the search is a sixth of that scale's time (a third of a 1024 px run's). A GPU keeps the
-    matrix product (no faster kernel there to take).
-    """
+    lowest index (torch.max). Returns (m,) int64."""
     s = unit_columns(src - src.mean(1, keepdim=True))
     r = unit_columns(ref - ref.mean(1, keepdim=True)).t().contiguous()  # (n, D)
-    conv = conv and src.device.type == "cpu"
-    if conv:  # (n, D) as n filters of D channels, 1x1: in channels_last the same memory
-        w = r.reshape(*r.shape, 1, 1).contiguous(memory_format=torch.channels_last)
     out = []
     for i in range(0, s.shape[1], chunk):
-        if conv:  # the chunk as a 1 x c image of D channels: (n, c) similarities
-            x = (
-                s[:, i : i + chunk]
-                .reshape(1, s.shape[0], 1, -1)
-                .contiguous(memory_format=torch.channels_last)
-            )
-            sim = F.conv2d(x, w)[0, :, 0]
-        else:
-            sim = r @ s[:, i : i + chunk]
-        out.append(sim.argmax(0))  # max cosine = min distance
+        out.append((r @ s[:, i : i + chunk]).argmax(0))  # max cosine = min distance
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=src.device)
 
 

@@ -88,9 +88,6 @@ class Options:
     rotations: bool = False
     # --style-loss neighbour: the cosine loss's gradient written out (methods/neighbour.py FusedCosine)
     fused_cosine: bool = True
-    # --style-loss neighbour: the search's similarity products as 1x1 convolutions on the CPU
-    # (methods/neighbour.py nearest_neighbours)
-    conv_search: bool = True
     # optimisation
     optimizer: str = "lbfgs"
     # The default schedule (measured on the original VGG-19: benchmarks/README.md): from the
@@ -150,13 +147,7 @@ class Options:
 # Fields added after recipes were first written, with the value that reproduces the runs before them.
 # (deterministic is not here: a recipe without it ran on the CPU, where it changes nothing, or on
 # CUDA without a fixed kernel choice, which no value reproduces; it takes the default.)
-BEFORE = {
-    "content_ceiling": 0.0,
-    "palette_weight": 0.0,
-    "deep_split": "none",
-    "fused_cosine": False,
-    "conv_search": False,
-}
+BEFORE = {"content_ceiling": 0.0, "palette_weight": 0.0, "deep_split": "none", "fused_cosine": False}
 
 
 DEFAULTS = Options()

@@ -209,13 +209,6 @@ SPECS: Dict[str, Spec] = {
         "(the two differ by float rounding)",
         jobs=("transfer",),
     ),
-    "conv_search": Spec(
-        "neighbour style loss, on the CPU: the nearest-neighbour search's dot products computed "
-        "as one 1x1 convolution per chunk (oneDNN: 1.8x the speed of the matrix product on a "
-        "2-core AMD EPYC in fp32); off: matrix products, which pictures made before this option "
-        "rerun with (the same sums, rounded in another order: a near-tie may pick another mark)",
-        jobs=("transfer",),
-    ),
     "optimizer": Spec("optimiser (the paper: lbfgs)", choices=OPTIMIZERS, web=True),
     "iterations": Spec(
         "iterations, or one count per scale, the last for the finest: 300,100",
