@@ -54,8 +54,12 @@ INPUTS = (".mp4", ".mov", ".mkv", ".webm", ".gif", ".avi", ".m4v")  # any FFmpeg
 # The temporal weight gamma in this project's units: pixels in [0, 1] and L_temporal a mean over
 # the D = C*H*W values, against the Gatys terms at alpha = 1, beta = 4e3 (config). Ruder et al.
 # use gamma = 1e3 against alpha = 5, beta = 100 on 0..255 pixels; their units do not carry over,
-# so the default was measured here (benchmarks/bench_video.py).
-DEFAULT_TEMPORAL_WEIGHT = 1e5
+# so the default was measured here (benchmarks/bench_video.py): 1e5 on 2026-12-01; with the
+# defaults of 2026-12-07 1e5 held later frames so close to the warp of the last that the style
+# faded (pan-zoom S 0.50 against 0.066 painted frame by frame), and 1e3 gave both less flicker and
+# the style (pan-zoom warp error 0.81 against 1.48 x1e-3, S 0.078; occlusion 0.30 against 0.37,
+# S 0.056 against 0.119; 1e4 on occlusion 0.48, S 0.077). docs/guides/video.md.
+DEFAULT_TEMPORAL_WEIGHT = 1e3
 # Shot cuts (not in the paper, which assumes one shot): frame t starts afresh when the flow is
 # reliable on less than this share of its pixels, or when the content frame t-1, warped to t
 # along the flow, still differs from frame t by more than MAX_FLOW_ERROR on average over the
