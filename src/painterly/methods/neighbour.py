@@ -227,9 +227,12 @@ def hypercolumns(feats: Sequence[Tensor], size) -> Tensor:
     return torch.cat(cols, 1)[0].reshape(-1, h * w)
 
 
+SQUARED_NORM = (1e-8, 1e8)  # the reference's clamp of a column's squared norm (unit_columns, FusedCosine)
+
+
 def unit_columns(f: Tensor) -> Tensor:
-    """Each column scaled to length 1 (squared norm clamped to [1e-8, 1e8] as the reference)."""
-    return f / f.pow(2).sum(0, keepdim=True).clamp(1e-8, 1e8).sqrt()
+    """Each column scaled to length 1 (squared norm clamped to SQUARED_NORM as the reference)."""
+    return f / f.pow(2).sum(0, keepdim=True).clamp(*SQUARED_NORM).sqrt()
 
 
 def nearest_neighbours(src: Tensor, ref: Tensor, chunk: int = NEIGHBOUR_CHUNK) -> Tensor:
@@ -266,7 +269,7 @@ class FusedCosine(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f: Tensor, target_unit: Tensor) -> Tensor:
         q = torch.linalg.vector_norm(f, dim=0).square_()
-        n = q.clamp(1e-8, 1e8).sqrt_()
+        n = q.clamp(*SQUARED_NORM).sqrt_()
         d = torch.linalg.vecdot(f, target_unit, dim=0)
         ctx.save_for_backward(f, target_unit, q, n, d)
         return (1.0 - d / n).mean()
@@ -276,5 +279,6 @@ class FusedCosine(torch.autograd.Function):
         f, t, q, n, d = ctx.saved_tensors
         m = f.shape[1]
         a = -grad / (m * n)  # the factor of t_i
-        b = torch.where((q >= 1e-8) & (q <= 1e8), grad * d / (m * n * n * n), torch.zeros_like(n))
+        lo, hi = SQUARED_NORM
+        b = torch.where((q >= lo) & (q <= hi), grad * d / (m * n * n * n), torch.zeros_like(n))
         return (t * a).addcmul_(f, b), None  # in place: one (D, m) tensor, not two
