@@ -10,7 +10,7 @@ the rows at 40 are the default before its polish.
     PYTHONPATH=src .venv/bin/python benchmarks/probes/probe_finest_steps.py [--size 384] [--pairs N]
 
 Writes benchmarks/results/finest_steps.json and prints the medians per cut and the pairs over
-the targets (S 0.35, K 0.9, clipped 5%).
+bench_quality's targets (S 0.35, P 0.8, K 0.9, clipped 5%).
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: common, bench_quality
 
 import painterly
-from bench_quality import IMAGES, PAIRS, RESULTS
+from bench_quality import IMAGES, PAIRS, RESULTS, TARGETS
 from common import machine
 from painterly import imaging as images
 from painterly import scores
 
 CUTS = (10, 15, 20, 25, 30, 40)
-TARGETS = dict(style=0.35, content=0.9, clipped=0.05)
 
 
 def main(argv=None) -> int:
